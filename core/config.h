@@ -1,0 +1,57 @@
+// rlkv configuration: plain Options structs with defaults (STYLE.md point 7). Boost.Program_options
+// only fills them in, in config.cpp, from an INI file (DESIGN.md section 7) and from command-line
+// overrides of the form `--section.key=value`. Unknown keys and bad values are UserErrors that name
+// the key (and the file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rlkv {
+
+struct ModelOptions {
+  std::string path;                      // Hugging Face model directory
+  std::string dtype = "float32";         // compute / weight dtype: float32 | bfloat16 | float16
+  std::string prompt_template = "{prompt}";  // text around the prompt; must contain {prompt}
+  bool add_special_tokens = true;        // tokenizer post-processor (e.g. Llama-3's BOS)
+};
+
+struct CacheOptions {
+  int64_t sink = 4;         // S: first positions every compressed head keeps (tokens)
+  int64_t window = 16;      // W: most recent positions every compressed head keeps (tokens)
+  int64_t page_size = 16;   // slots per page of the full-head pool (tokens)
+};
+
+struct RolloutOptions {
+  double temperature = 1.0;       // 0 = greedy
+  double top_p = 1.0;             // nucleus mass, (0, 1]
+  int64_t top_k = 0;              // 0 = off
+  int64_t max_new_tokens = 256;   // length cap (tokens)
+  int64_t seed = 0;               // base seed; sequence i samples with its own stream
+  int64_t repetition_every = 0;   // K of the repetition detector (0 = off), DESIGN.md section 4
+  int64_t repetition_min_distinct = 0;  // U: stop when the last K tokens hold fewer than U distinct
+  std::vector<std::string> stop;  // extra stop strings (EOS always stops)
+};
+
+struct RuntimeOptions {
+  int64_t threads = 0;      // intra-op threads for LibTorch and the CPU kernels; 0 = all cores
+  int64_t max_batch = 32;   // sequences decoded together (continuous batching)
+};
+
+struct Config {
+  ModelOptions model;
+  CacheOptions cache;
+  RolloutOptions rollout;
+  RuntimeOptions runtime;
+  std::string source_text;  // the INI text it was read from (empty without a file)
+};
+
+// Reads `ini_path` (may be empty: defaults only), then applies `overrides` ("section.key=value",
+// with or without leading "--"); an override wins over the file. Validates every value.
+Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides);
+
+// Every key that exists, "section.key", for help output and tests.
+std::vector<std::string> config_keys();
+
+}  // namespace rlkv

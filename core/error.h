@@ -1,0 +1,45 @@
+// rlkv error handling: two kinds of check (STYLE.md section "What this means here", point 2).
+//
+//  - RLKV_CHECK(cond, parts...): the user's mistake (bad input file, bad config value, bad flag).
+//    Throws rlkv::UserError; the entry point prints its one-line message and exits with status 2.
+//  - RLKV_ASSERT(cond, parts...): our own invariant. Throws rlkv::InternalError (exit status 1).
+//
+// Library code never calls exit() or abort(); messages name the file / key / line and what was
+// expected, so a user can act on the one line they see.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace rlkv {
+
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct InternalError : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+template <typename... Parts>
+std::string str_cat(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+
+[[noreturn]] void throw_user_error(const std::string& msg);
+[[noreturn]] void throw_internal_error(const char* file, int line, const char* cond, const std::string& msg);
+
+}  // namespace rlkv
+
+#define RLKV_CHECK(cond, ...)                                  \
+  do {                                                         \
+    if (!(cond)) ::rlkv::throw_user_error(::rlkv::str_cat(__VA_ARGS__)); \
+  } while (0)
+
+#define RLKV_ASSERT(cond, ...)                                                              \
+  do {                                                                                      \
+    if (!(cond)) ::rlkv::throw_internal_error(__FILE__, __LINE__, #cond, ::rlkv::str_cat(__VA_ARGS__)); \
+  } while (0)

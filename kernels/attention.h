@@ -1,0 +1,83 @@
+// Compressed-cache attention kernels: the interface shared by the CPU reference (attention_cpu.cpp)
+// and the CUDA implementation. No LibTorch here (STYLE.md point 1): raw pointers, sizes in elements,
+// a dtype tag, and a status code. The binding in runtime/ checks shapes and turns a bad status into
+// an exception.
+//
+// The KV cache as the kernels see it (DESIGN.md section 5). Each (sequence, KV head) pair is one
+// `kv_span`: `len` slots of K and V rows of `head_dim` elements. A span is either
+//   - paged (full heads): `pages` lists page ids; slot s lives in page pages[s / page_size] at row
+//     s % page_size, and page p starts at element p * page_size * head_dim of the pool `k` / `v`;
+//   - contiguous (compressed heads, pages == nullptr): slot s is row s of `k` / `v`. A compressed
+//     head's S + W ring holds position p at slot p if p < S, else S + (p - S) mod W, so attending over
+//     all of its min(n, S + W) slots is attending over exactly the S sink and W most recent positions.
+// Attention over a set of slots does not depend on their order (RoPE is already applied to K), which
+// is why one kernel serves both pools.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kv_dtype { KV_DTYPE_F32 = 0, KV_DTYPE_F16 = 1, KV_DTYPE_BF16 = 2 } kv_dtype;
+
+typedef enum kernel_status {
+  KERNEL_STATUS_OK = 0,
+  KERNEL_STATUS_BAD_ARGS = 1,     // a size, stride or pointer that cannot be right
+  KERNEL_STATUS_UNSUPPORTED = 2,  // a dtype / head_dim this implementation does not handle
+  KERNEL_STATUS_DEVICE_ERROR = 3, // CUDA reported an error (see cudaGetLastError)
+} kernel_status;
+
+size_t kv_dtype_size(kv_dtype dtype);
+
+typedef struct kv_span {
+  const void* k;         // pool base (paged) or first row (contiguous)
+  const void* v;
+  const int32_t* pages;  // nullptr for contiguous
+  int64_t page_size;     // rows per page (paged only)
+  int64_t len;           // slots to attend over, >= 1
+} kv_span;
+
+// One decode step: every sequence has one query token.
+//   q   [num_seqs, num_q_heads, head_dim] with strides (q_stride_seq, q_stride_head), unit last stride
+//   out [num_seqs, num_q_heads, head_dim] with strides (out_stride_seq, out_stride_head)
+//   spans[s * num_kv_heads + h]: the cache of sequence s, KV head h; query head j reads KV head
+//   j / (num_q_heads / num_kv_heads) (GQA).
+// q, out and the caches share `dtype`; accumulation is fp32. out = softmax(q K^T * scale) V.
+typedef struct decode_attention_args {
+  int64_t num_seqs, num_q_heads, num_kv_heads, head_dim;
+  const void* q;
+  int64_t q_stride_seq, q_stride_head;
+  void* out;
+  int64_t out_stride_seq, out_stride_head;
+  const kv_span* spans;
+  float scale;
+  kv_dtype dtype;
+} decode_attention_args;
+
+// Writes one K and V row per item into its cache slot (the new token, or prefill positions).
+typedef struct kv_write_item {
+  void* k;               // span base as in kv_span
+  void* v;
+  const int32_t* pages;  // nullptr for contiguous
+  int64_t page_size;
+  int64_t slot;          // destination slot
+  const void* k_src;     // head_dim elements of dtype
+  const void* v_src;
+} kv_write_item;
+
+// CPU reference implementations; `num_threads` <= 0 uses the OpenMP default.
+kernel_status decode_attention_cpu(const decode_attention_args* args, int num_threads);
+kernel_status kv_write_cpu(const kv_write_item* items, int64_t num_items, int64_t head_dim, kv_dtype dtype,
+                           int num_threads);
+
+// Slot of position `pos` in a compressed head's ring of sink + window slots.
+static inline int64_t kv_ring_slot(int64_t pos, int64_t sink, int64_t window) {
+  return pos < sink ? pos : sink + (pos - sink) % window;
+}
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,54 @@
+#include "launch/cli.h"
+
+#include <fstream>
+
+#include "core/error.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+
+ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc,
+                      const po::positional_options_description* positional) {
+  ParsedArgs out;
+  po::parsed_options parsed(nullptr);
+  try {
+    po::command_line_parser p(argc, argv);
+    p.options(desc).allow_unregistered();
+    if (positional) p.positional(*positional);
+    parsed = p.run();
+    po::store(parsed, out.vm);
+    po::notify(out.vm);
+  } catch (const po::error& e) {
+    throw UserError(str_cat("bad command line: ", e.what()));
+  }
+  for (const auto& o : parsed.options) {
+    if (!o.unregistered) continue;
+    const std::string key = o.string_key;
+    RLKV_CHECK(key.find('.') != std::string::npos, "unknown option '--", key, "' (see --help)");
+    RLKV_CHECK(o.value.size() == 1, "config override --", key, " needs exactly one value (--", key, "=VALUE)");
+    out.overrides.push_back(key + "=" + o.value[0]);
+  }
+  return out;
+}
+
+std::string loaded_blas() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line, found;
+  while (std::getline(maps, line)) {
+    for (const char* name : {"libopenblas", "libmkl", "libblis", "libblas.so", "libflexiblas"}) {
+      const size_t at = line.find(name);
+      if (at == std::string::npos) continue;
+      const size_t slash = line.rfind('/');
+      std::string lib = line.substr(slash == std::string::npos ? at : slash + 1);
+      if (found.find(lib) == std::string::npos) found += (found.empty() ? "" : ", ") + lib;
+    }
+  }
+  if (found.empty()) return "none found (GEMMs may use a slow fallback)";
+  // libblas.so.3 is an alternatives link: name what it points to.
+  if (found.find("libblas.so") != std::string::npos && found.find("openblas") == std::string::npos)
+    found += " (reference BLAS? install libopenblas0-pthread)";
+  return found;
+}
+
+}  // namespace rlkv

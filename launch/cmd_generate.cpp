@@ -1,0 +1,198 @@
+// `rlkv generate`: load a model, wrap the prompt in the template, generate with a head mask.
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/head_mask.h"
+#include "launch/cli.h"
+#include "runtime/generator.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+namespace {
+
+// "full", "streaming", "random[:SEED]", or a score file / directory (rlkv-sglang, duo).
+std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
+                                  const ModelConfig& cfg) {
+  const int64_t n = cfg.num_layers * cfg.num_kv_heads;
+  if (spec.empty() || spec == "full") return std::vector<uint8_t>(size_t(n), 1);
+  if (spec == "streaming") return std::vector<uint8_t>(size_t(n), 0);
+  RLKV_CHECK(sparsity_given, "--mask ", spec, " needs --sparsity S");
+  if (spec.rfind("random", 0) == 0) {
+    uint64_t seed = 0;
+    if (spec.size() > 6) {
+      RLKV_CHECK(spec[6] == ':' && spec.size() > 7, "--mask: expected random or random:SEED, got '", spec, "'");
+      try {
+        seed = std::stoull(spec.substr(7));
+      } catch (const std::exception&) {
+        throw UserError(str_cat("--mask: bad seed in '", spec, "'"));
+      }
+    }
+    return random_mask(n, sparsity, seed);
+  }
+  HeadScores s = load_head_scores(spec);
+  RLKV_CHECK(s.num_layers == cfg.num_layers && s.num_kv_heads == cfg.num_kv_heads, s.source, ": scores are ",
+             s.num_layers, " x ", s.num_kv_heads, ", the model has ", cfg.num_layers, " layers x ", cfg.num_kv_heads,
+             " KV heads");
+  return mask_at_sparsity(s, sparsity);
+}
+
+std::string human_bytes(int64_t b) {
+  char buf[64];
+  if (b >= (int64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(int64_t(1) << 30));
+  else if (b >= (1 << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", double(b) / double(1 << 20));
+  else std::snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_generate(int argc, char** argv) {
+  po::options_description desc("rlkv generate options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>(), "INI config file (keys of DESIGN.md section 7)")
+      ("model", po::value<std::string>(), "model directory (model.path)")
+      ("prompt", po::value<std::vector<std::string>>(), "prompt text (repeatable)")
+      ("num-samples", po::value<int64_t>()->default_value(1), "samples per prompt")
+      ("mask", po::value<std::string>()->default_value("full"),
+       "head mask: full | streaming | random[:SEED] | score file or directory (rlkv-sglang, duo)")
+      ("sparsity", po::value<double>(), "fraction of KV heads compressed (with --mask)")
+      ("sink", po::value<int64_t>(), "cache.sink")
+      ("window", po::value<int64_t>(), "cache.window")
+      ("temperature", po::value<double>(), "rollout.temperature (0 = greedy)")
+      ("top-p", po::value<double>(), "rollout.top_p")
+      ("top-k", po::value<int64_t>(), "rollout.top_k")
+      ("seed", po::value<int64_t>(), "rollout.seed")
+      ("max-new-tokens", po::value<int64_t>(), "rollout.max_new_tokens")
+      ("dtype", po::value<std::string>(), "model.dtype")
+      ("threads", po::value<int64_t>(), "runtime.threads")
+      ("max-batch", po::value<int64_t>(), "runtime.max_batch")
+      ("raw", "do not apply model.prompt_template")
+      ("json", "print one JSON object per generation instead of plain text")
+      ("stats", "print tokens/s and KV cache bytes to stderr");
+  ParsedArgs args = parse_args(argc, argv, desc);
+  const auto& vm = args.vm;
+  if (vm.count("help")) {
+    std::cout << "usage: rlkv generate --model DIR --prompt TEXT [options] [--section.key=value ...]\n" << desc;
+    return 0;
+  }
+  // Flags are shorthands for config keys and win over the config file.
+  auto flag = [&](const char* name, const char* key) {
+    if (!vm.count(name)) return;
+    const auto& v = vm[name].value();
+    std::string s;
+    if (auto* p = boost::any_cast<std::string>(&v)) s = *p;
+    else if (auto* i = boost::any_cast<int64_t>(&v)) s = std::to_string(*i);
+    else if (auto* d = boost::any_cast<double>(&v)) s = std::to_string(*d);
+    args.overrides.push_back(std::string(key) + "=" + s);
+  };
+  flag("model", "model.path");
+  flag("sink", "cache.sink");
+  flag("window", "cache.window");
+  flag("temperature", "rollout.temperature");
+  flag("top-p", "rollout.top_p");
+  flag("top-k", "rollout.top_k");
+  flag("seed", "rollout.seed");
+  flag("max-new-tokens", "rollout.max_new_tokens");
+  flag("dtype", "model.dtype");
+  flag("threads", "runtime.threads");
+  flag("max-batch", "runtime.max_batch");
+  const Config cfg = load_config(vm.count("config") ? vm["config"].as<std::string>() : "", args.overrides);
+  RLKV_CHECK(!cfg.model.path.empty(), "no model: give --model DIR (or model.path in --config)");
+  RLKV_CHECK(vm.count("prompt"), "no prompt: give --prompt TEXT");
+  const int64_t samples = vm["num-samples"].as<int64_t>();
+  RLKV_CHECK(samples >= 1 && samples <= 1000000, "--num-samples must be >= 1");
+  const bool sparsity_given = vm.count("sparsity") != 0;
+  const double sparsity = sparsity_given ? vm["sparsity"].as<double>() : 0.0;
+  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
+
+  const int threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+  const ModelConfig& mc = model.config();
+  const std::vector<uint8_t> keep = resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given, mc);
+
+  std::vector<GenerationRequest> reqs;
+  const auto prompts = vm["prompt"].as<std::vector<std::string>>();
+  for (const auto& p : prompts) {
+    std::string text = p;
+    if (!vm.count("raw")) {
+      text = cfg.model.prompt_template;
+      text.replace(text.find("{prompt}"), 8, p);
+    }
+    std::vector<int32_t> ids = tok.encode(text, cfg.model.add_special_tokens);
+    RLKV_CHECK(!ids.empty(), "prompt encodes to no tokens");
+    for (int64_t s = 0; s < samples; ++s) {
+      GenerationRequest r;
+      r.id = int64_t(reqs.size());
+      r.prompt = ids;
+      r.keep = keep;
+      r.stream = uint64_t(r.id);
+      reqs.push_back(std::move(r));
+    }
+  }
+
+  GeneratorOptions go;
+  go.sampling.temperature = cfg.rollout.temperature;
+  go.sampling.top_p = cfg.rollout.top_p;
+  go.sampling.top_k = cfg.rollout.top_k;
+  go.seed = uint64_t(cfg.rollout.seed);
+  go.max_new_tokens = cfg.rollout.max_new_tokens;
+  go.stop = cfg.rollout.stop;
+  go.repetition_every = cfg.rollout.repetition_every;
+  go.repetition_min_distinct = cfg.rollout.repetition_min_distinct;
+  go.max_batch = cfg.runtime.max_batch;
+  go.sink = cfg.cache.sink;
+  go.window = cfg.cache.window;
+  go.page_size = cfg.cache.page_size;
+  go.num_threads = threads;
+  Generator gen(model, &tok, go);
+  const auto results = gen.run(reqs);
+
+  for (const auto& r : results) {
+    if (vm.count("json")) {
+      nlohmann::json j = {{"id", r.id},          {"prompt_len", r.prompt_len}, {"length", r.tokens.size()},
+                          {"finish_reason", finish_reason_name(r.finish)}, {"tokens", r.tokens},
+                          {"text", r.text}};
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      std::cout << r.text << "\n";
+    }
+  }
+  std::cout.flush();
+
+  if (vm.count("stats")) {
+    const GenerationStats& s = gen.stats();
+    int64_t compressed = 0;
+    for (uint8_t k : keep) compressed += k ? 0 : 1;
+    const double secs = s.prefill_seconds + s.decode_seconds;
+    std::fprintf(stderr,
+                 "model: %s (%s), %lld layers x %lld KV heads, %lld compressed (sparsity %.3f), sink %lld, window %lld\n"
+                 "threads: %d, BLAS: %s\n"
+                 "sequences: %lld, prompt tokens: %lld, generated tokens: %lld, decode steps: %lld\n"
+                 "time: prefill %.3f s, decode %.3f s; %.1f generated tokens/s\n"
+                 "KV cache at peak: %s allocated, %s by the formula, %s with every head full (%.1f%%)\n",
+                 mc.model_type.c_str(), dtype_name(model.dtype()), (long long)mc.num_layers,
+                 (long long)mc.num_kv_heads, (long long)compressed, double(compressed) / double(keep.size()),
+                 (long long)cfg.cache.sink, (long long)cfg.cache.window, threads, loaded_blas().c_str(),
+                 (long long)s.sequences, (long long)s.prompt_tokens, (long long)s.generated_tokens,
+                 (long long)s.decode_steps, s.prefill_seconds, s.decode_seconds,
+                 secs > 0 ? double(s.generated_tokens) / secs : 0.0, human_bytes(s.peak_kv_allocated_bytes).c_str(),
+                 human_bytes(s.peak_kv_formula_bytes).c_str(), human_bytes(s.peak_kv_full_bytes).c_str(),
+                 s.peak_kv_full_bytes ? 100.0 * double(s.peak_kv_allocated_bytes) / double(s.peak_kv_full_bytes) : 0.0);
+  }
+  return 0;
+}
+
+}  // namespace rlkv

@@ -1,0 +1,55 @@
+// rlkv: one binary, subcommands (DESIGN.md section 8). Exit status: 0 success, 2 bad usage or bad
+// input (one-line message naming the file, line or key), 1 any other failure. Library code throws;
+// only this file turns exceptions into exit codes, after the subcommand has unwound.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "launch/cli.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: rlkv <command> [options]\n"
+    "commands:\n"
+    "  generate --model DIR --prompt TEXT [--mask SPEC --sparsity S] [--sink S --window W] [--stats]\n"
+    "run 'rlkv <command> --help' for the options of a command\n";
+
+std::string first_line(const char* what) {
+  std::string s = what ? what : "";
+  const size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rlkv::log_init();
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "generate") return rlkv::cmd_generate(argc - 1, argv + 1);
+    std::fprintf(stderr, "rlkv: unknown command '%s' (run 'rlkv --help' for the list)\n", cmd.c_str());
+    return 2;
+  } catch (const rlkv::UserError& e) {
+    std::fprintf(stderr, "rlkv %s: error: %s\n", cmd.c_str(), first_line(e.what()).c_str());
+    return 2;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "rlkv %s: failed: %s\n", cmd.c_str(), first_line(e.what_without_backtrace()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "rlkv %s: failed: out of memory\n", cmd.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rlkv %s: failed: %s\n", cmd.c_str(), first_line(e.what()).c_str());
+    return 1;
+  }
+}

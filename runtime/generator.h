@@ -1,0 +1,90 @@
+// Batched generation with per-sequence head masks and continuous batching (DESIGN.md section 5).
+//
+// A run takes any number of requests. Up to max_batch sequences decode together; whenever some
+// finish, queued requests join: their prompts are prefilled together (full attention on all heads,
+// right-padded, which is exact under a causal mask), their caches are then compressed to sink +
+// window for the heads their mask compresses, and they enter the decode batch. Each sequence samples
+// from its own seeded stream, so its tokens do not depend on batch composition (up to GEMM rounding).
+// Stops: EOS ids, stop strings, the length cap, and the repetition detector of DESIGN.md section 4
+// (every K generated tokens, stop when the last K hold fewer than U distinct tokens).
+// Not thread safe; one Generator per thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/sampling.h"
+
+namespace rlkv {
+
+class Model;
+class Tokenizer;
+class KvCache;
+
+enum class FinishReason { kEos, kStop, kLength, kRepetition };
+const char* finish_reason_name(FinishReason r);  // "eos", "stop", "length", "repetition"
+
+struct GenerationRequest {
+  int64_t id = 0;
+  std::vector<int32_t> prompt;  // token ids, at least one
+  std::vector<uint8_t> keep;    // [L * H_kv] 1 = full cache, 0 = compressed; empty = all full
+  uint64_t stream = 0;          // sampling stream of this sequence (with GeneratorOptions::seed)
+};
+
+struct GenerationResult {
+  int64_t id = 0;
+  int64_t prompt_len = 0;
+  std::vector<int32_t> tokens;  // generated tokens (EOS included when it ended the sequence)
+  std::string text;             // decoded generated text (special tokens skipped); empty without a tokenizer
+  FinishReason finish = FinishReason::kLength;
+};
+
+struct GeneratorOptions {
+  SamplingParams sampling;
+  uint64_t seed = 0;
+  int64_t max_new_tokens = 256;
+  std::vector<std::string> stop;
+  int64_t repetition_every = 0;
+  int64_t repetition_min_distinct = 0;
+  int64_t max_batch = 32;
+  int64_t sink = 4, window = 16, page_size = 16;
+  int num_threads = 0;
+  std::vector<int64_t> eos_ids;  // defaults to the model's when empty
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  int64_t decode_steps = 0;
+  int64_t sequences = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  int64_t peak_kv_allocated_bytes = 0;  // pages + rings held by live sequences, at the peak
+  int64_t peak_kv_formula_bytes = 0;    // DESIGN.md section 5 formula at the peak
+  int64_t peak_kv_full_bytes = 0;       // the same sequences with every head full, at the peak
+};
+
+class Generator {
+ public:
+  Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOptions opts);
+  ~Generator();
+
+  // Generates for every request; `on_done` (optional) sees each result as it finishes. Results are
+  // returned in request order.
+  std::vector<GenerationResult> run(const std::vector<GenerationRequest>& requests,
+                                    const std::function<void(const GenerationResult&)>& on_done = {});
+  const GenerationStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = GenerationStats(); }
+
+ private:
+  const Model& model_;
+  const Tokenizer* tok_;
+  GeneratorOptions opts_;
+  std::unique_ptr<KvCache> cache_;
+  GenerationStats stats_;
+};
+
+}  // namespace rlkv

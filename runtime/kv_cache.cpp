@@ -1,0 +1,267 @@
+#include "runtime/kv_cache.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace rlkv {
+
+kv_dtype to_kv_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return KV_DTYPE_F32;
+    case at::kHalf: return KV_DTYPE_F16;
+    case at::kBFloat16: return KV_DTYPE_BF16;
+    default: RLKV_CHECK(false, "KV cache dtype must be float32, float16 or bfloat16");
+  }
+  return KV_DTYPE_F32;
+}
+
+KvCache::KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
+                 int64_t page_size)
+    : cfg_(cfg), dtype_(dtype), device_(device), kdtype_(to_kv_dtype(dtype)), sink_(sink), window_(window),
+      page_size_(page_size), head_dim_(cfg.head_dim), heads_(cfg.num_kv_heads), layers_(cfg.num_layers) {
+  RLKV_CHECK(sink >= 0 && window >= 1, "cache: sink must be >= 0 and window >= 1");
+  RLKV_CHECK(page_size >= 1, "cache: page_size must be >= 1");
+  esz_ = int64_t(kv_dtype_size(kdtype_));
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
+  k_pages_ = at::empty({0, page_size_, head_dim_}, opts);
+  v_pages_ = at::empty({0, page_size_, head_dim_}, opts);
+  k_rings_ = at::empty({0, sink_ + window_, head_dim_}, opts);
+  v_rings_ = at::empty({0, sink_ + window_, head_dim_}, opts);
+}
+
+int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep) {
+  const size_t n = size_t(layers_ * heads_);
+  RLKV_CHECK(keep.empty() || keep.size() == n, "head mask has ", keep.size(), " entries, the model has ",
+             layers_, " x ", heads_, " = ", n, " KV heads");
+  int64_t id;
+  if (!free_seq_ids_.empty()) {
+    id = free_seq_ids_.back();
+    free_seq_ids_.pop_back();
+  } else {
+    id = int64_t(seqs_.size());
+    seqs_.emplace_back();
+  }
+  Seq& s = seqs_[size_t(id)];
+  s.live = true;
+  s.len = 0;
+  s.keep = keep.empty() ? std::vector<uint8_t>(n, 1) : keep;
+  s.pages.assign(n, {});
+  s.ring.assign(n, -1);
+  for (size_t i = 0; i < n; ++i)
+    if (!s.keep[i]) s.ring[i] = take_ring();
+  return id;
+}
+
+void KvCache::release(int64_t seq) {
+  Seq& s = seqs_.at(size_t(seq));
+  RLKV_ASSERT(s.live, "release of a dead sequence");
+  for (auto& p : s.pages) {
+    for (int32_t id : p) free_pages_.push_back(id);
+    pages_used_ -= int64_t(p.size());
+    p.clear();
+  }
+  for (int32_t r : s.ring)
+    if (r >= 0) {
+      free_rings_.push_back(r);
+      --rings_used_;
+    }
+  s = Seq();
+  free_seq_ids_.push_back(seq);
+}
+
+const KvCache::Seq& KvCache::seq_ref(int64_t seq) const {
+  RLKV_ASSERT(seq >= 0 && size_t(seq) < seqs_.size() && seqs_[size_t(seq)].live, "unknown sequence ", seq);
+  return seqs_[size_t(seq)];
+}
+
+int64_t KvCache::length(int64_t seq) const { return seq_ref(seq).len; }
+const std::vector<uint8_t>& KvCache::keep(int64_t seq) const { return seq_ref(seq).keep; }
+
+void KvCache::grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit) {
+  const int64_t old_cap = k.size(0);
+  const int64_t new_cap = std::max<int64_t>(16, old_cap * 2);
+  auto opts = k.options();
+  at::Tensor nk = at::empty({new_cap, rows_per_unit, head_dim_}, opts);
+  at::Tensor nv = at::empty({new_cap, rows_per_unit, head_dim_}, opts);
+  if (old_cap > 0) {
+    nk.narrow(0, 0, old_cap).copy_(k);
+    nv.narrow(0, 0, old_cap).copy_(v);
+  }
+  k = nk;
+  v = nv;
+  // Hand out low ids first (the free list is a stack).
+  for (int64_t i = new_cap - 1; i >= old_cap; --i) free.push_back(int32_t(i));
+}
+
+int32_t KvCache::take_page() {
+  if (free_pages_.empty()) grow(k_pages_, v_pages_, free_pages_, page_size_);
+  const int32_t id = free_pages_.back();
+  free_pages_.pop_back();
+  ++pages_used_;
+  return id;
+}
+
+int32_t KvCache::take_ring() {
+  if (free_rings_.empty()) grow(k_rings_, v_rings_, free_rings_, sink_ + window_);
+  const int32_t id = free_rings_.back();
+  free_rings_.pop_back();
+  ++rings_used_;
+  return id;
+}
+
+void KvCache::reserve(int64_t seq, int64_t new_len) {
+  seq_ref(seq);
+  Seq& s = seqs_[size_t(seq)];
+  const int64_t pages_needed = (new_len + page_size_ - 1) / page_size_;
+  for (size_t i = 0; i < s.keep.size(); ++i) {
+    if (!s.keep[i]) continue;
+    while (int64_t(s.pages[i].size()) < pages_needed) {
+      const int32_t p = take_page();
+      s.pages[i].push_back(p);
+    }
+  }
+}
+
+void KvCache::set_length(int64_t seq, int64_t len) {
+  seq_ref(seq);
+  Seq& s = seqs_[size_t(seq)];
+  RLKV_ASSERT(len >= s.len, "a sequence cannot shrink");
+  s.len = len;
+}
+
+void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                            int num_threads) {
+  const Seq& s = seq_ref(seq);
+  RLKV_ASSERT(k.dim() == 3 && k.size(1) == heads_ && k.size(2) == head_dim_ && k.is_contiguous() &&
+                  v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
+              "write_prefill: bad K/V");
+  const int64_t T = k.size(0);
+  std::vector<kv_write_item> items;
+  items.reserve(size_t(T * heads_));
+  const char* kb = static_cast<const char*>(k.data_ptr());
+  const char* vb = static_cast<const char*>(v.data_ptr());
+  const int64_t ring_rows = sink_ + window_;
+  for (int64_t h = 0; h < heads_; ++h) {
+    const size_t i = size_t(layer * heads_ + h);
+    for (int64_t p = 0; p < T; ++p) {
+      kv_write_item it{};
+      const int64_t src = (p * heads_ + h) * head_dim_ * esz_;
+      it.k_src = kb + src;
+      it.v_src = vb + src;
+      if (s.keep[i]) {
+        RLKV_ASSERT(int64_t(s.pages[i].size()) * page_size_ >= T, "write_prefill before reserve");
+        it.k = k_pages_.data_ptr();
+        it.v = v_pages_.data_ptr();
+        it.pages = s.pages[i].data();
+        it.page_size = page_size_;
+        it.slot = p;
+      } else {
+        if (p >= sink_ && p < T - window_) continue;  // neither sink nor recent: not kept
+        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
+        it.k = static_cast<char*>(k_rings_.data_ptr()) + off;
+        it.v = static_cast<char*>(v_rings_.data_ptr()) + off;
+        it.slot = kv_ring_slot(p, sink_, window_);
+      }
+      items.push_back(it);
+    }
+  }
+  RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
+  const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim_, kdtype_, num_threads);
+  RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+}
+
+void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k,
+                           const at::Tensor& v, int num_threads) {
+  const int64_t B = int64_t(seqs.size());
+  RLKV_ASSERT(k.dim() == 3 && k.size(0) == B && k.size(1) == heads_ && k.size(2) == head_dim_ &&
+                  k.is_contiguous() && v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
+              "write_decode: bad K/V");
+  std::vector<kv_write_item> items(size_t(B * heads_));
+  const char* kb = static_cast<const char*>(k.data_ptr());
+  const char* vb = static_cast<const char*>(v.data_ptr());
+  const int64_t ring_rows = sink_ + window_;
+  for (int64_t b = 0; b < B; ++b) {
+    const Seq& s = seq_ref(seqs[size_t(b)]);
+    const int64_t p = s.len;
+    for (int64_t h = 0; h < heads_; ++h) {
+      const size_t i = size_t(layer * heads_ + h);
+      kv_write_item& it = items[size_t(b * heads_ + h)];
+      const int64_t src = (b * heads_ + h) * head_dim_ * esz_;
+      it.k_src = kb + src;
+      it.v_src = vb + src;
+      if (s.keep[i]) {
+        RLKV_ASSERT(int64_t(s.pages[i].size()) * page_size_ > p, "write_decode before reserve");
+        it.k = k_pages_.data_ptr();
+        it.v = v_pages_.data_ptr();
+        it.pages = s.pages[i].data();
+        it.page_size = page_size_;
+        it.slot = p;
+      } else {
+        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
+        it.k = static_cast<char*>(k_rings_.data_ptr()) + off;
+        it.v = static_cast<char*>(v_rings_.data_ptr()) + off;
+        it.slot = kv_ring_slot(p, sink_, window_);
+      }
+    }
+  }
+  RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
+  const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim_, kdtype_, num_threads);
+  RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+}
+
+std::vector<kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const {
+  std::vector<kv_span> out(seqs.size() * size_t(heads_));
+  const int64_t ring_rows = sink_ + window_;
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    const Seq& s = seq_ref(seqs[b]);
+    const int64_t n = s.len + extra_tokens;
+    for (int64_t h = 0; h < heads_; ++h) {
+      const size_t i = size_t(layer * heads_ + h);
+      kv_span& sp = out[b * size_t(heads_) + size_t(h)];
+      if (s.keep[i]) {
+        sp.k = k_pages_.data_ptr();
+        sp.v = v_pages_.data_ptr();
+        sp.pages = s.pages[i].data();
+        sp.page_size = page_size_;
+        sp.len = n;
+      } else {
+        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
+        sp.k = static_cast<const char*>(k_rings_.data_ptr()) + off;
+        sp.v = static_cast<const char*>(v_rings_.data_ptr()) + off;
+        sp.pages = nullptr;
+        sp.page_size = 0;
+        sp.len = std::min(n, ring_rows);
+      }
+    }
+  }
+  return out;
+}
+
+int64_t KvCache::allocated_bytes() const {
+  return 2 * esz_ * head_dim_ * (pages_used_ * page_size_ + rings_used_ * (sink_ + window_));
+}
+
+int64_t KvCache::formula_bytes() const {
+  int64_t rows = 0;
+  for (const Seq& s : seqs_) {
+    if (!s.live) continue;
+    for (uint8_t full : s.keep) rows += full ? s.len : std::min(s.len, sink_ + window_);
+  }
+  return 2 * esz_ * head_dim_ * rows;
+}
+
+int64_t KvCache::reserved_bytes() const {
+  return 2 * esz_ * head_dim_ * (k_pages_.size(0) * page_size_ + k_rings_.size(0) * (sink_ + window_));
+}
+
+int64_t KvCache::live_sequences() const {
+  return int64_t(std::count_if(seqs_.begin(), seqs_.end(), [](const Seq& s) { return s.live; }));
+}
+
+void KvCache::update_peak() {
+  peak_allocated_ = std::max(peak_allocated_, allocated_bytes());
+  peak_formula_ = std::max(peak_formula_, formula_bytes());
+}
+
+}  // namespace rlkv

@@ -1,0 +1,94 @@
+// Per-head KV caches in two pools (DESIGN.md section 5), as in the paper's SGLang backend:
+//   - full heads: a paged pool of rows [page, page_size, head_dim]; a (sequence, layer, head) takes a
+//     new page every page_size tokens;
+//   - compressed heads: a pool of fixed rings of S + W rows; position p lives in slot p if p < S,
+//     else S + (p - S) mod W (kv_ring_slot), so the ring always holds the S sink and W most recent
+//     positions.
+// Each sequence has its own head mask (keep[l * H_kv + h] = 1: full), so one batch mixes masks.
+// Pools grow by doubling when a free list runs dry (the base pointers move then, which is why kernel
+// spans are rebuilt for every call); memory of finished sequences returns to the free lists.
+//
+// Byte accounting: `allocated_bytes()` counts the pages and rings held by live sequences;
+// `formula_bytes()` is DESIGN.md's 2 * bytes_per_element * head_dim * (n * full + min(n, S + W) *
+// compressed) summed over layers and live sequences; `reserved_bytes()` is the pools' capacity.
+// Not thread safe: one generator drives one cache.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "runtime/model_config.h"
+
+namespace rlkv {
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
+          int64_t page_size);
+
+  // A new empty sequence with head mask `keep` (size L * H_kv, 1 = full cache; empty = all full).
+  int64_t add_sequence(const std::vector<uint8_t>& keep);
+  void release(int64_t seq);
+  int64_t length(int64_t seq) const;
+  const std::vector<uint8_t>& keep(int64_t seq) const;
+
+  // Makes room for `new_len` tokens in `seq` (pages / rings), before any write. Can grow the pools.
+  void reserve(int64_t seq, int64_t new_len);
+  // Writes positions [0, T) of `seq` for `layer`: k, v [T, H_kv, head_dim] (contiguous, cache
+  // dtype). Compressed heads keep only their sink and last-window positions.
+  void write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, const at::Tensor& v, int num_threads);
+  // Writes one token per sequence at position length(seq): k, v [B, H_kv, head_dim].
+  void write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                    int num_threads);
+  // Sets the length after all layers of a step were written.
+  void set_length(int64_t seq, int64_t len);
+  // Kernel view of `layer` for `seqs`, [seqs.size() * H_kv], for sequences of length `len_after`
+  // tokens each (their current length, or +1 during a decode step).
+  std::vector<kv_span> spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const;
+
+  int64_t allocated_bytes() const;
+  int64_t formula_bytes() const;
+  int64_t reserved_bytes() const;
+  int64_t peak_allocated_bytes() const { return peak_allocated_; }
+  int64_t peak_formula_bytes() const { return peak_formula_; }
+  int64_t live_sequences() const;
+  // Updates the peak figures (the generator calls it once per step: it walks every live sequence).
+  void update_peak();
+  int64_t sink() const { return sink_; }
+  int64_t window() const { return window_; }
+
+ private:
+  struct Seq {
+    bool live = false;
+    int64_t len = 0;
+    std::vector<uint8_t> keep;               // [L * H]
+    std::vector<std::vector<int32_t>> pages; // [L * H], full heads
+    std::vector<int32_t> ring;               // [L * H], compressed heads (-1 for full)
+  };
+  int32_t take_page();
+  int32_t take_ring();
+  void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit);
+  const Seq& seq_ref(int64_t seq) const;
+  void* row_base(const at::Tensor& pool) const { return pool.data_ptr(); }
+
+  ModelConfig cfg_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  kv_dtype kdtype_;
+  int64_t sink_, window_, page_size_, head_dim_, heads_, layers_;
+  int64_t esz_;
+  at::Tensor k_pages_, v_pages_;  // [capacity, page_size, head_dim]
+  at::Tensor k_rings_, v_rings_;  // [capacity, S + W, head_dim]
+  std::vector<int32_t> free_pages_, free_rings_;
+  int64_t pages_used_ = 0, rings_used_ = 0;
+  std::vector<Seq> seqs_;
+  std::vector<int64_t> free_seq_ids_;
+  int64_t peak_allocated_ = 0, peak_formula_ = 0;
+};
+
+kv_dtype to_kv_dtype(at::ScalarType t);
+
+}  // namespace rlkv

@@ -1,0 +1,286 @@
+// The decoder's math follows transformers' modeling_llama / modeling_qwen2 / modeling_qwen3 (eager
+// attention) operation for operation, including where it rounds: RMSNorm in fp32 then back to the
+// weight dtype, RoPE tables in fp32 cast to the model dtype, softmax in fp32. That is what makes fp32
+// logits agree to ~1e-5 and bf16 logits to bf16 rounding.
+#include "runtime/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "runtime/attention.h"
+#include "runtime/kv_cache.h"
+#include "runtime/safetensors.h"
+
+namespace rlkv {
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16") return at::kHalf;
+  throw UserError(str_cat("unknown dtype '", name, "' (expected float32, bfloat16 or float16)"));
+}
+
+const char* dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: return "other";
+  }
+}
+
+namespace {
+
+at::ScalarType torch_dtype_of(SafetensorsDtype d, const std::string& origin, const std::string& name) {
+  switch (d) {
+    case SAFETENSORS_DTYPE_F32: return at::kFloat;
+    case SAFETENSORS_DTYPE_BF16: return at::kBFloat16;
+    case SAFETENSORS_DTYPE_F16: return at::kHalf;
+    default:
+      throw UserError(str_cat(origin, ": tensor '", name, "' has dtype ", safetensors_dtype_name(d),
+                              " (expected F32, BF16 or F16)"));
+  }
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
+}
+
+}  // namespace
+
+Model Model::load(const std::string& dir, at::ScalarType dtype, at::Device device) {
+  Model m;
+  m.cfg_ = load_model_config(dir);
+  m.dtype_ = dtype;
+  m.device_ = device;
+  const ModelConfig& c = m.cfg_;
+  SafetensorsModelFiles files(dir);
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
+
+  auto get = [&](const std::string& name, std::vector<int64_t> shape) -> at::Tensor {
+    RLKV_CHECK(files.contains(name), dir, ": tensor '", name, "' is missing from the safetensors files");
+    const SafetensorsFile& f = files.file_of(name);
+    const SafetensorsTensorInfo& info = f.info(name);
+    RLKV_CHECK(info.shape == shape, f.path(), ": tensor '", name, "' has shape ", shape_str(info.shape),
+               ", config.json implies ", shape_str(shape));
+    const at::ScalarType src = torch_dtype_of(info.dtype, f.path(), name);
+    // Copy out of the mapping (its data may be unaligned) before converting.
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(src));
+    std::memcpy(t.data_ptr(), f.data(name), size_t(info.end - info.begin));
+    return t.to(opts);
+  };
+
+  const int64_t d = c.hidden_size, hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads;
+  m.w_.embed = get("model.embed_tokens.weight", {c.vocab_size, d});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights lw;
+    lw.input_norm = get(p + "input_layernorm.weight", {d});
+    lw.post_norm = get(p + "post_attention_layernorm.weight", {d});
+    lw.wqkv = at::cat({get(p + "self_attn.q_proj.weight", {hq * hd, d}), get(p + "self_attn.k_proj.weight", {hkv * hd, d}),
+                       get(p + "self_attn.v_proj.weight", {hkv * hd, d})});
+    if (c.attention_bias)
+      lw.bqkv = at::cat({get(p + "self_attn.q_proj.bias", {hq * hd}), get(p + "self_attn.k_proj.bias", {hkv * hd}),
+                         get(p + "self_attn.v_proj.bias", {hkv * hd})});
+    if (c.qk_norm) {
+      lw.q_norm = get(p + "self_attn.q_norm.weight", {hd});
+      lw.k_norm = get(p + "self_attn.k_norm.weight", {hd});
+    }
+    lw.wo = get(p + "self_attn.o_proj.weight", {d, hq * hd});
+    lw.w_gate_up = at::cat({get(p + "mlp.gate_proj.weight", {c.intermediate_size, d}),
+                            get(p + "mlp.up_proj.weight", {c.intermediate_size, d})});
+    lw.w_down = get(p + "mlp.down_proj.weight", {d, c.intermediate_size});
+    m.w_.layers.push_back(std::move(lw));
+  }
+  m.w_.final_norm = get("model.norm.weight", {d});
+  if (c.tie_word_embeddings) {
+    m.w_.lm_head = m.w_.embed;
+  } else {
+    m.w_.lm_head = get("lm_head.weight", {c.vocab_size, d});
+  }
+  std::vector<double> inv = rope_inv_freq(c);
+  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end())).to(device);
+  return m;
+}
+
+Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, double init_std) {
+  Model m;
+  m.cfg_ = c;
+  m.dtype_ = dtype;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  auto normal = [&](std::vector<int64_t> shape) {
+    return at::normal(0.0, init_std, shape, gen, f32).to(dtype);
+  };
+  auto ones = [&](int64_t n) { return at::ones({n}, f32).to(dtype); };
+  const int64_t d = c.hidden_size, hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads;
+  m.w_.embed = normal({c.vocab_size, d});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    LayerWeights lw;
+    lw.input_norm = ones(d);
+    lw.post_norm = ones(d);
+    lw.wqkv = normal({(hq + 2 * hkv) * hd, d});
+    if (c.attention_bias) lw.bqkv = at::zeros({(hq + 2 * hkv) * hd}, f32).to(dtype);
+    if (c.qk_norm) {
+      lw.q_norm = ones(hd);
+      lw.k_norm = ones(hd);
+    }
+    lw.wo = normal({d, hq * hd});
+    lw.w_gate_up = normal({2 * c.intermediate_size, d});
+    lw.w_down = normal({d, c.intermediate_size});
+    m.w_.layers.push_back(std::move(lw));
+  }
+  m.w_.final_norm = ones(d);
+  m.w_.lm_head = c.tie_word_embeddings ? m.w_.embed : normal({c.vocab_size, d});
+  std::vector<double> inv = rope_inv_freq(c);
+  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end()));
+  return m;
+}
+
+at::Tensor Model::rope(const at::Tensor& x, const at::Tensor& positions) const {
+  // positions [N] -> cos / sin [N, head_dim]; x [..., N, H, head_dim].
+  at::Tensor ang = at::outer(positions.to(at::kFloat), inv_freq_);
+  at::Tensor emb = at::cat({ang, ang}, -1);
+  at::Tensor cos = emb.cos().to(x.scalar_type()).unsqueeze(-2);
+  at::Tensor sin = emb.sin().to(x.scalar_type()).unsqueeze(-2);
+  return x * cos + rotate_half(x) * sin;
+}
+
+at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink) const {
+  RLKV_ASSERT(tokens.dim() == 2, "forward_dense: tokens must be [B, T]");
+  const ModelConfig& c = cfg_;
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  const int64_t hq = c.num_q_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device_));
+  at::Tensor x = at::embedding(w_.embed, tokens);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
+    at::Tensor qkv = at::linear(h, lw.wqkv, lw.bqkv);
+    at::Tensor q = qkv.narrow(-1, 0, hq * hd).view({B, T, hq, hd});
+    at::Tensor k = qkv.narrow(-1, hq * hd, hkv * hd).view({B, T, hkv, hd});
+    at::Tensor v = qkv.narrow(-1, (hq + hkv) * hd, hkv * hd).view({B, T, hkv, hd});
+    if (c.qk_norm) {
+      q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
+      k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
+    }
+    q = rope(q, pos);
+    k = rope(k, pos);
+    if (kv_sink) kv_sink(l, k, v);
+    at::Tensor o = dense_causal_attention(q, k, v, scale).reshape({B, T, hq * hd});
+    x = x + at::linear(o, lw.wo);
+    at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, c.rms_norm_eps), lw.w_gate_up);
+    const int64_t I = c.intermediate_size;
+    x = x + at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down);
+  }
+  return rms_norm(x, w_.final_norm, c.rms_norm_eps);
+}
+
+at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const std::vector<int64_t>& seqs,
+                                 int num_threads) const {
+  const ModelConfig& c = cfg_;
+  const int64_t B = tokens.size(0);
+  RLKV_ASSERT(tokens.dim() == 1 && B == int64_t(seqs.size()), "forward_decode: tokens [B] for B sequences");
+  const int64_t hq = c.num_q_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  std::vector<int64_t> positions(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    positions[size_t(b)] = cache.length(seqs[size_t(b)]);
+    cache.reserve(seqs[size_t(b)], positions[size_t(b)] + 1);
+  }
+  at::Tensor pos = at::tensor(positions).to(device_);
+  at::Tensor x = at::embedding(w_.embed, tokens);  // [B, d]
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
+    at::Tensor qkv = at::linear(h, lw.wqkv, lw.bqkv);
+    at::Tensor q = qkv.narrow(-1, 0, hq * hd).view({B, hq, hd});
+    at::Tensor k = qkv.narrow(-1, hq * hd, hkv * hd).view({B, hkv, hd});
+    at::Tensor v = qkv.narrow(-1, (hq + hkv) * hd, hkv * hd).reshape({B, hkv, hd}).contiguous();
+    if (c.qk_norm) {
+      q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
+      k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
+    }
+    q = rope(q, pos).contiguous();
+    k = rope(k, pos).contiguous();
+    cache.write_decode(seqs, l, k, v, num_threads);
+    at::Tensor o = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads);
+    x = x + at::linear(o.view({B, hq * hd}), lw.wo);
+    at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, c.rms_norm_eps), lw.w_gate_up);
+    const int64_t I = c.intermediate_size;
+    x = x + at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down);
+  }
+  for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
+  return rms_norm(x, w_.final_norm, c.rms_norm_eps);
+}
+
+at::Tensor Model::logits(const at::Tensor& hidden) const { return at::linear(hidden, w_.lm_head).to(at::kFloat); }
+
+std::vector<std::pair<std::string, at::Tensor>> Model::hf_tensors() const {
+  const ModelConfig& c = cfg_;
+  const int64_t hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads, I = c.intermediate_size;
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.emplace_back("model.embed_tokens.weight", w_.embed);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.emplace_back(p + "input_layernorm.weight", lw.input_norm);
+    out.emplace_back(p + "self_attn.q_proj.weight", lw.wqkv.narrow(0, 0, hq * hd));
+    out.emplace_back(p + "self_attn.k_proj.weight", lw.wqkv.narrow(0, hq * hd, hkv * hd));
+    out.emplace_back(p + "self_attn.v_proj.weight", lw.wqkv.narrow(0, (hq + hkv) * hd, hkv * hd));
+    if (lw.bqkv.defined()) {
+      out.emplace_back(p + "self_attn.q_proj.bias", lw.bqkv.narrow(0, 0, hq * hd));
+      out.emplace_back(p + "self_attn.k_proj.bias", lw.bqkv.narrow(0, hq * hd, hkv * hd));
+      out.emplace_back(p + "self_attn.v_proj.bias", lw.bqkv.narrow(0, (hq + hkv) * hd, hkv * hd));
+    }
+    if (lw.q_norm.defined()) {
+      out.emplace_back(p + "self_attn.q_norm.weight", lw.q_norm);
+      out.emplace_back(p + "self_attn.k_norm.weight", lw.k_norm);
+    }
+    out.emplace_back(p + "self_attn.o_proj.weight", lw.wo);
+    out.emplace_back(p + "post_attention_layernorm.weight", lw.post_norm);
+    out.emplace_back(p + "mlp.gate_proj.weight", lw.w_gate_up.narrow(0, 0, I));
+    out.emplace_back(p + "mlp.up_proj.weight", lw.w_gate_up.narrow(0, I, I));
+    out.emplace_back(p + "mlp.down_proj.weight", lw.w_down);
+  }
+  out.emplace_back("model.norm.weight", w_.final_norm);
+  if (!c.tie_word_embeddings) out.emplace_back("lm_head.weight", w_.lm_head);
+  return out;
+}
+
+std::vector<at::Tensor> Model::parameters() const {
+  std::vector<at::Tensor> ps{w_.embed};
+  for (const auto& lw : w_.layers) {
+    for (const at::Tensor* t : {&lw.input_norm, &lw.wqkv, &lw.bqkv, &lw.q_norm, &lw.k_norm, &lw.wo, &lw.post_norm,
+                                &lw.w_gate_up, &lw.w_down})
+      if (t->defined()) ps.push_back(*t);
+  }
+  ps.push_back(w_.final_norm);
+  if (!cfg_.tie_word_embeddings) ps.push_back(w_.lm_head);
+  return ps;
+}
+
+int64_t Model::parameter_bytes() const {
+  int64_t n = 0;
+  for (const auto& t : parameters()) n += t.numel() * int64_t(t.element_size());
+  return n;
+}
+
+}  // namespace rlkv

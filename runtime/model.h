@@ -1,0 +1,88 @@
+// A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) on LibTorch tensors.
+//
+// One implementation of the architecture serves three callers:
+//   - forward_dense: full causal attention over right-padded token batches [B, T]; used for prefill,
+//     for parity tests against transformers, and (with autograd) for training the toy model;
+//   - forward_decode: one new token per sequence, attention over the per-head KV caches through the
+//     kernels (kernels/attention.h), each sequence with its own head mask.
+// Weights are held fused where that saves GEMM launches: wqkv = [q; k; v] rows and w_gate_up =
+// [gate; up] rows (split back by name_map() / hf_tensors() when saving a Hugging Face directory).
+// Thread safety: forward calls are const and may run concurrently on different caches.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/model_config.h"
+
+namespace rlkv {
+
+class KvCache;
+
+struct LayerWeights {
+  at::Tensor input_norm;      // [hidden]
+  at::Tensor wqkv;            // [(Hq + 2 Hkv) * head_dim, hidden]
+  at::Tensor bqkv;            // [(Hq + 2 Hkv) * head_dim] or undefined
+  at::Tensor q_norm, k_norm;  // [head_dim] (Qwen3) or undefined
+  at::Tensor wo;              // [hidden, Hq * head_dim]
+  at::Tensor post_norm;       // [hidden]
+  at::Tensor w_gate_up;       // [2 * intermediate, hidden]
+  at::Tensor w_down;          // [hidden, intermediate]
+};
+
+struct ModelWeights {
+  at::Tensor embed;           // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  at::Tensor final_norm;      // [hidden]
+  at::Tensor lm_head;         // [vocab, hidden]; the same tensor as embed when tied
+};
+
+// Called by forward_dense once per layer with that layer's K and V after RoPE, [B, T, Hkv, head_dim].
+using KvSink = std::function<void(int64_t layer, const at::Tensor& k, const at::Tensor& v)>;
+
+class Model {
+ public:
+  // Loads DIR (config.json + safetensors) into `dtype` on `device`. Throws UserError on bad input.
+  static Model load(const std::string& dir, at::ScalarType dtype, at::Device device = at::kCPU);
+  // Random weights for a config (tests, toy training from scratch). Deterministic given `seed`.
+  static Model random(const ModelConfig& cfg, at::ScalarType dtype, uint64_t seed, double init_std = 0.02);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return w_; }
+  ModelWeights& mutable_weights() { return w_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+  // tokens [B, T] int64, positions 0..T-1; returns final-normed hidden states [B, T, hidden].
+  at::Tensor forward_dense(const at::Tensor& tokens, const KvSink& kv_sink = {}) const;
+  // tokens [B], sequences `seqs` of `cache` (whose lengths give the positions); writes the new K/V
+  // into the cache and advances it; returns final-normed hidden states [B, hidden].
+  at::Tensor forward_decode(const at::Tensor& tokens, KvCache& cache, const std::vector<int64_t>& seqs,
+                            int num_threads) const;
+  at::Tensor logits(const at::Tensor& hidden) const;  // [..., hidden] -> [..., vocab], fp32
+
+  // Tensors under their Hugging Face names (fused weights split back), for saving.
+  std::vector<std::pair<std::string, at::Tensor>> hf_tensors() const;
+  // Every trainable tensor (embedding once when tied).
+  std::vector<at::Tensor> parameters() const;
+
+  int64_t parameter_bytes() const;
+
+ private:
+  Model() = default;
+  at::Tensor rope(const at::Tensor& x, const at::Tensor& positions) const;  // x [..., T, H, hd]
+
+  ModelConfig cfg_;
+  ModelWeights w_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+  at::Tensor inv_freq_;  // [head_dim / 2] fp32
+};
+
+at::ScalarType parse_dtype(const std::string& name);  // float32 | bfloat16 | float16
+const char* dtype_name(at::ScalarType t);
+
+}  // namespace rlkv

@@ -1,0 +1,138 @@
+// The rlkv binary on bad input: each case exits 2 with one line on stderr that names the file or key
+// (DESIGN.md section 8), and a good run exits 0.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <filesystem>
+
+#include "test_util.h"
+
+using rlkv_test::TempDir;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Run run(const std::string& args) {
+  TempDir io;
+  const std::string cmd = std::string(RLKV_BINARY) + " " + args + " >" + quote(io / "out") + " 2>" + quote(io / "err") +
+                          " </dev/null";
+  const int st = std::system(cmd.c_str());
+  Run r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = rlkv_test::read_text(io / "out");
+  r.err = rlkv_test::read_text(io / "err");
+  return r;
+}
+
+// A copy of a fixture model that a test may damage.
+std::string copy_model(const TempDir& dir, const std::string& name) {
+  const std::string dst = dir / name;
+  fs::copy(rlkv_test::fixture("models/" + name), dst, fs::copy_options::recursive);
+  for (auto& e : fs::directory_iterator(dst)) fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  return dst;
+}
+
+int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
+
+void expect_usage_error(const Run& r, const std::string& needle) {
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 2);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Contains(needle));
+}
+
+const char* kPromptArgs = " --prompt hello --max-new-tokens 4 --temperature 0";
+
+}  // namespace
+
+TEST_CASE("rlkv generate runs on a fixture model and prints text and stats") {
+  Run r = run("generate --model " + rlkv_test::fixture("models/qwen3_tiny") + kPromptArgs + " --stats");
+  INFO("stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(!r.out.empty());
+  CHECK_THAT(r.err, Contains("tokens/s"));
+  CHECK_THAT(r.err, Contains("KV cache"));
+  Run m = run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
+              " --mask random:1 --sparsity 0.5 --json");
+  INFO("stderr: " << m.err);
+  REQUIRE(m.status == 0);
+  CHECK_THAT(m.out, Contains("\"finish_reason\""));
+}
+
+TEST_CASE("bad usage exits 2 with a one-line message") {
+  expect_usage_error(run("frobnicate"), "unknown command");
+  expect_usage_error(run("generate --prompt x"), "--model");
+  expect_usage_error(run("generate --model /nonexistent --prompt x"), "/nonexistent/config.json");
+  expect_usage_error(run("generate --model /m --prompt x --cache.sinc=3"), "cache.sinc");
+  expect_usage_error(run("generate --model /m --prompt x --cache.sink=-1"), "cache.sink");
+  expect_usage_error(run("generate --model /m --prompt x --bogus"), "--bogus");
+  expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
+                         " --mask random:1"), "--sparsity");
+  expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
+                         " --mask /nonexistent.tsv --sparsity 0.5"), "/nonexistent.tsv");
+  TempDir d;
+  rlkv_test::write_text(d / "x.ini", "[model]\npath=/m\nfoo=1\n");
+  expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x"), "model.foo");
+}
+
+TEST_CASE("damaged model directories exit 2 naming the file and the problem") {
+  TempDir d;
+  SECTION("unsupported architecture") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    std::string cfg = rlkv_test::read_text(m + "/config.json");
+    cfg.replace(cfg.find("\"qwen3\""), 7, "\"gpt_neox\"");
+    rlkv_test::write_text(m + "/config.json", cfg);
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "gpt_neox");
+  }
+  SECTION("config.json not JSON") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    rlkv_test::write_text(m + "/config.json", "{\"model_type\": ");
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "config.json");
+  }
+  SECTION("truncated safetensors") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    fs::resize_file(m + "/model.safetensors", fs::file_size(m + "/model.safetensors") / 2);
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "model.safetensors");
+  }
+  SECTION("header that lies about offsets") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    std::string bytes = rlkv_test::read_text(m + "/model.safetensors");
+    const size_t at = bytes.find("\"data_offsets\":[0,");
+    REQUIRE(at != std::string::npos);
+    bytes[at + 16] = '9';  // begin 0 -> 9: size no longer matches the shape
+    rlkv_test::write_text(m + "/model.safetensors", bytes);
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "model.safetensors");
+  }
+  SECTION("tensor shape disagrees with config.json") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    std::string cfg = rlkv_test::read_text(m + "/config.json");
+    const size_t at = cfg.find("\"intermediate_size\": 128");
+    REQUIRE(at != std::string::npos);
+    cfg.replace(at, 24, "\"intermediate_size\": 130");
+    rlkv_test::write_text(m + "/config.json", cfg);
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "shape");
+  }
+  SECTION("missing shard") {
+    const std::string m = copy_model(d, "llama_tiny");
+    fs::remove(m + "/model-00002-of-00003.safetensors");
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "model-00002-of-00003.safetensors");
+  }
+  SECTION("malformed tokenizer.json") {
+    const std::string m = copy_model(d, "qwen3_tiny");
+    rlkv_test::write_text(m + "/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2]}}");
+    expect_usage_error(run("generate --model " + m + kPromptArgs), "tokenizer.json");
+  }
+}

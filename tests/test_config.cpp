@@ -1,0 +1,45 @@
+// Configuration: INI + overrides into the Options structs; unknown keys and bad values name the key.
+#include <catch2/catch.hpp>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "test_util.h"
+
+using namespace rlkv;
+using Catch::Matchers::Contains;
+
+TEST_CASE("defaults, INI values and command-line overrides, in that order of precedence") {
+  rlkv_test::TempDir dir;
+  rlkv_test::write_text(dir / "a.ini", "[model]\npath = /m\n[cache]\nsink = 8\nwindow = 32\n[rollout]\ntemperature=0.6\n");
+  Config c = load_config(dir / "a.ini", {"cache.window=64", "--rollout.top_k=20"});
+  REQUIRE(c.model.path == "/m");
+  REQUIRE(c.cache.sink == 8);
+  REQUIRE(c.cache.window == 64);
+  REQUIRE(c.rollout.temperature == Approx(0.6));
+  REQUIRE(c.rollout.top_k == 20);
+  REQUIRE(c.rollout.top_p == 1.0);  // default
+  REQUIRE(c.source_text.find("sink = 8") != std::string::npos);
+  Config d = load_config("", {});
+  REQUIRE(d.cache.sink == CacheOptions().sink);
+}
+
+TEST_CASE("unknown keys and bad values are errors naming the key") {
+  rlkv_test::TempDir dir;
+  rlkv_test::write_text(dir / "bad.ini", "[cache]\nsinc = 8\n");
+  REQUIRE_THROWS_WITH(load_config(dir / "bad.ini", {}), Contains("cache.sinc") && Contains("bad.ini"));
+  REQUIRE_THROWS_WITH(load_config("", {"model.bogus=1"}), Contains("model.bogus"));
+  REQUIRE_THROWS_WITH(load_config("", {"cache.sink=abc"}), Contains("cache.sink"));
+  REQUIRE_THROWS_WITH(load_config("", {"cache.window=0"}), Contains("cache.window"));
+  REQUIRE_THROWS_WITH(load_config("", {"rollout.top_p=1.5"}), Contains("rollout.top_p"));
+  REQUIRE_THROWS_WITH(load_config("", {"model.dtype=int8"}), Contains("model.dtype"));
+  REQUIRE_THROWS_WITH(load_config("", {"model.prompt_template=no placeholder"}), Contains("model.prompt_template"));
+  REQUIRE_THROWS_WITH(load_config(dir / "missing.ini", {}), Contains("missing.ini"));
+  rlkv_test::write_text(dir / "garbage.ini", "[cache\nsink\n\x01\x02");
+  REQUIRE_THROWS_AS(load_config(dir / "garbage.ini", {}), UserError);
+}
+
+TEST_CASE("the keys scripts rely on exist") {
+  auto keys = config_keys();
+  for (const char* k : {"model.path", "cache.sink", "cache.window", "rollout.max_new_tokens", "rollout.temperature"})
+    REQUIRE(std::find(keys.begin(), keys.end(), k) != keys.end());
+}

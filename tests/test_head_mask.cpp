@@ -1,0 +1,65 @@
+// Head score tables and the global-quantile mask rule, on the published reference files.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+
+#include "core/error.h"
+#include "core/head_mask.h"
+#include "test_util.h"
+
+using namespace rlkv;
+using Catch::Matchers::Contains;
+
+namespace {
+std::string reference(const std::string& rel) { return std::string(RLKV_SOURCE_DIR) + "/../shared/reference/" + rel; }
+int64_t count_compressed(const std::vector<uint8_t>& m) { return std::count(m.begin(), m.end(), 0); }
+}  // namespace
+
+TEST_CASE("published score files load with their shapes") {
+  auto llama = load_head_scores(reference("rlkv/Llama-3.1-8B-R1"));
+  REQUIRE(llama.num_layers == 32);
+  REQUIRE(llama.num_kv_heads == 8);
+  auto qwen = load_head_scores(reference("duo_attn/Qwen-2.5-7B-R1/full_attention_heads.tsv"));
+  REQUIRE(qwen.num_layers == 28);
+  REQUIRE(qwen.num_kv_heads == 4);
+}
+
+TEST_CASE("mask at sparsity s compresses the s-fraction of heads with the lowest scores") {
+  auto s = load_head_scores(reference("rlkv/Llama-3.1-8B-R1"));
+  const int64_t n = s.num_layers * s.num_kv_heads;
+  for (double sp : {0.2, 0.5, 0.8}) {
+    auto m = mask_at_sparsity(s, sp);
+    // The s-quantile with linear interpolation leaves floor(s * (n - 1)) + 1 heads below or at it.
+    const int64_t c = count_compressed(m);
+    REQUIRE(std::abs(c - int64_t(sp * double(n))) <= 1);
+    double max_dropped = -1, min_kept = 2;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = std::clamp(s.values[size_t(i)], 0.0, 1.0);
+      if (m[size_t(i)]) min_kept = std::min(min_kept, v);
+      else max_dropped = std::max(max_dropped, v);
+    }
+    REQUIRE(max_dropped <= min_kept + 1e-6);
+  }
+  REQUIRE(count_compressed(mask_at_sparsity(s, 0.0)) == 0);
+}
+
+TEST_CASE("quantile matches numpy's linear interpolation") {
+  REQUIRE(quantile_linear({1, 2, 3, 4}, 0.5) == Approx(2.5));
+  REQUIRE(quantile_linear({4, 1, 3, 2}, 0.25) == Approx(1.75));
+  REQUIRE(quantile_linear({7}, 0.9) == Approx(7));
+}
+
+TEST_CASE("bad score tables are UserErrors naming file and line") {
+  REQUIRE_THROWS_WITH(parse_head_scores("0.1\t0.2\n0.3\n", "x.tsv"), Contains("x.tsv:2"));
+  REQUIRE_THROWS_WITH(parse_head_scores("0.1\tabc\n", "x.tsv"), Contains("abc"));
+  REQUIRE_THROWS_WITH(parse_head_scores("0.1\tnan\n", "x.tsv"), Contains("x.tsv:1"));
+  REQUIRE_THROWS_WITH(parse_head_scores("", "x.tsv"), Contains("no scores"));
+  REQUIRE_THROWS_WITH(load_head_scores("/nonexistent"), Contains("/nonexistent"));
+}
+
+TEST_CASE("random masks compress exactly round(s * n) heads, reproducibly") {
+  auto a = random_mask(256, 0.5, 3), b = random_mask(256, 0.5, 3), c = random_mask(256, 0.5, 4);
+  REQUIRE(count_compressed(a) == 128);
+  REQUIRE(a == b);
+  REQUIRE(a != c);
+}

@@ -1,0 +1,46 @@
+// Token sampling: greedy ties, top-k / top-p supports, and the empirical distribution.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <set>
+
+#include "runtime/sampling.h"
+
+using namespace rlkv;
+
+TEST_CASE("greedy takes the first maximum") {
+  Rng rng(1, 0);
+  SamplingScratch s;
+  std::vector<float> l = {0.f, 3.f, 1.f, 3.f};
+  REQUIRE(sample_token(l.data(), 4, {0.0, 1.0, 0}, rng, s) == 1);
+}
+
+TEST_CASE("top-k and top-p restrict the support") {
+  SamplingScratch s;
+  std::vector<float> l = {5.f, 4.f, 3.f, 2.f, 1.f, 0.f};
+  Rng rng(7, 0);
+  std::set<int32_t> seen;
+  for (int i = 0; i < 2000; ++i) seen.insert(sample_token(l.data(), 6, {1.0, 1.0, 2}, rng, s));
+  REQUIRE(seen == std::set<int32_t>{0, 1});
+  // Softmax of the logits: p0 = 0.636, p0 + p1 = 0.87: top-p 0.8 keeps ids 0 and 1.
+  seen.clear();
+  for (int i = 0; i < 2000; ++i) seen.insert(sample_token(l.data(), 6, {1.0, 0.8, 0}, rng, s));
+  REQUIRE(seen == std::set<int32_t>{0, 1});
+}
+
+TEST_CASE("sampling frequencies follow softmax(logits / T)") {
+  SamplingScratch s;
+  std::vector<float> l = {1.f, 0.f, -1.f};
+  Rng rng(11, 3);
+  const double T = 0.7;
+  std::vector<int> counts(3);
+  const int N = 60000;
+  for (int i = 0; i < N; ++i) ++counts[size_t(sample_token(l.data(), 3, {T, 1.0, 0}, rng, s))];
+  double z = 0;
+  for (float x : l) z += std::exp(x / T);
+  for (int i = 0; i < 3; ++i) {
+    const double p = std::exp(l[size_t(i)] / T) / z;
+    // 5 standard deviations of a binomial proportion.
+    REQUIRE(std::abs(double(counts[size_t(i)]) / N - p) <= 5 * std::sqrt(p * (1 - p) / N));
+  }
+}
