@@ -543,8 +543,14 @@ struct Loader {
       fail(f + ".dropout", "unsupported (only null)");
   }
 
+  // HF ignores the ids written in added_tokens (it only warns when they differ): a content that is
+  // in the vocab (or already added) keeps that id, a new one gets max(vocab entries, largest added
+  // id + 1). A repeated content updates the flags; an empty content is skipped. We do the same.
   void added_tokens(const json& a) {
     if (!a.is_array()) fail("added_tokens", "expected an array");
+    std::unordered_map<std::string, size_t> index;
+    std::vector<bool> special;
+    int64_t max_added = -1;
     for (size_t i = 0; i < a.size(); ++i) {
       std::string f = str_cat("added_tokens[", i, "]");
       const json& j = a[i];
@@ -552,21 +558,36 @@ struct Loader {
       AddedToken tok;
       tok.id = id(need(j, "id", f), f + ".id");
       tok.content = str(need(j, "content", f), f + ".content");
-      if (tok.content.empty()) fail(f + ".content", "empty");
       tok.special = flag(j, "special", f, false);
       tok.lstrip = flag(j, "lstrip", f, false);
       tok.rstrip = flag(j, "rstrip", f, false);
       tok.single_word = flag(j, "single_word", f, false);
       tok.normalized = flag(j, "normalized", f, !tok.special);
-      if (!t.added_by_content.emplace(tok.content, tok.id).second)
-        fail(f + ".content", "duplicate added token " + jquote(tok.content));
+      if (tok.content.empty()) continue;
+      if (auto it = index.find(tok.content); it != index.end()) {
+        tok.id = t.added[it->second].id;
+        special[it->second] = special[it->second] || tok.special;
+        t.added[it->second] = std::move(tok);
+        continue;
+      }
+      if (auto it = t.vocab.find(tok.content); it != t.vocab.end()) tok.id = it->second;
+      else tok.id = int32_t(max_added >= int64_t(t.vocab.size()) ? max_added + 1 : int64_t(t.vocab.size()));
+      if (tok.id >= kMaxId) fail(f + ".id", "too many ids");
+      max_added = std::max<int64_t>(max_added, tok.id);
+      index.emplace(tok.content, t.added.size());
+      special.push_back(tok.special);
+      t.added.push_back(std::move(tok));
+    }
+    for (size_t k = 0; k < t.added.size(); ++k) {
+      AddedToken& tok = t.added[k];
+      tok.special = special[k];
+      t.added_by_content.emplace(tok.content, tok.id);
       if (size_t(tok.id) >= t.id_bytes.size()) {
         t.id_bytes.resize(size_t(tok.id) + 1);
         t.id_kind.resize(size_t(tok.id) + 1, 0);
       }
-      if (t.id_kind[tok.id] >= 2) fail(f + ".id", str_cat("duplicate added token id ", tok.id));
+      t.id_bytes[tok.id] = tok.content;
       t.id_kind[tok.id] = tok.special ? 3 : 2;
-      t.added.push_back(std::move(tok));
     }
   }
 
@@ -643,15 +664,14 @@ struct Loader {
         for (int32_t v : it.ids)
           if (size_t(v) >= t.id_kind.size() || !t.id_kind[v])
             fail("post_processor", str_cat("special token id ", v, " is not in the vocab"));
-    // Decoded bytes per id (vocab tokens through the decoder; added tokens: their content).
+    // Decoded bytes per id: every token string (added tokens too, as in HF) through the decoder.
     const ByteTable& bt = byte_table();
     for (size_t i = 0; i < t.id_bytes.size(); ++i) {
-      if (t.id_kind[i] != 1) continue;
       std::string& s = t.id_bytes[i];
       if (t.dec_byte_fallback && s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>' &&
           std::isxdigit(static_cast<unsigned char>(s[3])) && std::isxdigit(static_cast<unsigned char>(s[4]))) {
         s = std::string(1, char(std::stoi(s.substr(3, 2), nullptr, 16)));
-      } else if (t.dec_byte_level) {
+      } else if (t.dec_byte_level) {  // all characters map to bytes, or the token stays as it is
         std::string out;
         bool all = true;
         for (size_t p = 0; p < s.size() && all;) {
@@ -666,7 +686,6 @@ struct Loader {
     }
     for (size_t k = 0; k < t.added.size(); ++k) {
       const AddedToken& a = t.added[k];
-      t.id_bytes[a.id] = a.content;
       if (!a.normalized || t.normalizers.empty()) {
         (a.normalized ? t.norm_trie : t.raw_trie).insert(a.content, int32_t(k));
       } else {
@@ -696,9 +715,12 @@ std::string Tokenizer::Impl::normalize(std::string_view s) const {
   return cur;
 }
 
-// HF AddedVocabulary::find_matches: leftmost-longest matches with single_word / lstrip / rstrip.
+// HF AddedVocabulary::find_matches, edge cases included: the search resumes at the end of the
+// match itself, so a match may start inside the whitespace an rstrip token took (its id is
+// emitted, the text is not repeated).
 void Tokenizer::Impl::split_added(std::string_view s, const Trie& trie, std::vector<Piece>& out) const {
   size_t start_offset = 0, i = 0;
+  size_t ws_from = 1, ws_end = 0;  // memo: [ws_from, ws_end) is whitespace up to a non-space
   while (!trie.empty() && i < s.size()) {
     if (!trie.first[static_cast<unsigned char>(s[i])]) { ++i; continue; }
     auto [k, len] = trie.longest(s, i);
@@ -712,17 +734,24 @@ void Tokenizer::Impl::split_added(std::string_view s, const Trie& trie, std::vec
       bool stop_ok = stop == s.size() || !is_word(next_cp(s, stop, &l));
       if (!start_ok || !stop_ok) continue;
     }
-    if (tok.lstrip)
-      while (start > start_offset && is_white(prev_cp(s, start))) {
-        size_t b = start - 1;
+    if (tok.lstrip) {
+      size_t b = start;
+      while (b > start_offset && is_white(prev_cp(s, b))) {
+        --b;
         while (b > start_offset && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
-        start = b;
       }
-    if (tok.rstrip)
-      for (size_t l; stop < s.size() && is_white(next_cp(s, stop, &l));) stop += l;
+      start = std::max(b, start_offset);
+    }
+    if (tok.rstrip) {
+      if (stop < ws_from || stop > ws_end) {
+        ws_from = ws_end = stop;
+        for (size_t l; ws_end < s.size() && is_white(next_cp(s, ws_end, &l));) ws_end += l;
+      }
+      stop = ws_end;
+    }
     if (start_offset < start) out.push_back({s.substr(start_offset, start - start_offset), -1, 0});
-    out.push_back({s.substr(start, stop - start), tok.id, 0});
-    start_offset = i = stop;
+    out.push_back({std::string_view(), tok.id, 0});
+    start_offset = stop;
   }
   if (start_offset < s.size()) out.push_back({s.substr(start_offset), -1, 0});
 }

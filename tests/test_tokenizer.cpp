@@ -65,8 +65,9 @@ json tiny_bl(const Pairs& merges, bool pair_format = false) {
               {"normalizer", nullptr},
               {"pre_tokenizer",
                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-              {"post_processor", {{"type", "ByteLevel"}, {"trim_offsets", false}}},
-              {"decoder", {{"type", "ByteLevel"}}},
+              {"post_processor",
+               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+              {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
               {"model",
                {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
                 {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false},
@@ -146,40 +147,65 @@ TEST_CASE("tokenizer: decode(encode(x)) == x for any bytes", "[tokenizer]") {
   CHECK(t.encode("caf\xc3\xa9").back() == id_of(t, "\xc3\xa9"));
 }
 
+json added(int id, const std::string& content, bool special, bool lstrip = false, bool rstrip = false,
+           bool single_word = false, bool normalized = false) {
+  return {{"id", id}, {"content", content}, {"special", special}, {"lstrip", lstrip}, {"rstrip", rstrip},
+          {"single_word", single_word}, {"normalized", normalized}};
+}
+
 TEST_CASE("tokenizer: added tokens split the input first", "[tokenizer]") {
-  json j = tiny_bl({{"h", "i"}, {"<", "a"}});
-  j["added_tokens"] = {
-      {{"id", 300}, {"content", "<|end|>"}, {"special", true}, {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"single_word", false}},
-      {{"id", 301}, {"content", "<a>"}, {"special", false}, {"lstrip", false}, {"rstrip", false}, {"normalized", true}, {"single_word", false}},
-      {{"id", 302}, {"content", "<a>b"}, {"special", false}, {"lstrip", false}, {"rstrip", false}, {"normalized", true}, {"single_word", false}},
-      {{"id", 303}, {"content", "[M]"}, {"special", true}, {"lstrip", true}, {"rstrip", true}, {"normalized", false}, {"single_word", false}},
-      {{"id", 310}, {"content", "word"}, {"special", false}, {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"single_word", true}}};
+  json j = tiny_bl({{"h", "i"}, {"<", "a"}});  // 258 vocab entries
+  j["added_tokens"] = {added(258, "<|end|>", true), added(259, "<a>", false, false, false, false, true),
+                       added(260, "<a>b", false, false, false, false, true), added(261, "[M]", true, true, true),
+                       added(262, "word", false, false, false, true), added(263, " and ", false, true, true)};
   Tokenizer t = load(j);
   int32_t hi = id_of(t, "hi");
-  CHECK(t.encode("hi<|end|>hi") == std::vector<int32_t>{hi, 300, hi});
-  CHECK(t.encode("<|end|><|end|>") == std::vector<int32_t>{300, 300});
-  CHECK(t.encode("<a>bc") == std::vector<int32_t>{302, 'c'});  // leftmost-longest
-  CHECK(t.encode("<a>c") == std::vector<int32_t>{301, 'c'});
-  CHECK(t.encode("hi  [M]  hi") == std::vector<int32_t>{hi, 303, hi});  // lstrip + rstrip eat spaces
-  CHECK(t.encode("a word") == std::vector<int32_t>{'a', ' ', 310});
-  CHECK(t.encode("swordfish") == std::vector<int32_t>{'s', 'w', 'o', 'r', 'd', 'f', 'i', 's', 'h'});
-  CHECK(t.decode({hi, 300, hi}) == "hi<|end|>hi");
-  CHECK(t.decode({hi, 300, hi}, true) == "hihi");
-  CHECK(t.decode({hi, 301, 99999, -1}) == "hi<a>");  // unknown ids are skipped
-  CHECK(t.is_special(300));
-  CHECK_FALSE(t.is_special(301));
+  using V = std::vector<int32_t>;
+  CHECK(t.encode("hi<|end|>hi") == V{hi, 258, hi});
+  CHECK(t.encode("<|end|><|end|>") == V{258, 258});
+  CHECK(t.encode("<a>bc") == V{260, 'c'});  // leftmost-longest
+  CHECK(t.encode("<a>c") == V{259, 'c'});
+  CHECK(t.encode("hi  [M]  hi") == V{hi, 261, hi});  // lstrip + rstrip take the spaces
+  CHECK(t.encode("a word") == V{'a', ' ', 262});
+  CHECK(t.encode("swordfish") == V{'s', 'w', 'o', 'r', 'd', 'f', 'i', 's', 'h'});  // single_word
+  // As in HF: the search goes on from the end of "[M]" itself, so " and " is still found inside
+  // the spaces that "[M]" took.
+  CHECK(t.encode("[M]  and  hi") == V{261, 263, hi});
+  CHECK(t.decode({hi, 258, hi}) == "hi<|end|>hi");
+  CHECK(t.decode({hi, 258, hi}, true) == "hihi");
+  CHECK(t.decode({hi, 259, 99999, -1}) == "hi<a>");  // unknown ids are skipped
+  CHECK(t.is_special(258));
+  CHECK_FALSE(t.is_special(259));
   CHECK_FALSE(t.is_special(hi));
-  CHECK(t.token_to_id("<|end|>") == 300);
+  CHECK(t.token_to_id("<|end|>") == 258);
   CHECK_FALSE(t.token_to_id("nope").has_value());
-  CHECK(t.vocab_size() == 311);
-  CHECK(t.token_bytes(305).empty());  // a hole in the id space
+  CHECK(t.vocab_size() == 264);
+}
+
+TEST_CASE("tokenizer: added token ids are resolved as HF does", "[tokenizer]") {
+  json j = tiny_bl({});  // 256 vocab entries
+  j["model"]["vocab"]["zz"] = 500;  // a hole in the id space: 257 entries, largest id 500
+  // HF ignores the written ids: a content in the vocab keeps its vocab id, new contents get
+  // max(vocab entries, largest added id + 1); a repeated content updates the flags.
+  j["added_tokens"] = {added(7, "<x>", false), added(1, "a", true), added(9, "<y>", false), added(3, "<x>", true),
+                       added(4, "", true)};
+  Tokenizer t = load(j);
+  CHECK(t.token_to_id("<x>") == 257);
+  CHECK(t.token_to_id("a") == int32_t('a'));
+  CHECK(t.token_to_id("<y>") == 258);
+  CHECK(t.is_special(257));
+  CHECK(t.is_special('a'));
+  CHECK(t.vocab_size() == 501);
+  CHECK(t.token_bytes(400).empty());
+  CHECK(t.encode("b<x>a<y>") == std::vector<int32_t>{'b', 257, 'a', 258});
+  CHECK(t.decode(t.encode("b<x>a<y>"), true) == "b<y>");
 }
 
 TEST_CASE("tokenizer: TemplateProcessing only with add_special_tokens", "[tokenizer]") {
   json j = tiny_bl({});
   j["added_tokens"] = {{{"id", 256}, {"content", "<s>"}, {"special", true}, {"normalized", false}}};
   j["post_processor"] = json::parse(R"({"type": "Sequence", "processors": [
-      {"type": "ByteLevel", "trim_offsets": false},
+      {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
       {"type": "TemplateProcessing",
        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
        "pair": [],
@@ -316,8 +342,10 @@ TEST_CASE("tokenizer: malformed tokenizer.json is a UserError naming the file", 
   j = tiny_bl({});
   j["added_tokens"] = {{{"id", "x"}, {"content", "<s>"}}};
   CHECK_THAT(err_j(j), Catch::Contains("added_tokens[0].id"));
-  j["added_tokens"] = {{{"id", 300}, {"content", "<s>"}}, {{"id", 300}, {"content", "</s>"}}};
-  CHECK_THAT(err_j(j), Catch::Contains("added_tokens[1]"));
+  j["added_tokens"] = {{{"id", 300}, {"content", 5}}};
+  CHECK_THAT(err_j(j), Catch::Contains("added_tokens[0].content"));
+  j["added_tokens"] = {{{"id", 300}, {"content", "<s>"}, {"special", "yes"}}};
+  CHECK_THAT(err_j(j), Catch::Contains("added_tokens[0].special"));
   j["added_tokens"] = 5;
   CHECK_THAT(err_j(j), Catch::Contains("added_tokens"));
 
