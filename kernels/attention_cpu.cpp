@@ -10,6 +10,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -139,13 +140,55 @@ inline void axpy(float alpha, const float* __restrict x, float* __restrict y, in
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// Four dot products of q with four rows: four independent accumulator chains instead of one, so the
+// FMA latency is hidden (a single dot of 128 floats is latency bound).
+inline void dot4(const float* __restrict q, const float* __restrict k0, const float* __restrict k1,
+                 const float* __restrict k2, const float* __restrict k3, int64_t n, float* out) {
+  float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+  for (int64_t i = 0; i < n; ++i) {
+    a0 += q[i] * k0[i];
+    a1 += q[i] * k1[i];
+    a2 += q[i] * k2[i];
+    a3 += q[i] * k3[i];
+  }
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+}
+
+// y += p0 x0 + p1 x1 + p2 x2 + p3 x3: one load and store of y per four rows.
+inline void axpy4(const float* p, const float* __restrict x0, const float* __restrict x1,
+                  const float* __restrict x2, const float* __restrict x3, float* __restrict y, int64_t n) {
+  const float p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += p0 * x0[i] + p1 * x1[i] + p2 * x2[i] + p3 * x3[i];
+}
+
 // Scratch per thread, grown on demand and kept across calls.
 struct Scratch {
-  std::vector<float> q, scores, row, acc;
+  std::vector<float> q, scores, rows, acc, p4;
 };
 
-// All query heads of one (sequence, KV head) span. Cloned for AVX2+FMA where the CPU has it.
-__attribute__((target_clones("avx2,fma", "default")))
+// Calls f(first_slot, rows, k_rows, v_rows) for each run of contiguous rows of a span: one run for a
+// contiguous span, one per page for a paged one (no division per row).
+template <typename F>
+inline void for_each_run(const kv_span& sp, int64_t row_bytes, F&& f) {
+  if (sp.pages == nullptr) {
+    f(int64_t(0), sp.len, static_cast<const char*>(sp.k), static_cast<const char*>(sp.v));
+    return;
+  }
+  for (int64_t first = 0, p = 0; first < sp.len; first += sp.page_size, ++p) {
+    const int64_t off = int64_t(sp.pages[p]) * sp.page_size * row_bytes;
+    f(first, std::min(sp.page_size, sp.len - first), static_cast<const char*>(sp.k) + off,
+      static_cast<const char*>(sp.v) + off);
+  }
+}
+
+// All query heads of one (sequence, KV head) span. Cloned for x86-64-v3 (AVX2 + FMA) where the CPU
+// has it; the default clone is plain x86-64.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 void attend_span(const decode_attention_args& a, int64_t s, int64_t h, Scratch& w) {
   const int64_t group = a.num_q_heads / a.num_kv_heads;
   const int64_t d = a.head_dim;
@@ -153,31 +196,44 @@ void attend_span(const decode_attention_args& a, int64_t s, int64_t h, Scratch& 
   const size_t esz = kv_dtype_size(a.dtype);
   const int64_t row_bytes = d * int64_t(esz);
   const int64_t n = sp.len;
+  const bool f32 = a.dtype == KV_DTYPE_F32;
 
   w.q.resize(size_t(group * d));
-  w.scores.resize(size_t(group * n));
-  w.row.resize(size_t(d));
+  w.scores.resize(size_t(group * n));  // [group, n]
   w.acc.resize(size_t(group * d));
   const char* qbase = static_cast<const char*>(a.q);
   for (int64_t g = 0; g < group; ++g) {
     const int64_t j = h * group + g;
     load_row(qbase + (s * a.q_stride_seq + j * a.q_stride_head) * int64_t(esz), a.dtype, d, &w.q[g * d]);
   }
-  // Pass 1: scores for every slot and query head; K row read once per group.
-  for (int64_t t = 0; t < n; ++t) {
-    const char* kr = span_row(sp.k, sp.pages, sp.page_size, t, row_bytes);
-    const float* k;
-    if (a.dtype == KV_DTYPE_F32) {
-      k = reinterpret_cast<const float*>(kr);
-    } else {
-      load_row(kr, a.dtype, d, w.row.data());
-      k = w.row.data();
+  float* __restrict scores = w.scores.data();
+  const float* __restrict qv = w.q.data();
+  // Pass 1: scores for every slot and query head, four rows at a time; each K row is read once for
+  // the whole group. Narrow dtypes are widened four rows at a time into scratch.
+  w.rows.resize(size_t(4 * d));
+  for_each_run(sp, row_bytes, [&](int64_t first, int64_t rows, const char* kr, const char*) {
+    for (int64_t r = 0; r < rows; r += 4) {
+      const int64_t m = std::min<int64_t>(4, rows - r);
+      const float* k[4];
+      for (int64_t i = 0; i < 4; ++i) {
+        const int64_t ri = r + std::min(i, m - 1);  // repeat the last row when fewer than four remain
+        if (f32) {
+          k[i] = reinterpret_cast<const float*>(kr + ri * row_bytes);
+        } else {
+          load_row(kr + ri * row_bytes, a.dtype, d, &w.rows[size_t(i * d)]);
+          k[i] = &w.rows[size_t(i * d)];
+        }
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        float out[4];
+        dot4(qv + g * d, k[0], k[1], k[2], k[3], d, out);
+        for (int64_t i = 0; i < m; ++i) scores[g * n + first + r + i] = out[i] * a.scale;
+      }
     }
-    for (int64_t g = 0; g < group; ++g) w.scores[g * n + t] = dot(&w.q[g * d], k, d) * a.scale;
-  }
+  });
   // Softmax per query head (max-subtracted, so any finite scores are safe).
   for (int64_t g = 0; g < group; ++g) {
-    float* sc = &w.scores[g * n];
+    float* sc = scores + g * n;
     float mx = -INFINITY;
     for (int64_t t = 0; t < n; ++t) mx = std::max(mx, sc[t]);
     float sum = 0.f;
@@ -189,22 +245,32 @@ void attend_span(const decode_attention_args& a, int64_t s, int64_t h, Scratch& 
     for (int64_t t = 0; t < n; ++t) sc[t] *= inv;
   }
   // Pass 2: weighted sum of V rows.
+  float* __restrict acc = w.acc.data();
   std::fill(w.acc.begin(), w.acc.end(), 0.f);
-  for (int64_t t = 0; t < n; ++t) {
-    const char* vr = span_row(sp.v, sp.pages, sp.page_size, t, row_bytes);
-    const float* v;
-    if (a.dtype == KV_DTYPE_F32) {
-      v = reinterpret_cast<const float*>(vr);
-    } else {
-      load_row(vr, a.dtype, d, w.row.data());
-      v = w.row.data();
+  for_each_run(sp, row_bytes, [&](int64_t first, int64_t rows, const char*, const char* vr) {
+    for (int64_t r = 0; r < rows; r += 4) {
+      const int64_t m = std::min<int64_t>(4, rows - r);
+      const float* v[4];
+      for (int64_t i = 0; i < 4; ++i) {
+        const int64_t ri = r + std::min(i, m - 1);
+        if (f32) {
+          v[i] = reinterpret_cast<const float*>(vr + ri * row_bytes);
+        } else {
+          load_row(vr + ri * row_bytes, a.dtype, d, &w.rows[size_t(i * d)]);
+          v[i] = &w.rows[size_t(i * d)];
+        }
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        float p[4] = {0.f, 0.f, 0.f, 0.f};  // weights of repeated rows stay 0
+        for (int64_t i = 0; i < m; ++i) p[i] = scores[g * n + first + r + i];
+        axpy4(p, v[0], v[1], v[2], v[3], acc + g * d, d);
+      }
     }
-    for (int64_t g = 0; g < group; ++g) axpy(w.scores[g * n + t], v, &w.acc[g * d], d);
-  }
+  });
   char* obase = static_cast<char*>(a.out);
   for (int64_t g = 0; g < group; ++g) {
     const int64_t j = h * group + g;
-    store_row(&w.acc[g * d], a.dtype, d, obase + (s * a.out_stride_seq + j * a.out_stride_head) * int64_t(esz));
+    store_row(acc + g * d, a.dtype, d, obase + (s * a.out_stride_seq + j * a.out_stride_head) * int64_t(esz));
   }
 }
 

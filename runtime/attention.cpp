@@ -1,5 +1,8 @@
 #include "runtime/attention.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "core/error.h"
 #include "runtime/kv_cache.h"
 
@@ -41,11 +44,22 @@ at::Tensor dense_causal_attention(const at::Tensor& q, const at::Tensor& k, cons
   at::Tensor qh = q.permute({0, 2, 1, 3}).reshape({B, Hkv, G, T, D});
   at::Tensor kh = k.permute({0, 2, 1, 3}).unsqueeze(2);
   at::Tensor vh = v.permute({0, 2, 1, 3}).unsqueeze(2);
-  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2)) * scale;  // [B, Hkv, G, T, T]
-  at::Tensor future = at::ones({T, T}, at::TensorOptions().dtype(at::kBool).device(q.device())).triu(1);
-  scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
-  at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor o = at::matmul(p, vh);  // [B, Hkv, G, T, D]
+  // Query blocks of at most kBlock rows attend to the keys up to their last row: the scores never
+  // exceed [.., kBlock, T] (memory) and the strictly-future triangle is mostly skipped (compute).
+  constexpr int64_t kBlock = 256;
+  const auto bool_opts = at::TensorOptions().dtype(at::kBool).device(q.device());
+  std::vector<at::Tensor> outs;
+  for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
+    const int64_t rows = std::min(kBlock, T - t0), keys = t0 + rows;
+    at::Tensor qb = qh.narrow(3, t0, rows);
+    at::Tensor scores = at::matmul(qb, kh.narrow(3, 0, keys).transpose(-1, -2)) * scale;  // [B, Hkv, G, rows, keys]
+    // Row i (position t0 + i) may see keys 0..t0 + i.
+    at::Tensor future = at::ones({rows, keys}, bool_opts).triu(t0 + 1);
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    outs.push_back(at::matmul(p, vh.narrow(3, 0, keys)));  // [B, Hkv, G, rows, D]
+  }
+  at::Tensor o = outs.size() == 1 ? outs[0] : at::cat(outs, 3);
   return o.reshape({B, Hq, T, D}).permute({0, 2, 1, 3});
 }
 

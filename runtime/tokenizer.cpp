@@ -4,27 +4,31 @@
 //    normalizer -> added-token split of `normalized` tokens -> pre-tokenizers applied piece by
 //    piece -> BPE -> post-processor), because id parity with HF is the contract; each step mimics
 //    the Rust code's edge cases (Split behaviours, ByteLevel add_prefix_space per piece,
-//    leftmost-longest added-token matching with lstrip/rstrip/single_word, BPE merge queue with
-//    HF's stale-entry check, unk/fuse_unk/byte_fallback, ignore_merges).
+//    leftmost-longest added tokens with lstrip/rstrip/single_word, the BPE merge queue with HF's
+//    stale-entry check, unk/fuse_unk/byte_fallback, ignore_merges, and HF's way of giving ids to
+//    added_tokens, which ignores the ids written in the file).
 //  - Pieces are string_views into the input or into a per-call arena; the ByteLevel byte->char
-//    mapping is applied lazily (a flag) so that Llama-3/Qwen style "Split then ByteLevel" costs one
-//    copy per word, made right before BPE.
+//    mapping is applied lazily (a flag), so "Split then ByteLevel" (Llama-3, Qwen2) costs one copy
+//    per word, made right before BPE.
 //  - Regexes: PCRE2 in UTF+UCP mode, compiled (and JIT-compiled when available) once at load.
-//    HF uses Oniguruma, whose \s differs from PCRE2's only by U+180E; patterns are rewritten so
-//    \s means [\t-\r\x{85}\p{Z}] as in Oniguruma. A JIT stack overflow falls back to the
+//    HF uses Oniguruma, whose \s differs from PCRE2's by U+180E only; patterns are rewritten so
+//    that \s means [\t-\r\x{85}\p{Z}] as in Oniguruma. A JIT stack overflow falls back to the
 //    interpreter; any other match failure treats the rest of the piece as unmatched.
-//  - Invalid UTF-8 (HF never sees it: Python str is always valid): the text is validated once;
-//    every byte that is not part of a valid sequence becomes its own piece that skips the
-//    normalizer and the regex splits (running PCRE2 with NO_UTF_CHECK on it would be unsafe) and
-//    goes to BPE as one byte. With a ByteLevel tokenizer that byte has a token, so
-//    decode(encode(x)) == x holds for any bytes. Valid runs between such bytes are processed
-//    normally. encode() never throws on input text.
-//  - BPE merges use a priority queue over a doubly linked symbol array: O(n log n) per word.
+//  - Invalid UTF-8 (HF never sees it: a Python str is always valid): the text is validated once;
+//    each byte that is not part of a valid sequence becomes a piece of its own that skips the
+//    normalizer and the regex splits (PCRE2 with NO_UTF_CHECK is unsafe on it) and goes to BPE
+//    as one byte. With a ByteLevel tokenizer that byte has a token, so decode(encode(x)) == x for
+//    any bytes. Valid runs between such bytes are processed normally; encode() never throws.
+//  - BPE merges use a priority queue over a linked array of symbols: O(n log n) per word.
 //    Results for words up to kMaxCachedWord bytes go to a bounded, mutex-guarded cache.
-//  - decode() concatenates per-token bytes, precomputed at load (ByteLevel: chars -> bytes,
-//    all-or-nothing per token as in HF; ByteFallback: "<0xAB>" -> byte; added tokens: their
-//    content). No lossy UTF-8 repair: output is raw bytes. Without a decoder HF joins tokens
-//    with spaces; we concatenate, so that decode() == concatenation of token_bytes().
+//  - decode() concatenates per-token bytes precomputed at load: every token string, added tokens
+//    included as in HF, goes through the decoder (ByteLevel: chars -> bytes, all-or-nothing per
+//    token; ByteFallback: "<0xAB>" -> byte), so realistic added tokens decode to their content.
+//    No lossy UTF-8 repair: the output is raw bytes. Without a decoder HF joins tokens with
+//    spaces; we concatenate, so that decode() is the concatenation of token_bytes().
+//  - Known differences from HF, all from Unicode tables: PCRE2 10.42 knows Unicode 14, Oniguruma
+//    in HF a later version (characters assigned since, e.g. CJK Extension H, are not \p{L} here);
+//    ICU's NFC and HF's older NFC tables order a few rare combining marks differently.
 //  - Loading is strict: anything malformed or unsupported is a one-line UserError naming the
 //    file and the field; nlohmann exceptions never escape.
 #include "runtime/tokenizer.h"
@@ -88,24 +92,6 @@ uint32_t utf8_decode(const unsigned char* p, size_t len) {
   return cp;
 }
 
-void utf8_append(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
 // Code point of the character ending at `end`, or -1 if none / not valid UTF-8.
 int64_t prev_cp(std::string_view s, size_t end) {
   if (end == 0) return -1;
@@ -142,7 +128,7 @@ struct ByteTable {
     for (int b = 0; b < 256; ++b) {
       bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
       uint32_t cp = keep ? uint32_t(b) : uint32_t(256 + n++);
-      utf8_append(to_utf8[b], cp);
+      to_utf8[b] = cp < 0x80 ? std::string(1, char(cp)) : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
       cp_to_byte[cp] = int16_t(b);
     }
   }
@@ -333,7 +319,6 @@ struct Merge {
 }  // namespace
 
 struct Tokenizer::Impl {
-  std::string origin;
   // model
   std::unordered_map<std::string, int32_t> vocab;
   std::vector<int32_t> bmp_id;  // single-character tokens below U+10000, by code point
@@ -397,7 +382,7 @@ struct Loader {
     return j.get<std::string>();
   }
   int32_t id(const json& j, const std::string& f) const {
-    if (!j.is_number_integer()) fail(f, "expected an integer id, got " + j.dump());
+    if (!j.is_number_integer()) fail(f, "expected an integer id, got " + j.dump().substr(0, 40));
     if (j.is_number_unsigned() ? j.get<uint64_t>() >= uint64_t(kMaxId) : (j.get<int64_t>() < 0 || j.get<int64_t>() >= kMaxId))
       fail(f, str_cat("id ", j.dump(), " out of range [0, ", kMaxId, ")"));
     return j.get<int32_t>();
@@ -1008,7 +993,6 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, const std::string& 
     throw_user_error(str_cat(origin, ": not valid JSON: ", one_line(e.what())));
   }
   auto impl = std::make_unique<Impl>();
-  impl->origin = origin;
   try {
     Loader<Impl>{*impl, origin}.load(root);
   } catch (const json::exception& e) {
