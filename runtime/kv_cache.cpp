@@ -141,29 +141,12 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
   items.reserve(size_t(T * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
-  const int64_t ring_rows = sink_ + window_;
   for (int64_t h = 0; h < heads_; ++h) {
     const size_t i = size_t(layer * heads_ + h);
     for (int64_t p = 0; p < T; ++p) {
-      kv_write_item it{};
+      if (!s.keep[i] && p >= sink_ && p < T - window_) continue;  // neither sink nor recent: not kept
       const int64_t src = (p * heads_ + h) * head_dim_ * esz_;
-      it.k_src = kb + src;
-      it.v_src = vb + src;
-      if (s.keep[i]) {
-        RLKV_ASSERT(int64_t(s.pages[i].size()) * page_size_ >= T, "write_prefill before reserve");
-        it.k = k_pages_.data_ptr();
-        it.v = v_pages_.data_ptr();
-        it.pages = s.pages[i].data();
-        it.page_size = page_size_;
-        it.slot = p;
-      } else {
-        if (p >= sink_ && p < T - window_) continue;  // neither sink nor recent: not kept
-        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
-        it.k = static_cast<char*>(k_rings_.data_ptr()) + off;
-        it.v = static_cast<char*>(v_rings_.data_ptr()) + off;
-        it.slot = kv_ring_slot(p, sink_, window_);
-      }
-      items.push_back(it);
+      items.push_back(write_item(s, i, p, kb + src, vb + src));
     }
   }
   RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
@@ -180,29 +163,11 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
   std::vector<kv_write_item> items(size_t(B * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
-  const int64_t ring_rows = sink_ + window_;
   for (int64_t b = 0; b < B; ++b) {
     const Seq& s = seq_ref(seqs[size_t(b)]);
-    const int64_t p = s.len;
     for (int64_t h = 0; h < heads_; ++h) {
-      const size_t i = size_t(layer * heads_ + h);
-      kv_write_item& it = items[size_t(b * heads_ + h)];
       const int64_t src = (b * heads_ + h) * head_dim_ * esz_;
-      it.k_src = kb + src;
-      it.v_src = vb + src;
-      if (s.keep[i]) {
-        RLKV_ASSERT(int64_t(s.pages[i].size()) * page_size_ > p, "write_decode before reserve");
-        it.k = k_pages_.data_ptr();
-        it.v = v_pages_.data_ptr();
-        it.pages = s.pages[i].data();
-        it.page_size = page_size_;
-        it.slot = p;
-      } else {
-        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
-        it.k = static_cast<char*>(k_rings_.data_ptr()) + off;
-        it.v = static_cast<char*>(v_rings_.data_ptr()) + off;
-        it.slot = kv_ring_slot(p, sink_, window_);
-      }
+      items[size_t(b * heads_ + h)] = write_item(s, size_t(layer * heads_ + h), s.len, kb + src, vb + src);
     }
   }
   RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
@@ -210,30 +175,44 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
   RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
 }
 
+kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
+  kv_span sp{};
+  if (s.keep[i]) {
+    sp.k = k_pages_.data_ptr();
+    sp.v = v_pages_.data_ptr();
+    sp.pages = s.pages[i].data();
+    sp.page_size = page_size_;
+    sp.len = n;
+  } else {
+    const int64_t ring_rows = sink_ + window_;
+    const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
+    sp.k = static_cast<const char*>(k_rings_.data_ptr()) + off;
+    sp.v = static_cast<const char*>(v_rings_.data_ptr()) + off;
+    sp.len = std::min(n, ring_rows);
+  }
+  return sp;
+}
+
+kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const char* k_src, const char* v_src) const {
+  const kv_span sp = span_of(s, i, pos + 1);
+  RLKV_ASSERT(!s.keep[i] || int64_t(s.pages[i].size()) * page_size_ > pos, "KV write before reserve");
+  kv_write_item it{};
+  it.k = const_cast<void*>(sp.k);  // the pools are ours to write; spans are read-only views of them
+  it.v = const_cast<void*>(sp.v);
+  it.pages = sp.pages;
+  it.page_size = sp.page_size;
+  it.slot = s.keep[i] ? pos : kv_ring_slot(pos, sink_, window_);
+  it.k_src = k_src;
+  it.v_src = v_src;
+  return it;
+}
+
 std::vector<kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const {
   std::vector<kv_span> out(seqs.size() * size_t(heads_));
-  const int64_t ring_rows = sink_ + window_;
   for (size_t b = 0; b < seqs.size(); ++b) {
     const Seq& s = seq_ref(seqs[b]);
-    const int64_t n = s.len + extra_tokens;
-    for (int64_t h = 0; h < heads_; ++h) {
-      const size_t i = size_t(layer * heads_ + h);
-      kv_span& sp = out[b * size_t(heads_) + size_t(h)];
-      if (s.keep[i]) {
-        sp.k = k_pages_.data_ptr();
-        sp.v = v_pages_.data_ptr();
-        sp.pages = s.pages[i].data();
-        sp.page_size = page_size_;
-        sp.len = n;
-      } else {
-        const int64_t off = int64_t(s.ring[i]) * ring_rows * head_dim_ * esz_;
-        sp.k = static_cast<const char*>(k_rings_.data_ptr()) + off;
-        sp.v = static_cast<const char*>(v_rings_.data_ptr()) + off;
-        sp.pages = nullptr;
-        sp.page_size = 0;
-        sp.len = std::min(n, ring_rows);
-      }
-    }
+    for (int64_t h = 0; h < heads_; ++h)
+      out[b * size_t(heads_) + size_t(h)] = span_of(s, size_t(layer * heads_ + h), s.len + extra_tokens);
   }
   return out;
 }

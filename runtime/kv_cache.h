@@ -72,7 +72,8 @@ class KvCache {
   int32_t take_ring();
   void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit);
   const Seq& seq_ref(int64_t seq) const;
-  void* row_base(const at::Tensor& pool) const { return pool.data_ptr(); }
+  kv_span span_of(const Seq& s, size_t head_index, int64_t tokens) const;
+  kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const char* k_src, const char* v_src) const;
 
   ModelConfig cfg_;
   at::ScalarType dtype_;

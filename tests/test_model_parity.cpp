@@ -71,6 +71,9 @@ TEST_CASE("greedy continuations through the KV cache equal transformers' tokens,
       INFO(name << " max_batch " << batch);
       CHECK(greedy(m, prompts, batch) == want);
     }
+    // An explicit mask with every head full is the plain model.
+    const int64_t heads = m.config().num_layers * m.config().num_kv_heads;
+    CHECK(greedy(m, prompts, 4, std::vector<uint8_t>(size_t(heads), 1)) == want);
   }
 }
 
