@@ -4,8 +4,11 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "core/head_mask.h"
 
 namespace rlkv {
 
@@ -19,9 +22,22 @@ struct ParsedArgs {
 ParsedArgs parse_args(int argc, char** argv, const boost::program_options::options_description& desc,
                       const boost::program_options::positional_options_description* positional = nullptr);
 
+struct ModelConfig;
+
+// A head mask from a spec: "full", "streaming", "random[:SEED]" (needs a sparsity), or a head-score
+// file / directory (rlkv-sglang adapter_weights.tsv, duo full_attention_heads.tsv) binarised at the
+// sparsity with the global-quantile rule. 1 = full cache.
+std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
+                                  const ModelConfig& cfg);
+// Scores from a file or directory, checked against the model's L x H_kv.
+HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg);
+
 // The BLAS library LibTorch's CPU GEMMs resolved to in this process (from /proc/self/maps).
 std::string loaded_blas();
 
 int cmd_generate(int argc, char** argv);
+int cmd_score(int argc, char** argv);
+int cmd_toy(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace rlkv

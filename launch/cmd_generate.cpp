@@ -19,32 +19,6 @@ namespace po = boost::program_options;
 namespace rlkv {
 namespace {
 
-// "full", "streaming", "random[:SEED]", or a score file / directory (rlkv-sglang, duo).
-std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
-                                  const ModelConfig& cfg) {
-  const int64_t n = cfg.num_layers * cfg.num_kv_heads;
-  if (spec.empty() || spec == "full") return std::vector<uint8_t>(size_t(n), 1);
-  if (spec == "streaming") return std::vector<uint8_t>(size_t(n), 0);
-  RLKV_CHECK(sparsity_given, "--mask ", spec, " needs --sparsity S");
-  if (spec.rfind("random", 0) == 0) {
-    uint64_t seed = 0;
-    if (spec.size() > 6) {
-      RLKV_CHECK(spec[6] == ':' && spec.size() > 7, "--mask: expected random or random:SEED, got '", spec, "'");
-      try {
-        seed = std::stoull(spec.substr(7));
-      } catch (const std::exception&) {
-        throw UserError(str_cat("--mask: bad seed in '", spec, "'"));
-      }
-    }
-    return random_mask(n, sparsity, seed);
-  }
-  HeadScores s = load_head_scores(spec);
-  RLKV_CHECK(s.num_layers == cfg.num_layers && s.num_kv_heads == cfg.num_kv_heads, s.source, ": scores are ",
-             s.num_layers, " x ", s.num_kv_heads, ", the model has ", cfg.num_layers, " layers x ", cfg.num_kv_heads,
-             " KV heads");
-  return mask_at_sparsity(s, sparsity);
-}
-
 std::string human_bytes(int64_t b) {
   char buf[64];
   if (b >= (int64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(int64_t(1) << 30));

@@ -18,6 +18,8 @@ const char* kUsage =
     "usage: rlkv <command> [options]\n"
     "commands:\n"
     "  generate --model DIR --prompt TEXT [--mask SPEC --sparsity S] [--sink S --window W] [--stats]\n"
+    "  eval     --model DIR --data FILE.jsonl --method full|rlkv|random|streaming|single-head [--sparsity S,...]\n"
+    "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
     "run 'rlkv <command> --help' for the options of a command\n";
 
 std::string first_line(const char* what) {
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "generate") return rlkv::cmd_generate(argc - 1, argv + 1);
+    if (cmd == "toy") return rlkv::cmd_toy(argc - 1, argv + 1);
+    if (cmd == "eval") return rlkv::cmd_eval(argc - 1, argv + 1);
     std::fprintf(stderr, "rlkv: unknown command '%s' (run 'rlkv --help' for the list)\n", cmd.c_str());
     return 2;
   } catch (const rlkv::UserError& e) {

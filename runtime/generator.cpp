@@ -1,5 +1,7 @@
 #include "runtime/generator.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -50,6 +52,7 @@ Generator::~Generator() = default;
 
 std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest>& requests,
                                              const std::function<void(const GenerationResult&)>& on_done) {
+  at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
   const ModelConfig& cfg = model_.config();
   const int64_t V = cfg.vocab_size;
   const int64_t heads_total = cfg.num_layers * cfg.num_kv_heads;

@@ -1,0 +1,50 @@
+#include "core/dataset.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace rlkv {
+
+std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
+  std::ifstream in(path, std::ios::binary);
+  RLKV_CHECK(in.good(), path, ": cannot open");
+  std::vector<Problem> out;
+  std::string line;
+  int64_t lineno = 0;
+  auto text_of = [&](const nlohmann::json& j, const std::string& key, bool required) -> std::string {
+    if (!j.contains(key) || j.at(key).is_null()) {
+      RLKV_CHECK(!required, path, ":", lineno, ": missing field '", key, "'");
+      return "";
+    }
+    const auto& v = j.at(key);
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+    if (v.is_number()) return v.dump();
+    throw UserError(str_cat(path, ":", lineno, ": field '", key, "' must be a string or a number"));
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      throw UserError(str_cat(path, ":", lineno, ": not a JSON object"));
+    }
+    RLKV_CHECK(j.is_object(), path, ":", lineno, ": not a JSON object");
+    Problem p;
+    p.id = text_of(j, f.id, false);
+    if (p.id.empty()) p.id = std::to_string(lineno);
+    p.prompt = text_of(j, f.prompt, true);
+    p.answer = text_of(j, f.answer, true);
+    if (j.contains("ref_len") && j["ref_len"].is_number()) p.ref_len = j["ref_len"].get<double>();
+    if (j.contains("pass_rate") && j["pass_rate"].is_number()) p.pass_rate = j["pass_rate"].get<double>();
+    out.push_back(std::move(p));
+  }
+  RLKV_CHECK(!out.empty(), path, ": no problems");
+  return out;
+}
+
+}  // namespace rlkv

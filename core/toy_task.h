@@ -1,0 +1,49 @@
+// The embedded toy reasoning task (DESIGN.md section 6, issue 3), in one place so that data
+// generation, training, evaluation and scoring agree on the exact format:
+//   prompt   "Q:" + K distinct integers from [lo, hi] joined by '+' + "="     e.g. Q:23+45+12=
+//   response running sums "s+x=t" joined by ';', then ";A:" + total            23+45=68;68+12=80;A:80
+// Each step copies its operand x from the prompt (long-range retrieval once the chain is longer than
+// a small recent window) and s from the previous step (local), which is what makes heads
+// heterogeneous. Vocabulary: "0-9 + = ; Q A :" plus <pad>, <s>, </s>, single-character tokens.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace rlkv {
+
+struct ToyTaskOptions {
+  int64_t k_min = 6, k_max = 10;     // operands per problem
+  int64_t num_min = 10, num_max = 99;  // operand range (distinct within a problem)
+};
+
+struct ToyProblem {
+  std::vector<int64_t> numbers;
+  std::string prompt() const;
+  std::string response() const;  // the full chain of thought and answer, without EOS
+  int64_t answer() const;
+};
+
+// Draws one problem; throws UserError when the options cannot be satisfied (e.g. more distinct
+// operands than the range holds).
+ToyProblem toy_problem(std::mt19937_64& rng, const ToyTaskOptions& opts);
+void validate_toy_options(const ToyTaskOptions& opts);
+
+// Token ids of the toy vocabulary.
+constexpr int32_t kToyPad = 0, kToyBos = 1, kToyEos = 2;
+constexpr int64_t kToyVocab = 19;  // <pad> <s> </s> 0-9 + = ; Q A :
+
+// tokenizer.json text for the toy vocabulary: byte-level BPE without merges (each character is one
+// token), BOS added by the post-processor; loads in HF tokenizers and in rlkv's Tokenizer.
+std::string toy_tokenizer_json();
+
+// The answer of a toy response: the integer after the last "A:" (digits only, at most 18); false when
+// there is none. The reference answer is a bare integer.
+bool toy_extract_answer(const std::string& response, int64_t& value);
+
+// Token ids of a toy string (characters of the vocabulary only; UserError otherwise).
+std::vector<int32_t> toy_encode(const std::string& text);
+
+}  // namespace rlkv

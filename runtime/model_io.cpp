@@ -1,0 +1,119 @@
+#include "runtime/model_io.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/error.h"
+#include "runtime/model.h"
+
+namespace fs = std::filesystem;
+
+namespace rlkv {
+namespace {
+
+const char* st_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "F32";
+    case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
+    default: RLKV_CHECK(false, "safetensors writer: unsupported dtype ", c10::toString(t));
+  }
+  return "";
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  RLKV_CHECK(f.good(), path, ": cannot open for writing");
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+  f.flush();
+  RLKV_CHECK(f.good(), path, ": write failed (disk full?)");
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<at::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    const uint64_t bytes = uint64_t(c.numel()) * uint64_t(c.element_size());
+    header[name] = {{"dtype", st_dtype(c.scalar_type())}, {"shape", c.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(c);
+  }
+  std::string h = header.dump();
+  while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // data buffer 8-byte aligned, as HF writes it
+  std::string out(8, '\0');
+  const uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  out += h;
+  for (const at::Tensor& c : data)
+    out.append(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * size_t(c.element_size()));
+  write_file(path, out);
+}
+
+std::string model_config_json(const ModelConfig& c, const std::string& torch_dtype) {
+  const std::map<std::string, std::string> arch = {
+      {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"}};
+  nlohmann::json j = {{"architectures", {arch.at(c.model_type)}},
+                      {"model_type", c.model_type},
+                      {"vocab_size", c.vocab_size},
+                      {"hidden_size", c.hidden_size},
+                      {"intermediate_size", c.intermediate_size},
+                      {"num_hidden_layers", c.num_layers},
+                      {"num_attention_heads", c.num_q_heads},
+                      {"num_key_value_heads", c.num_kv_heads},
+                      {"head_dim", c.head_dim},
+                      {"hidden_act", "silu"},
+                      {"rms_norm_eps", c.rms_norm_eps},
+                      {"rope_theta", c.rope_theta},
+                      {"rope_scaling", nullptr},
+                      {"max_position_embeddings", c.max_position_embeddings},
+                      {"tie_word_embeddings", c.tie_word_embeddings},
+                      {"attention_bias", c.attention_bias},
+                      {"attention_dropout", 0.0},
+                      {"mlp_bias", false},
+                      {"torch_dtype", torch_dtype},
+                      {"use_cache", true}};
+  if (!c.bos_token_ids.empty()) j["bos_token_id"] = c.bos_token_ids[0];
+  if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids[0];
+  RLKV_CHECK(c.rope_scaling.type == "none", "saving rope_scaling ", c.rope_scaling.type, " is not implemented");
+  return j.dump(2) + "\n";
+}
+
+void save_hf_model(const Model& model, const std::string& dir, const std::string& tokenizer_json) {
+  const ModelConfig& c = model.config();
+  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent);
+  std::random_device rd;
+  const fs::path tmp = parent / (target.filename().string() + ".tmp-" + std::to_string(rd()));
+  fs::create_directories(tmp);
+  try {
+    write_file((tmp / "config.json").string(), model_config_json(c, dtype_name(model.dtype())));
+    nlohmann::json gen = {{"_from_model_config", true}};
+    if (!c.bos_token_ids.empty()) gen["bos_token_id"] = c.bos_token_ids[0];
+    if (!c.eos_token_ids.empty()) gen["eos_token_id"] = c.eos_token_ids[0];
+    write_file((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
+    write_file((tmp / "tokenizer.json").string(), tokenizer_json);
+    write_safetensors((tmp / "model.safetensors").string(), model.hf_tensors(), {{"format", "pt"}});
+    std::error_code ec;
+    fs::remove_all(target, ec);
+    fs::rename(tmp, target);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace rlkv

@@ -1,0 +1,97 @@
+// The embedded toy task and trainer (issue 3): exact task format, tokenizer, a few training steps
+// (the loss falls), and a saved model that reloads with identical logits. No test retrains the
+// shipped model.
+#include <ATen/ATen.h>
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "core/error.h"
+#include "core/toy_task.h"
+#include "runtime/model.h"
+#include "runtime/model_io.h"
+#include "runtime/tokenizer.h"
+#include "runtime/toy_trainer.h"
+#include "test_util.h"
+
+using namespace rlkv;
+
+TEST_CASE("toy problems follow the task format exactly") {
+  ToyProblem p{{23, 45, 12, 67, 30, 18}};
+  REQUIRE(p.prompt() == "Q:23+45+12+67+30+18=");
+  REQUIRE(p.response() == "23+45=68;68+12=80;80+67=147;147+30=177;177+18=195;A:195");
+  REQUIRE(p.answer() == 195);
+  std::mt19937_64 rng(5);
+  ToyTaskOptions o;
+  std::set<size_t> ks;
+  for (int i = 0; i < 500; ++i) {
+    ToyProblem q = toy_problem(rng, o);
+    ks.insert(q.numbers.size());
+    std::set<int64_t> distinct(q.numbers.begin(), q.numbers.end());
+    REQUIRE(distinct.size() == q.numbers.size());
+    for (int64_t x : q.numbers) REQUIRE((x >= 10 && x <= 99));
+    int64_t got = 0;
+    REQUIRE(toy_extract_answer(q.response(), got));
+    REQUIRE(got == q.answer());
+  }
+  REQUIRE(ks == std::set<size_t>{6, 7, 8, 9, 10});
+  o.k_max = 100;
+  REQUIRE_THROWS_AS(toy_problem(rng, o), UserError);  // 100 distinct operands do not fit in [10, 99]
+}
+
+TEST_CASE("toy answers: the integer after the last A:") {
+  int64_t v = 0;
+  REQUIRE(toy_extract_answer("1+2=3;A:3", v));
+  REQUIRE(v == 3);
+  REQUIRE(toy_extract_answer("A:1;A:42", v));
+  REQUIRE(v == 42);
+  REQUIRE_FALSE(toy_extract_answer("1+2=3;", v));
+  REQUIRE_FALSE(toy_extract_answer("A:", v));
+  REQUIRE_FALSE(toy_extract_answer("A:" + std::string(40, '9'), v));  // no overflow, no answer
+}
+
+TEST_CASE("the toy tokenizer.json loads in the runtime tokenizer, one token per character") {
+  const Tokenizer tok = Tokenizer::from_json(toy_tokenizer_json(), "toy tokenizer.json");
+  REQUIRE(tok.vocab_size() == kToyVocab);
+  const std::string text = "Q:23+45=68;A:68";
+  std::vector<int32_t> ids = tok.encode(text, /*add_special_tokens=*/true);
+  std::vector<int32_t> want{kToyBos};
+  for (int32_t t : toy_encode(text)) want.push_back(t);
+  REQUIRE(ids == want);
+  REQUIRE(tok.decode(ids, /*skip_special_tokens=*/true) == text);
+  REQUIRE(tok.is_special(kToyEos));
+}
+
+TEST_CASE("a few training steps lower the loss; the saved directory reloads with identical logits") {
+  ToyTrainOptions o;
+  o.layers = 2;
+  o.hidden = 32;
+  o.q_heads = 4;
+  o.kv_heads = 2;
+  o.head_dim = 8;
+  o.intermediate = 64;
+  o.batch = 16;
+  o.steps = 40;
+  o.warmup = 5;
+  o.lr = 1e-2;
+  o.log_every = 10;
+  o.eval_every = 0;
+  o.task.k_min = 3;
+  o.task.k_max = 4;
+  ToyTrainResult r = train_toy_model(o, {});
+  REQUIRE(r.history.size() == 4);
+  REQUIRE(r.history.back().loss < r.history.front().loss - 0.2);
+
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "toy";
+  save_hf_model(r.model, path, toy_tokenizer_json());
+  const Model back = Model::load(path, at::kFloat);
+  REQUIRE(back.config().num_layers == 2);
+  REQUIRE(back.config().eos_token_ids == std::vector<int64_t>{kToyEos});
+  std::vector<int64_t> ids{kToyBos};
+  for (int32_t t : toy_encode("Q:12+34+56=12+34=46;")) ids.push_back(t);
+  at::Tensor tokens = at::tensor(ids).unsqueeze(0);
+  at::Tensor a = r.model.logits(r.model.forward_dense(tokens));
+  at::Tensor b = back.logits(back.forward_dense(tokens));
+  REQUIRE(at::equal(a, b));
+}
