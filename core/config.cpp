@@ -40,7 +40,52 @@ void describe(po::options_description& d, Config& c) {
        "stop when the last K tokens hold fewer distinct tokens")
       ("rollout.stop", po::value(&r.stop)->composing(), "stop string (repeatable)")
       ("runtime.threads", po::value(&t.threads)->default_value(t.threads), "CPU threads, 0 = all cores")
-      ("runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch");
+      ("runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch")
+      ("rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")
+      ("rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
+       "prompts per learner step (B)");
+  auto& dt = c.data;
+  auto& tr = c.train;
+  auto& pl = c.policy;
+  auto& rw = c.reward;
+  auto& pc = c.placement;
+  d.add_options()
+      ("data.path", po::value(&dt.path), "JSONL problems")
+      ("data.id_field", po::value(&dt.id_field)->default_value(dt.id_field), "field holding the problem id")
+      ("data.prompt_field", po::value(&dt.prompt_field)->default_value(dt.prompt_field), "field holding the prompt")
+      ("data.answer_field", po::value(&dt.answer_field)->default_value(dt.answer_field), "field holding the answer")
+      ("train.steps", po::value(&tr.steps)->default_value(tr.steps), "learner steps")
+      ("train.mode", po::value(&tr.mode)->default_value(tr.mode), "sync | async")
+      ("train.seed", po::value(&tr.seed)->default_value(tr.seed), "seed of data order, masks and sampling")
+      ("train.output_dir", po::value(&tr.output_dir)->default_value(tr.output_dir), "checkpoints and metrics")
+      ("train.checkpoint_every", po::value(&tr.checkpoint_every)->default_value(tr.checkpoint_every),
+       "steps between checkpoints")
+      ("train.keep_checkpoints", po::value(&tr.keep_checkpoints)->default_value(tr.keep_checkpoints),
+       "checkpoints kept (0 = all)")
+      ("train.max_staleness", po::value(&tr.max_staleness)->default_value(tr.max_staleness),
+       "async: oldest usable policy version, relative")
+      ("train.step_timeout", po::value(&tr.step_timeout)->default_value(tr.step_timeout),
+       "seconds to wait for a step's groups")
+      ("train.run_id", po::value(&tr.run_id)->default_value(tr.run_id), "run id (empty: generated)")
+      ("policy.init_keep_prob", po::value(&pl.init_keep_prob)->default_value(pl.init_keep_prob), "initial p")
+      ("policy.lr", po::value(&pl.lr)->default_value(pl.lr), "Adam learning rate on the gate logits")
+      ("policy.beta", po::value(&pl.beta)->default_value(pl.beta), "sparsity penalty weight")
+      ("policy.tau", po::value(&pl.tau)->default_value(pl.tau), "correctness gate of the penalty")
+      ("policy.target_sparsity", po::value(&pl.target_sparsity)->default_value(pl.target_sparsity),
+       "expected sparsity the penalty controller aims at (0 = paper's adaptive penalty)")
+      ("policy.adv_norm", po::value(&pl.adv_norm)->default_value(pl.adv_norm), "group | batch")
+      ("policy.clip_eps", po::value(&pl.clip_eps)->default_value(pl.clip_eps), "importance ratio clip")
+      ("policy.grad_clip", po::value(&pl.grad_clip)->default_value(pl.grad_clip), "gradient norm clip")
+      ("reward.task", po::value(&rw.task)->default_value(rw.task), "math | toy")
+      ("reward.slack", po::value(&rw.slack)->default_value(rw.slack), "free length beyond ref_len")
+      ("reward.lambda_len", po::value(&rw.lambda_len)->default_value(rw.lambda_len), "excess length weight")
+      ("reward.threads", po::value(&rw.threads)->default_value(rw.threads), "reward worker threads")
+      ("placement.actors", po::value(&pc.actors)->default_value(pc.actors), "actor threads per actor process")
+      ("placement.learners", po::value(&pc.learners)->default_value(pc.learners), "learner ranks under MPI")
+      ("placement.reward_workers", po::value(&pc.reward_workers)->default_value(pc.reward_workers),
+       "reward-worker ranks under MPI")
+      ("placement.bind_address", po::value(&pc.bind_address)->default_value(pc.bind_address),
+       "address tcp:// endpoints bind to");
 }
 
 void validate(const Config& c) {
@@ -73,6 +118,35 @@ void validate(const Config& c) {
   for (const auto& s : c.rollout.stop) RLKV_CHECK(!s.empty(), "config key rollout.stop: empty stop string");
   RLKV_CHECK(c.runtime.threads >= 0 && c.runtime.threads <= 1024,
              "config key runtime.threads: expected 0..1024, got ", c.runtime.threads);
+  RLKV_CHECK(c.rollout.group_size >= 1 && c.rollout.group_size <= 4096,
+             "config key rollout.group_size: expected 1..4096, got ", c.rollout.group_size);
+  RLKV_CHECK(c.rollout.prompts_per_step >= 1 && c.rollout.prompts_per_step <= 1000000,
+             "config key rollout.prompts_per_step: expected >= 1, got ", c.rollout.prompts_per_step);
+  RLKV_CHECK(one_of(c.train.mode, {"sync", "async"}), "config key train.mode: expected sync or async, got '",
+             c.train.mode, "'");
+  RLKV_CHECK(c.train.steps >= 0, "config key train.steps: expected >= 0, got ", c.train.steps);
+  RLKV_CHECK(c.train.checkpoint_every >= 0, "config key train.checkpoint_every: expected >= 0");
+  RLKV_CHECK(c.train.keep_checkpoints >= 0, "config key train.keep_checkpoints: expected >= 0");
+  RLKV_CHECK(c.train.max_staleness >= 0, "config key train.max_staleness: expected >= 0");
+  RLKV_CHECK(c.train.step_timeout > 0, "config key train.step_timeout: expected > 0");
+  RLKV_CHECK(c.policy.init_keep_prob > 0 && c.policy.init_keep_prob < 1,
+             "config key policy.init_keep_prob: expected in (0, 1), got ", c.policy.init_keep_prob);
+  RLKV_CHECK(c.policy.lr > 0 && c.policy.lr < 10, "config key policy.lr: expected in (0, 10), got ", c.policy.lr);
+  RLKV_CHECK(c.policy.beta >= 0, "config key policy.beta: expected >= 0, got ", c.policy.beta);
+  RLKV_CHECK(c.policy.target_sparsity >= 0 && c.policy.target_sparsity < 1,
+             "config key policy.target_sparsity: expected in [0, 1), got ", c.policy.target_sparsity);
+  RLKV_CHECK(one_of(c.policy.adv_norm, {"group", "batch"}), "config key policy.adv_norm: expected group or batch");
+  RLKV_CHECK(c.policy.clip_eps > 0 && c.policy.clip_eps < 1, "config key policy.clip_eps: expected in (0, 1)");
+  RLKV_CHECK(c.policy.grad_clip >= 0, "config key policy.grad_clip: expected >= 0");
+  RLKV_CHECK(one_of(c.reward.task, {"math", "toy"}), "config key reward.task: expected math or toy, got '",
+             c.reward.task, "'");
+  RLKV_CHECK(c.reward.slack >= 0, "config key reward.slack: expected >= 0");
+  RLKV_CHECK(c.reward.lambda_len >= 0, "config key reward.lambda_len: expected >= 0");
+  RLKV_CHECK(c.reward.threads >= 1 && c.reward.threads <= 256, "config key reward.threads: expected 1..256");
+  RLKV_CHECK(c.placement.actors >= 1 && c.placement.actors <= 256, "config key placement.actors: expected 1..256");
+  RLKV_CHECK(c.placement.learners >= 1, "config key placement.learners: expected >= 1");
+  RLKV_CHECK(c.placement.reward_workers >= 1, "config key placement.reward_workers: expected >= 1");
+  RLKV_CHECK(!c.placement.bind_address.empty(), "config key placement.bind_address: empty");
   RLKV_CHECK(c.runtime.max_batch >= 1 && c.runtime.max_batch <= 65536,
              "config key runtime.max_batch: expected 1..65536, got ", c.runtime.max_batch);
 }

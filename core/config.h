@@ -28,10 +28,54 @@ struct RolloutOptions {
   double top_p = 1.0;             // nucleus mass, (0, 1]
   int64_t top_k = 0;              // 0 = off
   int64_t max_new_tokens = 256;   // length cap (tokens)
+  int64_t group_size = 4;         // G rollouts per prompt
+  int64_t prompts_per_step = 8;   // B prompts per learner step
   int64_t seed = 0;               // base seed; sequence i samples with its own stream
   int64_t repetition_every = 0;   // K of the repetition detector (0 = off), DESIGN.md section 4
   int64_t repetition_min_distinct = 0;  // U: stop when the last K tokens hold fewer than U distinct
   std::vector<std::string> stop;  // extra stop strings (EOS always stops)
+};
+
+struct DataOptions {
+  std::string path;               // JSONL problems
+  std::string id_field = "id", prompt_field = "prompt", answer_field = "answer";
+};
+
+struct TrainOptions {
+  int64_t steps = 100;            // learner steps (policy updates)
+  std::string mode = "sync";      // sync | async
+  int64_t seed = 0;               // data order, masks, sampling
+  std::string output_dir = "out/train";  // ckpt-<step>.h5 and metrics.jsonl
+  int64_t checkpoint_every = 10;  // steps between checkpoints (0 = only at the end)
+  int64_t keep_checkpoints = 3;   // newest checkpoints kept (0 = all)
+  int64_t max_staleness = 2;      // async: oldest policy version (relative) a group may come from
+  double step_timeout = 600;      // seconds the learner waits for a step's groups before failing
+  std::string run_id;             // empty: derived from the output directory and the start time
+};
+
+struct PolicyConfig {
+  double init_keep_prob = 0.9;
+  double lr = 1e-2;
+  double beta = 1.0;
+  double tau = 0.5;
+  double target_sparsity = 0;     // > 0: PI controller on the penalty weight towards this sparsity
+  std::string adv_norm = "group"; // group | batch
+  double clip_eps = 0.2;
+  double grad_clip = 1.0;
+};
+
+struct RewardConfig {
+  std::string task = "math";      // math | toy
+  double slack = 0.5;
+  double lambda_len = 0.25;
+  int64_t threads = 2;            // reward worker pool
+};
+
+struct PlacementOptions {
+  int64_t actors = 1;             // actor threads in a single process (per actor rank under MPI)
+  int64_t learners = 1;           // learner ranks under MPI (gradients all-reduced)
+  int64_t reward_workers = 1;     // reward-worker ranks under MPI
+  std::string bind_address = "127.0.0.1";  // interface for tcp:// endpoints (loopback by default)
 };
 
 struct RuntimeOptions {
@@ -44,6 +88,11 @@ struct Config {
   CacheOptions cache;
   RolloutOptions rollout;
   RuntimeOptions runtime;
+  DataOptions data;
+  TrainOptions train;
+  PolicyConfig policy;
+  RewardConfig reward;
+  PlacementOptions placement;
   std::string source_text;  // the INI text it was read from (empty without a file)
 };
 

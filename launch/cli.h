@@ -37,6 +37,8 @@ std::string loaded_blas();
 
 int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_actor(int argc, char** argv);
 int cmd_toy(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 

@@ -17,7 +17,7 @@
 #include "core/config.h"
 #include "core/dataset.h"
 #include "core/error.h"
-#include "core/toy_task.h"
+#include "rewards/reward.h"
 #include "launch/cli.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
@@ -41,14 +41,6 @@ struct Row {
   double drop = 0;  // single-head: accuracy drop against full
 };
 
-bool correct_answer(const std::string& task, const std::string& text, const std::string& answer) {
-  if (task == "toy") {
-    int64_t got = 0;
-    if (!toy_extract_answer(text, got)) return false;
-    return std::to_string(got) == answer;
-  }
-  throw UserError(str_cat("--task ", task, " is not available yet (toy only; math verification lands with the rewards issue)"));
-}
 
 std::vector<double> parse_list(const std::string& s, const char* what) {
   std::vector<double> out;
@@ -67,9 +59,12 @@ std::vector<double> parse_list(const std::string& s, const char* what) {
 class Evaluator {
  public:
   Evaluator(const Model& m, const Tokenizer& tok, GeneratorOptions go, std::vector<std::vector<int32_t>> prompts,
-            std::vector<Problem> problems, std::string task, int64_t total_runs)
+            std::vector<Problem> problems, const RewardOptions& reward, int64_t total_runs)
       : model_(m), tok_(tok), go_(std::move(go)), prompts_(std::move(prompts)), problems_(std::move(problems)),
-        task_(std::move(task)), total_(total_runs * int64_t(problems_.size())), tty_(isatty(2)) {}
+        reward_(reward), total_(total_runs * int64_t(problems_.size())), tty_(isatty(2)) {
+    // References are read once; correctness uses the same verifier as training (rewards/).
+    for (const auto& p : problems_) refs_.push_back(prepare_reference(p.answer, reward_));
+  }
 
   Row run(const std::vector<uint8_t>& keep) {
     Generator gen(model_, &tok_, go_);
@@ -87,7 +82,9 @@ class Evaluator {
     double correct = 0, len = 0, trunc = 0, rep = 0, kv = 0, kv_full = 0;
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& res = results[i];
-      correct += correct_answer(task_, res.text, problems_[i].answer) ? 1 : 0;
+      if (refs_[i].usable)
+        correct += score_response(res.text, int64_t(res.tokens.size()), finish_reason_name(res.finish), refs_[i],
+                                  /*ref_len=*/0, reward_).correct ? 1 : 0;
       len += double(res.tokens.size());
       trunc += res.finish == FinishReason::kLength ? 1 : 0;
       rep += res.finish == FinishReason::kRepetition ? 1 : 0;
@@ -125,7 +122,8 @@ class Evaluator {
   GeneratorOptions go_;
   std::vector<std::vector<int32_t>> prompts_;
   std::vector<Problem> problems_;
-  std::string task_;
+  RewardOptions reward_;
+  std::vector<Reference> refs_;
   int64_t total_, done_ = 0;
   bool tty_;
 };
@@ -174,7 +172,7 @@ int cmd_eval(int argc, char** argv) {
       ("mask", po::value<std::string>(), "rlkv: head scores (adapter_weights.tsv / full_attention_heads.tsv or a directory)")
       ("sparsity", po::value<std::string>(), "rlkv / random: fractions of KV heads compressed, e.g. 0.25,0.5,0.75")
       ("seeds", po::value<int64_t>()->default_value(5), "random: masks per sparsity")
-      ("task", po::value<std::string>()->default_value("toy"), "answer checking: toy")
+      ("task", po::value<std::string>()->default_value("math"), "answer checking: math | toy")
       ("limit", po::value<int64_t>()->default_value(0), "use the first N problems (0 = all)")
       ("output", po::value<std::string>(), "write results as JSON")
       ("scores-out", po::value<std::string>(), "single-head: write the accuracy drops as DIR/adapter_weights.tsv")
@@ -211,8 +209,8 @@ int cmd_eval(int argc, char** argv) {
   RLKV_CHECK(method == "full" || method == "rlkv" || method == "random" || method == "streaming" ||
                  method == "single-head",
              "--method must be full, rlkv, random, streaming or single-head, got '", method, "'");
-  const std::string task = vm["task"].as<std::string>();
-  RLKV_CHECK(task == "toy", "--task must be toy (math lands with the rewards issue), got '", task, "'");
+  RewardOptions reward;
+  reward.task = parse_reward_task(vm["task"].as<std::string>(), "--task");
   const int64_t seeds = vm["seeds"].as<int64_t>();
   RLKV_CHECK(seeds >= 1 && seeds <= 1000, "--seeds must be in 1..1000");
   std::vector<double> sparsities;
@@ -261,7 +259,7 @@ int cmd_eval(int argc, char** argv) {
   if (method == "rlkv") runs = int64_t(sparsities.size());
   if (method == "random") runs = int64_t(sparsities.size()) * seeds;
   if (method == "single-head") runs = heads + 1;
-  Evaluator ev(model, tok, go, prompts, problems, task, runs);
+  Evaluator ev(model, tok, go, prompts, problems, reward, runs);
 
   std::vector<Row> rows;
   const std::vector<uint8_t> all_full(size_t(heads), 1);

@@ -55,7 +55,10 @@ int toy_data(int argc, char** argv) {
     const ToyProblem p = toy_problem(rng, t);
     nlohmann::json j = {{"id", "toy-" + std::to_string(seed) + "-" + std::to_string(i)},
                         {"prompt", p.prompt()},
-                        {"answer", std::to_string(p.answer())}};
+                        {"answer", std::to_string(p.answer())},
+                        // The full-cache reference length is known exactly for this task: the
+                        // response's characters (one token each) plus EOS.
+                        {"ref_len", int64_t(p.response().size()) + 1}};
     text += j.dump() + "\n";
   }
   write_atomic(out, text);

@@ -34,7 +34,7 @@ double HeadPolicy::sparsity_expected() const {
   return 1.0 - s / double(theta_.size());
 }
 
-std::vector<double> HeadPolicy::reward_moments(const std::vector<ScoredGroup>& groups) {
+std::vector<double> HeadPolicy::reward_moments(const std::vector<PolicyGroup>& groups) {
   std::vector<double> m(3, 0.0);
   for (const auto& g : groups)
     for (const auto& r : g.rollouts) {
@@ -45,7 +45,7 @@ std::vector<double> HeadPolicy::reward_moments(const std::vector<ScoredGroup>& g
   return m;
 }
 
-HeadPolicy::Partial HeadPolicy::partial_gradient(const std::vector<ScoredGroup>& groups,
+HeadPolicy::Partial HeadPolicy::partial_gradient(const std::vector<PolicyGroup>& groups,
                                                  const std::vector<double>* batch_stats) const {
   const size_t n = theta_.size();
   Partial out;

@@ -44,16 +44,16 @@ struct PolicyOptions {
 };
 
 // One scored rollout as the estimator sees it.
-struct ScoredRollout {
+struct PolicyRollout {
   std::vector<uint8_t> keep;  // [L * H] the sampled mask, 1 = full
   double reward = 0;
   double correct = 0;
 };
 
 // A prompt's group: its rollouts and the behaviour probabilities they were sampled with.
-struct ScoredGroup {
+struct PolicyGroup {
   std::vector<float> behaviour_p;  // [L * H] sigmoid(theta_behaviour)
-  std::vector<ScoredRollout> rollouts;
+  std::vector<PolicyRollout> rollouts;
 };
 
 struct StepStats {
@@ -81,10 +81,10 @@ class HeadPolicy {
     std::vector<double> grad_sum;  // [L * H] sum over rollouts of d(-surrogate)/d theta
     double rollouts = 0, reward_sum = 0, correct_sum = 0, clipped = 0, terms = 0;
   };
-  Partial partial_gradient(const std::vector<ScoredGroup>& groups, const std::vector<double>* batch_stats) const;
+  Partial partial_gradient(const std::vector<PolicyGroup>& groups, const std::vector<double>* batch_stats) const;
   // Batch advantage normalisation needs the step's reward mean and std over all ranks: the sums
   // (count, sum, sum of squares) of the rewards in `groups`.
-  static std::vector<double> reward_moments(const std::vector<ScoredGroup>& groups);
+  static std::vector<double> reward_moments(const std::vector<PolicyGroup>& groups);
 
   // Completes the step from (globally summed) partials: mean gradient + penalty, clipping, AdamW,
   // controller update. Returns the step's statistics.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <system_error>
 
 #include "rewards/text_scan.h"
 
@@ -530,7 +531,8 @@ class Parser {
     text.insert(text.size() - frac_digits, ".");
     text += "e" + std::to_string(exp10);
     double x = 0;
-    std::from_chars(text.data(), text.data() + text.size(), x);
+    // Out of the double range (1e9999, 1e-9999): no value, rather than a silent 0 or infinity.
+    if (std::from_chars(text.data(), text.data() + text.size(), x).ec != std::errc()) throw ParseFail{};
     v.at.fill(x);
     // Exact value: mant / 10^frac_digits * 10^exp10, when it fits.
     const int64_t shift = exp10 - int64_t(frac_digits);

@@ -5,8 +5,9 @@
 // `work_budget` steps for extraction, normalisation and comparison; a reference gets one of the same
 // size when it is prepared. An item that runs out scores as wrong (c = 0, `budget_hit`), its length
 // term computed as usual, so exhausting the budget is never better for the policy than a wrong
-// answer. The default (2^22 steps, a few milliseconds) is about 100x what a 4 KB maths response
-// costs; a 1 MB response without any answer marker may exceed it, which is the point.
+// answer. The default, 2^22 (4.2M) steps, is about 1000x what a 4 KB maths response costs (~4,200
+// steps: bench/bench_rewards.cpp) and a few milliseconds of CPU at most; a 1 MB response without any
+// answer marker, or a quadratic trap such as thousands of unclosed boxes, runs out, which is the point.
 //
 // Errors: check_reward_options throws UserError naming the bad field. Scoring never throws (bad
 // input scores 0 with a reason in `why`), except std::bad_alloc. Thread safety: pure functions; a

@@ -15,8 +15,9 @@
 // Feeding and draining (transport-agnostic; the ZeroMQ transport of a later issue wraps these):
 //   - push(group): blocks while `max_pending` groups wait (back-pressure); false after close().
 //   - output: either a Sink callback given at construction, called from the pool threads but never
-//     concurrently (calls are serialised), or, without a sink, an unbounded output queue read with
-//     pop() (blocks; nullopt once closed and everything was delivered) or try_pop().
+//     concurrently (calls are serialised; a sink must not call push(), which may wait on the pool), or,
+//     without a sink, an unbounded output queue read with pop() (blocks; nullopt once closed and
+//     everything was delivered) or try_pop().
 //   - close(): no more input; queued groups are still scored and delivered.
 //   - drain(): close(), wait for the pool to finish, rethrow the first exception a sink threw (a
 //     throwing sink loses that group only; the worker keeps going).

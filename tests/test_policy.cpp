@@ -10,14 +10,14 @@ using namespace rlkv;
 
 namespace {
 // Rollouts whose reward is 1 exactly when head `critical` is kept full.
-std::vector<ScoredGroup> bandit(const HeadPolicy& pol, int64_t critical, std::mt19937_64& rng, int groups, int G) {
-  std::vector<ScoredGroup> out;
+std::vector<PolicyGroup> bandit(const HeadPolicy& pol, int64_t critical, std::mt19937_64& rng, int groups, int G) {
+  std::vector<PolicyGroup> out;
   const auto p = pol.keep_probs();
   for (int gi = 0; gi < groups; ++gi) {
-    ScoredGroup g;
+    PolicyGroup g;
     g.behaviour_p = p;
     for (int i = 0; i < G; ++i) {
-      ScoredRollout r;
+      PolicyRollout r;
       for (float ph : p) r.keep.push_back(std::bernoulli_distribution(ph)(rng) ? 1 : 0);
       r.correct = r.keep[size_t(critical)];
       r.reward = r.correct;
@@ -33,7 +33,7 @@ TEST_CASE("sync-mode gradient is the REINFORCE estimate A (m - p)") {
   PolicyOptions o;
   o.init_keep_prob = 0.7;
   HeadPolicy pol(1, 2, o);
-  ScoredGroup g;
+  PolicyGroup g;
   g.behaviour_p = pol.keep_probs();
   g.rollouts = {{{1, 0}, 1.0, 1.0}, {{0, 1}, 0.0, 0.0}};
   auto part = pol.partial_gradient({g}, nullptr);
@@ -49,7 +49,7 @@ TEST_CASE("ratios outside the clip range stop the gradient in the rewarded direc
   PolicyOptions o;
   o.init_keep_prob = 0.9;
   HeadPolicy pol(1, 1, o);
-  ScoredGroup g;
+  PolicyGroup g;
   g.behaviour_p = {0.5f};  // behaviour kept the head with p = 0.5: rho = 0.9 / 0.5 = 1.8 for m = 1
   g.rollouts = {{{1}, 1.0, 1.0}, {{0}, 0.0, 0.0}};
   auto part = pol.partial_gradient({g}, nullptr);
@@ -98,7 +98,7 @@ TEST_CASE("batch advantage normalisation uses the step's global reward moments")
   PolicyOptions o;
   o.adv_norm = "batch";
   HeadPolicy pol(1, 1, o);
-  ScoredGroup a, b;
+  PolicyGroup a, b;
   a.behaviour_p = b.behaviour_p = pol.keep_probs();
   a.rollouts = {{{1}, 1.0, 1.0}, {{1}, 1.0, 1.0}};  // a group with no spread: group norm would give A = 0
   b.rollouts = {{{0}, 0.0, 0.0}, {{0}, 0.0, 0.0}};

@@ -156,6 +156,8 @@ TEST_CASE("numeric extremes have no value rather than a wrong one") {
   CHECK_FALSE(score_both("\\boxed{\\sqrt{-1}}", "\\sqrt{-1} + 1").score.correct);
   CHECK(score_both("\\boxed{" + std::string(400, '9') + "}", std::string(400, '9')).score.correct);
   CHECK_FALSE(score_both("\\boxed{1e99999}", "1e99998").score.correct);
+  CHECK_FALSE(score_both("\\boxed{1e9999}", "0").score.correct);  // out of range: no value, not 0
+  CHECK_FALSE(score_both("\\boxed{1e-9999}", "0").score.correct);
   score_both("\\boxed{0^{-1}}", "0");
   score_both("\\boxed{" + repeat("9", 30) + "/" + repeat("7", 30) + "}", "1.2857");
 }

@@ -11,7 +11,7 @@ RLKV=./build/launch/rlkv
 mkdir -p "$OUT"
 DATA="$OUT/problems.jsonl"
 $RLKV toy data --n 1000 --seed 20261129 --output "$DATA"
-COMMON=(--config configs/toy.ini --model "$MODEL" --data "$DATA")
+COMMON=(--config configs/toy.ini --model "$MODEL" --data "$DATA" --task toy)
 $RLKV eval "${COMMON[@]}" --method full --output "$OUT/full.json"
 $RLKV eval "${COMMON[@]}" --method streaming --output "$OUT/streaming.json"
 $RLKV eval "${COMMON[@]}" --method single-head --scores-out "$OUT/oracle-scores" --output "$OUT/single_head.json"

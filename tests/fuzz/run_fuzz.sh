@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Builds and runs the safetensors header fuzzer for SECONDS (default 30). Kept as a script, not a
-# CMake target, because it needs clang's libFuzzer runtime and sanitizers while the main build may
-# use gcc; exit 77 is the conventional "skipped" status for test drivers when those are missing.
-# Usage: tests/fuzz/run_fuzz.sh [SECONDS]   (exit 0: no crash; non-zero: crash or build failure)
+# Builds and runs a libFuzzer target for SECONDS (default 30). Kept as a script, not a CMake target,
+# because it needs clang's libFuzzer runtime and sanitizers while the main build may use gcc; exit 77
+# is the conventional "skipped" status for test drivers when those are missing.
+# Usage: tests/fuzz/run_fuzz.sh [SECONDS] [TARGET]   (exit 0: no crash; non-zero: crash or build failure)
+#   TARGET: safetensors_header (default): runtime/safetensors.cpp's header parser
+#           rewards: answer extraction and comparison (tests/fuzz/fuzz_rewards.cpp)
+#           messages: the wire-message decoder (tests/fuzz/fuzz_messages.cpp)
 set -u
 SECONDS_TO_RUN="${1:-30}"
+TARGET="${2:-safetensors_header}"
 case "$SECONDS_TO_RUN" in ''|*[!0-9]*) echo "run_fuzz.sh: SECONDS must be a whole number, got '$SECONDS_TO_RUN'" >&2; exit 2;; esac
+case "$TARGET" in
+  safetensors_header|rewards|messages) ;;
+  *) echo "run_fuzz.sh: TARGET must be safetensors_header, rewards or messages, got '$TARGET'" >&2; exit 2;;
+esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CXX="${CLANGXX:-clang++}"
 
@@ -23,21 +31,53 @@ if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >/dev/null 2>&1
   exit 77
 fi
 
-echo "run_fuzz.sh: building with $("$CXX" --version | head -n1)"
+EXTRA_FLAGS=()
+if [ "$TARGET" = safetensors_header ]; then
+  SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp")
+elif [ "$TARGET" = messages ]; then
+  SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/core/messages.cpp" "$REPO/core/error.cpp")
+else
+  SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
+           "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp
+           "$REPO"/rewards/reward.cpp "$REPO/core/error.cpp")
+fi
+echo "run_fuzz.sh: building fuzz_$TARGET with $("$CXX" --version | head -n1)"
 if ! "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-     -fno-sanitize-recover=undefined -I"$REPO" \
-     "$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp" \
-     -o "$WORK/fuzz_safetensors_header"; then
+     -fno-sanitize-recover=undefined -I"$REPO" "${SOURCES[@]}" -o "$WORK/fuzz_$TARGET"; then
   echo "run_fuzz.sh: build failed" >&2
   exit 1
 fi
 
 # The seeds are copied so that inputs the fuzzer discovers stay out of the source tree.
 mkdir -p "$WORK/corpus"
-cp "$REPO"/tests/fuzz/seeds/safetensors/* "$WORK/corpus/" 2>/dev/null || true
+if [ "$TARGET" = safetensors_header ]; then
+  cp "$REPO"/tests/fuzz/seeds/safetensors/* "$WORK/corpus/" 2>/dev/null || true
+elif [ "$TARGET" = messages ]; then
+  cp "$REPO"/tests/fuzz/seeds/messages/* "$WORK/corpus/" 2>/dev/null || true
+else
+  # Seeds: byte 0 flags, 2 bytes reference length, reference, response (see fuzz_rewards.cpp); and a
+  # dictionary of the tokens the parsers branch on.
+  seed() { printf '%b' "$2" > "$WORK/corpus/$1"; }
+  seed boxed '\x00\x02\x0042so \\boxed{42}.'
+  seed frac '\x00\x0b\x00\\frac{1}{2}The final answer is $0.5$. I hope it is correct.'
+  seed think '\x04\x01\x007<think>\\boxed{3}</think> the answer is 7'
+  seed gsm8k '\x00\x0c\x00a\n#### 1,234\\boxed{1234}'
+  seed interval '\x00\x19\x00(-\\infty,1)\\cup(2,\\infty)\\boxed{(2,\\infty)\\cup(-\\infty,1)}'
+  seed set '\x00\x09\x00\\{1,2,3\\}\\boxed{3, 2, 1}'
+  seed toy '\x01\x02\x0080Q:23+45+12=23+45=68;68+12=80;A:80'
+  seed units '\x00\x02\x0030\\boxed{30^\\circ} or \\boxed{30\\text{ cm}^2}'
+  seed choice '\x00\x03\x00(B)Answer: \\text{(B)}'
+  seed expr '\x00\x09\x00(x+1)^{2}\\boxed{x^2+2x+1}'
+  for t in '\boxed{' '\fbox{' '\frac' '\dfrac' '\sqrt' '\sqrt[3]' '\text{' '\left(' '\right)' '\{' '\}' \
+           '\cup' '\in' '\infty' '\pi' '\cdot' '\times' '\binom' '^\circ' '\%' '\,' '{,}' '</think>' '<think>' \
+           'final answer is' 'answer is' 'Answer:' '####' 'A:' 'e-' '1,000' '\$' '\alpha' 'x_{1}' '5!'; do
+    printf '"%s"\n' "$(printf '%s' "$t" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+  done > "$WORK/rewards.dict"
+  EXTRA_FLAGS=(-dict="$WORK/rewards.dict")
+fi
 cd "$WORK"
-"$WORK/fuzz_safetensors_header" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$WORK/" "$WORK/corpus" > "$WORK/log" 2>&1
+"$WORK/fuzz_$TARGET" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$WORK/" "${EXTRA_FLAGS[@]}" "$WORK/corpus" > "$WORK/log" 2>&1
 rc=$?
 runs="$(grep -E '^stat::number_of_executed_units:' "$WORK/log" | awk '{print $2}')"
 if [ "$rc" -ne 0 ]; then
@@ -50,5 +90,5 @@ if [ "$rc" -ne 0 ]; then
   exit 1
 fi
 grep -E '^#[0-9]+.*DONE' "$WORK/log" | tail -n 1
-echo "run_fuzz.sh: OK, ${runs:-?} runs in ${SECONDS_TO_RUN} s, no crash"
+echo "run_fuzz.sh: OK, fuzz_$TARGET: ${runs:-?} runs in ${SECONDS_TO_RUN} s, no crash"
 exit 0

@@ -1,0 +1,117 @@
+#include "actors/actor_role.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/prompt_stream.h"
+
+namespace rlkv {
+
+using std::chrono::milliseconds;
+
+RolloutGroupMsg to_message(const ActorGroup& g, const Problem& p, const RunIdentity& id, const std::string& actor_id) {
+  RolloutGroupMsg m;
+  m.run_id = id.run_id;
+  m.actor_id = actor_id;
+  m.prompt_id = p.id;
+  m.prompt_index = g.problem;
+  m.position = g.position;
+  m.policy_version = g.policy_version;
+  m.answer = p.answer;
+  m.ref_len = p.ref_len;
+  m.num_layers = id.num_layers;
+  m.num_kv_heads = id.num_kv_heads;
+  m.behaviour_keep_prob = g.behaviour_p;
+  for (const auto& r : g.rollouts) {
+    Rollout w;
+    w.mask = r.keep;
+    w.tokens = r.tokens;
+    w.text = r.text;
+    w.length = int64_t(r.tokens.size());
+    w.finish_reason = finish_reason_name(r.finish);
+    w.prompt_tokens = r.prompt_tokens;
+    m.rollouts.push_back(std::move(w));
+  }
+  return m;
+}
+
+ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model& model, const Tokenizer& tok,
+                              const std::vector<Problem>& problems, const ActorRoleOptions& o) {
+  ActorRoleStats st;
+  Subscriber sub(ctx);
+  sub.connect(ep.policy);
+  Pusher push(ctx);
+  for (const auto& r : ep.rollouts) push.connect(r);
+  bool connected = !ep.rollouts.empty();
+  DropCounter drops("actor " + o.actor_id + " policy");
+  RunIdentity id = o.id;
+  Actor actor(model, tok, problems, o.actor);
+  PromptStream stream(int64_t(problems.size()), uint64_t(o.data_seed));
+  std::optional<PolicyMsg> current;
+  int64_t done_version = -1;
+  int64_t async_round = 0;
+  // Elastic actors draw positions from their own space (2^40 apart per actor id) so that their
+  // prompts do not repeat the job's order.
+  const int64_t elastic_base = o.elastic ? (int64_t(std::hash<std::string>{}(o.actor_id) % 4096) + 1) << 40 : 0;
+  const int64_t per_round = std::max<int64_t>(1, (o.prompts_per_step + o.num_actors - 1) / o.num_actors);
+
+  auto send_all = [&](const std::vector<ActorGroup>& groups) {
+    for (const auto& g : groups) {
+      const std::string frame = encode(to_message(g, problems[size_t(g.problem)], id, o.actor_id));
+      bool sent = false;
+      while (!sent && !run_stop_flag().load()) {
+        sent = push.send(frame, milliseconds(1000));
+        if (!sent) ++st.push_failures;
+      }
+      if (!sent) return;
+      ++st.groups;
+      st.rollouts += int64_t(g.rollouts.size());
+      for (const auto& r : g.rollouts) st.tokens += int64_t(r.tokens.size());
+    }
+  };
+
+  while (!run_stop_flag().load()) {
+    // Sync actors wait for the next version; async actors only look for a newer one.
+    const bool waiting = !current || (o.sync && current->policy_version <= done_version);
+    ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
+    auto pol = receive_policy(sub, milliseconds(waiting ? 200 : 0), expect, drops);
+    if (pol) {
+      if (id.run_id.empty()) id.run_id = pol->run_id;  // an elastic actor joins whatever run it finds
+      if (!connected && !pol->rollouts_endpoint.empty()) {
+        push.connect(pol->rollouts_endpoint);  // where the run's reward workers listen
+        connected = true;
+      }
+      if (pol->stop) break;
+      if (!current || pol->policy_version > current->policy_version) current = std::move(pol);
+    }
+    if (!current || !connected || (o.sync && current->policy_version <= done_version)) continue;
+
+    std::vector<std::pair<int64_t, int64_t>> positions;
+    if (o.sync) {
+      const int64_t v = current->policy_version;
+      for (int64_t j = 0; j < o.prompts_per_step; ++j)
+        if (j % o.num_actors == o.index) {
+          const int64_t pos = v * o.prompts_per_step + j;
+          positions.emplace_back(pos, stream.problem_at(pos));
+        }
+    } else {
+      for (int64_t k = 0; k < per_round; ++k) {
+        const int64_t pos = elastic_base + (async_round * per_round + k) * o.num_actors + o.index;
+        positions.emplace_back(pos, stream.problem_at(pos));
+      }
+      ++async_round;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto groups = actor.generate(current->policy_version, current->theta, positions);
+    st.generate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    send_all(groups);
+    done_version = current->policy_version;
+  }
+  push.close();
+  sub.close();
+  if (drops.total() > 0) log_warn("actor " + o.actor_id + " dropped policy messages: " + drops.summary());
+  return st;
+}
+
+}  // namespace rlkv

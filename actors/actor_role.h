@@ -1,0 +1,42 @@
+// The actor role of a training run: subscribes to the policy, generates groups for its share of
+// the prompt positions, pushes them to the reward workers, until the learner's stop policy.
+//   sync:  for policy version v, positions v * B + j for the slots j with j % num_actors == index;
+//          then waits for version v + 1.
+//   async: never waits: keeps generating ceil(B / num_actors) prompts at a time with the newest
+//          policy it has, at positions index, index + num_actors, ... (elastic actors use their own
+//          position space, so they never collide with the job's actors).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/actor.h"
+#include "core/run_context.h"
+#include "core/transport.h"
+
+namespace rlkv {
+
+struct ActorRoleOptions {
+  RunIdentity id;                 // run_id empty: taken from the first policy received (elastic)
+  std::string actor_id;
+  int64_t index = 0, num_actors = 1;
+  bool sync = true;
+  bool elastic = false;
+  int64_t prompts_per_step = 8;
+  int64_t data_seed = 0;
+  ActorOptions actor;
+};
+
+struct ActorRoleStats {
+  int64_t groups = 0, rollouts = 0, tokens = 0, push_failures = 0;
+  double generate_seconds = 0;
+};
+
+ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model& model, const Tokenizer& tok,
+                              const std::vector<Problem>& problems, const ActorRoleOptions& opts);
+
+// Converts an actor's group into the wire message.
+RolloutGroupMsg to_message(const ActorGroup& g, const Problem& p, const RunIdentity& id, const std::string& actor_id);
+
+}  // namespace rlkv

@@ -1,0 +1,70 @@
+// `rlkv actor --config FILE --connect ENDPOINT`: an elastic actor joining a running job from outside
+// the MPI world. ENDPOINT is the learner's policy endpoint (printed by `rlkv train` and written to
+// OUTPUT_DIR/endpoints.json); the policy messages name the endpoint rollout groups go to. The actor
+// generates asynchronously with the newest policy it has until the learner's stop policy; killing
+// it costs its in-flight groups, never the job (the learner counts groups, not actors).
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "actors/actor_role.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "launch/cli.h"
+#include "launch/train_setup.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+namespace {
+extern "C" void on_actor_signal(int) { run_stop_flag().store(true); }
+}  // namespace
+
+int cmd_actor(int argc, char** argv) {
+  po::options_description desc("rlkv actor options");
+  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "the run's INI config")(
+      "connect", po::value<std::string>(), "the learner's policy endpoint, e.g. tcp://127.0.0.1:40123")(
+      "id", po::value<std::string>(), "actor id (default: elastic-<host>-<pid>)");
+  ParsedArgs args = parse_args(argc, argv, desc);
+  if (args.vm.count("help")) {
+    std::cout << "usage: rlkv actor --config FILE --connect ENDPOINT [--section.key=value ...]\n" << desc;
+    return 0;
+  }
+  RLKV_CHECK(args.vm.count("config"), "rlkv actor needs --config FILE (the run's config)");
+  RLKV_CHECK(args.vm.count("connect"), "rlkv actor needs --connect ENDPOINT (the learner's policy endpoint)");
+  const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
+  const std::string endpoint = args.vm["connect"].as<std::string>();
+  RLKV_CHECK(endpoint.rfind("tcp://", 0) == 0 || endpoint.rfind("ipc://", 0) == 0,
+             "--connect: expected a tcp:// or ipc:// endpoint, got '", endpoint, "'");
+  std::signal(SIGINT, on_actor_signal);
+  std::signal(SIGTERM, on_actor_signal);
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  const std::string actor_id =
+      args.vm.count("id") ? args.vm["id"].as<std::string>() : "elastic-" + std::string(host) + "-" + std::to_string(getpid());
+
+  auto local = local_collectives();
+  TrainSetup setup = make_train_setup(cfg, *local);
+  ActorRoleOptions o = setup.actor;
+  o.id.run_id.clear();  // join whatever run publishes on the endpoint
+  o.actor_id = actor_id;
+  o.sync = false;       // elastic actors never wait for a version
+  o.elastic = true;
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+  Context ctx;
+  RunEndpoints ep;
+  ep.policy = endpoint;  // the rollout endpoint arrives with the first policy message
+  log_info("actor " + actor_id + " connecting to " + endpoint);
+  const ActorRoleStats st = run_actor_role(ctx, ep, model, tok, setup.problems, o);
+  log_info("actor " + actor_id + " done: " + std::to_string(st.groups) + " groups, " + std::to_string(st.tokens) +
+           " tokens");
+  return 0;
+}
+
+}  // namespace rlkv

@@ -1,0 +1,210 @@
+// `rlkv train`: places the roles of DESIGN.md section 2 and runs them.
+//   - alone: every role as threads of this process over inproc:// (placement.actors actor threads,
+//     one reward worker, the learner on the main thread); the policy and rollout sockets also bind
+//     tcp:// on placement.bind_address so elastic actors (`rlkv actor`) can join;
+//   - under mpirun -np N: ranks [0, placement.learners) are learners, the last
+//     placement.reward_workers ranks reward workers, the ranks between them actors; every rank binds
+//     tcp:// endpoints on ephemeral ports and the endpoints are exchanged with MPI_Allgather.
+// SIGINT / SIGTERM stop the run cleanly (the checkpoint of the last completed interval remains).
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "actors/actor_role.h"
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "launch/cli.h"
+#include "launch/train_setup.h"
+#include "learner/collectives.h"
+#include "learner/learner_role.h"
+#include "rewards/reward_role.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+namespace {
+
+extern "C" void on_stop_signal(int) { run_stop_flag().store(true); }
+
+enum class Role { kLearner, kActor, kReward };
+
+Role role_of(int rank, int size, const PlacementOptions& p) {
+  if (rank < p.learners) return Role::kLearner;
+  if (rank >= size - p.reward_workers) return Role::kReward;
+  return Role::kActor;
+}
+
+// Runs `f` on a thread; an exception stops the whole run and is rethrown by join().
+class RoleThread {
+ public:
+  template <typename F>
+  explicit RoleThread(F f) {
+    t_ = std::thread([this, f]() mutable {
+      try {
+        f();
+      } catch (...) {
+        error_ = std::current_exception();
+        run_stop_flag().store(true);
+      }
+    });
+  }
+  void join() {
+    if (t_.joinable()) t_.join();
+  }
+  std::exception_ptr error() const { return error_; }
+
+ private:
+  std::thread t_;
+  std::exception_ptr error_;
+};
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  po::options_description desc("rlkv train options");
+  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI config file")(
+      "resume", po::value<std::string>(), "a checkpoint to resume from, or 'auto' (newest valid in train.output_dir)");
+  ParsedArgs args = parse_args(argc, argv, desc);
+  if (args.vm.count("help")) {
+    std::cout << "usage: rlkv train --config FILE [--resume CKPT|auto] [--section.key=value ...]\n" << desc;
+    return 0;
+  }
+  RLKV_CHECK(args.vm.count("config"), "rlkv train needs --config FILE (e.g. configs/toy.ini)");
+  const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
+  const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
+
+  MpiSession mpi(nullptr, nullptr);
+  std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+
+  TrainSetup setup = make_train_setup(cfg, *world);
+  const int rank = world->rank(), size = world->size();
+
+  if (size == 1) {
+    Context ctx;
+    Publisher pub(ctx);
+    Puller scored(ctx), rollouts(ctx);
+    RunEndpoints ep;
+    ep.policy = pub.bind("inproc://rlkv-policy");
+    ep.scored = scored.bind("inproc://rlkv-scored");
+    ep.rollouts = {rollouts.bind("inproc://rlkv-rollouts")};
+    // Elastic actors (`rlkv actor --connect`) join over tcp.
+    const std::string tcp_policy = pub.bind(tcp_endpoint(cfg.placement.bind_address));
+    const std::string tcp_rollouts = rollouts.bind(tcp_endpoint(cfg.placement.bind_address));
+    setup.learner.rollouts_endpoint = tcp_rollouts;
+    write_endpoints_file(cfg.train.output_dir, tcp_policy, {tcp_rollouts});
+    log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " +
+             args.vm["config"].as<std::string>() + " --connect " + tcp_policy);
+
+    const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+    const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+    std::vector<RoleThread> threads;
+    threads.emplace_back([&] { run_reward_role(ctx, rollouts, ep, setup.id, setup.reward); });
+    for (int64_t a = 0; a < cfg.placement.actors; ++a) {
+      threads.emplace_back([&, a] {
+        ActorRoleOptions ao = setup.actor;
+        ao.index = a;
+        ao.num_actors = cfg.placement.actors;
+        ao.actor_id = "actor-" + std::to_string(a);
+        run_actor_role(ctx, ep, model, tok, setup.problems, ao);
+      });
+    }
+    std::exception_ptr learner_error;
+    LearnerRoleResult res;
+    try {
+      res = run_learner_role(&pub, &scored, *world, setup.learner);
+    } catch (...) {
+      learner_error = std::current_exception();
+    }
+    run_stop_flag().store(true);  // roles that missed the stop policy (e.g. after an error) stop too
+    for (auto& t : threads) t.join();
+    if (learner_error) std::rethrow_exception(learner_error);
+    for (auto& t : threads)
+      if (t.error()) std::rethrow_exception(t.error());
+    report_train_result(res, setup);
+    return 0;
+  }
+
+  // Under mpirun.
+  RLKV_CHECK(size >= cfg.placement.learners + cfg.placement.reward_workers + 1, "mpirun -np ", size,
+             " is too few ranks for ", cfg.placement.learners, " learner(s), ", cfg.placement.reward_workers,
+             " reward worker(s) and at least one actor");
+  const Role role = role_of(rank, size, cfg.placement);
+  Context ctx;
+  std::unique_ptr<Publisher> pub;
+  std::unique_ptr<Puller> pull;
+  nlohmann::json mine = {{"rank", rank}, {"role", int(role)}};
+  if (role == Role::kLearner && rank == 0) {
+    pub = std::make_unique<Publisher>(ctx);
+    pull = std::make_unique<Puller>(ctx);
+    mine["policy"] = pub->bind(tcp_endpoint(cfg.placement.bind_address));
+    mine["scored"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+  } else if (role == Role::kReward) {
+    pull = std::make_unique<Puller>(ctx);
+    mine["rollouts"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+  }
+  RunEndpoints ep;
+  for (const auto& s : world->allgather(mine.dump())) {
+    auto j = nlohmann::json::parse(s);
+    if (j.contains("policy")) ep.policy = j["policy"];
+    if (j.contains("scored")) ep.scored = j["scored"];
+    if (j.contains("rollouts")) ep.rollouts.push_back(j["rollouts"]);
+  }
+  setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
+  auto learner_comm = world->split(role == Role::kLearner ? 0 : 1);
+  if (rank == 0) {
+    write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
+    log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
+             "rlkv actor --config " + args.vm["config"].as<std::string>() + " --connect " + ep.policy);
+  }
+  std::exception_ptr error;
+  try {
+    if (role == Role::kLearner) {
+      LearnerRoleResult res = run_learner_role(pub.get(), pull.get(), *learner_comm, setup.learner);
+      if (rank == 0) report_train_result(res, setup);
+    } else if (role == Role::kReward) {
+      run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
+    } else {
+      const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+      const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+      ActorRoleOptions ao = setup.actor;
+      const int first_actor = int(cfg.placement.learners);
+      const int num_actor_ranks = size - first_actor - int(cfg.placement.reward_workers);
+      // Each actor rank runs placement.actors actor threads; actor index across the job.
+      std::vector<RoleThread> threads;
+      for (int64_t a = 0; a < cfg.placement.actors; ++a) {
+        threads.emplace_back([&, a] {
+          ActorRoleOptions o = ao;
+          o.num_actors = int64_t(num_actor_ranks) * cfg.placement.actors;
+          o.index = int64_t(rank - first_actor) * cfg.placement.actors + a;
+          o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
+          run_actor_role(ctx, ep, model, tok, setup.problems, o);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (auto& t : threads)
+        if (t.error()) std::rethrow_exception(t.error());
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  pub.reset();
+  pull.reset();
+  if (error) std::rethrow_exception(error);
+  world->barrier();
+  return 0;
+}
+
+}  // namespace rlkv

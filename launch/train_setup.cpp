@@ -1,0 +1,130 @@
+#include "launch/train_setup.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "runtime/model_config.h"
+
+namespace rlkv {
+
+GeneratorOptions generator_options(const Config& cfg) {
+  GeneratorOptions go;
+  go.sampling.temperature = cfg.rollout.temperature;
+  go.sampling.top_p = cfg.rollout.top_p;
+  go.sampling.top_k = cfg.rollout.top_k;
+  go.seed = uint64_t(cfg.rollout.seed);
+  go.max_new_tokens = cfg.rollout.max_new_tokens;
+  go.stop = cfg.rollout.stop;
+  go.repetition_every = cfg.rollout.repetition_every;
+  go.repetition_min_distinct = cfg.rollout.repetition_min_distinct;
+  go.max_batch = cfg.runtime.max_batch;
+  go.sink = cfg.cache.sink;
+  go.window = cfg.cache.window;
+  go.page_size = cfg.cache.page_size;
+  go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
+  return go;
+}
+
+TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
+  RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
+  RLKV_CHECK(!cfg.data.path.empty(), "config key data.path is not set");
+  TrainSetup s;
+  const ModelConfig mc = load_model_config(cfg.model.path);
+  s.id.num_layers = mc.num_layers;
+  s.id.num_kv_heads = mc.num_kv_heads;
+  std::string run_id = cfg.train.run_id;
+  if (run_id.empty() && world.rank() == 0) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    run_id = "rlkv-" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()) + "-" +
+             std::to_string(getpid());
+  }
+  world.broadcast(run_id, 0);
+  s.id.run_id = run_id;
+  DatasetFields f;
+  f.id = cfg.data.id_field;
+  f.prompt = cfg.data.prompt_field;
+  f.answer = cfg.data.answer_field;
+  s.problems = load_problems(cfg.data.path, f);
+
+  LearnerRoleOptions& l = s.learner;
+  l.id = s.id;
+  l.model = cfg.model.path;
+  l.sink = cfg.cache.sink;
+  l.window = cfg.cache.window;
+  l.config_text = cfg.source_text;
+  l.steps = cfg.train.steps;
+  l.prompts_per_step = cfg.rollout.prompts_per_step;
+  l.group_size = cfg.rollout.group_size;
+  l.sync = cfg.train.mode == "sync";
+  l.max_staleness = cfg.train.max_staleness;
+  l.output_dir = cfg.train.output_dir;
+  l.checkpoint_every = cfg.train.checkpoint_every;
+  l.keep_checkpoints = cfg.train.keep_checkpoints;
+  l.step_timeout = cfg.train.step_timeout;
+  l.data_seed = cfg.train.seed;
+  l.progress = isatty(2) != 0;
+  PolicyOptions& p = l.policy;
+  p.init_keep_prob = cfg.policy.init_keep_prob;
+  p.lr = cfg.policy.lr;
+  p.beta = cfg.policy.beta;
+  p.tau = cfg.policy.tau;
+  p.target_sparsity = cfg.policy.target_sparsity;
+  p.adv_norm = cfg.policy.adv_norm;
+  p.clip_eps = cfg.policy.clip_eps;
+  p.grad_clip = cfg.policy.grad_clip;
+
+  ActorRoleOptions& a = s.actor;
+  a.id = s.id;
+  a.sync = l.sync;
+  a.prompts_per_step = cfg.rollout.prompts_per_step;
+  a.data_seed = cfg.train.seed;
+  a.actor.group_size = cfg.rollout.group_size;
+  a.actor.generation = generator_options(cfg);
+  a.actor.prompt_template = cfg.model.prompt_template;
+  a.actor.add_special_tokens = cfg.model.add_special_tokens;
+  a.actor.seed = uint64_t(cfg.train.seed);
+
+  s.reward.reward.task = parse_reward_task(cfg.reward.task, "config key reward.task");
+  s.reward.reward.slack = cfg.reward.slack;
+  s.reward.reward.lambda_len = cfg.reward.lambda_len;
+  s.reward.num_threads = int(cfg.reward.threads);
+  return s;
+}
+
+void write_endpoints_file(const std::string& output_dir, const std::string& policy,
+                          const std::vector<std::string>& rollouts) {
+  std::filesystem::create_directories(output_dir);
+  nlohmann::json j = {{"policy", policy}, {"rollouts", rollouts}};
+  const std::string path = output_dir + "/endpoints.json";
+  std::ofstream(path + ".tmp", std::ios::trunc) << j.dump(2) << "\n";
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+void report_train_result(const LearnerRoleResult& r, const TrainSetup& s) {
+  const double share = r.seconds > 0 ? 100.0 * r.learner_seconds / r.seconds : 0;
+  std::fprintf(stderr,
+               "trained steps %lld..%lld in %.1f s (learner update %.3f s, %.2f%% of the time); groups used %lld, "
+               "dropped: stale %lld, duplicate %lld, foreign %lld; malformed messages %lld\n",
+               (long long)r.first_step, (long long)r.last_step, r.seconds, r.learner_seconds, share,
+               (long long)r.groups.used, (long long)r.groups.stale, (long long)r.groups.duplicate,
+               (long long)r.groups.foreign, (long long)r.dropped_messages);
+  if (!r.last_checkpoint.empty()) std::fprintf(stderr, "last checkpoint: %s\n", r.last_checkpoint.c_str());
+  // The policy as a head-by-head table of keep probabilities (rows = layers).
+  std::fprintf(stderr, "keep probability sigmoid(theta), layers x KV heads:\n");
+  for (int64_t l = 0; l < s.id.num_layers; ++l) {
+    std::fprintf(stderr, "  L%-3lld", (long long)l);
+    for (int64_t h = 0; h < s.id.num_kv_heads; ++h)
+      std::fprintf(stderr, " %.3f", 1.0 / (1.0 + std::exp(-double(r.theta[size_t(l * s.id.num_kv_heads + h)]))));
+    std::fprintf(stderr, "\n");
+  }
+}
+
+}  // namespace rlkv

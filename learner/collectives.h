@@ -1,0 +1,45 @@
+// The few collective operations the pipeline needs, behind an interface (STYLE.md, gloo): a local
+// implementation for one process, and MPI for ranks of an mpirun job. Used to exchange endpoints at
+// start-up (allgather), to hand each learner rank its share of a step's groups (broadcast), and to
+// sum the learners' partial gradients (allreduce). Thread safety: one thread per communicator.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rlkv {
+
+class Collectives {
+ public:
+  virtual ~Collectives() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual void allreduce_sum(std::vector<double>& values) = 0;  // in place, every rank the same length
+  virtual void broadcast(std::string& bytes, int root) = 0;
+  virtual std::vector<std::string> allgather(const std::string& mine) = 0;
+  virtual void barrier() = 0;
+  // A communicator over the ranks that pass the same `color` (MPI_Comm_split); ordered by rank.
+  virtual std::unique_ptr<Collectives> split(int color) = 0;
+};
+
+// One process: every operation is the identity.
+std::unique_ptr<Collectives> local_collectives();
+
+// MPI_COMM_WORLD (MPI must be initialised, see MpiSession). Only in builds with MPI.
+std::unique_ptr<Collectives> mpi_world();
+
+// MPI_Init_thread / MPI_Finalize for the lifetime of the object; does nothing when the process was
+// not started by mpirun (no OMPI_COMM_WORLD_SIZE / PMI_SIZE in the environment) or MPI is not built.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  bool active() const { return active_; }
+  static bool launched_by_mpirun();
+
+ private:
+  bool active_ = false;
+};
+
+}  // namespace rlkv

@@ -1,0 +1,70 @@
+#include "rewards/reward_role.h"
+
+#include <any>
+#include <chrono>
+
+#include "core/log.h"
+
+namespace rlkv {
+
+using std::chrono::milliseconds;
+
+ScoredGroupMsg to_scored_message(const ScoredGroup& sg) {
+  ScoredGroupMsg m(std::any_cast<const RolloutGroupMsg&>(sg.group.payload));
+  for (size_t i = 0; i < m.rollouts.size() && i < sg.scores.size(); ++i) {
+    RolloutScore s;
+    s.correct = sg.scores[i].correct ? 1 : 0;
+    s.excess = sg.scores[i].excess;
+    s.reward = sg.scores[i].reward;
+    m.rollouts[i].score = s;
+  }
+  return m;
+}
+
+RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& ep, const RunIdentity& id,
+                                const RewardWorkerOptions& opts) {
+  RewardRoleStats st;
+  Pusher push(ctx);
+  push.connect(ep.scored);
+  Subscriber sub(ctx);
+  sub.connect(ep.policy);
+  DropCounter drops("reward worker rollouts"), policy_drops("reward worker policy");
+  const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
+  {
+    RewardWorker worker(opts, [&](ScoredGroup&& sg) {
+      const std::string frame = encode(to_scored_message(sg));
+      while (!push.send(frame, milliseconds(1000))) {
+        ++st.push_failures;
+        if (run_stop_flag().load()) return;
+      }
+    });
+    while (!run_stop_flag().load()) {
+      auto pol = receive_policy(sub, milliseconds(0), expect, policy_drops);
+      if (pol && pol->stop) break;
+      auto g = receive_rollout_group(pull, milliseconds(100), expect, drops);
+      if (!g) continue;
+      RolloutGroup rg;
+      rg.prompt_id = g->prompt_id;
+      rg.answer = g->answer;
+      rg.ref_len = g->ref_len;
+      for (const auto& r : g->rollouts) {
+        RolloutGroup::Rollout ro;
+        ro.response = r.text;
+        ro.length = r.length;
+        ro.finish_reason = r.finish_reason;
+        rg.rollouts.push_back(std::move(ro));
+      }
+      rg.payload = std::move(*g);
+      worker.push(std::move(rg));
+    }
+    worker.drain();
+    st.worker = worker.stats();
+  }
+  st.dropped = drops.total();
+  if (drops.total() > 0) log_warn("reward worker dropped rollout groups: " + drops.summary());
+  push.close();
+  sub.close();
+  return st;
+}
+
+}  // namespace rlkv

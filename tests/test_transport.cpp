@@ -1,0 +1,446 @@
+// Transports (core/transport.h), gloo-style: peers run as threads of this process, over inproc://
+// (one shared Context) and over tcp:// on 127.0.0.1 with ephemeral ports; peers are stopped to test
+// timeouts. Catch2 assertions are not thread safe, so threads only record what happened and the
+// main thread checks it after join(). A last test runs a real Python client (pyzmq + msgpack).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/messages.h"
+#include "core/transport.h"
+#include "test_util.h"
+
+using namespace rlkv;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string bind_endpoint(const std::string& kind) {
+  static std::atomic<int> n{0};
+  return kind == "inproc" ? "inproc://test-transport-" + std::to_string(n++) : tcp_endpoint("127.0.0.1", 0);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+PolicyMsg policy(int64_t version) {
+  PolicyMsg m;
+  m.run_id = "run-A";
+  m.policy_version = version;
+  m.step = version;
+  m.num_layers = 2;
+  m.num_kv_heads = 2;
+  m.theta = {0.5f * static_cast<float>(version), -1.25f, 3.0e-8f, 2.1972246f};
+  return m;
+}
+
+RolloutGroupMsg group(const std::string& actor, int64_t index, const std::string& run = "run-A", int64_t L = 2) {
+  RolloutGroupMsg g;
+  g.run_id = run;
+  g.actor_id = actor;
+  g.prompt_id = "p" + std::to_string(index);
+  g.prompt_index = index;
+  g.policy_version = 3;
+  g.answer = "12";
+  g.ref_len = 40;
+  g.num_layers = L;
+  g.num_kv_heads = 2;
+  g.behaviour_keep_prob.assign(static_cast<size_t>(L * 2), 0.9f);
+  for (int r = 0; r < 4; ++r) {
+    Rollout ro;
+    ro.mask.assign(static_cast<size_t>(L * 2), 1);
+    ro.mask[static_cast<size_t>(r) % ro.mask.size()] = 0;
+    ro.tokens.assign(16, 7 + r);
+    ro.length = 16;
+    ro.text = "A: 12";
+    ro.prompt_tokens = 9;
+    g.rollouts.push_back(ro);
+  }
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("PUB/SUB: a subscriber ends on the latest policy, not on a queue of old ones") {
+  const std::string kind = GENERATE(as<std::string>{}, "inproc", "tcp");
+  INFO(kind);
+  Context ctx;
+  Publisher pub(ctx);
+  const std::string ep = pub.bind(bind_endpoint(kind));
+  std::atomic<bool> joined{false}, published{false};
+  std::vector<int64_t> seen;
+  int64_t drops_total = -1;
+  std::thread actor([&] {
+    Subscriber sub(ctx);
+    sub.connect(ep);
+    DropCounter drops("test subscriber");
+    const ReceiveExpect expect{"run-A", 2, 2};
+    // The first policy proves the subscription is live (PUB/SUB drops what it sends before that).
+    if (!receive_policy(sub, 20s, expect, drops)) return;
+    joined = true;
+    const auto deadline = Clock::now() + 20s;
+    while (!published && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    while (Clock::now() < deadline) {
+      auto p = receive_policy(sub, 100ms, expect, drops);
+      if (!p) continue;
+      seen.push_back(p->policy_version);
+      if (p->policy_version == 100) break;
+    }
+    drops_total = drops.total();
+  });
+  const auto t0 = Clock::now();
+  while (!joined && seconds_since(t0) < 20) {
+    pub.send(encode(policy(0)), 0ms);
+    std::this_thread::sleep_for(5ms);
+  }
+  int sent = 0;
+  for (int64_t v = 1; v <= 100; ++v) sent += pub.send(encode(policy(v)), 0ms);
+  published = true;
+  actor.join();
+  REQUIRE(joined);
+  REQUIRE(sent == 100);  // PUB never waits
+  REQUIRE(!seen.empty());
+  REQUIRE(seen.back() == 100);
+  REQUIRE(seen.size() < 100);  // conflated: the subscriber did not wade through old versions
+  REQUIRE(std::is_sorted(seen.begin(), seen.end()));
+  REQUIRE(drops_total == 0);
+}
+
+TEST_CASE("PUSH/PULL: 1000 groups from 2 pushers all arrive, in order per pusher") {
+  const std::string kind = GENERATE(as<std::string>{}, "inproc", "tcp");
+  INFO(kind);
+  Context ctx;
+  Puller pull(ctx);
+  const std::string ep = pull.bind(bind_endpoint(kind));
+  constexpr int kPerPusher = 500;
+  std::atomic<int> send_failures{0};
+  std::atomic<bool> all_received{false};
+  std::vector<std::thread> actors;
+  for (int a = 0; a < 2; ++a)
+    actors.emplace_back([&, a] {
+      Pusher push(ctx);
+      push.connect(ep);
+      for (int i = 0; i < kPerPusher; ++i)
+        if (!push.send(encode(group("actor-" + std::to_string(a), i)), 10s)) ++send_failures;
+      // Stay connected until everything arrived: close() drops what linger_ms did not flush.
+      const auto t0 = Clock::now();
+      while (!all_received && seconds_since(t0) < 60) std::this_thread::sleep_for(1ms);
+    });
+  std::map<std::string, std::vector<int64_t>> got;
+  DropCounter drops("test puller");
+  const ReceiveExpect expect{"run-A", 2, 2};
+  int received = 0;
+  const auto t0 = Clock::now();
+  while (received < 2 * kPerPusher && seconds_since(t0) < 60) {
+    auto g = receive_rollout_group(pull, 1s, expect, drops);
+    if (!g) continue;
+    got[g->actor_id].push_back(g->prompt_index);
+    ++received;
+  }
+  all_received = true;
+  for (auto& t : actors) t.join();
+  REQUIRE(send_failures == 0);
+  REQUIRE(drops.total() == 0);
+  REQUIRE(received == 2 * kPerPusher);
+  REQUIRE(got.size() == 2);
+  for (const auto& [actor, idx] : got) {
+    INFO(actor);
+    REQUIRE(idx.size() == static_cast<size_t>(kPerPusher));
+    for (int i = 0; i < kPerPusher; ++i) REQUIRE(idx[static_cast<size_t>(i)] == i);  // FIFO per pipe
+  }
+}
+
+TEST_CASE("receive with a timeout returns nullopt in about that time") {
+  const std::string kind = GENERATE(as<std::string>{}, "inproc", "tcp");
+  INFO(kind);
+  Context ctx;
+  Puller pull(ctx);
+  const std::string ep = pull.bind(bind_endpoint(kind));
+  Publisher silent(ctx);  // bound, never sends
+  Subscriber sub(ctx);
+  sub.connect(silent.bind(bind_endpoint(kind)));
+  auto t0 = Clock::now();
+  REQUIRE_FALSE(pull.receive(80ms).has_value());
+  const double waited = seconds_since(t0);
+  REQUIRE(waited >= 0.07);
+  REQUIRE(waited < 2.0);
+  t0 = Clock::now();
+  REQUIRE_FALSE(sub.receive(0ms).has_value());
+  REQUIRE_FALSE(pull.receive(0ms).has_value());
+  DropCounter drops("t");
+  REQUIRE_FALSE(receive_rollout_group(pull, 30ms, {}, drops).has_value());
+  REQUIRE_FALSE(receive_policy(sub, 30ms, {}, drops).has_value());
+  REQUIRE(seconds_since(t0) < 2.0);
+}
+
+TEST_CASE("a pusher whose puller died times out instead of hanging, and closes promptly") {
+  const std::string kind = GENERATE(as<std::string>{}, "inproc", "tcp");
+  INFO(kind);
+  const std::string frame = encode(group("actor-0", 0));
+  const auto t_all = Clock::now();
+  {
+    Context ctx;
+    Pusher push(ctx);
+    std::string ep;
+    std::atomic<bool> bound{false};
+    bool got_one = false;
+    // The puller is a peer thread that takes one frame and stops (its socket closes with it).
+    std::thread reward_worker([&] {
+      Puller pull(ctx);
+      ep = pull.bind(bind_endpoint(kind));
+      bound = true;
+      got_one = pull.receive(20s).has_value();
+    });
+    while (!bound) std::this_thread::sleep_for(1ms);
+    push.connect(ep);
+    const bool first_sent = push.send(frame, 20s);
+    reward_worker.join();
+    REQUIRE(first_sent);
+    REQUIRE(got_one);
+
+    // Frames sent before the pusher notices the dead peer are lost (at-most-once); then sends wait
+    // their timeout and fail.
+    int accepted = 0;
+    double failed_call_s = -1;
+    const auto t0 = Clock::now();
+    while (seconds_since(t0) < 20) {
+      const auto t = Clock::now();
+      if (!push.send(frame, 100ms)) {
+        failed_call_s = seconds_since(t);
+        break;
+      }
+      ++accepted;
+    }
+    INFO("accepted " << accepted << " frames after the puller died");
+    REQUIRE(failed_call_s >= 0.09);
+    REQUIRE(failed_call_s < 2.0);
+    REQUIRE(seconds_since(t0) < 10);
+    // A pusher that never had a peer fails the same way (tcp: inproc requires a bound endpoint).
+    Pusher lonely(ctx);
+    lonely.connect(tcp_endpoint("127.0.0.1", 1));
+    REQUIRE_FALSE(lonely.send(frame, 50ms));
+    REQUIRE_FALSE(lonely.send(frame, 0ms));
+    const auto tc = Clock::now();
+    push.close();
+    lonely.close();
+    REQUIRE(push.closed());
+    REQUIRE_FALSE(push.send(frame, 1s));  // closed: fails at once
+    REQUIRE(seconds_since(tc) < 1.0);
+  }  // Context destroyed here: must not wait on the dead peer
+  REQUIRE(seconds_since(t_all) < 30);
+}
+
+TEST_CASE("closing with frames queued for a peer that does not read is bounded by linger") {
+  const std::string kind = GENERATE(as<std::string>{}, "inproc", "tcp");
+  INFO(kind);
+  int queued = 0;
+  Clock::time_point tc;
+  {
+    SocketOptions small;
+    small.send_hwm = 4;
+    small.receive_hwm = 4;
+    small.linger_ms = 100;
+    Context ctx;
+    Puller slow(ctx, small);  // never reads
+    const std::string ep = slow.bind(bind_endpoint(kind));
+    Pusher push(ctx, small);
+    push.connect(ep);
+    const std::string big(1 << 20, 'x');  // not a valid frame; the transport does not care
+    const auto t0 = Clock::now();
+    while (seconds_since(t0) < 10 && push.send(big, queued == 0 ? 5000ms : 200ms)) ++queued;
+    tc = Clock::now();
+    push.close();
+    slow.close();
+  }  // and the Context: zmq_ctx_term waits for queued frames at most linger_ms
+  const double close_s = seconds_since(tc);
+  INFO("queued " << queued << " MiB before the queues were full");
+  REQUIRE(queued >= 1);
+  REQUIRE(close_s < 1.0);
+}
+
+TEST_CASE("Context::shutdown releases a blocked receive and later calls fail fast") {
+  Context ctx;
+  std::atomic<bool> started{false};
+  double blocked_s = -1;
+  bool got = true;
+  bool send_after = true;
+  std::thread learner([&] {
+    Puller pull(ctx);
+    pull.bind(bind_endpoint("inproc"));
+    started = true;
+    const auto t0 = Clock::now();
+    got = pull.receive(30s).has_value();
+    blocked_s = seconds_since(t0);
+  });
+  std::thread actor([&] {
+    Pusher push(ctx);
+    push.connect(tcp_endpoint("127.0.0.1", 1));  // nobody listens: send would wait
+    while (!started) std::this_thread::sleep_for(1ms);
+    send_after = push.send("x", 30s);
+  });
+  while (!started) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(100ms);
+  ctx.shutdown();
+  learner.join();
+  actor.join();
+  REQUIRE_FALSE(got);
+  REQUIRE_FALSE(send_after);
+  REQUIRE(blocked_s < 5);
+}
+
+TEST_CASE("receivers drop and count bad frames, logging each kind once, and keep the good ones") {
+  Context ctx;
+  Puller pull(ctx);
+  const std::string ep = pull.bind(bind_endpoint("inproc"));
+  Pusher push(ctx);
+  push.connect(ep);
+  const std::vector<std::string> frames = {
+      "not a frame",                                      // framing
+      encode(policy(1)),                                  // type: a policy on the group channel
+      encode(group("actor-0", 1, "run-B")),               // foreign run
+      encode(group("actor-0", 2, "run-A", 3)),            // shape: 3 layers, the model has 2
+      std::string("not a frame either"),                  // framing again: counted, not logged
+      encode(group("actor-0", 3)),                        // good
+  };
+  for (const auto& f : frames) REQUIRE(push.send(f, 5s));
+  DropCounter drops("learner scored-group puller");
+  auto g = receive_rollout_group(pull, 5s, ReceiveExpect{"run-A", 2, 2}, drops);
+  REQUIRE(g.has_value());
+  REQUIRE(g->prompt_index == 3);
+  REQUIRE(drops.count(MessageErrorKind::kFraming) == 2);
+  REQUIRE(drops.count(MessageErrorKind::kType) == 1);
+  REQUIRE(drops.count(MessageErrorKind::kForeignRun) == 1);
+  REQUIRE(drops.count(MessageErrorKind::kShape) == 1);
+  REQUIRE(drops.total() == 5);
+  REQUIRE_THAT(drops.summary(), Contains("framing=2") && Contains("foreign_run=1"));
+
+  // The generic receiver takes any type (a Hello on the rollout channel, say).
+  HelloMsg hello{"run-A", "elastic-1", 77, "host"};
+  REQUIRE(push.send(encode(hello), 5s));
+  auto m = receive_message(pull, 5s, ReceiveExpect{"run-A", 2, 2}, drops);
+  REQUIRE(m.has_value());
+  REQUIRE(std::get<HelloMsg>(*m) == hello);
+}
+
+TEST_CASE("bind and connect errors are user errors naming the endpoint") {
+  Context ctx;
+  Puller a(ctx), b(ctx);
+  const std::string ep = a.bind(tcp_endpoint());
+  REQUIRE(ep.rfind("tcp://127.0.0.1:", 0) == 0);
+  REQUIRE(ep.find('*') == std::string::npos);
+  REQUIRE_THROWS_WITH(b.bind(ep), Contains(ep));
+  REQUIRE_THROWS_AS(b.bind("nonsense"), UserError);
+  REQUIRE_THROWS_AS(b.connect("tcp://"), UserError);
+  // inproc: bind first (libzmq 4.3.4 aborts at context end on a never-bound inproc connection).
+  const std::string name = bind_endpoint("inproc");
+  REQUIRE_THROWS_WITH(b.connect(name), Contains(name) && Contains("bind inproc endpoints before"));
+  {
+    Publisher p(ctx);
+    p.bind(name);
+    Subscriber s(ctx);
+    REQUIRE_NOTHROW(s.connect(name));
+  }
+  REQUIRE_THROWS_AS(b.connect(name), UserError);  // unbound again once its socket closed
+  REQUIRE(tcp_endpoint("0.0.0.0", 5555) == "tcp://0.0.0.0:5555");
+  REQUIRE_THROWS_AS(tcp_endpoint("h", 70000), UserError);
+}
+
+// A subscriber in another language: /usr/bin/python3 with pyzmq and msgpack receives one policy,
+// checks the frame as docs/messages.md describes, prints theta, and sends back (as hex) a frame it
+// built itself, which the C++ decoder must accept.
+TEST_CASE("a Python pyzmq + msgpack subscriber decodes the policy") {
+  if (std::system("/usr/bin/python3 -c 'import zmq, msgpack' >/dev/null 2>&1") != 0) {
+    WARN("skipped: /usr/bin/python3 lacks zmq or msgpack (Debian python3-zmq python3-msgpack)");
+    return;
+  }
+  rlkv_test::TempDir dir;
+  const std::string script = dir / "sub.py";
+  rlkv_test::write_text(script, R"PY(import struct, sys, zlib
+import msgpack, zmq
+ctx = zmq.Context()
+sub = ctx.socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"")
+sub.setsockopt(zmq.RCVTIMEO, 20000)
+sub.connect(sys.argv[1])
+buf = sub.recv()
+magic, version, mtype, n = struct.unpack_from("<4sHHI", buf, 0)
+assert magic == b"RLKV" and version == 1 and mtype == 1 and len(buf) == 16 + n, (magic, version, mtype, n, len(buf))
+assert struct.unpack_from("<I", buf, 12 + n)[0] == zlib.crc32(buf[:12 + n]), "crc"
+msg = msgpack.unpackb(buf[12:12 + n], raw=False)
+L, H = msg["num_layers"], msg["num_kv_heads"]
+theta = struct.unpack("<%df" % (L * H), msg["theta"])
+print("version", msg["policy_version"], "stop", int(msg["stop"]), "run", msg["run_id"])
+print("theta", " ".join(repr(t) for t in theta))
+out = msgpack.packb(msg, use_bin_type=True)
+head = struct.pack("<4sHHI", b"RLKV", 1, 1, len(out)) + out
+print("frame", (head + struct.pack("<I", zlib.crc32(head))).hex())
+)PY");
+  Context ctx;
+  Publisher pub(ctx);
+  const std::string ep = pub.bind(tcp_endpoint());
+  PolicyMsg sent = policy(12);
+  sent.run_id = "run-\xc3\xa9";  // non-ASCII survives as UTF-8
+  const std::string frame = encode(sent);
+
+  std::string out;
+  int status = -1;
+  std::atomic<bool> done{false};
+  std::thread client([&] {
+    const std::string cmd = "/usr/bin/python3 " + script + " " + ep + " 2>&1";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (f) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+      status = pclose(f);
+    }
+    done = true;
+  });
+  // Republish until the client has it: it may connect after any given send (slow joiner).
+  const auto t0 = Clock::now();
+  while (!done && seconds_since(t0) < 60) {
+    pub.send(frame, 0ms);
+    std::this_thread::sleep_for(20ms);
+  }
+  client.join();
+  INFO("python output:\n" << out);
+  REQUIRE(status == 0);
+
+  std::istringstream lines(out);
+  std::string line, word;
+  std::vector<float> theta;
+  std::string hex;
+  bool saw_version = false;
+  while (std::getline(lines, line)) {
+    std::istringstream ls(line);
+    ls >> word;
+    if (word == "version") {
+      int64_t v = -1;
+      ls >> v;
+      REQUIRE(v == sent.policy_version);
+      saw_version = true;
+    } else if (word == "theta") {
+      std::string t;
+      while (ls >> t) theta.push_back(static_cast<float>(std::strtod(t.c_str(), nullptr)));
+    } else if (word == "frame") {
+      ls >> hex;
+    }
+  }
+  REQUIRE(saw_version);
+  REQUIRE(theta == sent.theta);  // bit-exact: repr() of a float32 widened to double round-trips
+
+  std::string back;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) back += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  REQUIRE(!back.empty());
+  REQUIRE(decode_policy(back) == sent);
+}
