@@ -1,5 +1,7 @@
 #include "actors/actor_role.h"
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "core/error.h"
@@ -102,6 +104,13 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
       }
       ++async_round;
     }
+    // Claim the batch first: if this actor dies now, the learner counts these groups as lost.
+    HelloMsg hello;
+    hello.run_id = id.run_id;
+    hello.actor_id = o.actor_id;
+    hello.pid = int64_t(getpid());
+    hello.in_flight = int64_t(positions.size());
+    push.send(encode(hello), milliseconds(1000));
     const auto t0 = std::chrono::steady_clock::now();
     auto groups = actor.generate(current->policy_version, current->theta, positions);
     st.generate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

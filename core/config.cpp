@@ -66,6 +66,8 @@ void describe(po::options_description& d, Config& c) {
        "async: oldest usable policy version, relative")
       ("train.step_timeout", po::value(&tr.step_timeout)->default_value(tr.step_timeout),
        "seconds to wait for a step's groups")
+      ("train.actor_timeout", po::value(&tr.actor_timeout)->default_value(tr.actor_timeout),
+       "seconds of silence after which an actor is presumed dead")
       ("train.run_id", po::value(&tr.run_id)->default_value(tr.run_id), "run id (empty: generated)")
       ("policy.init_keep_prob", po::value(&pl.init_keep_prob)->default_value(pl.init_keep_prob), "initial p")
       ("policy.lr", po::value(&pl.lr)->default_value(pl.lr), "Adam learning rate on the gate logits")
@@ -129,6 +131,7 @@ void validate(const Config& c) {
   RLKV_CHECK(c.train.keep_checkpoints >= 0, "config key train.keep_checkpoints: expected >= 0");
   RLKV_CHECK(c.train.max_staleness >= 0, "config key train.max_staleness: expected >= 0");
   RLKV_CHECK(c.train.step_timeout > 0, "config key train.step_timeout: expected > 0");
+  RLKV_CHECK(c.train.actor_timeout > 0, "config key train.actor_timeout: expected > 0");
   RLKV_CHECK(c.policy.init_keep_prob > 0 && c.policy.init_keep_prob < 1,
              "config key policy.init_keep_prob: expected in (0, 1), got ", c.policy.init_keep_prob);
   RLKV_CHECK(c.policy.lr > 0 && c.policy.lr < 10, "config key policy.lr: expected in (0, 10), got ", c.policy.lr);

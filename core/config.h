@@ -50,6 +50,7 @@ struct TrainOptions {
   int64_t keep_checkpoints = 3;   // newest checkpoints kept (0 = all)
   int64_t max_staleness = 2;      // async: oldest policy version (relative) a group may come from
   double step_timeout = 600;      // seconds the learner waits for a step's groups before failing
+  double actor_timeout = 30;      // seconds of silence after which an actor is presumed dead
   std::string run_id;             // empty: derived from the output directory and the start time
 };
 

@@ -195,6 +195,7 @@ void check_hello(const HelloMsg& m) {
   check_string(m.actor_id, w, "actor_id", kMaxIdBytes, false);
   check_string(m.host, w, "host", kMaxIdBytes, true);
   MSG_CHECK(m.pid >= 0, w, "pid = ", m.pid, " is negative");
+  MSG_CHECK(m.in_flight >= 0 && m.in_flight <= (int64_t(1) << 30), w, "in_flight = ", m.in_flight, " out of range");
 }
 
 // ---- encoding ---------------------------------------------------------------------------------------
@@ -525,6 +526,7 @@ HelloMsg read_hello(const MapReader& r) {
   m.actor_id = r.str("actor_id", kMaxIdBytes);
   m.pid = r.i64("pid");
   m.host = r.str("host", kMaxIdBytes);
+  m.in_flight = r.i64("in_flight");
   check_hello(m);
   return m;
 }
@@ -613,7 +615,8 @@ bool operator==(const ScoredGroupMsg& a, const ScoredGroupMsg& b) {
          a.text_omitted == b.text_omitted;
 }
 bool operator==(const HelloMsg& a, const HelloMsg& b) {
-  return a.run_id == b.run_id && a.actor_id == b.actor_id && a.pid == b.pid && a.host == b.host;
+  return a.run_id == b.run_id && a.actor_id == b.actor_id && a.pid == b.pid && a.host == b.host &&
+         a.in_flight == b.in_flight;
 }
 
 std::string encode(const PolicyMsg& m) {
@@ -657,11 +660,12 @@ std::string encode(const HelloMsg& m) {
   check_hello(m);
   FrameBuffer buf = start_frame();
   Packer pk(buf);
-  pk.pack_map(4);
+  pk.pack_map(5);
   pack_string(pk, "run_id", m.run_id);
   pack_string(pk, "actor_id", m.actor_id);
   pack_i64(pk, "pid", m.pid);
   pack_string(pk, "host", m.host);
+  pack_i64(pk, "in_flight", m.in_flight);
   return finish_frame(buf, MessageType::kHello);
 }
 

@@ -142,6 +142,8 @@ struct HelloMsg {
   std::string actor_id;
   int64_t pid = 0;   // >= 0
   std::string host;  // hostname, may be empty
+  int64_t in_flight = 0;  // groups the actor starts generating now (its claim; the learner counts
+                          // claims never delivered by actors that went silent as lost)
 };
 
 using Message = std::variant<PolicyMsg, RolloutGroupMsg, ScoredGroupMsg, HelloMsg>;

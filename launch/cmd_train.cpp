@@ -90,6 +90,7 @@ int cmd_train(int argc, char** argv) {
   std::signal(SIGTERM, on_stop_signal);
 
   TrainSetup setup = make_train_setup(cfg, *world);
+  setup.learner.resume = resume;
   const int rank = world->rank(), size = world->size();
 
   if (size == 1) {
@@ -134,7 +135,7 @@ int cmd_train(int argc, char** argv) {
     for (auto& t : threads)
       if (t.error()) std::rethrow_exception(t.error());
     report_train_result(res, setup);
-    return 0;
+    return res.interrupted ? 1 : 0;
   }
 
   // Under mpirun.
@@ -174,6 +175,7 @@ int cmd_train(int argc, char** argv) {
     if (role == Role::kLearner) {
       LearnerRoleResult res = run_learner_role(pub.get(), pull.get(), *learner_comm, setup.learner);
       if (rank == 0) report_train_result(res, setup);
+      if (res.interrupted) throw std::runtime_error("training interrupted by a signal");
     } else if (role == Role::kReward) {
       run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
     } else {

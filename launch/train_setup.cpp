@@ -69,6 +69,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   l.checkpoint_every = cfg.train.checkpoint_every;
   l.keep_checkpoints = cfg.train.keep_checkpoints;
   l.step_timeout = cfg.train.step_timeout;
+  l.actor_timeout = cfg.train.actor_timeout;
   l.data_seed = cfg.train.seed;
   l.progress = isatty(2) != 0;
   PolicyOptions& p = l.policy;
@@ -117,6 +118,10 @@ void report_train_result(const LearnerRoleResult& r, const TrainSetup& s) {
                (long long)r.groups.used, (long long)r.groups.stale, (long long)r.groups.duplicate,
                (long long)r.groups.foreign, (long long)r.dropped_messages);
   if (!r.last_checkpoint.empty()) std::fprintf(stderr, "last checkpoint: %s\n", r.last_checkpoint.c_str());
+  std::string per_actor;
+  for (const auto& [id, n] : r.actor_groups) per_actor += " " + id + "=" + std::to_string(n);
+  std::fprintf(stderr, "groups delivered per actor:%s; groups lost with actors presumed dead: %lld\n",
+               per_actor.c_str(), (long long)r.groups_lost);
   // The policy as a head-by-head table of keep probabilities (rows = layers).
   std::fprintf(stderr, "keep probability sigmoid(theta), layers x KV heads:\n");
   for (int64_t l = 0; l < s.id.num_layers; ++l) {

@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
+#include <variant>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -22,6 +24,48 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
+
+// Which actors claimed and delivered what (HelloMsg claims, scored groups). An actor silent for
+// longer than the timeout is presumed dead; its claims not delivered are lost groups.
+class ActorBook {
+ public:
+  explicit ActorBook(double timeout_s) : timeout_(timeout_s) {}
+  void claim(const std::string& id, int64_t n) {
+    auto& a = book_[id];
+    a.claimed += n;
+    a.seen = Clock::now();
+  }
+  void delivered(const std::string& id) {
+    auto& a = book_[id];
+    ++a.delivered;
+    a.seen = Clock::now();
+  }
+  int64_t lost() const {
+    int64_t n = 0;
+    for (const auto& [id, a] : book_)
+      if (silent(a)) n += std::max<int64_t>(0, a.claimed - a.delivered);
+    return n;
+  }
+  int64_t live() const {
+    int64_t n = 0;
+    for (const auto& [id, a] : book_) n += silent(a) ? 0 : 1;
+    return n;
+  }
+  std::map<std::string, int64_t> delivered_counts() const {
+    std::map<std::string, int64_t> out;
+    for (const auto& [id, a] : book_) out[id] = a.delivered;
+    return out;
+  }
+
+ private:
+  struct Entry {
+    int64_t claimed = 0, delivered = 0;
+    Clock::time_point seen;
+  };
+  bool silent(const Entry& a) const { return std::chrono::duration<double>(Clock::now() - a.seen).count() > timeout_; }
+  double timeout_;
+  std::map<std::string, Entry> book_;
+};
 
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -147,6 +191,8 @@ LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& le
   }
 
   StepCollector collector(o.sync, o.prompts_per_step, o.max_staleness);
+  ActorBook actors(o.actor_timeout);
+  int64_t wrong_type = 0;
   DropCounter drops("learner scored groups");
   const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
   const auto t_run = Clock::now();
@@ -191,8 +237,7 @@ LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& le
       const std::string frame = encode(policy_message(policy, id, step, false, o.rollouts_endpoint));
       pub->send(frame, milliseconds(0));
       auto last_pub = Clock::now();
-      while (!collector.complete()) {
-        RLKV_CHECK(!run_stop_flag().load(), "training interrupted at step ", step);
+      while (!collector.complete() && !run_stop_flag().load()) {
         RLKV_CHECK(secs_since(t_step) < o.step_timeout, "step ", step, ": only ", collector.counts().used,
                    " groups used so far and the step is still incomplete after ", o.step_timeout,
                    " s (train.step_timeout); are the actors and reward workers running?");
@@ -201,13 +246,34 @@ LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& le
           pub->send(frame, milliseconds(0));
           last_pub = Clock::now();
         }
-        auto g = receive_scored_group(*pull, milliseconds(100), expect, drops);
-        if (g) {
+        auto msg = receive_message(*pull, milliseconds(100), expect, drops);
+        if (!msg) continue;
+        if (auto* hello = std::get_if<HelloMsg>(&*msg)) {
+          actors.claim(hello->actor_id, hello->in_flight);
+        } else if (auto* g = std::get_if<ScoredGroupMsg>(&*msg)) {
+          actors.delivered(g->actor_id);
           const int64_t pos = g->position;
           collector.offer(std::move(*g), pos);
+        } else {
+          ++wrong_type;
         }
       }
-      groups = collector.take();
+      if (!collector.complete()) {  // interrupted (SIGINT / SIGTERM): keep what is done
+        res.interrupted = true;
+      } else {
+        groups = collector.take();
+      }
+    }
+    // Every learner rank learns whether rank 0 stopped.
+    if (learners.size() > 1) {
+      std::vector<double> flag{res.interrupted ? 1.0 : 0.0};
+      learners.allreduce_sum(flag);
+      res.interrupted = flag[0] > 0;
+    }
+    if (res.interrupted) {
+      if (root) log_warn("interrupted during step " + std::to_string(step + 1) + "; stopping after step " +
+                         std::to_string(step));
+      break;
     }
     const auto t_learn = Clock::now();
     // Each learner rank takes its share of the step's groups.
@@ -277,7 +343,9 @@ LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& le
                         {"clipped_fraction", st.clipped_fraction},
                         {"staleness", stale},
                         {"groups_dropped", {{"stale", cc.stale}, {"duplicate", cc.duplicate}, {"foreign", cc.foreign}}},
-                        {"messages_dropped", drops.total()},
+                        {"messages_dropped", drops.total() + wrong_type},
+                        {"groups_lost", actors.lost()},
+                        {"actors_live", actors.live()},
                         {"rollouts", int64_t(rollouts)},
                         {"rollouts_per_s", rollouts / dt},
                         {"tokens_per_s", tokens / dt},
@@ -311,7 +379,9 @@ LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& le
   }
   res.theta = policy.theta();
   res.seconds = secs_since(t_run);
-  res.dropped_messages = drops.total();
+  res.dropped_messages = drops.total() + wrong_type;
+  res.groups_lost = actors.lost();
+  res.actor_groups = actors.delivered_counts();
   res.groups = collector.counts();
   return res;
 }

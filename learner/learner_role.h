@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct LearnerRoleOptions {
   std::string output_dir;
   int64_t checkpoint_every = 10, keep_checkpoints = 3;
   double step_timeout = 600;
+  double actor_timeout = 30;       // an actor silent this long is presumed dead (its claims: lost)
   std::string resume;              // "", a checkpoint path, or "auto"
   int64_t data_seed = 0;
   PolicyOptions policy;
@@ -46,6 +48,9 @@ struct LearnerRoleResult {
   std::string last_checkpoint;
   double seconds = 0, learner_seconds = 0;  // wall time, and time in gradient + update + publish
   int64_t dropped_messages = 0;
+  int64_t groups_lost = 0;
+  bool interrupted = false;  // stopped by a signal before train.steps (the last checkpoint is kept)
+  std::map<std::string, int64_t> actor_groups;  // groups delivered per actor id
   CollectorCounts groups;
 };
 

@@ -2,6 +2,8 @@
 
 #include <any>
 #include <chrono>
+#include <mutex>
+#include <variant>
 
 #include "core/log.h"
 
@@ -30,9 +32,11 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
   sub.connect(ep.policy);
   DropCounter drops("reward worker rollouts"), policy_drops("reward worker policy");
   const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
+  std::mutex push_mu;  // the sink (pool threads) and the hello forwarding (this thread) share `push`
   {
     RewardWorker worker(opts, [&](ScoredGroup&& sg) {
       const std::string frame = encode(to_scored_message(sg));
+      std::lock_guard<std::mutex> lock(push_mu);
       while (!push.send(frame, milliseconds(1000))) {
         ++st.push_failures;
         if (run_stop_flag().load()) return;
@@ -41,8 +45,18 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
     while (!run_stop_flag().load()) {
       auto pol = receive_policy(sub, milliseconds(0), expect, policy_drops);
       if (pol && pol->stop) break;
-      auto g = receive_rollout_group(pull, milliseconds(100), expect, drops);
-      if (!g) continue;
+      auto msg = receive_message(pull, milliseconds(100), expect, drops);
+      if (!msg) continue;
+      if (auto* hello = std::get_if<HelloMsg>(&*msg)) {  // an actor's claim: the learner keeps the books
+        std::lock_guard<std::mutex> lock(push_mu);
+        push.send(encode(*hello), milliseconds(1000));
+        continue;
+      }
+      auto* g = std::get_if<RolloutGroupMsg>(&*msg);
+      if (!g) {
+        ++st.dropped;
+        continue;
+      }
       RolloutGroup rg;
       rg.prompt_id = g->prompt_id;
       rg.answer = g->answer;
@@ -60,7 +74,7 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
     worker.drain();
     st.worker = worker.stats();
   }
-  st.dropped = drops.total();
+  st.dropped += drops.total();
   if (drops.total() > 0) log_warn("reward worker dropped rollout groups: " + drops.summary());
   push.close();
   sub.close();
