@@ -1,5 +1,10 @@
 // Head-mask specifications accepted wherever a mask is (generate, eval).
+#include <cmath>
+
 #include "core/error.h"
+#ifdef RLKV_WITH_TRAINING
+#include "core/checkpoint.h"
+#endif
 #include "core/head_mask.h"
 #include "launch/cli.h"
 #include "runtime/model_config.h"
@@ -28,7 +33,21 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
 }
 
 HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg) {
-  HeadScores s = load_head_scores(path);
+  HeadScores s;
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) {
+#ifdef RLKV_WITH_TRAINING
+    // A training checkpoint: the keep probabilities sigmoid(theta) are the scores.
+    const CheckpointState ck = read_checkpoint(path);
+    s.num_layers = ck.num_layers;
+    s.num_kv_heads = ck.num_kv_heads;
+    s.source = path;
+    for (float t : ck.logits) s.values.push_back(1.0 / (1.0 + std::exp(-double(t))));
+#else
+    throw UserError(str_cat(path, ": reading checkpoints needs a build with RLKV_WITH_DISTRIBUTED=ON"));
+#endif
+  } else {
+    s = load_head_scores(path);
+  }
   RLKV_CHECK(s.num_layers == cfg.num_layers && s.num_kv_heads == cfg.num_kv_heads, s.source, ": scores are ",
              s.num_layers, " x ", s.num_kv_heads, ", the model has ", cfg.num_layers, " layers x ", cfg.num_kv_heads,
              " KV heads");
