@@ -18,6 +18,8 @@
 //   [32, 512) a line of text for people who open the file in an editor, then zeros
 #include "core/checkpoint.h"
 
+#include "core/crc32.h"
+
 #include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
@@ -53,28 +55,6 @@ constexpr const char* kHistorySeries[] = {"reward_mean",    "correct_mean", "spa
 constexpr int64_t kMaxDim = int64_t(1) << 20;
 constexpr int64_t kMaxHeads = int64_t(1) << 26;
 
-// ---- CRC-32, the polynomial of zlib / PNG / gzip, so Python's zlib.crc32 checks it too -----------
-
-const std::array<uint32_t, 256>& crc_table() {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  return table;
-}
-
-// crc32_update(0, ...) starts a new CRC; feed the previous result to continue.
-uint32_t crc32_update(uint32_t crc, const unsigned char* p, size_t n) {
-  const auto& t = crc_table();
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
 
 void put_u32(unsigned char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));

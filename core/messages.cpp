@@ -576,21 +576,6 @@ const char* message_error_kind_name(MessageErrorKind k) {
 
 bool is_finish_reason(const std::string& s) { return is_valid_finish(s); }
 
-uint32_t crc32(const void* data, size_t size) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  const auto* p = static_cast<const unsigned char*>(data);
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < size; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 bool operator==(const PolicyMsg& a, const PolicyMsg& b) {
   return a.run_id == b.run_id && a.policy_version == b.policy_version && a.step == b.step &&

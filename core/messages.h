@@ -36,6 +36,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/crc32.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -184,7 +185,5 @@ void validate(const PolicyMsg& m, const std::string& run_id, int64_t num_layers,
 void validate(const RolloutGroupMsg& m, const std::string& run_id, int64_t num_layers, int64_t num_kv_heads);
 void validate(const HelloMsg& m, const std::string& run_id);
 
-// CRC-32 (IEEE 802.3, reflected, init and final xor 0xFFFFFFFF): equal to Python's zlib.crc32.
-uint32_t crc32(const void* data, size_t size);
 
 }  // namespace rlkv

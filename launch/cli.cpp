@@ -2,7 +2,9 @@
 
 #include <fstream>
 
+#include "core/config.h"
 #include "core/error.h"
+#include "runtime/generator.h"
 
 namespace po = boost::program_options;
 
@@ -30,6 +32,24 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
     out.overrides.push_back(key + "=" + o.value[0]);
   }
   return out;
+}
+
+GeneratorOptions generator_options(const Config& cfg) {
+  GeneratorOptions go;
+  go.sampling.temperature = cfg.rollout.temperature;
+  go.sampling.top_p = cfg.rollout.top_p;
+  go.sampling.top_k = cfg.rollout.top_k;
+  go.seed = uint64_t(cfg.rollout.seed);
+  go.max_new_tokens = cfg.rollout.max_new_tokens;
+  go.stop = cfg.rollout.stop;
+  go.repetition_every = cfg.rollout.repetition_every;
+  go.repetition_min_distinct = cfg.rollout.repetition_min_distinct;
+  go.max_batch = cfg.runtime.max_batch;
+  go.sink = cfg.cache.sink;
+  go.window = cfg.cache.window;
+  go.page_size = cfg.cache.page_size;
+  go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
+  return go;
 }
 
 std::string loaded_blas() {

@@ -23,6 +23,12 @@ ParsedArgs parse_args(int argc, char** argv, const boost::program_options::optio
                       const boost::program_options::positional_options_description* positional = nullptr);
 
 struct ModelConfig;
+struct Config;
+struct GeneratorOptions;
+
+// Generation settings of a config (sampling, caps, stop rules, cache windows, batch, threads): the one
+// place that maps those keys onto the generator.
+GeneratorOptions generator_options(const Config& cfg);
 
 // A head mask from a spec: "full", "streaming", "random[:SEED]" (needs a sparsity), or a head-score
 // file / directory (rlkv-sglang adapter_weights.tsv, duo full_attention_heads.tsv) binarised at the

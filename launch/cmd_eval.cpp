@@ -239,19 +239,7 @@ int cmd_eval(int argc, char** argv) {
     RLKV_CHECK(!prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
   }
 
-  GeneratorOptions go;
-  go.sampling.temperature = cfg.rollout.temperature;
-  go.sampling.top_p = cfg.rollout.top_p;
-  go.sampling.top_k = cfg.rollout.top_k;
-  go.seed = uint64_t(cfg.rollout.seed);
-  go.max_new_tokens = cfg.rollout.max_new_tokens;
-  go.stop = cfg.rollout.stop;
-  go.repetition_every = cfg.rollout.repetition_every;
-  go.repetition_min_distinct = cfg.rollout.repetition_min_distinct;
-  go.max_batch = cfg.runtime.max_batch;
-  go.sink = cfg.cache.sink;
-  go.window = cfg.cache.window;
-  go.page_size = cfg.cache.page_size;
+  GeneratorOptions go = generator_options(cfg);
   go.num_threads = at::get_num_threads();
 
   const int64_t heads = mc.num_layers * mc.num_kv_heads;

@@ -8,6 +8,7 @@
 #include "actors/actor_role.h"
 #include "core/config.h"
 #include "core/dataset.h"
+#include "launch/cli.h"
 #include "learner/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_worker.h"
@@ -30,7 +31,5 @@ void write_endpoints_file(const std::string& output_dir, const std::string& poli
                           const std::vector<std::string>& rollouts);
 
 void report_train_result(const LearnerRoleResult& r, const TrainSetup& s);
-
-GeneratorOptions generator_options(const Config& cfg);
 
 }  // namespace rlkv
