@@ -7,6 +7,8 @@
 #include <sstream>
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 
 namespace rlkv {
@@ -41,9 +43,53 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
   return s;
 }
 
+namespace {
+
+std::string slurp(const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
+  RLKV_CHECK(f.good(), file, ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(str_cat(origin, ": not valid JSON"));
+  }
+  RLKV_CHECK(j.is_object() && j.value("format", "") == "rlkv-head-mask/v1", origin,
+             ": not an rlkv-head-mask/v1 file (missing \"format\": \"rlkv-head-mask/v1\")");
+  RLKV_CHECK(j.contains("scores") && j["scores"].is_array() && !j["scores"].empty(), origin,
+             ": 'scores' must be a non-empty list of rows");
+  HeadScores s;
+  s.source = origin;
+  s.format = "json";
+  for (const auto& row : j["scores"]) {
+    RLKV_CHECK(row.is_array() && !row.empty(), origin, ": every row of 'scores' must be a non-empty list");
+    RLKV_CHECK(s.num_kv_heads == 0 || int64_t(row.size()) == s.num_kv_heads, origin, ": 'scores' rows differ in length");
+    s.num_kv_heads = int64_t(row.size());
+    for (const auto& v : row) {
+      RLKV_CHECK(v.is_number() && std::isfinite(v.get<double>()), origin, ": 'scores' holds a non-number");
+      s.values.push_back(v.get<double>());
+    }
+    ++s.num_layers;
+  }
+  if (j.contains("model") && j["model"].is_string()) s.model = j["model"];
+  if (j.contains("sink") && j["sink"].is_number_integer()) s.sink = j["sink"];
+  if (j.contains("window") && j["window"].is_number_integer()) s.window = j["window"];
+  return s;
+}
+
+}  // namespace
+
 HeadScores load_head_scores(const std::string& path) {
   struct stat st {};
   RLKV_CHECK(::stat(path.c_str(), &st) == 0, path, ": no such file or directory");
+  if (!S_ISDIR(st.st_mode) && path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0)
+    return parse_mask_json(slurp(path), path);
   std::string file = path;
   if (S_ISDIR(st.st_mode)) {
     file.clear();
@@ -56,11 +102,24 @@ HeadScores load_head_scores(const std::string& path) {
     }
     RLKV_CHECK(!file.empty(), path, ": no adapter_weights.tsv or full_attention_heads.tsv in the directory");
   }
-  std::ifstream f(file, std::ios::binary);
-  RLKV_CHECK(f.good(), file, ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_head_scores(ss.str(), file);
+  HeadScores s = parse_head_scores(slurp(file), file);
+  const std::string base = file.substr(file.find_last_of('/') + 1);
+  s.format = base == "full_attention_heads.tsv" ? "duo" : "rlkv-sglang";
+  if (s.format == "duo") {
+    // DuoAttention keeps its windows next to the pattern.
+    const std::string cfg = file.substr(0, file.size() - base.size()) + "config.json";
+    if (::stat(cfg.c_str(), &st) == 0) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(slurp(cfg));
+      } catch (const nlohmann::json::exception&) {
+        throw UserError(str_cat(cfg, ": not valid JSON"));
+      }
+      if (j.is_object() && j.contains("sink_size") && j["sink_size"].is_number_integer()) s.sink = j["sink_size"];
+      if (j.is_object() && j.contains("recent_size") && j["recent_size"].is_number_integer()) s.window = j["recent_size"];
+    }
+  }
+  return s;
 }
 
 double quantile_linear(std::vector<double> v, double q) {
@@ -73,12 +132,16 @@ double quantile_linear(std::vector<double> v, double q) {
   return v[lo] + frac * (v[hi] - v[lo]);
 }
 
-std::vector<uint8_t> mask_at_sparsity(const HeadScores& s, double sparsity, uint64_t noise_seed) {
-  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "sparsity must be in [0, 1], got ", sparsity);
-  std::mt19937_64 rng(noise_seed);
-  std::uniform_real_distribution<double> noise(0.0, 1e-6);
+std::vector<double> ranked_scores(const HeadScores& s) {
+  const double n = double(s.values.size());
   std::vector<double> v(s.values.size());
-  for (size_t i = 0; i < v.size(); ++i) v[i] = std::clamp(s.values[i], 0.0, 1.0) + noise(rng);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::clamp(s.values[i], 0.0, 1.0) + 1e-6 * (double(i) + 0.5) / n;
+  return v;
+}
+
+std::vector<uint8_t> mask_at_sparsity(const HeadScores& s, double sparsity) {
+  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "sparsity must be in [0, 1], got ", sparsity);
+  const std::vector<double> v = ranked_scores(s);
   std::vector<uint8_t> keep(v.size(), 1);
   if (sparsity <= 0) return keep;
   const double thr = quantile_linear(v, sparsity);

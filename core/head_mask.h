@@ -2,8 +2,12 @@
 //
 // Scores are [L, H_kv] row-major (layer-major), higher = more important. A mask at sparsity s keeps
 // full every head whose score is >= the s-quantile of ALL L x H_kv scores (one global threshold,
-// numpy's linear interpolation), after clipping to [0, 1] and adding uniform noise in [0, 1e-6) to
-// break ties: the rule of the paper's code, so masks are comparable with the published ones.
+// numpy's linear interpolation), after clipping to [0, 1] and adding noise in [0, 1e-6) to break
+// ties: the rule of the paper's code, so masks are comparable with the published ones. One
+// difference, on purpose: the paper draws the noise at random, we use 1e-6 * (i + 0.5) / n for the
+// i-th head (row-major), so a mask is a function of its scores. Heads with distinct scores get the
+// paper's mask; among tied heads the later ones are kept first (analysis/head_mask.py is the same
+// rule in numpy, and a test checks both agree on the published score files).
 #pragma once
 
 #include <cstdint>
@@ -17,15 +21,23 @@ struct HeadScores {
   int64_t num_kv_heads = 0;
   std::vector<double> values;  // [num_layers * num_kv_heads]
   std::string source;          // file it came from
+  std::string format;          // rlkv-sglang | duo | json | checkpoint
+  // What the source says about the run, when it says it (duo config.json, json, checkpoint).
+  std::string model;
+  int64_t sink = -1, window = -1;
 };
 
-// Reads a whitespace-separated table (one row per layer, no header): an `adapter_weights.tsv`
-// (RLKV-SGLang) or `full_attention_heads.tsv` (DuoAttention), or a directory holding one of them.
+// Reads head scores from an `adapter_weights.tsv` (RLKV-SGLang) or `full_attention_heads.tsv`
+// (DuoAttention; its config.json's sink_size / recent_size are read too) or a directory holding one,
+// or an `rlkv-head-mask/v1` JSON file (`rlkv export --format json`). Checkpoints are read by the
+// launch layer (they need HDF5).
 HeadScores load_head_scores(const std::string& path);
 HeadScores parse_head_scores(const std::string& text, const std::string& origin);
 
-// 1 = full cache, 0 = compressed. `noise_seed` seeds the tie-breaking noise.
-std::vector<uint8_t> mask_at_sparsity(const HeadScores& scores, double sparsity, uint64_t noise_seed = 0);
+// 1 = full cache, 0 = compressed.
+std::vector<uint8_t> mask_at_sparsity(const HeadScores& scores, double sparsity);
+// The clipped, tie-broken scores the quantile rule ranks.
+std::vector<double> ranked_scores(const HeadScores& scores);
 
 // Uniformly random mask compressing round(s * n) heads.
 std::vector<uint8_t> random_mask(int64_t num_heads, double sparsity, uint64_t seed);

@@ -35,7 +35,10 @@ GeneratorOptions generator_options(const Config& cfg);
 // sparsity with the global-quantile rule. 1 = full cache.
 std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
                                   const ModelConfig& cfg);
-// Scores from a file or directory, checked against the model's L x H_kv.
+// Scores from any mask source: a checkpoint (sigmoid(theta)), an rlkv-sglang or duo directory or
+// .tsv, or an rlkv-head-mask/v1 JSON file.
+HeadScores load_mask_source(const std::string& path);
+// The same, checked against the model's L x H_kv.
 HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg);
 
 // The BLAS library LibTorch's CPU GEMMs resolved to in this process (from /proc/self/maps).
@@ -45,6 +48,8 @@ int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_actor(int argc, char** argv);
+int cmd_export(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
 int cmd_toy(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 

@@ -22,6 +22,8 @@ const char* kUsage =
     "  generate --model DIR --prompt TEXT [--mask SPEC --sparsity S] [--sink S --window W] [--stats]\n"
     "  eval     --model DIR --data FILE.jsonl --method full|rlkv|random|streaming|single-head [--sparsity S,...]\n"
     "  score    --input ROLLOUTS.jsonl --output SCORED.jsonl [--task toy|math] [--strict]\n"
+    "  export   SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n"
+    "  inspect  CKPT.h5 [--json]\n"
     "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
     "run 'rlkv <command> --help' for the options of a command\n";
 
@@ -45,11 +47,13 @@ int main(int argc, char** argv) {
     if (cmd == "toy") return rlkv::cmd_toy(argc - 1, argv + 1);
     if (cmd == "eval") return rlkv::cmd_eval(argc - 1, argv + 1);
     if (cmd == "score") return rlkv::cmd_score(argc - 1, argv + 1);
+    if (cmd == "export") return rlkv::cmd_export(argc - 1, argv + 1);
 #ifdef RLKV_WITH_TRAINING
     if (cmd == "train") return rlkv::cmd_train(argc - 1, argv + 1);
     if (cmd == "actor") return rlkv::cmd_actor(argc - 1, argv + 1);
+    if (cmd == "inspect") return rlkv::cmd_inspect(argc - 1, argv + 1);
 #else
-    if (cmd == "train" || cmd == "actor")
+    if (cmd == "train" || cmd == "actor" || cmd == "inspect")
       throw rlkv::UserError("this build has no training (configured with RLKV_WITH_DISTRIBUTED=OFF)");
 #endif
     std::fprintf(stderr, "rlkv: unknown command '%s' (run 'rlkv --help' for the list)\n", cmd.c_str());

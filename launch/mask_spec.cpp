@@ -32,7 +32,7 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
   return mask_at_sparsity(load_head_scores_for(spec, cfg), sparsity);
 }
 
-HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg) {
+HeadScores load_mask_source(const std::string& path) {
   HeadScores s;
   if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) {
 #ifdef RLKV_WITH_TRAINING
@@ -41,6 +41,10 @@ HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg)
     s.num_layers = ck.num_layers;
     s.num_kv_heads = ck.num_kv_heads;
     s.source = path;
+    s.format = "checkpoint";
+    s.model = ck.model;
+    s.sink = ck.sink;
+    s.window = ck.window;
     for (float t : ck.logits) s.values.push_back(1.0 / (1.0 + std::exp(-double(t))));
 #else
     throw UserError(str_cat(path, ": reading checkpoints needs a build with RLKV_WITH_DISTRIBUTED=ON"));
@@ -48,6 +52,11 @@ HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg)
   } else {
     s = load_head_scores(path);
   }
+  return s;
+}
+
+HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg) {
+  HeadScores s = load_mask_source(path);
   RLKV_CHECK(s.num_layers == cfg.num_layers && s.num_kv_heads == cfg.num_kv_heads, s.source, ": scores are ",
              s.num_layers, " x ", s.num_kv_heads, ", the model has ", cfg.num_layers, " layers x ", cfg.num_kv_heads,
              " KV heads");

@@ -195,3 +195,45 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   // -np 4: one learner, two actor ranks (one thread each), one reward worker: the same two actors.
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
 }
+
+TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exits 2") {
+  TempDir d;
+  const std::string cfg = write_config(d);
+  REQUIRE(sh(train(cfg, d / "run", "--train.steps=3")) == 0);
+  const std::string rlkv = RLKV_BINARY;
+  REQUIRE(sh(rlkv + " inspect --json " + (d / "run/ckpt-3.h5") + " >" + (d / "inspect.json")) == 0);
+  auto j = nlohmann::json::parse(rlkv_test::read_text(d / "inspect.json"));
+  REQUIRE(j["step"] == 3);
+  REQUIRE(j["num_layers"] == 2);
+  REQUIRE(j["num_kv_heads"] == 2);
+  REQUIRE(j["keep_prob"].size() == 4);
+  REQUIRE(j["top_heads"].size() == 4);
+  REQUIRE(j["config"].get<std::string>().find("[model]") != std::string::npos);
+  // Export from the checkpoint: the windows come from the checkpoint itself.
+  REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "duo") + " 2>/dev/null") == 0);
+  const auto duo_cfg = nlohmann::json::parse(rlkv_test::read_text(d / "duo/config.json"));
+  REQUIRE(duo_cfg["sink_size"] == 2);
+  REQUIRE(duo_cfg["recent_size"] == 4);
+  REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format json --sparsity 0.5 --output " + (d / "m.json") +
+             " 2>/dev/null") == 0);
+  auto m = nlohmann::json::parse(rlkv_test::read_text(d / "m.json"));
+  int full = 0;
+  for (const auto& row : m["full_attention"])
+    for (const auto& v : row) full += v.get<int>();
+  REQUIRE(full == 2);  // half of the 4 heads kept
+  // Bad input: one line, exit 2.
+  auto err_lines = [&](const std::string& args) {
+    const int rc = sh(rlkv + " " + args + " >/dev/null 2>" + (d / "err"));
+    const std::string e = rlkv_test::read_text(d / "err");
+    CHECK(std::count(e.begin(), e.end(), '\n') == 1);
+    return rc;
+  };
+  std::ofstream(d / "foreign.h5") << "HDF5? no";
+  CHECK(err_lines("inspect " + (d / "foreign.h5")) == 2);
+  CHECK(err_lines("inspect " + (d / "missing.h5")) == 2);
+  CHECK(err_lines("export " + (d / "run/ckpt-3.h5") + " --format onnx --output " + (d / "x")) == 2);
+  CHECK(err_lines("export " + (d / "nothing") + " --format json --output " + (d / "x.json")) == 2);
+  std::ofstream(d / "ragged.tsv") << "0.1\t0.2\n0.3\n";
+  CHECK(err_lines("export " + (d / "ragged.tsv") + " --format json --output " + (d / "x.json")) == 2);
+  CHECK(err_lines("export " + (d / "duo/full_attention_heads.tsv") + " --format layers --output " + (d / "l.json")) == 0);
+}

@@ -1,0 +1,138 @@
+#include "core/mask_export.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace rlkv {
+namespace {
+
+void write_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    RLKV_CHECK(f.good(), path, ": cannot open for writing");
+    f << text;
+    f.flush();
+    RLKV_CHECK(f.good(), path, ": write failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  RLKV_CHECK(!ec, path, ": cannot rename into place (", ec.message(), ")");
+}
+
+void make_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  RLKV_CHECK(!ec && std::filesystem::is_directory(dir), dir, ": cannot create the output directory");
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+double clip01(double v) { return std::clamp(v, 0.0, 1.0); }
+
+nlohmann::json rows(const HeadScores& s) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t l = 0; l < s.num_layers; ++l) {
+    nlohmann::json r = nlohmann::json::array();
+    for (int64_t h = 0; h < s.num_kv_heads; ++h) r.push_back(std::stod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)]))));
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_score_table(const HeadScores& s) {
+  std::string out;
+  for (int64_t l = 0; l < s.num_layers; ++l) {
+    for (int64_t h = 0; h < s.num_kv_heads; ++h)
+      out += (h ? "\t" : "") + num(clip01(s.values[size_t(l * s.num_kv_heads + h)]));
+    out += "\n";
+  }
+  return out;
+}
+
+void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
+  make_dir(dir);
+  write_atomic(dir + "/adapter_weights.tsv", format_score_table(s));
+}
+
+void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info) {
+  RLKV_CHECK(info.sink >= 0 && info.window >= 1, "duo export needs the windows: give --sink S --window W (the source "
+             "does not record them)");
+  make_dir(dir);
+  write_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
+  nlohmann::json cfg = {{"sink_size", info.sink}, {"recent_size", info.window}, {"sparsity", info.sparsity},
+                        {"exported_by", "rlkv"}, {"source", s.source}};
+  if (!info.model.empty()) cfg["model"] = info.model;
+  write_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+}
+
+void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep, const ExportInfo& info) {
+  nlohmann::json full = nlohmann::json::array();
+  int64_t full_heads = 0;
+  for (int64_t l = 0; l < s.num_layers; ++l) {
+    nlohmann::json r = nlohmann::json::array();
+    for (int64_t h = 0; h < s.num_kv_heads; ++h) {
+      const int k = keep[size_t(l * s.num_kv_heads + h)] ? 1 : 0;
+      full_heads += k;
+      r.push_back(k);
+    }
+    full.push_back(r);
+  }
+  nlohmann::json j = {{"format", "rlkv-head-mask/v1"},
+                      {"model", info.model},
+                      {"num_layers", s.num_layers},
+                      {"num_kv_heads", s.num_kv_heads},
+                      {"sink", info.sink >= 0 ? nlohmann::json(info.sink) : nlohmann::json(nullptr)},
+                      {"window", info.window >= 0 ? nlohmann::json(info.window) : nlohmann::json(nullptr)},
+                      {"sparsity", info.sparsity},
+                      {"scores", rows(s)},
+                      {"full_attention", full}};
+  // Per generated token, only full heads grow the cache (compressed heads are a constant ring):
+  // 2 (K and V) * bytes * head_dim per full head, summed over layers.
+  if (info.head_dim > 0)
+    j["kv_bytes_per_token"] = 2 * info.bytes_per_element * info.head_dim * full_heads;
+  else
+    j["kv_bytes_per_token"] = nullptr;
+  write_atomic(path, j.dump() + "\n");
+}
+
+double export_layers(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
+                     const ExportInfo& info) {
+  RLKV_CHECK(info.window >= 1, "layers export needs the window: give --window W (the source does not record it)");
+  nlohmann::json types = nlohmann::json::array(), windows = nlohmann::json::array();
+  int64_t sliding_heads = 0;
+  for (int64_t l = 0; l < s.num_layers; ++l) {
+    bool all_compressed = true;
+    for (int64_t h = 0; h < s.num_kv_heads; ++h) all_compressed &= keep[size_t(l * s.num_kv_heads + h)] == 0;
+    types.push_back(all_compressed ? "sliding_attention" : "full_attention");
+    windows.push_back(all_compressed ? info.window : info.max_sequence_length);
+    sliding_heads += all_compressed ? s.num_kv_heads : 0;
+  }
+  const double realised = double(sliding_heads) / double(s.num_layers * s.num_kv_heads);
+  nlohmann::json j = {{"format", "rlkv-layer-windows/v1"},
+                      {"model", info.model},
+                      {"per_head_sparsity", info.sparsity},
+                      {"realised_sparsity", realised},
+                      {"sliding_window", info.window},
+                      {"sink", info.sink >= 0 ? nlohmann::json(info.sink) : nlohmann::json(nullptr)},
+                      // Hugging Face / vLLM: config.json "layer_types" and "sliding_window".
+                      {"layer_types", types},
+                      // TensorRT-LLM: --max_attention_window_size, one value per layer (sink tokens via
+                      // its sink_token_length when it supports them).
+                      {"max_attention_window", windows}};
+  write_atomic(path, j.dump() + "\n");
+  return realised;
+}
+
+}  // namespace rlkv

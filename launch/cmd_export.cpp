@@ -1,0 +1,81 @@
+// `rlkv export SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH`: a head mask
+// for inference engines (core/mask_export.h) from a checkpoint or any importable mask (rlkv-sglang
+// or duo directory / .tsv, rlkv-head-mask/v1 JSON), so a DuoAttention pattern converts to the
+// RLKV-SGLang format and back.
+#include <cstdio>
+#include <iostream>
+
+#include "core/error.h"
+#include "core/mask_export.h"
+#include "launch/cli.h"
+#include "runtime/model_config.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+
+int cmd_export(int argc, char** argv) {
+  po::options_description desc("rlkv export options");
+  std::string source, format, output, model_dir;
+  double sparsity = 0.5;
+  int64_t sink = -1, window = -1, bytes = 2, max_len = 131072;
+  desc.add_options()("help,h", "show this help")("source", po::value(&source), "checkpoint, mask directory or file")(
+      "format", po::value(&format), "rlkv-sglang | duo | json | layers")(
+      "sparsity", po::value(&sparsity)->default_value(0.5), "fraction of KV heads compressed (json, layers)")(
+      "output", po::value(&output), "output directory (rlkv-sglang, duo) or file (json, layers)")(
+      "sink", po::value(&sink), "S, when the source does not record it")(
+      "window", po::value(&window), "W, when the source does not record it")(
+      "model", po::value(&model_dir), "model directory: names the model and gives head_dim for kv_bytes_per_token")(
+      "kv-bytes", po::value(&bytes)->default_value(2), "bytes per KV element of the engine (kv_bytes_per_token)")(
+      "max-seq-len", po::value(&max_len)->default_value(131072), "window of a full layer (layers format)");
+  po::positional_options_description pos;
+  pos.add("source", 1);
+  ParsedArgs args = parse_args(argc, argv, desc, &pos);
+  if (args.vm.count("help")) {
+    std::cout << "usage: rlkv export SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n" << desc;
+    return 0;
+  }
+  RLKV_CHECK(args.overrides.empty(), "rlkv export takes no config overrides");
+  RLKV_CHECK(!source.empty(), "rlkv export needs a SOURCE (checkpoint, mask directory or file)");
+  RLKV_CHECK(!output.empty(), "rlkv export needs --output PATH");
+  RLKV_CHECK(format == "rlkv-sglang" || format == "duo" || format == "json" || format == "layers",
+             "--format must be rlkv-sglang, duo, json or layers, got '", format, "'");
+  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
+  RLKV_CHECK(bytes >= 1 && bytes <= 16, "--kv-bytes must be 1..16");
+  RLKV_CHECK(max_len >= 1, "--max-seq-len must be >= 1");
+  const HeadScores s = load_mask_source(source);
+  ExportInfo info;
+  info.model = s.model;
+  info.sink = args.vm.count("sink") ? sink : s.sink;
+  info.window = args.vm.count("window") ? window : s.window;
+  info.sparsity = sparsity;
+  info.bytes_per_element = bytes;
+  info.max_sequence_length = max_len;
+  if (!model_dir.empty()) {
+    const ModelConfig mc = load_model_config(model_dir);
+    RLKV_CHECK(mc.num_layers == s.num_layers && mc.num_kv_heads == s.num_kv_heads, source, ": ", s.num_layers, " x ",
+               s.num_kv_heads, " heads, the model has ", mc.num_layers, " x ", mc.num_kv_heads);
+    info.head_dim = mc.head_dim;
+    info.model = model_dir;
+  }
+  const std::vector<uint8_t> keep = mask_at_sparsity(s, sparsity);
+  int64_t compressed = 0;
+  for (uint8_t k : keep) compressed += k ? 0 : 1;
+  if (format == "rlkv-sglang") {
+    export_rlkv_sglang(output, s);
+  } else if (format == "duo") {
+    export_duo(output, s, info);
+  } else if (format == "json") {
+    export_json(output, s, keep, info);
+  } else {
+    const double realised = export_layers(output, s, keep, info);
+    std::printf("per-head sparsity %.3f (%lld of %lld KV heads compressed) -> per-layer realised sparsity %.3f "
+                "(layers whose every KV head is compressed slide; the others keep full caches)\n",
+                sparsity, (long long)compressed, (long long)keep.size(), realised);
+  }
+  std::fprintf(stderr, "wrote %s (%s, %lld x %lld heads, %lld compressed at sparsity %.3f)\n", output.c_str(),
+               format.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads, (long long)compressed, sparsity);
+  return 0;
+}
+
+}  // namespace rlkv
