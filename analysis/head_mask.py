@@ -26,6 +26,9 @@ The loaders read every source the analysis scripts accept and turn anything malf
 - an `rlkv-head-mask/v1` JSON export (`rlkv export --format json`).
 
 Only numpy is needed at import time; h5py is imported when a checkpoint is read.
+
+As a script: `analysis/head_mask.py SOURCE --sparsity S [--ranked]` prints the mask (or the ranked
+scores), one tab-separated line per layer.
 """
 
 import io
@@ -455,11 +458,12 @@ def _int_attr(attrs, key):
         return None
 
 
-def load_scores(path):
+def load_scores(path, warn=None):
     """Head scores from any supported source (see the module docstring); raises SourceError.
 
     A directory may hold adapter_weights.tsv, full_attention_heads.tsv (in that order of preference)
-    or, for a training run directory, ckpt-<step>.h5 files (the newest is read).
+    or, for a training run directory, ckpt-<step>.h5 files: the newest one that reads is used, the
+    damaged ones passed over are reported through `warn(message)` (as `rlkv train --resume auto` does).
     """
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file or directory")
@@ -469,8 +473,14 @@ def load_scores(path):
             if os.path.isfile(f):
                 return load_tsv(f)
         ckpts = newest_checkpoint(path)
-        if ckpts:
-            return _checkpoint_scores(ckpts[0])
+        for i, ck in enumerate(ckpts):
+            try:
+                return _checkpoint_scores(ck)
+            except SourceError as e:
+                if i == len(ckpts) - 1:
+                    raise
+                if warn:
+                    warn(f"skipping {e}")
         raise SourceError(f"{path}: no adapter_weights.tsv, full_attention_heads.tsv or ckpt-<step>.h5 "
                           "in the directory")
     if is_checkpoint_file(path):
@@ -481,3 +491,36 @@ def load_scores(path):
     if path.endswith(".h5"):
         raise SourceError(f"{path}: not an rlkv checkpoint (no RLKVCKPT header)")
     return load_tsv(path)
+
+
+def main(argv=None):
+    """`head_mask.py SOURCE --sparsity S`: prints the mask, one line per layer, tab-separated 0/1
+    (1 = full cache), for comparisons with `rlkv` (exit 2 and one line on stderr for bad input)."""
+    import argparse
+    import sys
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write(f"head_mask.py: {message} (see --help)\n")
+            sys.exit(2)
+
+    p = Parser(prog="head_mask.py", description=main.__doc__)
+    p.add_argument("source", metavar="SOURCE", help="checkpoint, run directory, .tsv file or directory, JSON export")
+    p.add_argument("--sparsity", type=float, required=True, metavar="S", help="fraction of KV heads compressed")
+    p.add_argument("--ranked", action="store_true", help="print the ranked scores (%%.17g) instead of the mask")
+    a = p.parse_args(argv)
+    if not 0.0 <= a.sparsity <= 1.0:
+        p.error(f"--sparsity must be in [0, 1], got {a.sparsity}")
+    try:
+        src = load_scores(a.source, warn=lambda m: sys.stderr.write(f"head_mask.py: warning: {m}\n"))
+    except SourceError as e:
+        sys.stderr.write(f"head_mask.py: {e}\n")
+        return 2
+    rows = ranked_scores(src.values) if a.ranked else mask_at_sparsity(src.values, a.sparsity)
+    fmt = "{:.17g}" if a.ranked else "{:d}"
+    sys.stdout.write("".join("\t".join(fmt.format(v) for v in row.tolist()) + "\n" for row in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

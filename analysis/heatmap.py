@@ -130,7 +130,7 @@ def render(src, output, sparsity=None, title=None, value="prob"):
     wpx, hpx = figure_pixels(L, H)
     fig = plt.figure(figsize=(wpx / DPI, hpx / DPI), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
-    cmap = plt.get_cmap(cmap_name)
+    cmap = plt.get_cmap(cmap_name, 64)  # 64 levels: smooth to the eye, and the palette PNG stays exact
     im = ax.imshow(vals, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     cb = fig.colorbar(im, ax=ax, fraction=0.08 if H > 2 else 0.15, pad=0.02)
     cb.set_label(cbar_label)
@@ -151,7 +151,7 @@ def render(src, output, sparsity=None, title=None, value="prob"):
 
     if annotate_cells(L, H):
         cell_h_pt = 72.0 * ax.get_position().height * hpx / DPI / L
-        size = max(5.0, min(10.0, cell_h_pt * 0.55))
+        size = max(5.0, min(12.0, cell_h_pt * 0.55))
         fmt = "{:.2f}" if value == "prob" or src.kind != "checkpoint" else "{:+.1f}"
         norm = im.norm
         for l in range(L):
@@ -164,12 +164,13 @@ def render(src, output, sparsity=None, title=None, value="prob"):
 
     if mask is not None:
         lw = 2.6 if n <= 256 else 1.8
+        outline = "black" if cmap_name == "RdBu_r" else OUTLINE  # red vanishes on a red-blue scale
         inset = 0.07 if max(L, H) <= 48 else 0.0  # neighbouring outlines stay apart
         for l, h in zip(*np.nonzero(mask)):
             ax.add_patch(Rectangle((h - 0.5 + inset, l - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset,
-                                   fill=False, edgecolor=OUTLINE,
+                                   fill=False, edgecolor=outline,
                                    linewidth=lw, joinstyle="miter"))
-        ax.legend(handles=[Patch(facecolor="none", edgecolor=OUTLINE, linewidth=lw, label="kept full")],
+        ax.legend(handles=[Patch(facecolor="none", edgecolor=outline, linewidth=lw, label="kept full")],
                   loc="upper left", bbox_to_anchor=(0.0, -0.005), frameon=False, fontsize=9,
                   borderaxespad=0.0, handlelength=1.2)
 
@@ -212,7 +213,7 @@ def _wrap(text, width):
 def main(argv=None):
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        src = head_mask.load_scores(args.source)
+        src = head_mask.load_scores(args.source, warn=lambda m: sys.stderr.write(f"{PROG}: warning: {m}\n"))
     except head_mask.SourceError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return 2

@@ -51,9 +51,18 @@ void describe(po::options_description& d, Config& c) {
   auto& pc = c.placement;
   d.add_options()
       ("data.path", po::value(&dt.path), "JSONL problems")
-      ("data.id_field", po::value(&dt.id_field)->default_value(dt.id_field), "field holding the problem id")
-      ("data.prompt_field", po::value(&dt.prompt_field)->default_value(dt.prompt_field), "field holding the prompt")
-      ("data.answer_field", po::value(&dt.answer_field)->default_value(dt.answer_field), "field holding the answer")
+      ("data.format", po::value(&dt.format)->default_value(dt.format), "plain | gsm8k | math | deepscaler")
+      ("data.id_field", po::value(&dt.id_field), "field holding the problem id (default from data.format)")
+      ("data.prompt_field", po::value(&dt.prompt_field), "field holding the prompt (default from data.format)")
+      ("data.answer_field", po::value(&dt.answer_field), "field holding the answer (default from data.format)")
+      ("data.solution_field", po::value(&dt.solution_field),
+       "field whose boxed answer is used when the answer field is absent (math: solution)")
+      ("prepare.samples", po::value(&c.prepare.samples)->default_value(c.prepare.samples), "samples per problem")
+      ("prepare.min_pass_rate", po::value(&c.prepare.min_pass_rate)->default_value(c.prepare.min_pass_rate),
+       "lowest pass rate kept")
+      ("prepare.max_pass_rate", po::value(&c.prepare.max_pass_rate)->default_value(c.prepare.max_pass_rate),
+       "highest pass rate kept")
+      ("prepare.chunk", po::value(&c.prepare.chunk)->default_value(c.prepare.chunk), "problems per journal commit")
       ("train.steps", po::value(&tr.steps)->default_value(tr.steps), "learner steps")
       ("train.mode", po::value(&tr.mode)->default_value(tr.mode), "sync | async")
       ("train.seed", po::value(&tr.seed)->default_value(tr.seed), "seed of data order, masks and sampling")
@@ -150,6 +159,11 @@ void validate(const Config& c) {
   RLKV_CHECK(c.placement.learners >= 1, "config key placement.learners: expected >= 1");
   RLKV_CHECK(c.placement.reward_workers >= 1, "config key placement.reward_workers: expected >= 1");
   RLKV_CHECK(!c.placement.bind_address.empty(), "config key placement.bind_address: empty");
+  RLKV_CHECK(c.prepare.samples >= 1 && c.prepare.samples <= 4096, "config key prepare.samples: expected 1..4096");
+  RLKV_CHECK(c.prepare.min_pass_rate >= 0 && c.prepare.min_pass_rate <= c.prepare.max_pass_rate &&
+                 c.prepare.max_pass_rate <= 1,
+             "config keys prepare.min_pass_rate / max_pass_rate: expected 0 <= min <= max <= 1");
+  RLKV_CHECK(c.prepare.chunk >= 1, "config key prepare.chunk: expected >= 1");
   RLKV_CHECK(c.runtime.max_batch >= 1 && c.runtime.max_batch <= 65536,
              "config key runtime.max_batch: expected 1..65536, got ", c.runtime.max_batch);
 }
@@ -210,6 +224,30 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   } catch (const po::error& e) {
     throw UserError(str_cat("configuration: ", e.what()));
   }
+  // Field names from the dataset format, unless given.
+  auto& dt = c.data;
+  RLKV_CHECK(dt.format == "plain" || dt.format == "gsm8k" || dt.format == "math" || dt.format == "deepscaler",
+             "config key data.format: expected plain, gsm8k, math or deepscaler, got '", dt.format, "'");
+  const bool plain = dt.format == "plain", gsm = dt.format == "gsm8k";
+  if (dt.id_field.empty()) dt.id_field = plain ? "id" : (gsm ? "id" : "unique_id");
+  if (dt.prompt_field.empty()) dt.prompt_field = plain ? "prompt" : (gsm ? "question" : "problem");
+  if (dt.answer_field.empty()) dt.answer_field = "answer";
+  if (dt.solution_field.empty() && dt.format == "math") dt.solution_field = "solution";
+  // INI values are single lines: chat templates spell their newlines \n.
+  std::string t;
+  const std::string& raw = c.model.prompt_template;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\\' && i + 1 < raw.size()) {
+      const char n = raw[i + 1];
+      if (n == 'n' || n == 't' || n == '\\') {
+        t += n == 'n' ? '\n' : (n == 't' ? '\t' : '\\');
+        ++i;
+        continue;
+      }
+    }
+    t += raw[i];
+  }
+  c.model.prompt_template = t;
   validate(c);
   return c;
 }

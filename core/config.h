@@ -13,7 +13,8 @@ namespace rlkv {
 struct ModelOptions {
   std::string path;                      // Hugging Face model directory
   std::string dtype = "float32";         // compute / weight dtype: float32 | bfloat16 | float16
-  std::string prompt_template = "{prompt}";  // text around the prompt; must contain {prompt}
+  std::string prompt_template = "{prompt}";  // text around the prompt; must contain {prompt};
+                                             // \n, \t and \\ are unescaped (INI values are one line)
   bool add_special_tokens = true;        // tokenizer post-processor (e.g. Llama-3's BOS)
 };
 
@@ -38,7 +39,18 @@ struct RolloutOptions {
 
 struct DataOptions {
   std::string path;               // JSONL problems
-  std::string id_field = "id", prompt_field = "prompt", answer_field = "answer";
+  // Field names: set by `format` (plain: id/prompt/answer; gsm8k: question/answer; math:
+  // problem/answer, else the boxed answer of `solution`; deepscaler: problem/answer); any field key
+  // given explicitly wins.
+  std::string format = "plain";   // plain | gsm8k | math | deepscaler
+  std::string id_field, prompt_field, answer_field, solution_field;
+};
+
+struct PrepareOptions {
+  int64_t samples = 4;            // K full-cache samples per problem
+  double min_pass_rate = 0.25;    // keep problems solved at least this often (1 of 4 by default)
+  double max_pass_rate = 1.0;     // and at most this often (lower it to drop problems too easy to teach)
+  int64_t chunk = 64;             // problems per journal commit (resume granularity)
 };
 
 struct TrainOptions {
@@ -94,6 +106,7 @@ struct Config {
   PolicyConfig policy;
   RewardConfig reward;
   PlacementOptions placement;
+  PrepareOptions prepare;
   std::string source_text;  // the INI text it was read from (empty without a file)
 };
 

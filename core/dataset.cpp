@@ -7,12 +7,10 @@
 
 namespace rlkv {
 
-std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
-  std::ifstream in(path, std::ios::binary);
-  RLKV_CHECK(in.good(), path, ": cannot open");
-  std::vector<Problem> out;
-  std::string line;
-  int64_t lineno = 0;
+namespace {
+
+// Parses one line; throws UserError naming FILE:LINE.
+Problem parse_problem(const std::string& line, const std::string& path, int64_t lineno, const DatasetFields& f) {
   auto text_of = [&](const nlohmann::json& j, const std::string& key, bool required) -> std::string {
     if (!j.contains(key) || j.at(key).is_null()) {
       RLKV_CHECK(!required, path, ":", lineno, ": missing field '", key, "'");
@@ -24,9 +22,7 @@ std::vector<Problem> load_problems(const std::string& path, const DatasetFields&
     if (v.is_number()) return v.dump();
     throw UserError(str_cat(path, ":", lineno, ": field '", key, "' must be a string or a number"));
   };
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
@@ -38,12 +34,48 @@ std::vector<Problem> load_problems(const std::string& path, const DatasetFields&
     p.id = text_of(j, f.id, false);
     if (p.id.empty()) p.id = std::to_string(lineno);
     p.prompt = text_of(j, f.prompt, true);
-    p.answer = text_of(j, f.answer, true);
+    const bool has_answer = j.contains(f.answer) && !j.at(f.answer).is_null();
+    p.answer = has_answer || f.solution.empty() ? text_of(j, f.answer, true) : text_of(j, f.solution, true);
     if (j.contains("ref_len") && j["ref_len"].is_number()) p.ref_len = j["ref_len"].get<double>();
     if (j.contains("pass_rate") && j["pass_rate"].is_number()) p.pass_rate = j["pass_rate"].get<double>();
-    out.push_back(std::move(p));
+    return p;
+  }
+}
+
+}  // namespace
+
+std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
+  std::ifstream in(path, std::ios::binary);
+  RLKV_CHECK(in.good(), path, ": cannot open");
+  std::vector<Problem> out;
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    out.push_back(parse_problem(line, path, lineno, f));
   }
   RLKV_CHECK(!out.empty(), path, ": no problems");
+  return out;
+}
+
+LoadedProblems load_problems_lenient(const std::string& path, const DatasetFields& f) {
+  std::ifstream in(path, std::ios::binary);
+  RLKV_CHECK(in.good(), path, ": cannot open");
+  LoadedProblems out;
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      out.problems.push_back(parse_problem(line, path, lineno, f));
+      out.lines.push_back(lineno);
+      out.raw.push_back(line);
+    } catch (const UserError& e) {
+      out.errors.push_back(e.what());
+    }
+  }
   return out;
 }
 

@@ -19,8 +19,19 @@ struct Problem {
 
 struct DatasetFields {
   std::string id = "id", prompt = "prompt", answer = "answer";
+  std::string solution;  // used as the answer when the answer field is absent (MATH: a boxed solution)
 };
 
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& fields = {});
+
+// The same, but a bad line is skipped and described in `errors` ("FILE:LINE: reason"); each
+// returned problem remembers its line. The raw JSON object of each line is kept in `raw` when given.
+struct LoadedProblems {
+  std::vector<Problem> problems;
+  std::vector<int64_t> lines;        // line number of each problem
+  std::vector<std::string> raw;      // the line's JSON text
+  std::vector<std::string> errors;
+};
+LoadedProblems load_problems_lenient(const std::string& path, const DatasetFields& fields = {});
 
 }  // namespace rlkv

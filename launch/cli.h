@@ -49,6 +49,7 @@ int cmd_score(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_actor(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_prepare(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_toy(int argc, char** argv);
 int cmd_eval(int argc, char** argv);

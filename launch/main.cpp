@@ -22,6 +22,7 @@ const char* kUsage =
     "  generate --model DIR --prompt TEXT [--mask SPEC --sparsity S] [--sink S --window W] [--stats]\n"
     "  eval     --model DIR --data FILE.jsonl --method full|rlkv|random|streaming|single-head [--sparsity S,...]\n"
     "  score    --input ROLLOUTS.jsonl --output SCORED.jsonl [--task toy|math] [--strict]\n"
+    "  prepare  --config FILE --input IN.jsonl --output OUT.jsonl\n"
     "  export   SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n"
     "  inspect  CKPT.h5 [--json]\n"
     "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return rlkv::cmd_eval(argc - 1, argv + 1);
     if (cmd == "score") return rlkv::cmd_score(argc - 1, argv + 1);
     if (cmd == "export") return rlkv::cmd_export(argc - 1, argv + 1);
+    if (cmd == "prepare") return rlkv::cmd_prepare(argc - 1, argv + 1);
 #ifdef RLKV_WITH_TRAINING
     if (cmd == "train") return rlkv::cmd_train(argc - 1, argv + 1);
     if (cmd == "actor") return rlkv::cmd_actor(argc - 1, argv + 1);

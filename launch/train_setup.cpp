@@ -35,6 +35,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   f.id = cfg.data.id_field;
   f.prompt = cfg.data.prompt_field;
   f.answer = cfg.data.answer_field;
+  f.solution = cfg.data.solution_field;
   s.problems = load_problems(cfg.data.path, f);
 
   LearnerRoleOptions& l = s.learner;

@@ -1,0 +1,222 @@
+// `rlkv prepare --config FILE --input IN.jsonl --output OUT.jsonl`: the paper's self-distillation
+// sampling (DESIGN.md section 4). The full-cache model answers every candidate problem K times
+// (prepare.samples, at the config's sampling settings, batched); problems whose pass rate lies in
+// [prepare.min_pass_rate, prepare.max_pass_rate] are kept with ref_len (mean length of the correct
+// answers, tokens), pass_rate and the correct answers' lengths. The rest are dropped and counted by
+// reason: never solved, always truncated, pass rate outside the band, unparseable reference, bad line.
+//
+// Resumable: problems are processed in chunks of prepare.chunk; each finished chunk is appended to
+// OUT.journal and flushed before the next starts. A rerun (after SIGTERM, a crash or a power cut)
+// skips the chunks the journal holds. Sampling streams depend only on (seed, problem, sample) and
+// chunks are the same on every run, so an interrupted and resumed run writes the same OUT as an
+// uninterrupted one. OUT itself is written at the end, atomically (temporary name, rename).
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/run_context.h"
+#include "launch/cli.h"
+#include "rewards/reward.h"
+#include "runtime/generator.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+namespace {
+
+extern "C" void on_prepare_signal(int) { run_stop_flag().store(true); }
+
+// One problem's verdict, as the journal stores it.
+nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<GenerationResult>& results,
+                       const Reference& ref, const RewardOptions& ro, double min_pass, double max_pass) {
+  nlohmann::json j = {{"index", index}, {"id", p.id}};
+  if (!ref.usable) {
+    j["kept"] = false;
+    j["reason"] = "unparseable reference";
+    return j;
+  }
+  std::vector<int64_t> lengths;
+  int64_t truncated = 0;
+  for (const auto& r : results) {
+    const int64_t len = int64_t(r.tokens.size());
+    truncated += r.finish == FinishReason::kLength ? 1 : 0;
+    if (score_response(r.text, len, finish_reason_name(r.finish), ref, 0, ro).correct) lengths.push_back(len);
+  }
+  const double pass = double(lengths.size()) / double(results.size());
+  j["pass_rate"] = pass;
+  j["lengths"] = lengths;
+  if (lengths.empty()) {
+    j["kept"] = false;
+    j["reason"] = truncated == int64_t(results.size()) ? "always truncated" : "never solved";
+  } else if (pass < min_pass || pass > max_pass) {
+    j["kept"] = false;
+    j["reason"] = "pass rate outside the band";
+  } else {
+    double sum = 0;
+    for (int64_t l : lengths) sum += double(l);
+    j["kept"] = true;
+    j["ref_len"] = sum / double(lengths.size());
+  }
+  return j;
+}
+
+}  // namespace
+
+int cmd_prepare(int argc, char** argv) {
+  po::options_description desc("rlkv prepare options");
+  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI config (model, data, rollout, prepare)")(
+      "input", po::value<std::string>(), "candidate problems, JSONL")("output", po::value<std::string>(), "kept problems, JSONL");
+  ParsedArgs args = parse_args(argc, argv, desc);
+  if (args.vm.count("help")) {
+    std::cout << "usage: rlkv prepare --config FILE --input IN.jsonl --output OUT.jsonl [--section.key=value ...]\n" << desc;
+    return 0;
+  }
+  RLKV_CHECK(args.vm.count("config"), "rlkv prepare needs --config FILE");
+  RLKV_CHECK(args.vm.count("input") && args.vm.count("output"), "rlkv prepare needs --input IN.jsonl and --output OUT.jsonl");
+  const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
+  const std::string input = args.vm["input"].as<std::string>(), output = args.vm["output"].as<std::string>();
+  RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
+  std::signal(SIGINT, on_prepare_signal);
+  std::signal(SIGTERM, on_prepare_signal);
+
+  DatasetFields f;
+  f.id = cfg.data.id_field;
+  f.prompt = cfg.data.prompt_field;
+  f.answer = cfg.data.answer_field;
+  f.solution = cfg.data.solution_field;
+  LoadedProblems data = load_problems_lenient(input, f);
+  for (const auto& e : data.errors) std::fprintf(stderr, "skipped bad line: %s\n", e.c_str());
+  RLKV_CHECK(!data.problems.empty(), input, ": no usable problems (", data.errors.size(), " bad lines)");
+
+  // The journal: chunks already done (a torn last line from a kill is ignored).
+  const std::string journal_path = output + ".journal";
+  std::map<int64_t, nlohmann::json> done;
+  {
+    std::ifstream jin(journal_path);
+    std::string line;
+    while (std::getline(jin, line)) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        done[j.at("index").get<int64_t>()] = j;
+      } catch (const std::exception&) {
+        break;
+      }
+    }
+  }
+  const int64_t n = int64_t(data.problems.size()), chunk = cfg.prepare.chunk;
+  // Only complete chunks count: a chunk is appended in one write, but a kill can tear it.
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    bool complete = true;
+    for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) complete &= done.count(i) > 0;
+    if (!complete)
+      for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) done.erase(i);
+  }
+  if (!done.empty()) log_info("prepare: resuming, " + std::to_string(done.size()) + " problems already in " + journal_path);
+  // Rewrite the journal with the complete chunks only, then append.
+  {
+    std::ofstream jout(journal_path + ".tmp", std::ios::trunc);
+    for (const auto& [i, j] : done) jout << j.dump() << "\n";
+    jout.close();
+    std::filesystem::rename(journal_path + ".tmp", journal_path);
+  }
+  std::ofstream journal(journal_path, std::ios::app);
+  RLKV_CHECK(journal.good(), journal_path, ": cannot open for writing");
+
+  at::set_num_threads(cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency()));
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+  GeneratorOptions go = generator_options(cfg);
+  go.num_threads = at::get_num_threads();
+  Generator gen(model, &tok, go);
+  RewardOptions ro;
+  ro.task = parse_reward_task(cfg.reward.task, "config key reward.task");
+  const int64_t K = cfg.prepare.samples;
+  const bool tty = isatty(2);
+  bool interrupted = false;
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c1 = std::min(n, c0 + chunk);
+    if (done.count(c0)) continue;
+    if (run_stop_flag().load()) {
+      interrupted = true;
+      break;
+    }
+    std::vector<GenerationRequest> reqs;
+    for (int64_t i = c0; i < c1; ++i) {
+      std::string text = cfg.model.prompt_template;
+      text.replace(text.find("{prompt}"), 8, data.problems[size_t(i)].prompt);
+      const std::vector<int32_t> ids = tok.encode(text, cfg.model.add_special_tokens);
+      for (int64_t k = 0; k < K; ++k)
+        reqs.push_back({i * K + k, ids, {}, uint64_t(i * K + k)});  // full cache; stream = (problem, sample)
+    }
+    const auto results = gen.run(reqs);
+    std::string lines;
+    for (int64_t i = c0; i < c1; ++i) {
+      std::vector<GenerationResult> mine(results.begin() + (i - c0) * K, results.begin() + (i - c0 + 1) * K);
+      const Reference ref = prepare_reference(data.problems[size_t(i)].answer, ro);
+      auto v = verdict(i, data.problems[size_t(i)], mine, ref, ro, cfg.prepare.min_pass_rate, cfg.prepare.max_pass_rate);
+      lines += v.dump() + "\n";
+      done[i] = std::move(v);
+    }
+    journal << lines;
+    journal.flush();
+    RLKV_CHECK(journal.good(), journal_path, ": write failed");
+    if (tty) std::fprintf(stderr, "\rprepare: %lld/%lld problems", (long long)c1, (long long)n);
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  journal.close();
+  if (interrupted) {
+    std::fprintf(stderr, "prepare: interrupted after %zu of %lld problems; rerun the same command to continue\n",
+                 done.size(), (long long)n);
+    return 1;
+  }
+
+  // The output: kept problems in input order, their original fields plus the measurements.
+  std::map<std::string, int64_t> reasons;
+  int64_t kept = 0;
+  std::string out;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& v = done.at(i);
+    if (!v.at("kept").get<bool>()) {
+      ++reasons[v.at("reason").get<std::string>()];
+      continue;
+    }
+    nlohmann::json row = nlohmann::json::parse(data.raw[size_t(i)]);
+    row["id"] = data.problems[size_t(i)].id;
+    row["ref_len"] = v.at("ref_len");
+    row["pass_rate"] = v.at("pass_rate");
+    row["lengths"] = v.at("lengths");
+    out += row.dump() + "\n";
+    ++kept;
+  }
+  {
+    std::ofstream f(output + ".tmp", std::ios::binary | std::ios::trunc);
+    RLKV_CHECK(f.good(), output, ": cannot open for writing");
+    f << out;
+    f.flush();
+    RLKV_CHECK(f.good(), output, ": write failed");
+  }
+  std::filesystem::rename(output + ".tmp", output);
+  std::filesystem::remove(journal_path);
+  std::string why;
+  for (const auto& [r, c] : reasons) why += ", " + std::to_string(c) + " " + r;
+  if (!data.errors.empty()) why += ", " + std::to_string(data.errors.size()) + " bad lines";
+  std::fprintf(stderr, "prepare: kept %lld of %lld problems (%lld samples each)%s -> %s\n", (long long)kept,
+               (long long)(n + int64_t(data.errors.size())), (long long)K, why.c_str(), output.c_str());
+  return 0;
+}
+
+}  // namespace rlkv

@@ -1,0 +1,129 @@
+// `rlkv prepare` (self-distillation sampling) and the real-model recipes (issue 9).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/toy_task.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using rlkv_test::TempDir;
+
+namespace {
+
+int sh(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+std::string src(const std::string& rel) { return std::string(RLKV_SOURCE_DIR) + "/" + rel; }
+
+// The toy problem a prompt "Q:a+b+...=" states.
+rlkv::ToyProblem parse_toy(const std::string& prompt) {
+  rlkv::ToyProblem p;
+  std::string num;
+  for (char c : prompt.substr(2)) {
+    if (c >= '0' && c <= '9') {
+      num += c;
+    } else if (!num.empty()) {
+      p.numbers.push_back(std::stoll(num));
+      num.clear();
+    }
+  }
+  return p;
+}
+
+std::string prepare_cmd(const TempDir& d, const std::string& in, const std::string& out, const std::string& extra) {
+  return std::string(RLKV_BINARY) + " prepare --config " + src("configs/toy.ini") + " --model.path=" +
+         src("models/toy-reasoner") + " --input " + in + " --output " + out + " --prepare.samples=2 --runtime.max_batch=128 " + extra;
+}
+
+}  // namespace
+
+TEST_CASE("prepare keeps the toy problems the model solves, with their exact reference length") {
+  TempDir d;
+  const std::string rlkv = RLKV_BINARY;
+  REQUIRE(sh(rlkv + " toy data --n 500 --seed 99 --output " + (d / "p.jsonl") + " 2>/dev/null") == 0);
+  {  // two broken lines in front of the problems
+    std::ofstream f(d / "in.jsonl");
+    f << "{\"id\": \"broken\", \"prompt\": 5\n{\"id\": \"x\"}\n" << rlkv_test::read_text(d / "p.jsonl");
+  }
+  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "out.jsonl", "2>" + (d / "err"))) == 0);
+  const std::string err = rlkv_test::read_text(d / "err");
+  CHECK(err.find("in.jsonl:1:") != std::string::npos);
+  CHECK(err.find("in.jsonl:2:") != std::string::npos);
+  CHECK(err.find("2 bad lines") != std::string::npos);
+  std::ifstream f(d / "out.jsonl");
+  std::string line;
+  int kept = 0;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    // The toy chain's length is deterministic: one token per character plus EOS.
+    const rlkv::ToyProblem p = parse_toy(j["prompt"]);
+    REQUIRE(j["ref_len"].get<double>() == double(p.response().size() + 1));
+    REQUIRE(j["pass_rate"].get<double>() > 0);
+    ++kept;
+  }
+  CHECK(kept >= 490);  // the toy model is right on ~100% of problems
+  CHECK_FALSE(fs::exists(d / "out.jsonl.journal"));
+}
+
+TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an uninterrupted run") {
+  TempDir d;
+  const std::string rlkv = RLKV_BINARY;
+  REQUIRE(sh(rlkv + " toy data --n 300 --seed 5 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
+  const std::string extra = "--prepare.chunk=16 --rollout.temperature=1.0";
+  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "whole.jsonl", extra + " 2>/dev/null")) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + prepare_cmd(d, d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")).c_str(),
+          (char*)nullptr);
+    _exit(127);
+  }
+  // Stop it once some chunks are in the journal.
+  for (int i = 0; i < 400; ++i) {
+    if (fs::exists(d / "part.jsonl.journal") && fs::file_size(d / "part.jsonl.journal") > 2000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  const bool stopped_early = !fs::exists(d / "part.jsonl");
+  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(rlkv_test::read_text(d / "part.jsonl") == rlkv_test::read_text(d / "whole.jsonl"));
+  if (!stopped_early) WARN("the first run finished before SIGTERM arrived; only the equality was checked");
+}
+
+TEST_CASE("each real-model recipe loads and trains two steps on a tiny model of its family") {
+  TempDir d;
+  {
+    std::ofstream f(d / "math.jsonl");
+    f << R"({"problem": "What is 2+3?", "answer": "5"})" << "\n"
+      << R"({"problem": "Compute 7*6.", "answer": "42"})" << "\n"
+      << R"({"problem": "Simplify 10/4.", "answer": "\\frac{5}{2}"})" << "\n";
+  }
+  const std::pair<const char*, const char*> recipes[] = {
+      {"configs/llama-3.1-8b-r1.ini", "llama_tiny"},
+      {"configs/qwen-2.5-7b-r1.ini", "qwen2_tiny"},
+      {"configs/qwen3-4b-thinking.ini", "qwen3_tiny"}};
+  for (const auto& [cfg, model] : recipes) {
+    INFO(cfg);
+    const std::string out = d / model;
+    const std::string cmd = std::string(RLKV_BINARY) + " train --config " + src(cfg) + " --model.path=" +
+                            rlkv_test::fixture(std::string("models/") + model) + " --data.path=" + (d / "math.jsonl") +
+                            " --train.output_dir=" + out +
+                            " --train.steps=2 --rollout.prompts_per_step=2 --rollout.group_size=2"
+                            " --rollout.max_new_tokens=8 --cache.sink=2 --cache.window=4 --runtime.max_batch=8 >" +
+                            out + ".log 2>&1";
+    CHECK(sh(cmd) == 0);
+    CHECK(fs::exists(out + "/ckpt-2.h5"));
+  }
+}
