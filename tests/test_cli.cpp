@@ -14,28 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
+using rlkv_test::Run;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Run run(const std::string& args) {
-  TempDir io;
-  const std::string cmd = std::string(RLKV_BINARY) + " " + args + " >" + quote(io / "out") + " 2>" + quote(io / "err") +
-                          " </dev/null";
-  const int st = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = rlkv_test::read_text(io / "out");
-  r.err = rlkv_test::read_text(io / "err");
-  return r;
-}
+Run run(const std::string& args) { return rlkv_test::run_rlkv(args); }
 
 // A copy of a fixture model that a test may damage.
 std::string copy_model(const TempDir& dir, const std::string& name) {

@@ -17,28 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
+using rlkv_test::Run;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Run run(const std::string& args) {
-  TempDir io;
-  const std::string cmd = std::string(RLKV_BINARY) + " score " + args + " >" + quote(io / "out") + " 2>" +
-                          quote(io / "err") + " </dev/null";
-  const int st = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = rlkv_test::read_text(io / "out");
-  r.err = rlkv_test::read_text(io / "err");
-  return r;
-}
+Run run(const std::string& args) { return rlkv_test::run_rlkv("score " + args); }
 
 int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 
@@ -63,7 +44,7 @@ const char* kGood =
 TEST_CASE("rlkv score: every field kept, correct / excess / reward / extracted added") {
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", kGood);
-  const Run r = run("--input " + quote(dir / "in.jsonl") + " --output " + quote(dir / "out.jsonl"));
+  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   REQUIRE(r.status == 0);
   CHECK_THAT(r.err, Contains("3 scored") && Contains("0 bad lines"));
@@ -84,7 +65,7 @@ TEST_CASE("rlkv score: every field kept, correct / excess / reward / extracted a
   CHECK(rows[2]["excess"] == 1.0);
   CHECK(rows[2]["reward"].get<double>() == Approx(-0.25));
   // --slack / --lambda-len change the length term.
-  const Run r2 = run("--input " + quote(dir / "in.jsonl") + " --output " + quote(dir / "out2.jsonl") +
+  const Run r2 = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out2.jsonl") +
                      " --slack 0 --lambda-len 1");
   REQUIRE(r2.status == 0);
   const auto rows2 = read_jsonl(dir / "out2.jsonl");
@@ -99,7 +80,7 @@ TEST_CASE("rlkv score --task toy") {
                         "\n"
                         R"({"id": 1, "response": "23+45=68;68+12=81;A:81", "answer": "80", "length": 20, "ref_len": 20, "finish_reason": "eos"})"
                         "\n");
-  const Run r = run("--task toy --input " + quote(dir / "in.jsonl") + " --output " + quote(dir / "out.jsonl"));
+  const Run r = run("--task toy --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
   REQUIRE(r.status == 0);
   const auto rows = read_jsonl(dir / "out.jsonl");
   REQUIRE(rows.size() == 2);
@@ -119,7 +100,7 @@ TEST_CASE("rlkv score: bad lines are reported by number and skipped, with a summ
   text += R"({"id": 8, "response": "x", "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "done"})" "\n";
   text += R"([1, 2, 3])" "\n";                                                                       // line 10
   rlkv_test::write_text(dir / "in.jsonl", text);
-  const Run r = run("--input " + quote(dir / "in.jsonl") + " --output " + quote(dir / "out.jsonl"));
+  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.err, Contains("in.jsonl:4:") && Contains("not valid JSON"));
@@ -136,7 +117,7 @@ TEST_CASE("rlkv score --strict: exit 2, one line naming file and line, no output
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", std::string(kGood) + "{\"id\": 4, \"response\": \n");
   rlkv_test::write_text(dir / "out.jsonl", "previous contents\n");
-  const Run r = run("--strict --input " + quote(dir / "in.jsonl") + " --output " + quote(dir / "out.jsonl"));
+  const Run r = run("--strict --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   CHECK(r.status == 2);
   CHECK(lines(r.err) == 1);
@@ -151,16 +132,16 @@ TEST_CASE("rlkv score --strict: exit 2, one line naming file and line, no output
 TEST_CASE("rlkv score: usage and input errors exit 2 with one line") {
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", kGood);
-  const std::string in = " --input " + quote(dir / "in.jsonl"), out = " --output " + quote(dir / "o.jsonl");
+  const std::string in = " --input " + rlkv_test::shell_quote(dir / "in.jsonl"), out = " --output " + rlkv_test::shell_quote(dir / "o.jsonl");
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
            {out, "--input"},
            {in, "--output"},
-           {" --input " + quote(dir / "missing.jsonl") + out, "missing.jsonl"},
+           {" --input " + rlkv_test::shell_quote(dir / "missing.jsonl") + out, "missing.jsonl"},
            {in + out + " --task chess", "--task"},
            {in + out + " --slack -1", "--slack"},
            {in + out + " --lambda-len nan", "--lambda-len"},
            {in + out + " --bogus", "--bogus"},
-           {in + " --output " + quote(dir / "no/such/dir/o.jsonl"), "o.jsonl"},
+           {in + " --output " + rlkv_test::shell_quote(dir / "no/such/dir/o.jsonl"), "o.jsonl"},
        }) {
     const Run r = run(args);
     INFO("args: " << args << "\nstderr: " << r.err);

@@ -1,6 +1,8 @@
 // Helpers shared by the tests: fixture paths, temp dirs, reading reference tensors.
 #pragma once
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -39,5 +41,31 @@ inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << text;
 }
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+#ifdef RLKV_BINARY
+// The rlkv binary run with `args` (shell syntax), stdin closed; its exit status and both outputs.
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+inline Run run_rlkv(const std::string& args) {
+  TempDir io;
+  const std::string cmd = std::string(RLKV_BINARY) + " " + args + " >" + shell_quote(io / "out") + " 2>" +
+                          shell_quote(io / "err") + " </dev/null";
+  const int st = std::system(cmd.c_str());
+  Run r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = read_text(io / "out");
+  r.err = read_text(io / "err");
+  return r;
+}
+#endif
 
 }  // namespace rlkv_test
