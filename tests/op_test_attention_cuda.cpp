@@ -169,7 +169,7 @@ int run_write_case(kv_dtype t, int64_t D, std::mt19937& rng) {
   CUDA_OK(cudaMemcpy(dsrc, src.data(), src.size(), cudaMemcpyHostToDevice));
   CUDA_OK(cudaMemcpy(dpages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
   std::vector<uint8_t> vpool = pool;
-  std::vector<kv_write_item> hi(size_t(n)), di(size_t(n));
+  std::vector<kv_write_item> hi(static_cast<size_t>(n)), di(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t slot = (i * 7) % (int64_t(pages.size()) * page);
     hi[size_t(i)] = kv_write_item{pool.data(), vpool.data(), pages.data(), page, slot, src.data() + size_t(i * D) * es,
