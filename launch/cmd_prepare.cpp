@@ -5,8 +5,9 @@
 // answers, tokens), pass_rate and the correct answers' lengths. The rest are dropped and counted by
 // reason: never solved, always truncated, pass rate outside the band, unparseable reference, bad line.
 //
+// Under mpirun the chunks are shared among the ranks (every rank runs the full-cache model).
 // Resumable: problems are processed in chunks of prepare.chunk; each finished chunk is appended to
-// OUT.journal and flushed before the next starts. A rerun (after SIGTERM, a crash or a power cut)
+// the rank's OUT.journal.<rank> and flushed before the next starts. A rerun (after SIGTERM, a crash or a power cut)
 // skips the chunks the journal holds. Sampling streams depend only on (seed, problem, sample) and
 // chunks are the same on every run, so an interrupted and resumed run writes the same OUT as an
 // uninterrupted one. OUT itself is written at the end, atomically (temporary name, rename).
@@ -28,6 +29,7 @@
 #include "core/log.h"
 #include "core/run_context.h"
 #include "launch/cli.h"
+#include "learner/collectives.h"
 #include "rewards/reward.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
@@ -102,36 +104,71 @@ int cmd_prepare(int argc, char** argv) {
   for (const auto& e : data.errors) std::fprintf(stderr, "skipped bad line: %s\n", e.c_str());
   RLKV_CHECK(!data.problems.empty(), input, ": no usable problems (", data.errors.size(), " bad lines)");
 
-  // The journal: chunks already done (a torn last line from a kill is ignored).
-  const std::string journal_path = output + ".journal";
-  std::map<int64_t, nlohmann::json> done;
-  {
-    std::ifstream jin(journal_path);
-    std::string line;
-    while (std::getline(jin, line)) {
-      try {
-        auto j = nlohmann::json::parse(line);
-        done[j.at("index").get<int64_t>()] = j;
-      } catch (const std::exception&) {
-        break;
+  // Under mpirun every rank takes every size-th chunk and keeps its own journal (OUT.journal.<rank>);
+  // rank 0 merges them at the end. Alone, rank 0 of 1.
+#ifdef RLKV_WITH_TRAINING
+  MpiSession mpi(nullptr, nullptr);
+  std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+#else
+  std::unique_ptr<Collectives> world = local_collectives();
+#endif
+  const int rank = world->rank(), ranks = world->size();
+  const std::filesystem::path out_path(output);
+  const std::string journal_prefix = out_path.filename().string() + ".journal.";
+  const std::filesystem::path out_dir = out_path.has_parent_path() ? out_path.parent_path() : ".";
+  const std::string journal_path = output + ".journal." + std::to_string(rank);
+  const int64_t n = int64_t(data.problems.size()), chunk = cfg.prepare.chunk;
+
+  // Reads every rank's journal (of this run or an interrupted one, whatever its rank count) and
+  // keeps complete chunks only: a chunk is appended in one write, but a kill can tear it.
+  auto read_journals = [&]() {
+    std::map<int64_t, nlohmann::json> got;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(out_dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(journal_prefix, 0) != 0 || name.size() > 4 && name.substr(name.size() - 4) == ".tmp") continue;
+      std::ifstream jin(e.path());
+      std::string line;
+      while (std::getline(jin, line)) {
+        try {
+          auto j = nlohmann::json::parse(line);
+          const int64_t i = j.at("index").get<int64_t>();
+          if (i >= 0 && i < n) got[i] = j;
+        } catch (const std::exception&) {
+          break;  // a torn last line
+        }
       }
     }
-  }
-  const int64_t n = int64_t(data.problems.size()), chunk = cfg.prepare.chunk;
-  // Only complete chunks count: a chunk is appended in one write, but a kill can tear it.
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    bool complete = true;
-    for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) complete &= done.count(i) > 0;
-    if (!complete)
-      for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) done.erase(i);
-  }
-  if (!done.empty()) log_info("prepare: resuming, " + std::to_string(done.size()) + " problems already in " + journal_path);
-  // Rewrite the journal with the complete chunks only, then append.
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+      bool complete = true;
+      for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) complete &= got.count(i) > 0;
+      if (!complete)
+        for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) got.erase(i);
+    }
+    return got;
+  };
+  std::map<int64_t, nlohmann::json> done = read_journals();
+  if (!done.empty() && rank == 0)
+    log_info("prepare: resuming, " + std::to_string(done.size()) + " problems already in " + output + ".journal.*");
+  world->barrier();
+  // This rank's journal restarts with what every journal holds (so torn tails go), then grows.
   {
     std::ofstream jout(journal_path + ".tmp", std::ios::trunc);
-    for (const auto& [i, j] : done) jout << j.dump() << "\n";
+    if (rank == 0)
+      for (const auto& [i, j] : done) jout << j.dump() << "\n";
     jout.close();
     std::filesystem::rename(journal_path + ".tmp", journal_path);
+  }
+  world->barrier();
+  if (rank == 0) {  // journals of ranks that this run does not have are now merged into rank 0's
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(out_dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(journal_prefix, 0) != 0) continue;
+      const std::string suffix = name.substr(journal_prefix.size());
+      if (suffix.find_first_not_of("0123456789") == std::string::npos && !suffix.empty() && std::stoll(suffix) >= ranks)
+        std::filesystem::remove(e.path(), ec);
+    }
   }
   std::ofstream journal(journal_path, std::ios::app);
   RLKV_CHECK(journal.good(), journal_path, ": cannot open for writing");
@@ -145,11 +182,11 @@ int cmd_prepare(int argc, char** argv) {
   RewardOptions ro;
   ro.task = parse_reward_task(cfg.reward.task, "config key reward.task");
   const int64_t K = cfg.prepare.samples;
-  const bool tty = isatty(2);
+  const bool tty = isatty(2) && rank == 0;
   bool interrupted = false;
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     const int64_t c1 = std::min(n, c0 + chunk);
-    if (done.count(c0)) continue;
+    if (done.count(c0) || (c0 / chunk) % ranks != rank) continue;
     if (run_stop_flag().load()) {
       interrupted = true;
       break;
@@ -183,6 +220,10 @@ int cmd_prepare(int argc, char** argv) {
                  done.size(), (long long)n);
     return 1;
   }
+  world->barrier();
+  if (rank != 0) return 0;
+  done = read_journals();
+  RLKV_ASSERT(int64_t(done.size()) == n, "prepare: ", done.size(), " of ", n, " problems in the journals");
 
   // The output: kept problems in input order, their original fields plus the measurements.
   std::map<std::string, int64_t> reasons;
@@ -210,7 +251,7 @@ int cmd_prepare(int argc, char** argv) {
     RLKV_CHECK(f.good(), output, ": write failed");
   }
   std::filesystem::rename(output + ".tmp", output);
-  std::filesystem::remove(journal_path);
+  for (int r = 0; r < ranks; ++r) std::filesystem::remove(output + ".journal." + std::to_string(r));
   std::string why;
   for (const auto& [r, c] : reasons) why += ", " + std::to_string(c) + " " + r;
   if (!data.errors.empty()) why += ", " + std::to_string(data.errors.size()) + " bad lines";

@@ -73,7 +73,7 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
     ++kept;
   }
   CHECK(kept >= 490);  // the toy model is right on ~100% of problems
-  CHECK_FALSE(fs::exists(d / "out.jsonl.journal"));
+  CHECK_FALSE(fs::exists(d / "out.jsonl.journal.0"));
 }
 
 TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an uninterrupted run") {
@@ -90,7 +90,7 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   }
   // Stop it once some chunks are in the journal.
   for (int i = 0; i < 400; ++i) {
-    if (fs::exists(d / "part.jsonl.journal") && fs::file_size(d / "part.jsonl.journal") > 2000) break;
+    if (fs::exists(d / "part.jsonl.journal.0") && fs::file_size(d / "part.jsonl.journal.0") > 2000) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   kill(pid, SIGTERM);
@@ -126,4 +126,19 @@ TEST_CASE("each real-model recipe loads and trains two steps on a tiny model of 
     CHECK(sh(cmd) == 0);
     CHECK(fs::exists(out + "/ckpt-2.h5"));
   }
+}
+
+TEST_CASE("prepare under mpirun -np 2 shares the chunks and writes the same file as one process") {
+  if (sh("command -v mpirun >/dev/null") != 0) {
+    WARN("mpirun not found: skipped");
+    return;
+  }
+  TempDir d;
+  REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 200 --seed 8 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
+  const std::string extra = "--prepare.chunk=16";
+  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "one.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(src("launch/mpirun.sh") + " -np 2 " + prepare_cmd(d, d / "in.jsonl", d / "two.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(rlkv_test::read_text(d / "two.jsonl") == rlkv_test::read_text(d / "one.jsonl"));
+  CHECK_FALSE(fs::exists(d / "two.jsonl.journal.0"));
+  CHECK_FALSE(fs::exists(d / "two.jsonl.journal.1"));
 }
