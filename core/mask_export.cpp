@@ -6,24 +6,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace rlkv {
 namespace {
 
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    RLKV_CHECK(f.good(), path, ": cannot open for writing");
-    f << text;
-    f.flush();
-    RLKV_CHECK(f.good(), path, ": write failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  RLKV_CHECK(!ec, path, ": cannot rename into place (", ec.message(), ")");
-}
 
 void make_dir(const std::string& dir) {
   std::error_code ec;
@@ -63,18 +51,18 @@ std::string format_score_table(const HeadScores& s) {
 
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
   make_dir(dir);
-  write_atomic(dir + "/adapter_weights.tsv", format_score_table(s));
+  write_file_atomic(dir + "/adapter_weights.tsv", format_score_table(s));
 }
 
 void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info) {
   RLKV_CHECK(info.sink >= 0 && info.window >= 1, "duo export needs the windows: give --sink S --window W (the source "
              "does not record them)");
   make_dir(dir);
-  write_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
+  write_file_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
   nlohmann::json cfg = {{"sink_size", info.sink}, {"recent_size", info.window}, {"sparsity", info.sparsity},
                         {"exported_by", "rlkv"}, {"source", s.source}};
   if (!info.model.empty()) cfg["model"] = info.model;
-  write_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+  write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
 }
 
 void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep, const ExportInfo& info) {
@@ -104,7 +92,7 @@ void export_json(const std::string& path, const HeadScores& s, const std::vector
     j["kv_bytes_per_token"] = 2 * info.bytes_per_element * info.head_dim * full_heads;
   else
     j["kv_bytes_per_token"] = nullptr;
-  write_atomic(path, j.dump() + "\n");
+  write_file_atomic(path, j.dump() + "\n");
 }
 
 double export_layers(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
@@ -131,7 +119,7 @@ double export_layers(const std::string& path, const HeadScores& s, const std::ve
                       // TensorRT-LLM: --max_attention_window_size, one value per layer (sink tokens via
                       // its sink_token_length when it supports them).
                       {"max_attention_window", windows}};
-  write_atomic(path, j.dump() + "\n");
+  write_file_atomic(path, j.dump() + "\n");
   return realised;
 }
 

@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 #include "core/dataset.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "rewards/reward.h"
 #include "launch/cli.h"
@@ -335,14 +336,7 @@ int cmd_eval(int argc, char** argv) {
                         {"rows", nlohmann::json::array()}};
     for (const Row& r : rows) j["rows"].push_back(row_json(r));
     const std::string out = vm["output"].as<std::string>();
-    const std::string tmp = out + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      RLKV_CHECK(f.good(), out, ": cannot open for writing");
-      f << j.dump(2) << "\n";
-      RLKV_CHECK(f.good(), out, ": write failed");
-    }
-    RLKV_CHECK(std::rename(tmp.c_str(), out.c_str()) == 0, out, ": cannot rename into place");
+    write_file_atomic(out, j.dump(2) + "\n");
   }
   return 0;
 }

@@ -25,6 +25,7 @@
 
 #include "core/config.h"
 #include "core/dataset.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/run_context.h"
@@ -126,7 +127,7 @@ int cmd_prepare(int argc, char** argv) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(out_dir, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind(journal_prefix, 0) != 0 || name.size() > 4 && name.substr(name.size() - 4) == ".tmp") continue;
+      if (name.rfind(journal_prefix, 0) != 0 || (name.size() > 4 && name.substr(name.size() - 4) == ".tmp")) continue;
       std::ifstream jin(e.path());
       std::string line;
       while (std::getline(jin, line)) {
@@ -153,11 +154,10 @@ int cmd_prepare(int argc, char** argv) {
   world->barrier();
   // This rank's journal restarts with what every journal holds (so torn tails go), then grows.
   {
-    std::ofstream jout(journal_path + ".tmp", std::ios::trunc);
+    std::string text;
     if (rank == 0)
-      for (const auto& [i, j] : done) jout << j.dump() << "\n";
-    jout.close();
-    std::filesystem::rename(journal_path + ".tmp", journal_path);
+      for (const auto& [i, j] : done) text += j.dump() + "\n";
+    write_file_atomic(journal_path, text);
   }
   world->barrier();
   if (rank == 0) {  // journals of ranks that this run does not have are now merged into rank 0's
@@ -243,14 +243,7 @@ int cmd_prepare(int argc, char** argv) {
     out += row.dump() + "\n";
     ++kept;
   }
-  {
-    std::ofstream f(output + ".tmp", std::ios::binary | std::ios::trunc);
-    RLKV_CHECK(f.good(), output, ": cannot open for writing");
-    f << out;
-    f.flush();
-    RLKV_CHECK(f.good(), output, ": write failed");
-  }
-  std::filesystem::rename(output + ".tmp", output);
+  write_file_atomic(output, out);
   for (int r = 0; r < ranks; ++r) std::filesystem::remove(output + ".journal." + std::to_string(r));
   std::string why;
   for (const auto& [r, c] : reasons) why += ", " + std::to_string(c) + " " + r;

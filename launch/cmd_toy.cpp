@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/toy_task.h"
 #include "launch/cli.h"
@@ -25,17 +26,6 @@ void add_task_options(po::options_description& d, ToyTaskOptions& t) {
       "num-max", po::value(&t.num_max)->default_value(t.num_max), "largest operand");
 }
 
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    RLKV_CHECK(f.good(), path, ": cannot open for writing");
-    f << text;
-    f.flush();
-    RLKV_CHECK(f.good(), path, ": write failed");
-  }
-  RLKV_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot rename ", tmp, " into place");
-}
 
 int toy_data(int argc, char** argv) {
   ToyTaskOptions t;
@@ -61,7 +51,7 @@ int toy_data(int argc, char** argv) {
                         {"ref_len", int64_t(p.response().size()) + 1}};
     text += j.dump() + "\n";
   }
-  write_atomic(out, text);
+  write_file_atomic(out, text);
   std::fprintf(stderr, "wrote %lld problems to %s\n", (long long)n, out.c_str());
   return 0;
 }
@@ -107,14 +97,14 @@ int toy_train(int argc, char** argv) {
     if (p.eval_accuracy >= 0) j["heldout_greedy_accuracy"] = p.eval_accuracy;
     log += j.dump() + "\n";
   }
-  write_atomic(out + "/train_log.jsonl", log);
+  write_file_atomic(out + "/train_log.jsonl", log);
   std::string cmd = "rlkv toy train";
   for (int i = 1; i < argc; ++i) cmd += std::string(" ") + argv[i];
   nlohmann::json info = {{"command", cmd},         {"seed", o.seed},       {"steps_run", r.history.empty() ? 0 : r.history.back().step},
                          {"batch", o.batch},       {"lr", o.lr},           {"seconds", r.seconds},
                          {"tokens", r.tokens},     {"threads", at::get_num_threads()},
                          {"parameters", r.model.parameter_bytes() / 4}};
-  write_atomic(out + "/training.json", info.dump(2) + "\n");
+  write_file_atomic(out + "/training.json", info.dump(2) + "\n");
   std::fprintf(stderr, "saved %s (%.0f s, %.0f tokens/s)\n", out.c_str(), r.seconds, double(r.tokens) / r.seconds);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/model_config.h"
@@ -89,8 +90,7 @@ void write_endpoints_file(const std::string& output_dir, const std::string& poli
   std::filesystem::create_directories(output_dir);
   nlohmann::json j = {{"policy", policy}, {"rollouts", rollouts}};
   const std::string path = output_dir + "/endpoints.json";
-  std::ofstream(path + ".tmp", std::ios::trunc) << j.dump(2) << "\n";
-  std::filesystem::rename(path + ".tmp", path);
+  write_file_atomic(path, j.dump(2) + "\n");
 }
 
 void report_train_result(const LearnerRoleResult& r, const TrainSetup& s) {
