@@ -13,7 +13,7 @@
 
 #include "core/run_context.h"
 #include "core/transport.h"
-#include "learner/collectives.h"
+#include "core/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_role.h"
 

@@ -25,6 +25,10 @@ void describe(po::options_description& d, Config& c) {
        "text wrapped around each prompt; contains {prompt}")
       ("model.add_special_tokens", po::value(&m.add_special_tokens)->default_value(m.add_special_tokens),
        "let the tokenizer add its special tokens (e.g. BOS)")
+      ("model.load", po::value(&m.load)->default_value(m.load),
+       "tensor-parallel weight loading: shard (each rank reads its share) | broadcast (one reader per node)")
+      ("actor.tensor_parallel", po::value(&c.actor.tensor_parallel)->default_value(c.actor.tensor_parallel),
+       "ranks per tensor-parallel actor group (under mpirun)")
       ("cache.sink", po::value(&k.sink)->default_value(k.sink), "sink tokens S of a compressed head")
       ("cache.window", po::value(&k.window)->default_value(k.window), "recent tokens W of a compressed head")
       ("cache.page_size", po::value(&k.page_size)->default_value(k.page_size), "slots per full-pool page")
@@ -157,6 +161,10 @@ void validate(const Config& c) {
   RLKV_CHECK(c.reward.threads >= 1 && c.reward.threads <= 256, "config key reward.threads: expected 1..256");
   RLKV_CHECK(c.placement.actors >= 1 && c.placement.actors <= 256, "config key placement.actors: expected 1..256");
   RLKV_CHECK(c.placement.learners >= 1, "config key placement.learners: expected >= 1");
+  RLKV_CHECK(c.model.load == "shard" || c.model.load == "broadcast",
+             "config key model.load: expected shard or broadcast, got '", c.model.load, "'");
+  RLKV_CHECK(c.actor.tensor_parallel >= 1 && c.actor.tensor_parallel <= 1024,
+             "config key actor.tensor_parallel: expected 1..1024, got ", c.actor.tensor_parallel);
   RLKV_CHECK(c.placement.reward_workers >= 1, "config key placement.reward_workers: expected >= 1");
   RLKV_CHECK(!c.placement.bind_address.empty(), "config key placement.bind_address: empty");
   RLKV_CHECK(c.prepare.samples >= 1 && c.prepare.samples <= 4096, "config key prepare.samples: expected 1..4096");

@@ -16,6 +16,8 @@ struct ModelOptions {
   std::string prompt_template = "{prompt}";  // text around the prompt; must contain {prompt};
                                              // \n, \t and \\ are unescaped (INI values are one line)
   bool add_special_tokens = true;        // tokenizer post-processor (e.g. Llama-3's BOS)
+  std::string load = "shard";            // tensor-parallel groups: shard (each rank reads its byte
+                                         // ranges) | broadcast (one rank per node reads, broadcasts)
 };
 
 struct CacheOptions {
@@ -91,6 +93,10 @@ struct PlacementOptions {
   std::string bind_address = "127.0.0.1";  // interface for tcp:// endpoints (loopback by default)
 };
 
+struct ActorOptionsConfig {
+  int64_t tensor_parallel = 1;    // ranks per actor group (Megatron-style; under mpirun only)
+};
+
 struct RuntimeOptions {
   int64_t threads = 0;      // intra-op threads for LibTorch and the CPU kernels; 0 = all cores
   int64_t max_batch = 32;   // sequences decoded together (continuous batching)
@@ -106,6 +112,7 @@ struct Config {
   PolicyConfig policy;
   RewardConfig reward;
   PlacementOptions placement;
+  ActorOptionsConfig actor;
   PrepareOptions prepare;
   std::string source_text;  // the INI text it was read from (empty without a file)
 };

@@ -1,15 +1,20 @@
 // `rlkv generate`: load a model, wrap the prompt in the template, generate with a head mask.
+// Under mpirun -np N the N ranks run the model as one tensor-parallel group (issue #8); rank 0
+// prints the generations, every rank logs the bytes of weights it read.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/collectives.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/head_mask.h"
 #include "launch/cli.h"
+#include "launch/tp_setup.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -89,10 +94,20 @@ int cmd_generate(int argc, char** argv) {
   const double sparsity = sparsity_given ? vm["sparsity"].as<double>() : 0.0;
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
 
-  const int threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency());
+  MpiSession mpi(nullptr, nullptr);
+  std::shared_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+  const int ranks = world->size();
+  RLKV_CHECK(cfg.actor.tensor_parallel == 1 || cfg.actor.tensor_parallel == ranks, "actor.tensor_parallel = ",
+             cfg.actor.tensor_parallel, " but rlkv generate runs on ", ranks,
+             " rank(s): it runs one tensor-parallel group of all ranks (launch/mpirun.sh -np N)");
+  const bool printer = world->rank() == 0;
+  std::shared_ptr<Collectives> node = ranks > 1 ? std::shared_ptr<Collectives>(world->split_node()) : nullptr;
+  // Ranks on one node share its cores unless runtime.threads says otherwise.
+  const int cores = int(std::thread::hardware_concurrency());
+  const int threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : std::max(1, cores / (node ? node->size() : 1));
   at::set_num_threads(threads);
+  const Model model = load_group_model(cfg, world, node);
 
-  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   const ModelConfig& mc = model.config();
   const std::vector<uint8_t> keep = resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given, mc);
@@ -121,6 +136,7 @@ int cmd_generate(int argc, char** argv) {
   go.num_threads = threads;
   Generator gen(model, &tok, go);
   const auto results = gen.run(reqs);
+  if (!printer) return 0;
 
   for (const auto& r : results) {
     if (vm.count("json")) {
@@ -141,13 +157,15 @@ int cmd_generate(int argc, char** argv) {
     const double secs = s.prefill_seconds + s.decode_seconds;
     std::fprintf(stderr,
                  "model: %s (%s), %lld layers x %lld KV heads, %lld compressed (sparsity %.3f), sink %lld, window %lld\n"
+                 "tensor parallel: %d rank(s), this rank holds %lld KV heads per layer\n"
                  "threads: %d, BLAS: %s\n"
                  "sequences: %lld, prompt tokens: %lld, generated tokens: %lld, decode steps: %lld\n"
                  "time: prefill %.3f s, decode %.3f s; %.1f generated tokens/s\n"
                  "KV cache at peak: %s allocated, %s by the formula, %s with every head full (%.1f%%)\n",
                  mc.model_type.c_str(), dtype_name(model.dtype()), (long long)mc.num_layers,
                  (long long)mc.num_kv_heads, (long long)compressed, double(compressed) / double(keep.size()),
-                 (long long)cfg.cache.sink, (long long)cfg.cache.window, threads, loaded_blas().c_str(),
+                 (long long)cfg.cache.sink, (long long)cfg.cache.window, ranks,
+                 (long long)model.local_config().num_kv_heads, threads, loaded_blas().c_str(),
                  (long long)s.sequences, (long long)s.prompt_tokens, (long long)s.generated_tokens,
                  (long long)s.decode_steps, s.prefill_seconds, s.decode_seconds,
                  secs > 0 ? double(s.generated_tokens) / secs : 0.0, human_bytes(s.peak_kv_allocated_bytes).c_str(),

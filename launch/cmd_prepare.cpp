@@ -30,7 +30,7 @@
 #include "core/log.h"
 #include "core/run_context.h"
 #include "launch/cli.h"
-#include "learner/collectives.h"
+#include "core/collectives.h"
 #include "rewards/reward.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"

@@ -24,7 +24,7 @@
 #include "core/log.h"
 #include "launch/cli.h"
 #include "launch/train_setup.h"
-#include "learner/collectives.h"
+#include "core/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_role.h"
 #include "runtime/model.h"

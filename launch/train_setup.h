@@ -9,7 +9,7 @@
 #include "core/config.h"
 #include "core/dataset.h"
 #include "launch/cli.h"
-#include "learner/collectives.h"
+#include "core/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_worker.h"
 

@@ -16,7 +16,7 @@
 #include "core/checkpoint.h"
 #include "core/run_context.h"
 #include "core/transport.h"
-#include "learner/collectives.h"
+#include "core/collectives.h"
 #include "learner/policy.h"
 #include "learner/step_collector.h"
 

@@ -44,7 +44,8 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   RLKV_CHECK(opts_.max_batch >= 1, "generator: max_batch must be >= 1");
   RLKV_CHECK(opts_.max_new_tokens >= 1, "generator: max_new_tokens must be >= 1");
   if (opts_.eos_ids.empty()) opts_.eos_ids = model.config().eos_token_ids;
-  cache_ = std::make_unique<KvCache>(model.config(), model.dtype(), model.device(), opts_.sink, opts_.window,
+  // A tensor-parallel rank caches only its own KV heads.
+  cache_ = std::make_unique<KvCache>(model.local_config(), model.dtype(), model.device(), opts_.sink, opts_.window,
                                      opts_.page_size);
 }
 
@@ -56,6 +57,8 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
   const ModelConfig& cfg = model_.config();
   const int64_t V = cfg.vocab_size;
   const int64_t heads_total = cfg.num_layers * cfg.num_kv_heads;
+  const int64_t local_heads = cfg.num_layers * model_.local_config().num_kv_heads;
+  const TpShard& shard = model_.shard();
   for (const auto& r : requests) {
     RLKV_CHECK(!r.prompt.empty(), "request ", r.id, ": empty prompt");
     for (int32_t t : r.prompt) RLKV_CHECK(t >= 0 && t < V, "request ", r.id, ": token id ", t, " outside the vocabulary");
@@ -116,18 +119,24 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
     }
   };
 
+  // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
+  // tokens; rank 0's are broadcast anyway so that the group can never drift apart.
   auto sample_rows = [&](const at::Tensor& logits, std::vector<Active*>& rows) {
-    at::Tensor lg = logits.contiguous();
+    at::Tensor lg = logits.to(at::kCPU).contiguous();
     const float* base = lg.data_ptr<float>();
+    at::Tensor toks = at::empty({int64_t(rows.size())}, at::kInt);
+    int32_t* t = toks.data_ptr<int32_t>();
     for (size_t b = 0; b < rows.size(); ++b)
-      accept(*rows[b], sample_token(base + int64_t(b) * V, V, opts_.sampling, rows[b]->rng, scratch));
+      t[b] = sample_token(base + int64_t(b) * V, V, opts_.sampling, rows[b]->rng, scratch);
+    if (model_.tp()) model_.tp()->broadcast(toks, 0);
+    for (size_t b = 0; b < rows.size(); ++b) accept(*rows[b], t[b]);
   };
 
   auto note_memory = [&]() {
     cache.update_peak();
     int64_t tokens = 0;
     for (const auto& a : active) tokens += cache.length(a.seq);
-    const int64_t full = 2 * int64_t(kv_dtype_size(to_kv_dtype(model_.dtype()))) * cfg.head_dim * heads_total * tokens;
+    const int64_t full = 2 * int64_t(kv_dtype_size(to_kv_dtype(model_.dtype()))) * cfg.head_dim * local_heads * tokens;
     stats_.peak_kv_full_bytes = std::max(stats_.peak_kv_full_bytes, full);
     stats_.peak_kv_allocated_bytes = std::max(stats_.peak_kv_allocated_bytes, cache.peak_allocated_bytes());
     stats_.peak_kv_formula_bytes = std::max(stats_.peak_kv_formula_bytes, cache.peak_formula_bytes());
@@ -158,7 +167,7 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
         for (size_t r = 0; r < take; ++r) {
           const auto& req = requests[idx[r]];
           for (size_t t = 0; t < req.prompt.size(); ++t) acc[int64_t(r)][int64_t(t)] = req.prompt[t];
-          const int64_t seq = cache.add_sequence(req.keep);
+          const int64_t seq = cache.add_sequence(shard.local_mask(req.keep, cfg.num_layers, cfg.num_kv_heads));
           cache.reserve(seq, int64_t(req.prompt.size()));
           seqs.push_back(seq);
           results[idx[r]].id = req.id;

@@ -62,6 +62,7 @@ struct GenerationStats {
   int64_t sequences = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
+  // KV bytes (of this rank's KV heads under tensor parallelism):
   int64_t peak_kv_allocated_bytes = 0;  // pages + rings held by live sequences, at the peak
   int64_t peak_kv_formula_bytes = 0;    // DESIGN.md section 5 formula at the peak
   int64_t peak_kv_full_bytes = 0;       // the same sequences with every head full, at the peak

@@ -6,6 +6,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -65,63 +66,140 @@ at::Tensor rotate_half(const at::Tensor& x) {
 }  // namespace
 
 Model Model::load(const std::string& dir, at::ScalarType dtype, at::Device device) {
-  Model m;
-  m.cfg_ = load_model_config(dir);
-  m.dtype_ = dtype;
-  m.device_ = device;
-  const ModelConfig& c = m.cfg_;
-  SafetensorsModelFiles files(dir);
-  auto opts = at::TensorOptions().dtype(dtype).device(device);
+  LoadOptions o;
+  o.device = device;
+  return load(dir, dtype, o);
+}
 
-  auto get = [&](const std::string& name, std::vector<int64_t> shape) -> at::Tensor {
+namespace {
+
+// Reads (a share of) one tensor: rows [begin, begin + count) along `dim` (0 or 1; -1 = whole), in
+// the file's dtype on the CPU. shard mode copies only the share's bytes out of the mapping; broadcast
+// mode has rank 0 of the reader group read the whole tensor and send it to the others.
+struct ShareReader {
+  const std::string& dir;
+  SafetensorsModelFiles& files;
+  TensorComm* readers;  // null: shard mode
+  LoadStats& stats;
+
+  at::Tensor operator()(const std::string& name, const std::vector<int64_t>& shape, int dim = -1, int64_t begin = 0,
+                        int64_t count = 0) {
     RLKV_CHECK(files.contains(name), dir, ": tensor '", name, "' is missing from the safetensors files");
     const SafetensorsFile& f = files.file_of(name);
     const SafetensorsTensorInfo& info = f.info(name);
     RLKV_CHECK(info.shape == shape, f.path(), ": tensor '", name, "' has shape ", shape_str(info.shape),
                ", config.json implies ", shape_str(shape));
     const at::ScalarType src = torch_dtype_of(info.dtype, f.path(), name);
+    const auto cpu = at::TensorOptions().dtype(src);
+    const int64_t esz = int64_t(safetensors_dtype_size(info.dtype));
+    if (readers && readers->size() > 1) {
+      at::Tensor whole = at::empty(shape, cpu);
+      if (readers->rank() == 0) {
+        std::memcpy(whole.data_ptr(), f.data(name), size_t(info.end - info.begin));
+        stats.bytes_read += int64_t(info.end - info.begin);
+      } else {
+        stats.bytes_received += int64_t(info.end - info.begin);
+      }
+      readers->broadcast(whole, 0);
+      return dim < 0 ? whole : whole.narrow(dim, begin, count).contiguous();
+    }
     // Copy out of the mapping (its data may be unaligned) before converting.
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(src));
-    std::memcpy(t.data_ptr(), f.data(name), size_t(info.end - info.begin));
-    return t.to(opts);
-  };
+    const uint8_t* base = f.data(name);
+    if (dim < 0 || (dim == 0 && begin == 0 && count == shape[0])) {
+      at::Tensor t = at::empty(shape, cpu);
+      std::memcpy(t.data_ptr(), base, size_t(info.end - info.begin));
+      stats.bytes_read += int64_t(info.end - info.begin);
+      return t;
+    }
+    std::vector<int64_t> out_shape = shape;
+    out_shape[size_t(dim)] = count;
+    at::Tensor t = at::empty(out_shape, cpu);
+    auto* dst = static_cast<uint8_t*>(t.data_ptr());
+    if (dim == 0) {  // rows: one contiguous byte range
+      int64_t row = esz;
+      for (size_t i = 1; i < shape.size(); ++i) row *= shape[i];
+      std::memcpy(dst, base + begin * row, size_t(count * row));
+      stats.bytes_read += count * row;
+    } else {  // columns of a matrix: one range per row
+      RLKV_ASSERT(shape.size() == 2 && dim == 1, "column shares of matrices only");
+      const int64_t cols = shape[1];
+      for (int64_t r = 0; r < shape[0]; ++r)
+        std::memcpy(dst + r * count * esz, base + (r * cols + begin) * esz, size_t(count * esz));
+      stats.bytes_read += shape[0] * count * esz;
+    }
+    return t;
+  }
+};
+
+}  // namespace
+
+Model Model::load(const std::string& dir, at::ScalarType dtype, const LoadOptions& lo, LoadStats* stats_out) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Model m;
+  m.cfg_ = load_model_config(dir);
+  m.dtype_ = dtype;
+  m.device_ = lo.device;
+  const ModelConfig& c = m.cfg_;
+  const int tp_rank = lo.tp ? lo.tp->rank() : 0, tp_size = lo.tp ? lo.tp->size() : 1;
+  m.shard_ = tp_shard(c, tp_rank, tp_size);
+  m.local_ = rlkv::local_config(c, m.shard_);
+  if (tp_size > 1) m.tp_ = lo.tp;
+  const TpShard& s = m.shard_;
+  SafetensorsModelFiles files(dir);
+  LoadStats stats;
+  ShareReader get{dir, files, lo.reader_group.get(), stats};
+  auto opts = at::TensorOptions().dtype(dtype).device(lo.device);
+  auto dev = [&](const at::Tensor& t) { return t.to(opts); };
 
   const int64_t d = c.hidden_size, hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads;
-  m.w_.embed = get("model.embed_tokens.weight", {c.vocab_size, d});
+  const int64_t I = c.intermediate_size, V = c.vocab_size;
+  // Vocabulary rows of this rank, zero-padded to the same count on every rank.
+  auto vocab_rows = [&](const std::string& name) {
+    at::Tensor rows = get(name, {V, d}, 0, s.v_begin, s.v_count);
+    if (s.whole()) return dev(rows);
+    at::Tensor padded = at::zeros({s.vocab_padded, d}, rows.options());
+    padded.narrow(0, 0, s.v_count).copy_(rows);
+    return dev(padded);
+  };
+  m.w_.embed = vocab_rows("model.embed_tokens.weight");
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights lw;
-    lw.input_norm = get(p + "input_layernorm.weight", {d});
-    lw.post_norm = get(p + "post_attention_layernorm.weight", {d});
-    lw.wqkv = at::cat({get(p + "self_attn.q_proj.weight", {hq * hd, d}), get(p + "self_attn.k_proj.weight", {hkv * hd, d}),
-                       get(p + "self_attn.v_proj.weight", {hkv * hd, d})});
+    lw.input_norm = dev(get(p + "input_layernorm.weight", {d}));
+    lw.post_norm = dev(get(p + "post_attention_layernorm.weight", {d}));
+    const int64_t q0 = s.q_begin * hd, nq = s.num_q_heads * hd, k0 = s.kv_begin * hd, nk = s.num_kv_heads * hd;
+    lw.wqkv = dev(at::cat({get(p + "self_attn.q_proj.weight", {hq * hd, d}, 0, q0, nq),
+                           get(p + "self_attn.k_proj.weight", {hkv * hd, d}, 0, k0, nk),
+                           get(p + "self_attn.v_proj.weight", {hkv * hd, d}, 0, k0, nk)}));
     if (c.attention_bias)
-      lw.bqkv = at::cat({get(p + "self_attn.q_proj.bias", {hq * hd}), get(p + "self_attn.k_proj.bias", {hkv * hd}),
-                         get(p + "self_attn.v_proj.bias", {hkv * hd})});
+      lw.bqkv = dev(at::cat({get(p + "self_attn.q_proj.bias", {hq * hd}, 0, q0, nq),
+                             get(p + "self_attn.k_proj.bias", {hkv * hd}, 0, k0, nk),
+                             get(p + "self_attn.v_proj.bias", {hkv * hd}, 0, k0, nk)}));
     if (c.qk_norm) {
-      lw.q_norm = get(p + "self_attn.q_norm.weight", {hd});
-      lw.k_norm = get(p + "self_attn.k_norm.weight", {hd});
+      lw.q_norm = dev(get(p + "self_attn.q_norm.weight", {hd}));
+      lw.k_norm = dev(get(p + "self_attn.k_norm.weight", {hd}));
     }
-    lw.wo = get(p + "self_attn.o_proj.weight", {d, hq * hd});
-    lw.w_gate_up = at::cat({get(p + "mlp.gate_proj.weight", {c.intermediate_size, d}),
-                            get(p + "mlp.up_proj.weight", {c.intermediate_size, d})});
-    lw.w_down = get(p + "mlp.down_proj.weight", {d, c.intermediate_size});
+    lw.wo = dev(get(p + "self_attn.o_proj.weight", {d, hq * hd}, 1, q0, nq));
+    lw.w_gate_up = dev(at::cat({get(p + "mlp.gate_proj.weight", {I, d}, 0, s.i_begin, s.intermediate),
+                                get(p + "mlp.up_proj.weight", {I, d}, 0, s.i_begin, s.intermediate)}));
+    lw.w_down = dev(get(p + "mlp.down_proj.weight", {d, I}, 1, s.i_begin, s.intermediate));
     m.w_.layers.push_back(std::move(lw));
   }
-  m.w_.final_norm = get("model.norm.weight", {d});
-  if (c.tie_word_embeddings) {
-    m.w_.lm_head = m.w_.embed;
-  } else {
-    m.w_.lm_head = get("lm_head.weight", {c.vocab_size, d});
-  }
+  m.w_.final_norm = dev(get("model.norm.weight", {d}));
+  m.w_.lm_head = c.tie_word_embeddings ? m.w_.embed : vocab_rows("lm_head.weight");
   std::vector<double> inv = rope_inv_freq(c);
-  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end())).to(device);
+  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end())).to(lo.device);
+  stats.weight_bytes = m.parameter_bytes();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (stats_out) *stats_out = stats;
   return m;
 }
 
 Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, double init_std) {
   Model m;
   m.cfg_ = c;
+  m.local_ = c;
+  m.shard_ = tp_shard(c, 0, 1);
   m.dtype_ = dtype;
   at::Generator gen = at::detail::createCPUGenerator(seed);
   auto f32 = at::TensorOptions().dtype(at::kFloat);
@@ -162,14 +240,38 @@ at::Tensor Model::rope(const at::Tensor& x, const at::Tensor& positions) const {
   return x * cos + rotate_half(x) * sin;
 }
 
+at::Tensor Model::embed(const at::Tensor& tokens) const {
+  if (!tp_) return at::embedding(w_.embed, tokens);
+  // Vocabulary-parallel: each rank looks up the tokens in its rows, zeros elsewhere; the sum is exact.
+  at::Tensor local = tokens - shard_.v_begin;
+  at::Tensor mine = at::logical_and(local >= 0, local < shard_.v_count);
+  at::Tensor x = at::embedding(w_.embed, at::where(mine, local, at::zeros_like(local)));
+  x = x * mine.unsqueeze(-1).to(x.scalar_type());
+  tp_->allreduce_sum(x);
+  return x;
+}
+
+at::Tensor Model::reduce(at::Tensor partial) const {
+  if (tp_) tp_->allreduce_sum(partial);
+  return partial;
+}
+
+at::Tensor Model::block(int64_t layer, const at::Tensor& x_in, const at::Tensor& attn_out) const {
+  const LayerWeights& lw = w_.layers[size_t(layer)];
+  const int64_t I = local_.intermediate_size;
+  at::Tensor x = x_in + reduce(at::linear(attn_out, lw.wo));
+  at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, cfg_.rms_norm_eps), lw.w_gate_up);
+  return x + reduce(at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down));
+}
+
 at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink) const {
   RLKV_ASSERT(tokens.dim() == 2, "forward_dense: tokens must be [B, T]");
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  const int64_t hq = c.num_q_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
   const float scale = 1.0f / std::sqrt(float(hd));
   at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device_));
-  at::Tensor x = at::embedding(w_.embed, tokens);
+  at::Tensor x = embed(tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
@@ -184,11 +286,7 @@ at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink)
     q = rope(q, pos);
     k = rope(k, pos);
     if (kv_sink) kv_sink(l, k, v);
-    at::Tensor o = dense_causal_attention(q, k, v, scale).reshape({B, T, hq * hd});
-    x = x + at::linear(o, lw.wo);
-    at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, c.rms_norm_eps), lw.w_gate_up);
-    const int64_t I = c.intermediate_size;
-    x = x + at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down);
+    x = block(l, x, dense_causal_attention(q, k, v, scale).reshape({B, T, hq * hd}));
   }
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);
 }
@@ -198,7 +296,7 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
   RLKV_ASSERT(tokens.dim() == 1 && B == int64_t(seqs.size()), "forward_decode: tokens [B] for B sequences");
-  const int64_t hq = c.num_q_heads, hkv = c.num_kv_heads, hd = c.head_dim;
+  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
   const float scale = 1.0f / std::sqrt(float(hd));
   std::vector<int64_t> positions(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
@@ -206,7 +304,7 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     cache.reserve(seqs[size_t(b)], positions[size_t(b)] + 1);
   }
   at::Tensor pos = at::tensor(positions).to(device_);
-  at::Tensor x = at::embedding(w_.embed, tokens);  // [B, d]
+  at::Tensor x = embed(tokens);  // [B, d]
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
@@ -222,18 +320,22 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     k = rope(k, pos).contiguous();
     cache.write_decode(seqs, l, k, v, num_threads);
     at::Tensor o = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads);
-    x = x + at::linear(o.view({B, hq * hd}), lw.wo);
-    at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, c.rms_norm_eps), lw.w_gate_up);
-    const int64_t I = c.intermediate_size;
-    x = x + at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down);
+    x = block(l, x, o.view({B, hq * hd}));
   }
   for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);
 }
 
-at::Tensor Model::logits(const at::Tensor& hidden) const { return at::linear(hidden, w_.lm_head).to(at::kFloat); }
+at::Tensor Model::logits(const at::Tensor& hidden) const {
+  at::Tensor local = at::linear(hidden, w_.lm_head);
+  if (!tp_) return local.to(at::kFloat);
+  // Vocabulary-parallel head: gather every rank's rows, drop the padding.
+  at::Tensor all = tp_->allgather(local, local.dim() - 1);
+  return all.narrow(-1, 0, cfg_.vocab_size).to(at::kFloat);
+}
 
 std::vector<std::pair<std::string, at::Tensor>> Model::hf_tensors() const {
+  RLKV_CHECK(shard_.whole(), "a tensor-parallel rank holds only its share of the model and cannot save it");
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads, I = c.intermediate_size;
   std::vector<std::pair<std::string, at::Tensor>> out;

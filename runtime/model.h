@@ -7,16 +7,25 @@
 //     kernels (kernels/attention.h), each sequence with its own head mask.
 // Weights are held fused where that saves GEMM launches: wqkv = [q; k; v] rows and w_gate_up =
 // [gate; up] rows (split back by name_map() / hf_tensors() when saving a Hugging Face directory).
-// Thread safety: forward calls are const and may run concurrently on different caches.
+// Tensor parallelism (issue #8, runtime/tp_shard.h): a model loaded with a tensor-parallel group
+// holds only its rank's share (query / KV heads with their groups, MLP rows, vocabulary rows):
+// column-parallel wqkv and w_gate_up, row-parallel wo and w_down with one all-reduce after each, a
+// vocabulary-parallel embedding (one all-reduce) and LM head (one all-gather of the logits). All
+// ranks of the group must run the same forward calls in the same order.
+// Thread safety: forward calls are const and may run concurrently on different caches, except on a
+// tensor-parallel model (one forward at a time: the collectives are ordered).
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "runtime/model_config.h"
+#include "runtime/tensor_comm.h"
+#include "runtime/tp_shard.h"
 
 namespace rlkv {
 
@@ -40,6 +49,23 @@ struct ModelWeights {
   at::Tensor lm_head;         // [vocab, hidden]; the same tensor as embed when tied
 };
 
+struct LoadOptions {
+  at::Device device = at::kCPU;
+  // Tensor-parallel group; null or size 1 = the whole model.
+  std::shared_ptr<TensorComm> tp;
+  // model.load = broadcast: rank 0 of this group reads every tensor whole and broadcasts it, each
+  // rank keeps its share. Null = model.load = shard: every rank reads only the byte ranges of its
+  // share from the safetensors files.
+  std::shared_ptr<TensorComm> reader_group;
+};
+
+struct LoadStats {
+  int64_t bytes_read = 0;      // tensor bytes this rank copied out of the safetensors files
+  int64_t bytes_received = 0;  // tensor bytes this rank received by broadcast
+  int64_t weight_bytes = 0;    // bytes of the weights this rank holds
+  double seconds = 0;
+};
+
 // Called by forward_dense once per layer with that layer's K and V after RoPE, [B, T, Hkv, head_dim].
 using KvSink = std::function<void(int64_t layer, const at::Tensor& k, const at::Tensor& v)>;
 
@@ -47,10 +73,16 @@ class Model {
  public:
   // Loads DIR (config.json + safetensors) into `dtype` on `device`. Throws UserError on bad input.
   static Model load(const std::string& dir, at::ScalarType dtype, at::Device device = at::kCPU);
+  static Model load(const std::string& dir, at::ScalarType dtype, const LoadOptions& opts, LoadStats* stats = nullptr);
   // Random weights for a config (tests, toy training from scratch). Deterministic given `seed`.
   static Model random(const ModelConfig& cfg, at::ScalarType dtype, uint64_t seed, double init_std = 0.02);
 
   const ModelConfig& config() const { return cfg_; }
+  // This rank's share: head counts and intermediate size of the weights it holds (= config() when
+  // the model is whole). KV caches are built for it.
+  const ModelConfig& local_config() const { return local_; }
+  const TpShard& shard() const { return shard_; }
+  TensorComm* tp() const { return tp_.get(); }
   const ModelWeights& weights() const { return w_; }
   ModelWeights& mutable_weights() { return w_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -62,7 +94,7 @@ class Model {
   // into the cache and advances it; returns final-normed hidden states [B, hidden].
   at::Tensor forward_decode(const at::Tensor& tokens, KvCache& cache, const std::vector<int64_t>& seqs,
                             int num_threads) const;
-  at::Tensor logits(const at::Tensor& hidden) const;  // [..., hidden] -> [..., vocab], fp32
+  at::Tensor logits(const at::Tensor& hidden) const;  // [..., hidden] -> [..., vocab], fp32 (every rank)
 
   // Tensors under their Hugging Face names (fused weights split back), for saving.
   std::vector<std::pair<std::string, at::Tensor>> hf_tensors() const;
@@ -74,8 +106,14 @@ class Model {
  private:
   Model() = default;
   at::Tensor rope(const at::Tensor& x, const at::Tensor& positions) const;  // x [..., T, H, hd]
+  at::Tensor embed(const at::Tensor& tokens) const;
+  at::Tensor reduce(at::Tensor partial) const;  // all-reduce of a row-parallel output
+  at::Tensor block(int64_t layer, const at::Tensor& x, const at::Tensor& attn_out) const;
 
   ModelConfig cfg_;
+  ModelConfig local_;
+  TpShard shard_;
+  std::shared_ptr<TensorComm> tp_;
   ModelWeights w_;
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;

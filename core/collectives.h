@@ -1,9 +1,12 @@
 // The few collective operations the pipeline needs, behind an interface (STYLE.md, gloo): a local
 // implementation for one process, and MPI for ranks of an mpirun job. Used to exchange endpoints at
-// start-up (allgather), to hand each learner rank its share of a step's groups (broadcast), and to
-// sum the learners' partial gradients (allreduce). Thread safety: one thread per communicator.
+// start-up (allgather), to hand each learner rank its share of a step's groups (broadcast), to sum
+// the learners' partial gradients (allreduce), and, through the raw-buffer operations, as the CPU
+// backend of the tensor collectives of tensor-parallel actors (runtime/tensor_comm.h).
+// Thread safety: one thread per communicator.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +22,14 @@ class Collectives {
   virtual void broadcast(std::string& bytes, int root) = 0;
   virtual std::vector<std::string> allgather(const std::string& mine) = 0;
   virtual void barrier() = 0;
+  // Raw buffers (host memory), for tensor collectives. Every rank passes the same n / bytes.
+  virtual void allreduce_sum(float* data, size_t n) = 0;                  // in place
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;         // in place
+  virtual void allgather(const void* mine, size_t bytes, void* all) = 0;  // all: size() * bytes, rank order
   // A communicator over the ranks that pass the same `color` (MPI_Comm_split); ordered by rank.
   virtual std::unique_ptr<Collectives> split(int color) = 0;
+  // The ranks of this communicator that share a node (MPI_COMM_TYPE_SHARED); ordered by rank.
+  virtual std::unique_ptr<Collectives> split_node() = 0;
 };
 
 // One process: every operation is the identity.

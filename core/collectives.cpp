@@ -1,6 +1,8 @@
-#include "learner/collectives.h"
+#include "core/collectives.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -20,12 +22,20 @@ class Local : public Collectives {
   std::vector<std::string> allgather(const std::string& mine) override { return {mine}; }
   void barrier() override {}
   std::unique_ptr<Collectives> split(int) override { return std::make_unique<Local>(); }
+  std::unique_ptr<Collectives> split_node() override { return std::make_unique<Local>(); }
+  void allreduce_sum(float*, size_t) override {}
+  void broadcast(void*, size_t, int) override {}
+  void allgather(const void* mine, size_t bytes, void* all) override {
+    if (bytes) std::memcpy(all, mine, bytes);
+  }
 };
 
 #ifdef RLKV_HAVE_MPI
 void mpi_check(int rc, const char* what) { RLKV_CHECK(rc == MPI_SUCCESS, "MPI ", what, " failed (error ", rc, ")"); }
 
 class Mpi : public Collectives {
+  static constexpr size_t kChunkElems = size_t(1) << 28, kChunkBytes = size_t(1) << 30;
+
  public:
   explicit Mpi(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
     MPI_Comm_rank(comm_, &rank_);
@@ -67,6 +77,28 @@ class Mpi : public Collectives {
     return out;
   }
   void barrier() override { mpi_check(MPI_Barrier(comm_), "barrier"); }
+  // MPI counts are int: raw buffers go in chunks of at most 2^28 elements / 2^30 bytes.
+  void allreduce_sum(float* data, size_t n) override {
+    for (size_t off = 0; off < n; off += kChunkElems) {
+      const int len = int(std::min(kChunkElems, n - off));
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, data + off, len, MPI_FLOAT, MPI_SUM, comm_), "allreduce");
+    }
+  }
+  void broadcast(void* data, size_t bytes, int root) override {
+    for (size_t off = 0; off < bytes; off += kChunkBytes) {
+      const int len = int(std::min(kChunkBytes, bytes - off));
+      mpi_check(MPI_Bcast(static_cast<char*>(data) + off, len, MPI_BYTE, root, comm_), "broadcast");
+    }
+  }
+  void allgather(const void* mine, size_t bytes, void* all) override {
+    RLKV_CHECK(bytes <= kChunkBytes, "allgather of ", bytes, " bytes per rank (at most 2^30)");
+    mpi_check(MPI_Allgather(mine, int(bytes), MPI_BYTE, all, int(bytes), MPI_BYTE, comm_), "allgather");
+  }
+  std::unique_ptr<Collectives> split_node() override {
+    MPI_Comm c;
+    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &c), "comm_split_type");
+    return std::make_unique<Mpi>(c, true);
+  }
   std::unique_ptr<Collectives> split(int color) override {
     MPI_Comm c;
     mpi_check(MPI_Comm_split(comm_, color, rank_, &c), "comm_split");

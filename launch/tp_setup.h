@@ -1,0 +1,23 @@
+// Loading the model for one tensor-parallel actor group (issue #8): the group's ranks share the
+// model Megatron-style over the tensor collectives; with model.load = broadcast, one rank per node
+// (of `node`, the ranks on this node that load this model) reads the files and broadcasts them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/model.h"
+
+namespace rlkv {
+
+class Collectives;
+struct Config;
+
+// `group` null or size 1: the whole model. Logs one line per rank with the bytes it read.
+Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& group,
+                       const std::shared_ptr<Collectives>& node, LoadStats* stats = nullptr);
+
+// "rank R/N: read X MiB from storage, received Y MiB, holds Z MiB of weights (T s)"
+std::string load_report(const LoadStats& s, int rank, int size);
+
+}  // namespace rlkv

@@ -1,0 +1,66 @@
+#include "runtime/tensor_comm.h"
+
+#include <vector>
+
+#include "core/collectives.h"
+#include "core/error.h"
+
+namespace rlkv {
+namespace {
+
+class HostTensorComm : public TensorComm {
+ public:
+  explicit HostTensorComm(std::shared_ptr<Collectives> group) : group_(std::move(group)) {}
+  int rank() const override { return group_ ? group_->rank() : 0; }
+  int size() const override { return group_ ? group_->size() : 1; }
+  std::string backend() const override { return size() == 1 ? "local" : "mpi"; }
+
+  void allreduce_sum(at::Tensor& t) override {
+    if (size() == 1) return;
+    check_host(t, "allreduce");
+    if (t.scalar_type() == at::kFloat) {
+      group_->allreduce_sum(t.data_ptr<float>(), size_t(t.numel()));
+      return;
+    }
+    at::Tensor f = t.to(at::kFloat).contiguous();
+    group_->allreduce_sum(f.data_ptr<float>(), size_t(f.numel()));
+    t.copy_(f);
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    if (size() == 1) return;
+    check_host(t, "broadcast");
+    group_->broadcast(t.data_ptr(), size_t(t.nbytes()), root);
+  }
+
+  at::Tensor allgather(const at::Tensor& t, int64_t dim) override {
+    if (size() == 1) return t;
+    at::Tensor c = t.contiguous();
+    check_host(c, "allgather");
+    std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
+    shape.insert(shape.begin(), size());
+    at::Tensor all = at::empty(shape, c.options());  // [size, ...t]
+    group_->allgather(c.data_ptr(), size_t(c.nbytes()), all.data_ptr());
+    std::vector<at::Tensor> parts;
+    for (int r = 0; r < size(); ++r) parts.push_back(all[r]);
+    return at::cat(parts, dim);
+  }
+
+ private:
+  static void check_host(const at::Tensor& t, const char* op) {
+    RLKV_CHECK(t.device().is_cpu(), "tensor ", op, " over MPI needs CPU tensors, got one on ", t.device().str(),
+               " (GPU tensor-parallel groups use the NCCL backend)");
+    RLKV_ASSERT(t.is_contiguous(), "tensor ", op, ": tensor must be contiguous");
+  }
+  std::shared_ptr<Collectives> group_;
+};
+
+}  // namespace
+
+std::shared_ptr<TensorComm> local_tensor_comm() { return std::make_shared<HostTensorComm>(nullptr); }
+
+std::shared_ptr<TensorComm> host_tensor_comm(std::shared_ptr<Collectives> group) {
+  return std::make_shared<HostTensorComm>(std::move(group));
+}
+
+}  // namespace rlkv
