@@ -5,9 +5,12 @@
 //   async: never waits: keeps generating ceil(B / num_actors) prompts at a time with the newest
 //          policy it has, at positions index, index + num_actors, ... (elastic actors use their own
 //          position space, so they never collide with the job's actors).
+// A tensor-parallel actor group (actor.tensor_parallel = N ranks) acts as one actor: its leader
+// talks to the learner and the reward workers, and hands each batch to the other ranks.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,8 @@
 #include "core/transport.h"
 
 namespace rlkv {
+
+class Collectives;
 
 struct ActorRoleOptions {
   RunIdentity id;                 // run_id empty: taken from the first policy received (elastic)
@@ -26,6 +31,9 @@ struct ActorRoleOptions {
   int64_t prompts_per_step = 8;
   int64_t data_seed = 0;
   ActorOptions actor;
+  // Tensor-parallel actor group (issue #8): this rank is its rank 0 (the leader); the other ranks
+  // run run_actor_follower. Null or size 1: a whole-model actor.
+  std::shared_ptr<Collectives> group;
 };
 
 struct ActorRoleStats {
@@ -35,6 +43,13 @@ struct ActorRoleStats {
 
 ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model& model, const Tokenizer& tok,
                               const std::vector<Problem>& problems, const ActorRoleOptions& opts);
+
+// The other ranks of a tensor-parallel actor group: receive each batch the leader generates
+// (policy version, theta, positions) by broadcast over `group`, run the same generation so that the
+// model's collectives pair up (the leader alone sends the results), until the leader says stop.
+// Returns the number of batches run.
+int64_t run_actor_follower(Collectives& group, const Model& model, const Tokenizer& tok,
+                           const std::vector<Problem>& problems, const ActorOptions& opts);
 
 // Converts an actor's group into the wire message.
 RolloutGroupMsg to_message(const ActorGroup& g, const Problem& p, const RunIdentity& id, const std::string& actor_id);

@@ -4,7 +4,9 @@
 //     tcp:// on placement.bind_address so elastic actors (`rlkv actor`) can join;
 //   - under mpirun -np N: ranks [0, placement.learners) are learners, the last
 //     placement.reward_workers ranks reward workers, the ranks between them actors; every rank binds
-//     tcp:// endpoints on ephemeral ports and the endpoints are exchanged with MPI_Allgather.
+//     tcp:// endpoints on ephemeral ports and the endpoints are exchanged with MPI_Allgather;
+//     with actor.tensor_parallel = N, consecutive actor ranks form groups of N that run one actor
+//     on a model shared Megatron-style (issue #8).
 // SIGINT / SIGTERM stop the run cleanly (the checkpoint of the last completed interval remains).
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "launch/cli.h"
 #include "launch/train_setup.h"
 #include "core/collectives.h"
+#include "launch/tp_setup.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_role.h"
 #include "runtime/model.h"
@@ -94,6 +97,8 @@ int cmd_train(int argc, char** argv) {
   const int rank = world->rank(), size = world->size();
 
   if (size == 1) {
+    RLKV_CHECK(cfg.actor.tensor_parallel == 1, "actor.tensor_parallel = ", cfg.actor.tensor_parallel,
+               " needs mpirun (launch/mpirun.sh -np learners + reward workers + a multiple of it)");
     Context ctx;
     Publisher pub(ctx);
     Puller scored(ctx), rollouts(ctx);
@@ -165,6 +170,19 @@ int cmd_train(int argc, char** argv) {
   }
   setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
   auto learner_comm = world->split(role == Role::kLearner ? 0 : 1);
+  // Actor groups of actor.tensor_parallel consecutive actor ranks (issue #8), and the actor ranks of
+  // each node (model.load = broadcast: one of them reads the files).
+  const int first_actor = int(cfg.placement.learners);
+  const int num_actor_ranks = size - first_actor - int(cfg.placement.reward_workers);
+  const int tp = int(cfg.actor.tensor_parallel);
+  RLKV_CHECK(num_actor_ranks % tp == 0, num_actor_ranks, " actor rank(s) cannot form groups of actor.tensor_parallel = ",
+             tp, " (mpirun -np must be learners + reward workers + a multiple of ", tp, ")");
+  RLKV_CHECK(tp == 1 || cfg.placement.actors == 1, "actor.tensor_parallel = ", tp,
+             " needs placement.actors = 1 (a tensor-parallel group runs one actor)");
+  const int actor_slot = role == Role::kActor ? rank - first_actor : -1;
+  std::shared_ptr<Collectives> actor_group = world->split(actor_slot < 0 ? 0 : 1 + actor_slot / tp);
+  std::shared_ptr<Collectives> actor_ranks = world->split(actor_slot < 0 ? 0 : 1);
+  std::shared_ptr<Collectives> actor_node = actor_ranks->split_node();
   if (rank == 0) {
     write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
     log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
@@ -179,21 +197,25 @@ int cmd_train(int argc, char** argv) {
     } else if (role == Role::kReward) {
       run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
     } else {
-      const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+      const Model model = load_group_model(cfg, actor_group, actor_node);
       const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
       ActorRoleOptions ao = setup.actor;
-      const int first_actor = int(cfg.placement.learners);
-      const int num_actor_ranks = size - first_actor - int(cfg.placement.reward_workers);
-      // Each actor rank runs placement.actors actor threads; actor index across the job.
+      const int num_groups = num_actor_ranks / tp;
       std::vector<RoleThread> threads;
-      for (int64_t a = 0; a < cfg.placement.actors; ++a) {
-        threads.emplace_back([&, a] {
-          ActorRoleOptions o = ao;
-          o.num_actors = int64_t(num_actor_ranks) * cfg.placement.actors;
-          o.index = int64_t(rank - first_actor) * cfg.placement.actors + a;
-          o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
-          run_actor_role(ctx, ep, model, tok, setup.problems, o);
-        });
+      if (actor_group->rank() > 0) {
+        threads.emplace_back([&] { run_actor_follower(*actor_group, model, tok, setup.problems, ao.actor); });
+      } else {
+        // Each actor group runs placement.actors actor threads; actor index across the job.
+        for (int64_t a = 0; a < cfg.placement.actors; ++a) {
+          threads.emplace_back([&, a] {
+            ActorRoleOptions o = ao;
+            o.num_actors = int64_t(num_groups) * cfg.placement.actors;
+            o.index = int64_t(actor_slot / tp) * cfg.placement.actors + a;
+            o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
+            if (tp > 1) o.group = actor_group;
+            run_actor_role(ctx, ep, model, tok, setup.problems, o);
+          });
+        }
       }
       for (auto& t : threads) t.join();
       for (auto& t : threads)

@@ -196,6 +196,32 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
 }
 
+TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
+  if (sh("command -v mpirun >/dev/null") != 0) {
+    WARN("mpirun not found: skipped");
+    return;
+  }
+  TempDir d;
+  const std::string cfg = write_config(d);
+  REQUIRE(sh(train(cfg, d / "single", "--placement.actors=1")) == 0);
+  const std::string mpirun = std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 4 ";
+  // -np 4, tensor_parallel 2: one learner, one actor group of ranks 1-2 (each holding one of the
+  // two KV heads), one reward worker. The group's logits differ from the whole model's only by the
+  // order of the row-parallel sums (~1e-7), so the sampled rollouts and the history are the same.
+  REQUIRE(sh(mpirun + train(cfg, d / "tp", "--actor.tensor_parallel=2 --model.load=broadcast")) == 0);
+  CHECK(history_logits(d / "tp/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
+  const std::string log = rlkv_test::read_text(d / "tp.log");
+  CHECK(log.find("rank 0/2: read") != std::string::npos);  // the group's reader
+  CHECK(log.find("rank 1/2: read 0.00 MiB of weights from storage") != std::string::npos);
+  // Three actor ranks cannot form groups of two; tensor parallelism needs mpirun.
+  CHECK(sh(std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 5 " +
+           train(cfg, d / "odd", "--actor.tensor_parallel=2")) == 2);
+  CHECK(rlkv_test::read_text(d / "odd.log").find("3 actor rank(s) cannot form groups of actor.tensor_parallel = 2") !=
+        std::string::npos);
+  CHECK(sh(train(cfg, d / "alone", "--actor.tensor_parallel=2")) == 2);
+  CHECK(rlkv_test::read_text(d / "alone.log").find("needs mpirun") != std::string::npos);
+}
+
 TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exits 2") {
   TempDir d;
   const std::string cfg = write_config(d);
