@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <chrono>
 #include <filesystem>
@@ -170,19 +171,36 @@ int cmd_train(int argc, char** argv) {
   }
   setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
   auto learner_comm = world->split(role == Role::kLearner ? 0 : 1);
-  // Actor groups of actor.tensor_parallel consecutive actor ranks (issue #8), and the actor ranks of
-  // each node (model.load = broadcast: one of them reads the files).
-  const int first_actor = int(cfg.placement.learners);
-  const int num_actor_ranks = size - first_actor - int(cfg.placement.reward_workers);
+  // Actor groups (issue #8): the actor ranks of each node, in rank order, form groups of
+  // actor.tensor_parallel ranks (a group never spans nodes: its collectives run after every layer).
+  // The node's actor ranks also share one reader with model.load = broadcast.
   const int tp = int(cfg.actor.tensor_parallel);
-  RLKV_CHECK(num_actor_ranks % tp == 0, num_actor_ranks, " actor rank(s) cannot form groups of actor.tensor_parallel = ",
-             tp, " (mpirun -np must be learners + reward workers + a multiple of ", tp, ")");
   RLKV_CHECK(tp == 1 || cfg.placement.actors == 1, "actor.tensor_parallel = ", tp,
              " needs placement.actors = 1 (a tensor-parallel group runs one actor)");
-  const int actor_slot = role == Role::kActor ? rank - first_actor : -1;
-  std::shared_ptr<Collectives> actor_group = world->split(actor_slot < 0 ? 0 : 1 + actor_slot / tp);
-  std::shared_ptr<Collectives> actor_ranks = world->split(actor_slot < 0 ? 0 : 1);
+  const bool is_actor = role == Role::kActor;
+  std::shared_ptr<Collectives> actor_ranks = world->split(is_actor ? 1 : 0);
   std::shared_ptr<Collectives> actor_node = actor_ranks->split_node();
+  // This rank's group leader (the node's actor ranks in rank order, cut into runs of tp), shared
+  // with every rank so that every rank refuses a bad layout alike and numbers the groups alike.
+  const std::vector<std::string> members = actor_node->allgather(std::to_string(rank));
+  const int node_rank = actor_node->rank(), node_size = actor_node->size();
+  const int leader = std::stoi(members[size_t(node_rank / tp * tp)]);
+  const std::vector<std::string> seen = world->allgather(
+      is_actor ? std::to_string(leader) + " " + std::to_string(node_size) : std::string("-"));
+  std::vector<int> leaders;
+  for (const auto& e : seen) {
+    if (e == "-") continue;
+    const int n = std::stoi(e.substr(e.find(' ') + 1));
+    RLKV_CHECK(n % tp == 0, "a node has ", n, " actor rank(s), which cannot form groups of "
+               "actor.tensor_parallel = ", tp, " (groups never span nodes; on one node, mpirun -np must be "
+               "learners + reward workers + a multiple of ", tp, ")");
+    leaders.push_back(std::stoi(e.substr(0, e.find(' '))));
+  }
+  std::sort(leaders.begin(), leaders.end());
+  leaders.erase(std::unique(leaders.begin(), leaders.end()), leaders.end());
+  const int num_groups = int(leaders.size());
+  const int group_index = int(std::lower_bound(leaders.begin(), leaders.end(), leader) - leaders.begin());
+  std::shared_ptr<Collectives> actor_group = world->split(is_actor ? 1 + leader : 0);
   if (rank == 0) {
     write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
     log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
@@ -200,7 +218,6 @@ int cmd_train(int argc, char** argv) {
       const Model model = load_group_model(cfg, actor_group, actor_node);
       const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
       ActorRoleOptions ao = setup.actor;
-      const int num_groups = num_actor_ranks / tp;
       std::vector<RoleThread> threads;
       if (actor_group->rank() > 0) {
         threads.emplace_back([&] { run_actor_follower(*actor_group, model, tok, setup.problems, ao.actor); });
@@ -210,7 +227,7 @@ int cmd_train(int argc, char** argv) {
           threads.emplace_back([&, a] {
             ActorRoleOptions o = ao;
             o.num_actors = int64_t(num_groups) * cfg.placement.actors;
-            o.index = int64_t(actor_slot / tp) * cfg.placement.actors + a;
+            o.index = int64_t(group_index) * cfg.placement.actors + a;
             o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
             if (tp > 1) o.group = actor_group;
             run_actor_role(ctx, ep, model, tok, setup.problems, o);

@@ -143,7 +143,7 @@ Model Model::load(const std::string& dir, at::ScalarType dtype, const LoadOption
   const int tp_rank = lo.tp ? lo.tp->rank() : 0, tp_size = lo.tp ? lo.tp->size() : 1;
   m.shard_ = tp_shard(c, tp_rank, tp_size);
   m.local_ = rlkv::local_config(c, m.shard_);
-  if (tp_size > 1) m.tp_ = lo.tp;
+  m.tp_ = lo.tp;  // even a group of one runs its collectives (the NCCL op test does)
   const TpShard& s = m.shard_;
   SafetensorsModelFiles files(dir);
   LoadStats stats;

@@ -216,9 +216,14 @@ TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
   // Three actor ranks cannot form groups of two; tensor parallelism needs mpirun.
   CHECK(sh(std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 5 " +
            train(cfg, d / "odd", "--actor.tensor_parallel=2")) == 2);
-  CHECK(rlkv_test::read_text(d / "odd.log").find("3 actor rank(s) cannot form groups of actor.tensor_parallel = 2") !=
+  CHECK(rlkv_test::read_text(d / "odd.log").find("a node has 3 actor rank(s), which cannot form groups of actor.tensor_parallel = 2") !=
         std::string::npos);
   CHECK(sh(train(cfg, d / "alone", "--actor.tensor_parallel=2")) == 2);
+  // The multi-node recipe (learner and reward worker on a head host, one group per GPU host) on
+  // this one host: mpirun's MPMD form places the same ranks.
+  CHECK(sh(std::string(RLKV_SOURCE_DIR) + "/launch/mpirun_tp.sh --head localhost --nodes localhost "
+           "--gpus-per-node 2 -- " + train(cfg, d / "recipe", "")) == 0);
+  CHECK(history_logits(d / "recipe/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
   CHECK(rlkv_test::read_text(d / "alone.log").find("needs mpirun") != std::string::npos);
 }
 
