@@ -45,6 +45,8 @@ void describe(po::options_description& d, Config& c) {
       ("rollout.stop", po::value(&r.stop)->composing(), "stop string (repeatable)")
       ("runtime.threads", po::value(&t.threads)->default_value(t.threads), "CPU threads, 0 = all cores")
       ("runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch")
+      ("runtime.device", po::value(&t.device)->default_value(t.device),
+       "cpu | cuda (the GPU of the rank's local rank) | cuda:N")
       ("rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")
       ("rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
        "prompts per learner step (B)");
@@ -131,6 +133,13 @@ void validate(const Config& c) {
              "config key rollout.repetition_min_distinct: expected 0..rollout.repetition_every, got ",
              c.rollout.repetition_min_distinct);
   for (const auto& s : c.rollout.stop) RLKV_CHECK(!s.empty(), "config key rollout.stop: empty stop string");
+  {
+    const std::string& d = c.runtime.device;
+    const bool indexed = d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() <= 8 &&
+                         d.find_first_not_of("0123456789", 5) == std::string::npos;
+    RLKV_CHECK(d == "cpu" || d == "cuda" || indexed, "config key runtime.device: expected cpu, cuda or cuda:N, got '",
+               d, "'");
+  }
   RLKV_CHECK(c.runtime.threads >= 0 && c.runtime.threads <= 1024,
              "config key runtime.threads: expected 0..1024, got ", c.runtime.threads);
   RLKV_CHECK(c.rollout.group_size >= 1 && c.rollout.group_size <= 4096,

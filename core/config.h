@@ -100,6 +100,7 @@ struct ActorOptionsConfig {
 struct RuntimeOptions {
   int64_t threads = 0;      // intra-op threads for LibTorch and the CPU kernels; 0 = all cores
   int64_t max_batch = 32;   // sequences decoded together (continuous batching)
+  std::string device = "cpu";  // cpu | cuda (GPU of the rank's local rank) | cuda:N
 };
 
 struct Config {

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/cli.h"
+#include "launch/tp_setup.h"
 #include "launch/train_setup.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -55,7 +56,7 @@ int cmd_actor(int argc, char** argv) {
   o.actor_id = actor_id;
   o.sync = false;       // elastic actors never wait for a version
   o.elastic = true;
-  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   Context ctx;
   RunEndpoints ep;

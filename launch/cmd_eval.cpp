@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "rewards/reward.h"
 #include "launch/cli.h"
+#include "launch/tp_setup.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
@@ -223,7 +224,7 @@ int cmd_eval(int argc, char** argv) {
   RLKV_CHECK(!vm.count("scores-out") || method == "single-head", "--scores-out goes with --method single-head");
 
   at::set_num_threads(cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency()));
-  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   const ModelConfig& mc = model.config();
   std::vector<Problem> problems = load_problems(vm["data"].as<std::string>());

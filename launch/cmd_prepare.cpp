@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/run_context.h"
 #include "launch/cli.h"
+#include "launch/tp_setup.h"
 #include "core/collectives.h"
 #include "rewards/reward.h"
 #include "runtime/generator.h"
@@ -174,7 +175,7 @@ int cmd_prepare(int argc, char** argv) {
   RLKV_CHECK(journal.good(), journal_path, ": cannot open for writing");
 
   at::set_num_threads(cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency()));
-  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   GeneratorOptions go = generator_options(cfg);
   go.num_threads = at::get_num_threads();

@@ -115,7 +115,7 @@ int cmd_train(int argc, char** argv) {
     log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " +
              args.vm["config"].as<std::string>() + " --connect " + tcp_policy);
 
-    const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype));
+    const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
     const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
     std::vector<RoleThread> threads;
     threads.emplace_back([&] { run_reward_role(ctx, rollouts, ep, setup.id, setup.reward); });

@@ -13,7 +13,12 @@ namespace rlkv {
 class Collectives;
 struct Config;
 
-// `group` null or size 1: the whole model. Logs one line per rank with the bytes it read.
+// The device of runtime.device: cpu, cuda:N, or cuda = the GPU of this rank's local rank (modulo the
+// visible GPUs). UserError when the build has no CUDA path or no GPU is visible.
+at::Device resolve_device(const Config& cfg);
+
+// `group` null or size 1: the whole model. On runtime.device, with the NCCL backend for a group on
+// GPUs and MPI on CPUs. Logs one line per rank with the bytes it read.
 Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& group,
                        const std::shared_ptr<Collectives>& node, LoadStats* stats = nullptr);
 

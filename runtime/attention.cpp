@@ -6,7 +6,81 @@
 #include "core/error.h"
 #include "runtime/kv_cache.h"
 
+#ifdef RLKV_HAVE_CUDA_KERNELS
+#include "kernels/attention_cuda.h"
+#endif
+#ifdef RLKV_TORCH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <cstring>
+
 namespace rlkv {
+
+bool cuda_kernels_available() {
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+void* stream_of(at::Device d) { return c10::cuda::getCurrentCUDAStream(d.index()).stream(); }
+
+// Copies `recs` and the page lists their `pages` point at (pages_of(rec) entries each) into one
+// device buffer, pointing the copies' `pages` at the device lists. The returned tensor owns the
+// buffer; the caching allocator keeps it valid for work queued on the stream before it is freed.
+template <class Rec, class PagesOf>
+at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, at::Device dev, const Rec** out) {
+  std::vector<int64_t> counts(recs.size(), 0);
+  int64_t total = 0;
+  for (size_t i = 0; i < recs.size(); ++i) total += counts[i] = recs[i].pages ? pages_of(recs[i]) : 0;
+  const int64_t rec_bytes = int64_t(recs.size() * sizeof(Rec));
+  const int64_t bytes = rec_bytes + total * int64_t(sizeof(int32_t));
+  at::Tensor host = at::empty({bytes}, at::kByte);
+  at::Tensor buf = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(dev));
+  char* hb = static_cast<char*>(host.data_ptr());
+  const char* db = static_cast<const char*>(buf.data_ptr());
+  Rec* hr = reinterpret_cast<Rec*>(hb);
+  int32_t* hp = reinterpret_cast<int32_t*>(hb + rec_bytes);
+  int64_t off = 0;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    hr[i] = recs[i];
+    if (!counts[i]) continue;
+    std::memcpy(hp + off, recs[i].pages, size_t(counts[i]) * sizeof(int32_t));
+    hr[i].pages = reinterpret_cast<const int32_t*>(db + rec_bytes) + off;
+    off += counts[i];
+  }
+  buf.copy_(host);  // on the current stream, before the kernel that reads it
+  *out = reinterpret_cast<const Rec*>(db);
+  return buf;
+}
+#endif
+
+}  // namespace
+
+void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
+              int num_threads) {
+  if (device.is_cpu()) {
+    const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim, dtype, num_threads);
+    RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+    return;
+  }
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+  RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
+  if (items.empty()) return;
+  const kv_write_item* d = nullptr;
+  at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; }, device, &d);
+  const kernel_status st = kv_write_cuda(d, int64_t(items.size()), head_dim, dtype, stream_of(device));
+  RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
+#else
+  throw UserError(str_cat("KV write on ", device.str(), " needs the CUDA kernels and a CUDA LibTorch, which this "
+                          "build does not have"));
+#endif
+}
 
 at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
                             float scale, int num_threads) {
@@ -30,8 +104,22 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
   a.spans = spans.data();
   a.scale = scale;
   a.dtype = to_kv_dtype(q.scalar_type());
-  RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(),
-             " needs the CUDA kernels, which this build does not have");
+  if (q.is_cuda()) {
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+    const kv_span* d = nullptr;
+    at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
+                             q.device(), &d);
+    a.spans = d;
+    const kernel_status cst = decode_attention_cuda(&a, stream_of(q.device()));
+    RLKV_CHECK(cst == KERNEL_STATUS_OK, "decode_attention_cuda failed with status ", int(cst),
+               " (head_dim <= 256 and group * head_dim <= 4096 are supported)");
+    return out;
+#else
+    throw UserError(str_cat("decode attention on ", q.device().str(),
+                            " needs the CUDA kernels and a CUDA LibTorch, which this build does not have"));
+#endif
+  }
+  RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(), ": only CPU and CUDA are supported");
   const kernel_status st = decode_attention_cpu(&a, num_threads);
   RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
   return out;

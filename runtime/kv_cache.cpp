@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "runtime/attention.h"
 
 namespace rlkv {
 
@@ -149,9 +150,7 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
       items.push_back(write_item(s, i, p, kb + src, vb + src));
     }
   }
-  RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
-  const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim_, kdtype_, num_threads);
-  RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+  kv_write(items, head_dim_, kdtype_, device_, num_threads);
 }
 
 void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k,
@@ -170,9 +169,7 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
       items[size_t(b * heads_ + h)] = write_item(s, size_t(layer * heads_ + h), s.len, kb + src, vb + src);
     }
   }
-  RLKV_CHECK(device_.is_cpu(), "KV write on ", device_.str(), " needs the CUDA kernels (not built)");
-  const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim_, kdtype_, num_threads);
-  RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+  kv_write(items, head_dim_, kdtype_, device_, num_threads);
 }
 
 kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
