@@ -7,7 +7,8 @@
 #   launch/mpirun_tp.sh --head HOST --nodes HOST1,HOST2,... --gpus-per-node 8 [--tp 8] [--dry-run] \
 #       -- build/launch/rlkv train --config configs/llama-3.1-8b-r1.ini [--key=value ...]
 # --tp below --gpus-per-node puts several groups on a host. --dry-run prints the command only.
-# STATUS: the GPU rollout path is issue #7; until it lands, the groups run on the hosts' CPUs.
+# Add --runtime.device=cuda to the command for GPUs (each rank takes the GPU of its local rank; the
+# groups then use NCCL). STATUS: the GPU path (issue #7) has not run on a GPU yet.
 # Multi-GPU / multi-node runs were not possible on the machines this was written on (one GPU at
 # most); the same layout runs on one host with launch/mpirun.sh (tests: test_train, test_tp).
 set -euo pipefail
