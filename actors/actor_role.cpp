@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 
 #include "core/collectives.h"
 #include "core/error.h"
@@ -42,48 +41,26 @@ RolloutGroupMsg to_message(const ActorGroup& g, const Problem& p, const RunIdent
 
 namespace {
 
-// A batch for the followers of a tensor-parallel group: kind (0 stop, 1 generate), the policy
-// version, theta and the (position, problem) pairs, as raw little-endian words.
+// A batch for the followers of a tensor-parallel group: the policy version, theta and the
+// (position, problem) pairs, or stop.
 struct GroupJob {
   bool stop = true;
   int64_t version = 0;
   std::vector<float> theta;
   std::vector<std::pair<int64_t, int64_t>> positions;
 };
+static_assert(sizeof(std::pair<int64_t, int64_t>) == 2 * sizeof(int64_t), "positions travel as raw int64 pairs");
 
-std::string encode_job(const GroupJob& j) {
-  std::string b;
-  auto put = [&](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
-  const int64_t head[4] = {j.stop ? 0 : 1, j.version, int64_t(j.theta.size()), int64_t(j.positions.size())};
-  put(head, sizeof head);
-  put(j.theta.data(), j.theta.size() * sizeof(float));
-  for (const auto& [pos, prob] : j.positions) {
-    put(&pos, sizeof pos);
-    put(&prob, sizeof prob);
-  }
-  return b;
-}
-
-GroupJob decode_job(const std::string& b) {
-  int64_t head[4];
-  RLKV_ASSERT(b.size() >= sizeof head, "actor group: short job message");
-  std::memcpy(head, b.data(), sizeof head);
-  GroupJob j;
+// The group's rank 0 passes its job; every other rank receives it into `j`.
+void share_job(Collectives& group, GroupJob& j) {
+  int64_t head[4] = {j.stop ? 0 : 1, j.version, int64_t(j.theta.size()), int64_t(j.positions.size())};
+  group.broadcast(head, sizeof head, 0);
   j.stop = head[0] == 0;
   j.version = head[1];
-  RLKV_ASSERT(head[2] >= 0 && head[3] >= 0 &&
-                  b.size() == sizeof head + size_t(head[2]) * sizeof(float) + size_t(head[3]) * 2 * sizeof(int64_t),
-              "actor group: malformed job message");
   j.theta.resize(size_t(head[2]));
-  std::memcpy(j.theta.data(), b.data() + sizeof head, j.theta.size() * sizeof(float));
-  const char* p = b.data() + sizeof head + j.theta.size() * sizeof(float);
-  for (int64_t i = 0; i < head[3]; ++i, p += 2 * sizeof(int64_t)) {
-    int64_t pos, prob;
-    std::memcpy(&pos, p, sizeof pos);
-    std::memcpy(&prob, p + sizeof pos, sizeof prob);
-    j.positions.emplace_back(pos, prob);
-  }
-  return j;
+  j.positions.resize(size_t(head[3]));
+  group.broadcast(j.theta.data(), j.theta.size() * sizeof(float), 0);
+  group.broadcast(j.positions.data(), j.positions.size() * sizeof(j.positions[0]), 0);
 }
 
 // Tells the followers to stop when the leader leaves its loop, however it leaves it.
@@ -92,8 +69,8 @@ struct StopFollowers {
   ~StopFollowers() {
     if (!group) return;
     try {
-      std::string stop = encode_job(GroupJob{});
-      group->broadcast(stop, 0);
+      GroupJob stop;
+      share_job(*group, stop);
     } catch (const std::exception& e) {
       log_warn(std::string("actor group: could not stop the followers: ") + e.what());
     }
@@ -107,9 +84,8 @@ int64_t run_actor_follower(Collectives& group, const Model& model, const Tokeniz
   Actor actor(model, tok, problems, opts);
   int64_t batches = 0;
   for (;;) {
-    std::string bytes;
-    group.broadcast(bytes, 0);
-    const GroupJob job = decode_job(bytes);
+    GroupJob job;
+    share_job(group, job);
     if (job.stop) break;
     actor.generate(job.version, job.theta, job.positions);
     ++batches;
@@ -200,8 +176,7 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
       job.version = current->policy_version;
       job.theta = current->theta;
       job.positions = positions;
-      std::string bytes = encode_job(job);
-      group->broadcast(bytes, 0);
+      share_job(*group, job);
     }
     auto groups = actor.generate(current->policy_version, current->theta, positions);
     st.generate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

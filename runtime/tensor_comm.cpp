@@ -1,6 +1,5 @@
 #include "runtime/tensor_comm.h"
 
-#include <vector>
 
 #include "core/collectives.h"
 #include "core/error.h"
@@ -41,9 +40,7 @@ class HostTensorComm : public TensorComm {
     shape.insert(shape.begin(), size());
     at::Tensor all = at::empty(shape, c.options());  // [size, ...t]
     group_->allgather(c.data_ptr(), size_t(c.nbytes()), all.data_ptr());
-    std::vector<at::Tensor> parts;
-    for (int r = 0; r < size(); ++r) parts.push_back(all[r]);
-    return at::cat(parts, dim);
+    return concat_gathered(all, dim);
   }
 
  private:
@@ -56,6 +53,12 @@ class HostTensorComm : public TensorComm {
 };
 
 }  // namespace
+
+at::Tensor concat_gathered(const at::Tensor& all, int64_t dim) {
+  if (dim < 0) dim += all.dim() - 1;
+  if (dim == 0) return all.flatten(0, 1);  // already in place
+  return at::cat(all.unbind(0), dim);
+}
 
 std::shared_ptr<TensorComm> local_tensor_comm() { return std::make_shared<HostTensorComm>(nullptr); }
 

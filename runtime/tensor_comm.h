@@ -30,6 +30,10 @@ class TensorComm {
   virtual at::Tensor allgather(const at::Tensor& t, int64_t dim) = 0;
 };
 
+// For backends: every rank's `t` gathered as [size, ...t.shape] in rank order, turned into their
+// concatenation along `dim`.
+at::Tensor concat_gathered(const at::Tensor& all, int64_t dim);
+
 // One process: every operation is the identity.
 std::shared_ptr<TensorComm> local_tensor_comm();
 // CPU tensors over `group` (size 1: identity).

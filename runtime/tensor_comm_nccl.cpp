@@ -96,10 +96,7 @@ class NcclTensorComm : public TensorComm {
     nccl_check(ncclAllGather(c.data_ptr(), all.data_ptr(), size_t(c.numel()), nccl_type(c.scalar_type()), comm_,
                              current_stream(device_)),
                "allgather");
-    if (dim == 0) return all.flatten(0, 1);
-    std::vector<at::Tensor> parts;
-    for (int r = 0; r < size(); ++r) parts.push_back(all[r]);
-    return at::cat(parts, dim);
+    return concat_gathered(all, dim);
   }
 
  private:

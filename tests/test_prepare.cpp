@@ -15,14 +15,10 @@
 #include "test_util.h"
 
 namespace fs = std::filesystem;
+using rlkv_test::sh;
 using rlkv_test::TempDir;
 
 namespace {
-
-int sh(const std::string& cmd) {
-  const int st = std::system(cmd.c_str());
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 std::string src(const std::string& rel) { return std::string(RLKV_SOURCE_DIR) + "/" + rel; }
 

@@ -91,20 +91,38 @@ std::vector<at::Tensor> decode_logits(const Model& m, const std::vector<uint8_t>
   return out;
 }
 
+struct ModelPair {
+  std::string name;
+  ModelConfig config;
+  Model whole, tp;
+};
+
+// The models the group of all ranks can share, each loaded whole and as this rank's share; loaded
+// once per process (every rank makes the same first call, so the collectives pair up).
+const std::vector<ModelPair>& shared_models() {
+  static const std::vector<ModelPair> pairs = [] {
+    std::vector<ModelPair> out;
+    for (const char* name : kModels) {
+      const std::string dir = model_dir(name);
+      const ModelConfig c = load_model_config(dir);
+      if (shares(c, g_world->size())) out.push_back({name, c, Model::load(dir, at::kFloat), load_tp(dir)});
+    }
+    return out;
+  }();
+  return pairs;
+}
+
 }  // namespace
 
 TEST_CASE("tensor-parallel dense logits equal the whole model's (fp32, within 1e-5)") {
   const int n = g_world->size();
-  for (const char* name : kModels) {
-    INFO(name << ", tensor parallel " << n);
+  for (const char* name : kModels) {  // the ones the group cannot share are refused
     const std::string dir = model_dir(name);
-    const ModelConfig c = load_model_config(dir);
-    if (!shares(c, n)) {
+    if (!shares(load_model_config(dir), n))
       CHECK_THROWS_WITH(load_tp(dir), Catch::Contains("tensor_parallel = " + std::to_string(n)));
-      continue;
-    }
-    const Model whole = Model::load(dir, at::kFloat);
-    const Model tp = load_tp(dir);
+  }
+  for (const auto& [name, c, whole, tp] : shared_models()) {
+    INFO(name << ", tensor parallel " << n);
     CHECK(tp.local_config().num_kv_heads * std::min<int64_t>(n, c.num_kv_heads) == c.num_kv_heads);
     const at::Tensor tokens = random_tokens(2, 19, c.vocab_size, 7);
     const at::Tensor a = whole.logits(whole.forward_dense(tokens));
@@ -115,14 +133,8 @@ TEST_CASE("tensor-parallel dense logits equal the whole model's (fp32, within 1e
 }
 
 TEST_CASE("tensor-parallel decode through compressed caches equals the whole model's at every step") {
-  const int n = g_world->size();
-  for (const char* name : kModels) {
-    INFO(name << ", tensor parallel " << n);
-    const std::string dir = model_dir(name);
-    const ModelConfig c = load_model_config(dir);
-    if (!shares(c, n)) continue;
-    const Model whole = Model::load(dir, at::kFloat);
-    const Model tp = load_tp(dir);
+  for (const auto& [name, c, whole, tp] : shared_models()) {
+    INFO(name << ", tensor parallel " << g_world->size());
     const std::vector<uint8_t> keep = mixed_mask(c, 11);
     const at::Tensor prompt = random_tokens(1, 11, c.vocab_size, 3)[0];
     const std::vector<int64_t> cont = to_vec(random_tokens(1, 20, c.vocab_size, 5)[0]);
@@ -138,14 +150,8 @@ TEST_CASE("tensor-parallel decode through compressed caches equals the whole mod
 }
 
 TEST_CASE("tensor-parallel greedy generations equal the whole model's, masks and batching mixed") {
-  const int n = g_world->size();
-  for (const char* name : kModels) {
-    INFO(name << ", tensor parallel " << n);
-    const std::string dir = model_dir(name);
-    const ModelConfig c = load_model_config(dir);
-    if (!shares(c, n)) continue;
-    const Model whole = Model::load(dir, at::kFloat);
-    const Model tp = load_tp(dir);
+  for (const auto& [name, c, whole, tp] : shared_models()) {
+    INFO(name << ", tensor parallel " << g_world->size());
     GeneratorOptions o;
     o.sampling.temperature = 0;
     o.max_new_tokens = 24;

@@ -18,14 +18,10 @@
 #include "test_util.h"
 
 namespace fs = std::filesystem;
+using rlkv_test::sh;
 using rlkv_test::TempDir;
 
 namespace {
-
-int sh(const std::string& cmd) {
-  const int st = std::system(cmd.c_str());
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 // A tiny toy model and 64 problems, made once per test binary run.
 std::string fixture_dir() {

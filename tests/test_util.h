@@ -42,6 +42,12 @@ inline void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
+// Exit status of a std::system() result: the command's, or 128 + the signal that killed it.
+inline int exit_status(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+
+// Runs `cmd` with /bin/sh; its exit status.
+inline int sh(const std::string& cmd) { return exit_status(std::system(cmd.c_str())); }
+
 inline std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -59,9 +65,8 @@ inline Run run_rlkv(const std::string& args) {
   TempDir io;
   const std::string cmd = std::string(RLKV_BINARY) + " " + args + " >" + shell_quote(io / "out") + " 2>" +
                           shell_quote(io / "err") + " </dev/null";
-  const int st = std::system(cmd.c_str());
   Run r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.status = sh(cmd);
   r.out = read_text(io / "out");
   r.err = read_text(io / "err");
   return r;
