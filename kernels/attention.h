@@ -55,6 +55,10 @@ typedef struct decode_attention_args {
   const kv_span* spans;
   float scale;
   kv_dtype dtype;
+  // Used by the CUDA implementation only (the CPU reference ignores them):
+  int64_t max_len;          // an upper bound of every span's len (0: unknown, so no split-K)
+  void* workspace;          // device scratch of decode_attention_cuda_workspace_bytes() bytes
+  int64_t workspace_bytes;  // (nullptr / 0 when that is 0)
 } decode_attention_args;
 
 // Writes one K and V row per item into its cache slot (the new token, or prefill positions).

@@ -1,9 +1,15 @@
 // CUDA implementations of the kernels of kernels/attention.h, with the same argument structs.
 // Every pointer the arguments hold (q, out, spans, the spans' k / v / pages, the write items and
-// their sources) must be device memory; `stream` is a cudaStream_t (nullptr: the default stream).
-// The calls are asynchronous; they return KERNEL_STATUS_DEVICE_ERROR when the launch fails.
-// Limits of this version: head_dim <= 256 and (q heads per KV head) * head_dim <= 4096.
-// STATUS: compiled in CI; not yet run on a GPU (no device was lent to the session that wrote it).
+// their sources, the workspace) must be device memory; `stream` is a cudaStream_t (nullptr: the
+// default stream). The calls are asynchronous; they return KERNEL_STATUS_DEVICE_ERROR when a launch
+// fails. Span bases (k / v) must be 16-byte aligned (rows are read with 16-byte loads).
+// Split-K: when args->max_len bounds the span lengths, long spans are split over several blocks whose
+// partial results go to args->workspace, which must hold decode_attention_cuda_workspace_bytes(args)
+// bytes (0 means none is needed; the size depends on the shapes, max_len and the current device).
+// Shapes: head_dim 64 / 128 / 256 with up to 8 query heads per KV head take the fast split kernel;
+// otherwise head_dim <= 256 and (query heads per KV head) * head_dim <= 4096.
+// STATUS: compiled in CI and run there on the CPU through kernels/simt_emu.h (tests/op_test_attention_cuda.cpp);
+// not yet run on a GPU (no device was lent to the sessions that wrote it).
 #pragma once
 
 #include "kernels/attention.h"
@@ -12,6 +18,7 @@
 extern "C" {
 #endif
 
+int64_t decode_attention_cuda_workspace_bytes(const decode_attention_args* args);
 kernel_status decode_attention_cuda(const decode_attention_args* args, void* stream);
 kernel_status kv_write_cuda(const kv_write_item* items, int64_t num_items, int64_t head_dim, kv_dtype dtype,
                             void* stream);

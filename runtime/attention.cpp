@@ -106,13 +106,28 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
   a.dtype = to_kv_dtype(q.scalar_type());
   if (q.is_cuda()) {
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+    // The kernels read rows with 16-byte loads; pools and rings are LibTorch allocations and rows are
+    // head_dim * element bytes, so a misaligned span is a bug here, not the user's.
+    for (const kv_span& sp : spans) {
+      RLKV_ASSERT(reinterpret_cast<uintptr_t>(sp.k) % 16 == 0 && reinterpret_cast<uintptr_t>(sp.v) % 16 == 0,
+                  "decode_attention: a span is not 16-byte aligned");
+      a.max_len = std::max(a.max_len, sp.len);
+    }
     const kv_span* d = nullptr;
     at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
                              q.device(), &d);
     a.spans = d;
+    // Split-K scratch: from the caching allocator, released (for reuse by later work on this
+    // stream) when `work` goes out of scope.
+    at::Tensor work;
+    a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
+    if (a.workspace_bytes > 0) {
+      work = at::empty({a.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(q.device()));
+      a.workspace = work.data_ptr();
+    }
     const kernel_status cst = decode_attention_cuda(&a, stream_of(q.device()));
     RLKV_CHECK(cst == KERNEL_STATUS_OK, "decode_attention_cuda failed with status ", int(cst),
-               " (head_dim <= 256 and group * head_dim <= 4096 are supported)");
+               " (supported: head_dim <= 256 and query heads per KV head * head_dim <= 4096)");
     return out;
 #else
     throw UserError(str_cat("decode attention on ", q.device().str(),

@@ -79,9 +79,16 @@ const KvCache::Seq& KvCache::seq_ref(int64_t seq) const {
 int64_t KvCache::length(int64_t seq) const { return seq_ref(seq).len; }
 const std::vector<uint8_t>& KvCache::keep(int64_t seq) const { return seq_ref(seq).keep; }
 
-void KvCache::grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit) {
+void KvCache::reserve_capacity(int64_t pages, int64_t rings) {
+  RLKV_CHECK(pages >= 0 && rings >= 0, "cache: capacity must be >= 0");
+  if (pages > k_pages_.size(0)) grow(k_pages_, v_pages_, free_pages_, page_size_, pages);
+  if (rings > k_rings_.size(0)) grow(k_rings_, v_rings_, free_rings_, sink_ + window_, rings);
+}
+
+void KvCache::grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit,
+                   int64_t at_least) {
   const int64_t old_cap = k.size(0);
-  const int64_t new_cap = std::max<int64_t>(16, old_cap * 2);
+  const int64_t new_cap = std::max<int64_t>({16, old_cap * 2, at_least});
   auto opts = k.options();
   at::Tensor nk = at::empty({new_cap, rows_per_unit, head_dim_}, opts);
   at::Tensor nv = at::empty({new_cap, rows_per_unit, head_dim_}, opts);

@@ -35,6 +35,9 @@ class KvCache {
   int64_t length(int64_t seq) const;
   const std::vector<uint8_t>& keep(int64_t seq) const;
 
+  // Sizes the pools for at least `pages` pages and `rings` rings in one allocation each (instead of
+  // growth by doubling, which holds old and new pools at once while it copies): for large GPU caches.
+  void reserve_capacity(int64_t pages, int64_t rings);
   // Makes room for `new_len` tokens in `seq` (pages / rings), before any write. Can grow the pools.
   void reserve(int64_t seq, int64_t new_len);
   // Writes positions [0, T) of `seq` for `layer`: k, v [T, H_kv, head_dim] (contiguous, cache
@@ -70,7 +73,7 @@ class KvCache {
   };
   int32_t take_page();
   int32_t take_ring();
-  void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit);
+  void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit, int64_t at_least = 0);
   const Seq& seq_ref(int64_t seq) const;
   kv_span span_of(const Seq& s, size_t head_index, int64_t tokens) const;
   kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const char* k_src, const char* v_src) const;

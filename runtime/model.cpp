@@ -195,18 +195,20 @@ Model Model::load(const std::string& dir, at::ScalarType dtype, const LoadOption
   return m;
 }
 
-Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, double init_std) {
+Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, double init_std, at::Device device) {
   Model m;
   m.cfg_ = c;
   m.local_ = c;
   m.shard_ = tp_shard(c, 0, 1);
   m.dtype_ = dtype;
+  m.device_ = device;
   at::Generator gen = at::detail::createCPUGenerator(seed);
   auto f32 = at::TensorOptions().dtype(at::kFloat);
   auto normal = [&](std::vector<int64_t> shape) {
+    if (!device.is_cpu()) return at::empty(shape, at::TensorOptions().dtype(dtype).device(device)).normal_(0.0, init_std);
     return at::normal(0.0, init_std, shape, gen, f32).to(dtype);
   };
-  auto ones = [&](int64_t n) { return at::ones({n}, f32).to(dtype); };
+  auto ones = [&](int64_t n) { return at::ones({n}, f32.device(device)).to(dtype); };
   const int64_t d = c.hidden_size, hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads;
   m.w_.embed = normal({c.vocab_size, d});
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -214,7 +216,7 @@ Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, d
     lw.input_norm = ones(d);
     lw.post_norm = ones(d);
     lw.wqkv = normal({(hq + 2 * hkv) * hd, d});
-    if (c.attention_bias) lw.bqkv = at::zeros({(hq + 2 * hkv) * hd}, f32).to(dtype);
+    if (c.attention_bias) lw.bqkv = at::zeros({(hq + 2 * hkv) * hd}, f32.device(device)).to(dtype);
     if (c.qk_norm) {
       lw.q_norm = ones(hd);
       lw.k_norm = ones(hd);
@@ -227,7 +229,7 @@ Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, d
   m.w_.final_norm = ones(d);
   m.w_.lm_head = c.tie_word_embeddings ? m.w_.embed : normal({c.vocab_size, d});
   std::vector<double> inv = rope_inv_freq(c);
-  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end()));
+  m.inv_freq_ = at::tensor(std::vector<float>(inv.begin(), inv.end())).to(device);
   return m;
 }
 

@@ -74,8 +74,11 @@ class Model {
   // Loads DIR (config.json + safetensors) into `dtype` on `device`. Throws UserError on bad input.
   static Model load(const std::string& dir, at::ScalarType dtype, at::Device device = at::kCPU);
   static Model load(const std::string& dir, at::ScalarType dtype, const LoadOptions& opts, LoadStats* stats = nullptr);
-  // Random weights for a config (tests, toy training from scratch). Deterministic given `seed`.
-  static Model random(const ModelConfig& cfg, at::ScalarType dtype, uint64_t seed, double init_std = 0.02);
+  // Random weights for a config (tests, toy training from scratch). Deterministic given `seed` on the
+  // CPU; on another device the weights are drawn there, from that device's default generator (fast
+  // for benchmark-sized models; reproducible only after at::manual_seed).
+  static Model random(const ModelConfig& cfg, at::ScalarType dtype, uint64_t seed, double init_std = 0.02,
+                      at::Device device = at::kCPU);
 
   const ModelConfig& config() const { return cfg_; }
   // This rank's share: head counts and intermediate size of the weights it holds (= config() when

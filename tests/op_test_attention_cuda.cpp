@@ -1,11 +1,14 @@
 // Op test of the CUDA attention kernels against the CPU reference (STYLE.md: one harness runs every
-// case on the CPU reference and, where CUDA runs, on the GPU). Exit 0: every case agrees; 1: a
-// mismatch; 77: no CUDA device here (ctest reports a skip, not a pass).
-// Cases: dtypes f32 / f16 / bf16; head_dim 64 and 128; GQA groups 1, 4 and 7; span lengths 1,
-// S + W - 1, S + W, S + W + 1 and 4097; paged and contiguous spans mixed in one batch; sentinel bytes
-// around the output; NaN / inf checks. Inputs are seeded.
-#include <cuda_runtime.h>
-
+// case on the CPU reference and, where CUDA runs, on the GPU). The same source builds two programs:
+//   op_test_attention_cuda: the kernels on the GPU; exit 77 (ctest: skipped) without a CUDA device;
+//   op_test_attention_emu (RLKV_OP_TEST_EMU): the same kernel source compiled for the CPU under the SIMT
+//     emulator of kernels/simt_emu.h, which runs on every machine (it checks the kernels' logic:
+//     indexing, split-K, softmax merges; not speed, alignment faults or memory ordering).
+// Exit 0: every case agrees; 1: a mismatch.
+// Cases: dtypes f32 / f16 / bf16; head_dim 64 and 128 (and 256, 96 for the generic path); GQA groups 1,
+// 4 and 7 (and 2, 8, 9); span lengths 1, S + W - 1, S + W, S + W + 1, 300 and 4097, with full (paged)
+// and compressed (contiguous, at most S + W slots) spans mixed in one batch; split-K on and off (max_len
+// unknown); sentinel bytes around the output and the workspace; NaN / inf checks. Inputs are seeded.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,18 +17,64 @@
 #include <vector>
 
 #include "kernels/attention.h"
+
+#ifdef RLKV_OP_TEST_EMU
+#include "kernels/simt_emu.h"
+#include "kernels/attention_cuda_impl.cuh"
+#else
+#include <cuda_runtime.h>
+
 #include "kernels/attention_cuda.h"
+#endif
 
 namespace {
 
-#define CUDA_OK(x)                                                               \
-  do {                                                                           \
-    cudaError_t e = (x);                                                         \
-    if (e != cudaSuccess) {                                                      \
+#ifdef RLKV_OP_TEST_EMU
+// "Device" memory is host memory; the kernels run in the emulator.
+namespace dev {
+const char* const kName = "op_test_attention_emu";
+bool available() { return true; }
+void* alloc(size_t n) { return std::malloc(n ? n : 1); }
+void release(void* p) { std::free(p); }
+void to_dev(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
+void to_host(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
+void fill(void* d, int byte, size_t n) { std::memset(d, byte, n); }
+void sync() {}
+int64_t workspace_bytes(const decode_attention_args* a) { return decode_attention_cuda_workspace_bytes_emu(a); }
+kernel_status decode(const decode_attention_args* a) { return decode_attention_cuda_emu(a, nullptr); }
+kernel_status write(const kv_write_item* it, int64_t n, int64_t d, kv_dtype t) { return kv_write_cuda_emu(it, n, d, t, nullptr); }
+}  // namespace dev
+#else
+#define CUDA_OK(x)                                                                                 \
+  do {                                                                                             \
+    cudaError_t e = (x);                                                                           \
+    if (e != cudaSuccess) {                                                                        \
       std::fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                              \
-    }                                                                            \
+      std::exit(1);                                                                                \
+    }                                                                                              \
   } while (0)
+namespace dev {
+const char* const kName = "op_test_attention_cuda";
+bool available() {
+  int devices = 0;
+  return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+}
+void* alloc(size_t n) {
+  void* p = nullptr;
+  CUDA_OK(cudaMalloc(&p, n ? n : 1));
+  return p;
+}
+void release(void* p) { CUDA_OK(cudaFree(p)); }
+void to_dev(void* d, const void* h, size_t n) { CUDA_OK(cudaMemcpy(d, h, n, cudaMemcpyHostToDevice)); }
+void to_host(void* h, const void* d, size_t n) { CUDA_OK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
+void fill(void* d, int byte, size_t n) { CUDA_OK(cudaMemset(d, byte, n)); }
+void sync() { CUDA_OK(cudaDeviceSynchronize()); }
+int64_t workspace_bytes(const decode_attention_args* a) { return decode_attention_cuda_workspace_bytes(a); }
+kernel_status decode(const decode_attention_args* a) { return decode_attention_cuda(a, nullptr); }
+kernel_status write(const kv_write_item* it, int64_t n, int64_t d, kv_dtype t) { return kv_write_cuda(it, n, d, t, nullptr); }
+}  // namespace dev
+#endif
+
 
 uint16_t f2bf(float f) {
   uint32_t b;
@@ -72,14 +121,38 @@ float load(const uint8_t* p, kv_dtype t) {
   return float(x);
 }
 
-int run_case(kv_dtype t, int64_t D, int64_t G, int64_t len, std::mt19937& rng) {
-  const int64_t B = 2, Hkv = 2, Hq = Hkv * G, page = 16;
+// Device memory owned for one case.
+struct DevBuf {
+  void* p = nullptr;
+  size_t n = 0;
+  explicit DevBuf(size_t bytes) : p(dev::alloc(bytes)), n(bytes) {}
+  DevBuf(const void* host, size_t bytes) : DevBuf(bytes) { dev::to_dev(p, host, bytes); }
+  ~DevBuf() { dev::release(p); }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  uint8_t* bytes() const { return static_cast<uint8_t*>(p); }
+};
+
+struct Case {
+  kv_dtype t;
+  int64_t D, G, len;
+  bool bound = true;  // pass max_len (split-K allowed); false: max_len = 0
+};
+
+// B = 2 sequences x Hkv = 2 KV heads: spans alternate between full heads (paged, `len` slots, pages
+// shuffled over one pool) and compressed heads (contiguous, min(len, S + W) slots), so every batch
+// mixes the two and, for long spans, split and unsplit heads.
+int run_case(const Case& c, std::mt19937& rng) {
+  const kv_dtype t = c.t;
+  const int64_t D = c.D, G = c.G, len = c.len;
+  const int64_t B = 2, Hkv = 2, Hq = Hkv * G, page = 16, S = 16, W = 64;
+  const int64_t ring = std::min(len, S + W);
   const size_t es = kv_dtype_size(t);
   std::normal_distribution<float> nd;
   std::vector<float> qf(size_t(B * Hq * D));
   for (auto& x : qf) x = nd(rng);
   const int64_t pages_per = (len + page - 1) / page;
-  // Pool for paged spans (even items) and contiguous buffers (odd items).
+  // One pool: paged spans take pages of it, contiguous spans their own region of it.
   std::vector<float> kpool(size_t(B * Hkv * pages_per * page * D)), vpool(kpool.size());
   for (auto& x : kpool) x = nd(rng);
   for (auto& x : vpool) x = nd(rng);
@@ -87,51 +160,64 @@ int run_case(kv_dtype t, int64_t D, int64_t G, int64_t len, std::mt19937& rng) {
   for (size_t i = 0; i < pages.size(); ++i) pages[i] = int32_t(i);
   std::shuffle(pages.begin(), pages.end(), rng);
   const auto kb = store(kpool, t), vb = store(vpool, t), qb = store(qf, t);
-  // Device copies.
-  void *dk, *dv, *dq, *dout;
-  int32_t* dpages;
-  kv_span* dspans;
   const size_t out_bytes = size_t(B * Hq * D) * es, guard = 256;
-  CUDA_OK(cudaMalloc(&dk, kb.size()));
-  CUDA_OK(cudaMalloc(&dv, vb.size()));
-  CUDA_OK(cudaMalloc(&dq, qb.size()));
-  CUDA_OK(cudaMalloc(&dout, out_bytes + 2 * guard));
-  CUDA_OK(cudaMalloc(&dpages, pages.size() * 4));
-  CUDA_OK(cudaMemcpy(dk, kb.data(), kb.size(), cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemcpy(dv, vb.data(), vb.size(), cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemcpy(dq, qb.data(), qb.size(), cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemcpy(dpages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemset(dout, 0x5a, out_bytes + 2 * guard));
+  DevBuf dk(kb.data(), kb.size()), dv(vb.data(), vb.size()), dq(qb.data(), qb.size());
+  DevBuf dpages(pages.data(), pages.size() * 4), dout(out_bytes + 2 * guard);
+  dev::fill(dout.p, 0x5a, dout.n);
   std::vector<kv_span> hspans(size_t(B * Hkv)), dspans_host(size_t(B * Hkv));
   for (int64_t i = 0; i < B * Hkv; ++i) {
-    const int64_t base_rows = i * pages_per * page;  // contiguous items use their own region of the pool
+    const size_t base = size_t(i * pages_per * page * D) * es;
     if (i % 2 == 0) {
       hspans[size_t(i)] = kv_span{kb.data(), vb.data(), pages.data() + i * pages_per, page, len};
-      dspans_host[size_t(i)] = kv_span{dk, dv, dpages + i * pages_per, page, len};
+      dspans_host[size_t(i)] = kv_span{dk.p, dv.p, static_cast<int32_t*>(dpages.p) + i * pages_per, page, len};
     } else {
-      hspans[size_t(i)] = kv_span{kb.data() + size_t(base_rows * D) * es, vb.data() + size_t(base_rows * D) * es, nullptr, 0, len};
-      dspans_host[size_t(i)] = kv_span{static_cast<uint8_t*>(dk) + size_t(base_rows * D) * es,
-                                       static_cast<uint8_t*>(dv) + size_t(base_rows * D) * es, nullptr, 0, len};
+      hspans[size_t(i)] = kv_span{kb.data() + base, vb.data() + base, nullptr, 0, ring};
+      dspans_host[size_t(i)] = kv_span{dk.bytes() + base, dv.bytes() + base, nullptr, 0, ring};
     }
   }
-  CUDA_OK(cudaMalloc(&dspans, dspans_host.size() * sizeof(kv_span)));
-  CUDA_OK(cudaMemcpy(dspans, dspans_host.data(), dspans_host.size() * sizeof(kv_span), cudaMemcpyHostToDevice));
+  DevBuf dspans(dspans_host.data(), dspans_host.size() * sizeof(kv_span));
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<uint8_t> ref(out_bytes);
-  decode_attention_args a{B, Hq, Hkv, D, qb.data(), Hq * D, D, ref.data(), Hq * D, D, hspans.data(), scale, t};
+  decode_attention_args a{};
+  a.num_seqs = B;
+  a.num_q_heads = Hq;
+  a.num_kv_heads = Hkv;
+  a.head_dim = D;
+  a.q = qb.data();
+  a.q_stride_seq = Hq * D;
+  a.q_stride_head = D;
+  a.out = ref.data();
+  a.out_stride_seq = Hq * D;
+  a.out_stride_head = D;
+  a.spans = hspans.data();
+  a.scale = scale;
+  a.dtype = t;
   if (decode_attention_cpu(&a, 2) != KERNEL_STATUS_OK) return 1;
   decode_attention_args g = a;
-  g.q = dq;
-  g.out = static_cast<uint8_t*>(dout) + guard;
-  g.spans = dspans;
-  if (decode_attention_cuda(&g, nullptr) != KERNEL_STATUS_OK) return 1;
-  CUDA_OK(cudaDeviceSynchronize());
-  std::vector<uint8_t> got(out_bytes + 2 * guard);
-  CUDA_OK(cudaMemcpy(got.data(), dout, got.size(), cudaMemcpyDeviceToHost));
-  int bad = 0;
-  for (size_t i = 0; i < guard; ++i) bad += got[i] != 0x5a || got[guard + out_bytes + i] != 0x5a;
-  // Tolerance: both sides accumulate in fp32 in different orders (~1e-5 relative for O(1) outputs)
-  // and round the output to the storage dtype (half an ulp: 2^-9 bf16, 2^-12 f16).
+  g.q = dq.p;
+  g.out = dout.bytes() + guard;
+  g.spans = static_cast<const kv_span*>(dspans.p);
+  g.max_len = c.bound ? len : 0;
+  const int64_t ws = dev::workspace_bytes(&g);
+  // The workspace also gets sentinels: a split must stay inside its own part.
+  DevBuf dws(size_t(ws) + 2 * guard);
+  dev::fill(dws.p, 0x5a, dws.n);
+  g.workspace = ws > 0 ? dws.bytes() + guard : nullptr;
+  g.workspace_bytes = ws;
+  const kernel_status st = dev::decode(&g);
+  dev::sync();
+  std::vector<uint8_t> got(out_bytes + 2 * guard), wsg(dws.n);
+  dev::to_host(got.data(), dout.p, got.size());
+  dev::to_host(wsg.data(), dws.p, wsg.size());
+  int bad = st != KERNEL_STATUS_OK;
+  for (size_t i = 0; i < guard; ++i) {
+    bad += got[i] != 0x5a || got[guard + out_bytes + i] != 0x5a;
+    bad += wsg[i] != 0x5a || wsg[guard + size_t(ws) + i] != 0x5a;
+  }
+  // Tolerance, relative to 1 + |reference|: both sides accumulate in fp32 in different orders and with
+  // different exp implementations (the kernels use exp2 of pre-scaled scores: ~1e-6 relative per term),
+  // so f32 outputs of O(1) agree to ~1e-5; 16-bit outputs are rounded to the storage dtype on both
+  // sides, and a rounding-boundary case differs by one ulp: 2^-8 (bf16) / 2^-11 (f16) of |value|.
   const double tol = t == KV_DTYPE_F32 ? 2e-5 : (t == KV_DTYPE_BF16 ? 8e-3 : 1e-3);
   double worst = 0;
   for (int64_t i = 0; i < B * Hq * D; ++i) {
@@ -139,15 +225,11 @@ int run_case(kv_dtype t, int64_t D, int64_t G, int64_t len, std::mt19937& rng) {
     if (!std::isfinite(x)) ++bad;
     worst = std::max(worst, double(std::fabs(x - r)) / (1.0 + std::fabs(r)));
   }
-  cudaFree(dk);
-  cudaFree(dv);
-  cudaFree(dq);
-  cudaFree(dout);
-  cudaFree(dpages);
-  cudaFree(dspans);
   const bool ok = bad == 0 && worst <= tol;
-  std::printf("%s dtype %d head_dim %lld group %lld len %lld: max rel err %.2e (tol %.0e)%s\n", ok ? "ok  " : "FAIL", int(t),
-              (long long)D, (long long)G, (long long)len, worst, tol, bad ? " + sentinel/NaN damage" : "");
+  std::printf("%s dtype %d head_dim %lld group %lld len %lld%s (workspace %lld B): max rel err %.2e (tol %.0e)%s\n",
+              ok ? "ok  " : "FAIL", int(t), (long long)D, (long long)G, (long long)len,
+              c.bound ? "" : " max_len unknown", (long long)ws, worst, tol,
+              st != KERNEL_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
   return ok ? 0 : 1;
 }
 
@@ -158,39 +240,25 @@ int run_write_case(kv_dtype t, int64_t D, std::mt19937& rng) {
   std::vector<uint8_t> pool(size_t(pages_n * page * D) * es, 0), src(size_t(n * D) * es);
   for (auto& b : src) b = uint8_t(rng());
   std::vector<int32_t> pages{5, 2, 7, 0};
-  void *dpool, *dsrc, *dvpool;
-  int32_t* dpages;
-  CUDA_OK(cudaMalloc(&dpool, pool.size()));
-  CUDA_OK(cudaMalloc(&dvpool, pool.size()));
-  CUDA_OK(cudaMalloc(&dsrc, src.size()));
-  CUDA_OK(cudaMalloc(&dpages, pages.size() * 4));
-  CUDA_OK(cudaMemset(dpool, 0, pool.size()));
-  CUDA_OK(cudaMemset(dvpool, 0, pool.size()));
-  CUDA_OK(cudaMemcpy(dsrc, src.data(), src.size(), cudaMemcpyHostToDevice));
-  CUDA_OK(cudaMemcpy(dpages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
+  DevBuf dpool(pool.data(), pool.size()), dvpool(pool.data(), pool.size()), dsrc(src.data(), src.size());
+  DevBuf dpages(pages.data(), pages.size() * 4);
   std::vector<uint8_t> vpool = pool;
   std::vector<kv_write_item> hi(static_cast<size_t>(n)), di(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t slot = (i * 7) % (int64_t(pages.size()) * page);
-    hi[size_t(i)] = kv_write_item{pool.data(), vpool.data(), pages.data(), page, slot, src.data() + size_t(i * D) * es,
-                                  src.data() + size_t(i * D) * es};
-    di[size_t(i)] = kv_write_item{dpool, dvpool, dpages, page, slot, static_cast<uint8_t*>(dsrc) + size_t(i * D) * es,
-                                  static_cast<uint8_t*>(dsrc) + size_t(i * D) * es};
+    const size_t at = size_t(i * D) * es;
+    hi[size_t(i)] = kv_write_item{pool.data(), vpool.data(), pages.data(), page, slot, src.data() + at, src.data() + at};
+    di[size_t(i)] = kv_write_item{dpool.p, dvpool.p, static_cast<int32_t*>(dpages.p), page, slot, dsrc.bytes() + at,
+                                  dsrc.bytes() + at};
   }
-  kv_write_item* ditems;
-  CUDA_OK(cudaMalloc(&ditems, di.size() * sizeof(kv_write_item)));
-  CUDA_OK(cudaMemcpy(ditems, di.data(), di.size() * sizeof(kv_write_item), cudaMemcpyHostToDevice));
+  DevBuf ditems(di.data(), di.size() * sizeof(kv_write_item));
   if (kv_write_cpu(hi.data(), n, D, t, 1) != KERNEL_STATUS_OK) return 1;
-  if (kv_write_cuda(ditems, n, D, t, nullptr) != KERNEL_STATUS_OK) return 1;
-  CUDA_OK(cudaDeviceSynchronize());
-  std::vector<uint8_t> got(pool.size());
-  CUDA_OK(cudaMemcpy(got.data(), dpool, got.size(), cudaMemcpyDeviceToHost));
-  const bool ok = got == pool;
-  cudaFree(dpool);
-  cudaFree(dvpool);
-  cudaFree(dsrc);
-  cudaFree(dpages);
-  cudaFree(ditems);
+  const kernel_status st = dev::write(static_cast<const kv_write_item*>(ditems.p), n, D, t);
+  dev::sync();
+  std::vector<uint8_t> got(pool.size()), vgot(pool.size());
+  dev::to_host(got.data(), dpool.p, got.size());
+  dev::to_host(vgot.data(), dvpool.p, vgot.size());
+  const bool ok = st == KERNEL_STATUS_OK && got == pool && vgot == vpool;
   std::printf("%s kv_write dtype %d head_dim %lld\n", ok ? "ok  " : "FAIL", int(t), (long long)D);
   return ok ? 0 : 1;
 }
@@ -198,26 +266,40 @@ int run_write_case(kv_dtype t, int64_t D, std::mt19937& rng) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("op_test_attention_cuda: no CUDA device; skipped\n");
+  if (!dev::available()) {
+    std::printf("%s: no CUDA device; skipped\n", dev::kName);
     return 77;
   }
+#ifdef RLKV_OP_TEST_EMU
+  rlkv_cuda::emu_num_sms() = 132;  // as an H100 / H200, so the split plan is the one a GPU gets
+#endif
   std::mt19937 rng(20261129);
   const int64_t S = 16, W = 64;
-  int failures = 0, cases = 0;
+  std::vector<Case> cases;
   for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_F16, KV_DTYPE_BF16})
     for (int64_t D : {64, 128})
       for (int64_t G : {1, 4, 7})
-        for (int64_t len : {int64_t(1), S + W - 1, S + W, S + W + 1, int64_t(4097)}) {
-          failures += run_case(t, D, G, len, rng);
-          ++cases;
-        }
+        for (int64_t len : {int64_t(1), S + W - 1, S + W, S + W + 1, int64_t(300), int64_t(4097)})
+          cases.push_back({t, D, G, len});
+  // The other group buckets and head_dim 256 of the split kernel, the generic kernel (head_dim 96,
+  // group 9), and launches without a length bound (one block per span, no workspace).
+  for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_BF16}) {
+    cases.push_back({t, 256, 2, 4097});
+    cases.push_back({t, 128, 8, 1000});
+    cases.push_back({t, 96, 4, 300});
+    cases.push_back({t, 64, 9, S + W + 1});
+    cases.push_back({t, 128, 4, 4097, false});
+  }
+  int failures = 0, n = 0;
+  for (const Case& c : cases) {
+    failures += run_case(c, rng);
+    ++n;
+  }
   for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_F16, KV_DTYPE_BF16})
     for (int64_t D : {64, 128}) {
       failures += run_write_case(t, D, rng);
-      ++cases;
+      ++n;
     }
-  std::printf("%d passed, %d failed\n", cases - failures, failures);
+  std::printf("%s: %d passed, %d failed\n", dev::kName, n - failures, failures);
   return failures ? 1 : 0;
 }

@@ -49,7 +49,7 @@ int main() try {
   }
   const at::Device gpu(at::kCUDA, 0);
   const std::string fx = RLKV_TEST_FIXTURES;
-  for (const std::string dir : {fx + "/models/llama_tiny", fx + "/models/qwen2_tiny", fx + "/models/qwen3_tiny",
+  for (const std::string& dir : {fx + "/models/llama_tiny", fx + "/models/qwen2_tiny", fx + "/models/qwen3_tiny",
                                 fx + "/models/mistral_tiny", std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner"}) {
     for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
       const Model cpu = Model::load(dir, dt);

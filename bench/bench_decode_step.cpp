@@ -1,0 +1,176 @@
+// Decode step time of a Llama-3.1-8B-shaped model with random weights (issue #7's end-to-end
+// benchmark; not a test: it prints numbers). Default shape: 32 layers, hidden 4096, 32 query / 8 KV
+// heads of 128, MLP 14336, vocabulary 128256, bf16, on --device (cuda by default).
+//
+// For each batch size and sparsity s (fraction of each sequence's KV heads compressed, a seeded random
+// choice per sequence), every sequence gets a cache of --context tokens written directly (random K/V
+// through KvCache::write_prefill: compressed heads keep their S sink and W last positions), then
+// --steps decode steps run through Model::forward_decode + logits + greedy argmax copied to the host
+// (what the generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, the
+// KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
+//   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound of issue #7;
+//   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
+//     memory-bound read of weights and caches.
+// Run by launch/gpu_check.sh on a GPU machine; on a CPU it runs too (use a small --layers).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "runtime/kv_cache.h"
+#include "runtime/model.h"
+
+namespace po = boost::program_options;
+using namespace rlkv;
+
+namespace {
+
+std::vector<double> parse_list(const std::string& s) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stod(item));
+  return out;
+}
+
+void sync(const at::Tensor& t) {
+  // A host copy waits for the stream that produced `t` (and everything queued before it).
+  (void)t.to(at::kCPU);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  po::options_description desc("bench_decode_step");
+  std::string device_name, batches, sparsities, dtype_name_opt;
+  int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads;
+  desc.add_options()("device", po::value(&device_name)->default_value("cuda"), "cpu | cuda | cuda:N")(
+      "batch", po::value(&batches)->default_value("32,64,128"), "batch sizes")(
+      "sparsity", po::value(&sparsities)->default_value("0,0.5"), "fractions of KV heads compressed")(
+      "context", po::value(&context)->default_value(4096), "cached tokens per sequence")(
+      "steps", po::value(&steps)->default_value(16), "timed decode steps")(
+      "layers", po::value(&layers)->default_value(32), "")("hidden", po::value(&hidden)->default_value(4096), "")(
+      "heads", po::value(&heads)->default_value(32), "")("kv-heads", po::value(&kv_heads)->default_value(8), "")(
+      "head-dim", po::value(&head_dim)->default_value(128), "")(
+      "intermediate", po::value(&inter)->default_value(14336), "")(
+      "vocab", po::value(&vocab)->default_value(128256), "")(
+      "dtype", po::value(&dtype_name_opt)->default_value("bfloat16"), "float32 | bfloat16 | float16")(
+      "sink", po::value(&sink)->default_value(16), "S")("window", po::value(&window)->default_value(64), "W")(
+      "page-size", po::value(&page)->default_value(16), "rows per page of the full-head pool")(
+      "threads", po::value(&threads)->default_value(2), "CPU threads (device cpu)");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, desc), vm);
+  po::notify(vm);
+  at::set_num_threads(int(threads));
+  const at::Device device(device_name);
+  const at::ScalarType dtype = parse_dtype(dtype_name_opt);
+
+  ModelConfig c;
+  c.model_type = "llama";
+  c.num_layers = layers;
+  c.hidden_size = hidden;
+  c.num_q_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.intermediate_size = inter;
+  c.vocab_size = vocab;
+  c.rope_theta = 500000.0;
+  c.rms_norm_eps = 1e-5;
+  at::manual_seed(1234);
+  const auto t_load = std::chrono::steady_clock::now();
+  const Model model = Model::random(c, dtype, 1234, 0.02, device);
+  const double weight_bytes = double(model.parameter_bytes());
+  std::cerr << "bench_decode_step: random model on " << device.str() << ": " << weight_bytes / 1e9 << " GB in "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count() << " s\n";
+  const int64_t es = int64_t(at::elementSize(dtype));
+  const int64_t heads_total = layers * kv_heads;
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+
+  std::map<int64_t, double> dense_ms;  // batch -> ms at s = 0
+  std::map<int64_t, double> dense_kv;  // batch -> KV bytes at s = 0
+  for (double bd : parse_list(batches)) {
+    const int64_t B = int64_t(bd);
+    for (double s : parse_list(sparsities)) {
+      // Masks: each sequence compresses round(s * heads_total) of its KV heads, a seeded choice.
+      std::mt19937 rng(uint32_t(B * 1000 + int64_t(s * 100)));
+      std::vector<std::vector<uint8_t>> keeps;
+      int64_t full_heads = 0, comp_heads = 0;
+      for (int64_t b = 0; b < B; ++b) {
+        std::vector<uint8_t> keep(size_t(heads_total), 1);
+        std::vector<int64_t> idx(static_cast<size_t>(heads_total));
+        std::iota(idx.begin(), idx.end(), 0);
+        std::shuffle(idx.begin(), idx.end(), rng);
+        const int64_t n = int64_t(s * double(heads_total) + 0.5);
+        for (int64_t i = 0; i < n; ++i) keep[size_t(idx[size_t(i)])] = 0;
+        full_heads += heads_total - n;
+        comp_heads += n;
+        keeps.push_back(std::move(keep));
+      }
+      const int64_t total = context + steps + 2;
+      KvCache cache(c, dtype, device, sink, window, page);
+      cache.reserve_capacity(full_heads * ((total + page - 1) / page), comp_heads);
+      // Random K / V for the context, shared by every sequence and layer (contents do not change the time).
+      at::Tensor kr = at::randn({context, kv_heads, head_dim}, opts) * 0.5;
+      at::Tensor vr = at::randn({context, kv_heads, head_dim}, opts);
+      std::vector<int64_t> seqs;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t id = cache.add_sequence(keeps[size_t(b)]);
+        cache.reserve(id, context);
+        for (int64_t l = 0; l < layers; ++l) cache.write_prefill(id, l, kr, vr, int(threads));
+        cache.set_length(id, context);
+        seqs.push_back(id);
+      }
+      at::Tensor tokens = at::randint(0, vocab, {B}, at::TensorOptions().dtype(at::kLong).device(device));
+      auto step = [&] {
+        for (int64_t id : seqs) cache.reserve(id, cache.length(id) + 1);
+        at::Tensor h = model.forward_decode(tokens, cache, seqs, int(threads));
+        tokens = model.logits(h).argmax(-1);
+        at::Tensor host = tokens.to(at::kCPU);  // the generator samples on the host
+        (void)host;
+      };
+      step();  // warm-up: allocator, cuBLAS handles and workspaces
+      sync(tokens);
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < steps; ++i) step();
+      sync(tokens);
+      const double ms = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3 / double(steps);
+      // Bytes the attention of one step reads (all layers): K and V rows of every span, at the mean length.
+      const double len = double(context + 1 + steps / 2);
+      const double kv_read = 2.0 * double(head_dim * es) *
+                             (double(full_heads) * len + double(comp_heads) * std::min(len, double(sink + window)));
+      if (s == 0.0) {
+        dense_ms[B] = ms;
+        dense_kv[B] = kv_read;
+      }
+      nlohmann::json j = {{"bench", "decode_step"}, {"device", device.str()}, {"dtype", dtype_name(dtype)},
+                          {"layers", layers}, {"batch", B}, {"context", context}, {"sparsity", s},
+                          {"sink", sink}, {"window", window}, {"ms_per_step", ms},
+                          {"tokens_per_s", double(B) * 1e3 / ms}, {"weight_bytes", weight_bytes},
+                          {"kv_bytes_read_per_step", kv_read},
+                          {"gb_per_s_weights_plus_kv", (weight_bytes + kv_read) / (ms * 1e-3) / 1e9}};
+      if (s > 0.0 && dense_ms.count(B)) {
+        const double speedup = dense_ms[B] / ms;
+        const double t_att = 1.0 / ((1.0 - s) + s * double(sink + window) / len);
+        const double t_bytes = (weight_bytes + dense_kv[B]) / (weight_bytes + kv_read);
+        j["speedup_vs_dense"] = speedup;
+        j["theory_attention"] = t_att;
+        j["theory_bytes"] = t_bytes;
+        j["of_theory_bytes"] = speedup / t_bytes;
+      }
+      std::cout << j.dump() << std::endl;
+    }
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "bench_decode_step: " << e.what() << "\n";
+  return 2;
+}

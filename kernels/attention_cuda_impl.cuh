@@ -1,0 +1,567 @@
+// CUDA decode attention and KV writes (interface: kernels/attention.h, kernels/attention_cuda.h).
+// Compiled by nvcc through attention_cuda.cu, and by the host compiler under kernels/simt_emu.h
+// (RLKV_SIMT_EMU) so the op test runs this exact code on the CPU where no GPU is present.
+//
+// Why it is shaped this way. A decode step reads every K and V row of every cached head once and does
+// about 2 * G FLOPs per element read (G = query heads per KV head), so it is bound by memory bandwidth,
+// and by instruction issue as G grows. The split kernel is organised around that:
+//   - one thread block per (split, KV head, sequence); the query rows of the whole GQA group are kept in
+//     shared memory, so each K / V row is read from memory once for the group;
+//   - split-K: a long span is cut into `split_len` slots per block so that small batches of long
+//     caches still fill the GPU (the split count is chosen from the SM count and the longest span);
+//     compressed heads (S + W slots) take one block. Splits write an unnormalised partial output with
+//     its running max and sum to a workspace, and a combine kernel merges them (online softmax, so the
+//     merge is exact up to rounding);
+//   - inside a block, each of the four warps takes tiles of 32 slots. Scores: lane i owns slot i of the
+//     tile and reads its K row with 16-byte loads (no cross-lane reductions per slot); softmax is in
+//     base 2 on pre-scaled queries, with a running max per query head and per-lane partial sums, so a
+//     tile costs only one warp max per head. V: lanes own head_dim / 32 contiguous elements, so each V
+//     row is one coalesced load; the tile's probabilities and row offsets are broadcast by shuffles;
+//   - warps merge their (max, sum, accumulator) in shared memory at the end.
+// The split kernel covers head_dim 64 / 128 / 256 and groups up to 8 (the models of DESIGN.md); other
+// shapes use a simpler one-block-per-head kernel (threads over slots for scores, over head_dim for V).
+// Accumulation is fp32 for every storage dtype. Paged spans index pages exactly as the CPU reference.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/attention_cuda.h"
+
+#ifdef RLKV_SIMT_EMU
+#define RLKV_CUDA_FN(name) name##_emu
+#define RLKV_DYN_SMEM(T, name) T* name = emu::dynamic_smem<T>()
+#define RLKV_LAUNCH(kernel, grid, block, smem, stream, ...) emu::launch(grid, block, smem, kernel, __VA_ARGS__)
+#define RLKV_LAUNCH_OK() true
+#else
+#include <cuda_runtime.h>
+#define RLKV_CUDA_FN(name) name
+#define RLKV_DYN_SMEM(T, name)                   \
+  extern __shared__ float4 rlkv_dyn_smem_raw[]; \
+  T* name = reinterpret_cast<T*>(rlkv_dyn_smem_raw)
+#define RLKV_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#define RLKV_LAUNCH_OK() (cudaGetLastError() == cudaSuccess)
+#endif
+
+namespace rlkv_cuda {
+
+constexpr int kWarps = 4, kThreads = 32 * kWarps;
+constexpr int64_t kMinSplit = 256;     // slots per block at least (a block's fixed cost is amortised)
+constexpr int64_t kSplitGranule = 128;  // split lengths are multiples of kWarps tiles of 32
+constexpr int kBlocksPerSm = 4;         // split until about this many blocks per SM
+constexpr int kGenericChunk = 128;      // generic kernel: slots scored per pass (= threads)
+constexpr int kGenericMaxGroupDim = 4096;
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Row index (in rows of head_dim elements from the span base) of slot `slot`.
+__device__ __forceinline__ int64_t row_of(const int32_t* pages, int64_t page_size, int64_t slot) {
+  if (pages == nullptr) return slot;
+  return int64_t(pages[slot / page_size]) * page_size + slot % page_size;
+}
+
+// 32-bit words holding storage elements -> floats (little-endian: element 2i is the low half).
+template <typename T> __device__ __forceinline__ void unpack(const uint32_t* w, float* out, int n);
+template <> __device__ __forceinline__ void unpack<float>(const uint32_t* w, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] = __uint_as_float(w[i]);
+}
+template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint32_t* w, float* out, int n) {
+  for (int i = 0; i < n / 2; ++i) {
+    out[2 * i] = __uint_as_float(w[i] << 16);
+    out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+template <> __device__ __forceinline__ void unpack<__half>(const uint32_t* w, float* out, int n) {
+  for (int i = 0; i < n / 2; ++i) {
+    __half2_raw r;
+    r.x = static_cast<unsigned short>(w[i] & 0xffffu);
+    r.y = static_cast<unsigned short>(w[i] >> 16);
+    const float2 f = __half22float2(__half2(r));
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+// Loads N elements (N * sizeof(T) bytes, a multiple of 4, from an address aligned to min(16, bytes)).
+template <typename T, int N>
+__device__ __forceinline__ void load_floats(const T* p, float* out) {
+  constexpr int kBytes = N * int(sizeof(T));
+  static_assert(kBytes % 4 == 0, "whole 32-bit words");
+  alignas(16) uint32_t w[kBytes / 4];
+  if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+    for (int i = 0; i < kBytes / 16; ++i) reinterpret_cast<uint4*>(w)[i] = reinterpret_cast<const uint4*>(p)[i];
+  } else if constexpr (kBytes == 8) {
+    *reinterpret_cast<uint2*>(w) = *reinterpret_cast<const uint2*>(p);
+  } else {
+    static_assert(kBytes == 4, "4, 8 or a multiple of 16 bytes");
+    w[0] = *reinterpret_cast<const uint32_t*>(p);
+  }
+  unpack<T>(w, out, N);
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Workspace of a split launch: for each (sequence, KV head) pair and split, the unnormalised output
+// [G, D] then, after all of those, the running max [G] and sum [G] (base-2 exponent domain).
+struct split_workspace {
+  float* out;
+  float* max;
+  float* sum;
+};
+__device__ __forceinline__ split_workspace workspace_of(float* base, int64_t pairs, int64_t splits, int64_t G,
+                                                        int64_t D) {
+  split_workspace w;
+  w.out = base;
+  w.max = base + pairs * splits * G * D;
+  w.sum = w.max + pairs * splits * G;
+  return w;
+}
+
+// Grid (splits, KV heads, sequences), kThreads threads. GM >= G query heads per KV head.
+template <typename T, int D, int GM>
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention_args a, int64_t split_len,
+                                                                float* ws_base) {
+  const int64_t split = blockIdx.x, h = blockIdx.y, s = blockIdx.z;
+  const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
+  const kv_span sp = a.spans[s * Hkv + h];
+  const int64_t begin = split * split_len;
+  if (begin >= sp.len) return;  // the whole block: this span needs fewer splits
+  const int64_t end = imin(sp.len, begin + split_len);
+  const int64_t nsplit = (sp.len + split_len - 1) / split_len;
+
+  RLKV_DYN_SMEM(float, smem);
+  float* qs = smem;                    // [GM, D] queries, pre-scaled by scale * log2(e)
+  float* wmax = qs + GM * D;           // [kWarps, GM]
+  float* wsum = wmax + kWarps * GM;    // [kWarps, GM]
+  float* wacc = wsum + kWarps * GM;    // [kWarps, GM, D]
+  const T* qb = static_cast<const T*>(a.q);
+  const float qscale = a.scale * kLog2e;
+  for (int i = threadIdx.x; i < GM * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    qs[i] = g < G ? to_f(qb[s * a.q_stride_seq + (h * G + g) * a.q_stride_head + d]) * qscale : 0.f;
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int kVec = 16 / int(sizeof(T));  // elements per 16-byte load
+  constexpr int kChunks = D / kVec;          // 16-byte loads per K row
+  constexpr int kBatch = kChunks < 8 ? kChunks : 8;
+  constexpr int kLane = D / 32;              // V elements per lane
+  constexpr int kRows = 8;                   // V rows loaded before they are used
+  const T* kbase = static_cast<const T*>(sp.k);
+  const T* vbase = static_cast<const T*>(sp.v);
+
+  float m[GM], l[GM], acc[GM][kLane];
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < kLane; ++e) acc[g][e] = 0.f;
+  }
+
+  for (int64_t t0 = begin + 32 * warp; t0 < end; t0 += 32 * kWarps) {
+    const int64_t slot = t0 + lane;
+    const bool valid = slot < end;
+    const int64_t off = valid ? row_of(sp.pages, sp.page_size, slot) * D : 0;  // elements
+    float sc[GM];
+#pragma unroll
+    for (int g = 0; g < GM; ++g) sc[g] = 0.f;
+    if (valid) {
+      const uint4* kr = reinterpret_cast<const uint4*>(kbase + off);
+#pragma unroll
+      for (int c0 = 0; c0 < kChunks; c0 += kBatch) {
+        uint4 raw[kBatch];
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c) raw[c] = kr[c0 + c];
+#pragma unroll
+        for (int c = 0; c < kBatch; ++c) {
+          float kf[kVec];
+          unpack<T>(reinterpret_cast<const uint32_t*>(&raw[c]), kf, kVec);
+#pragma unroll
+          for (int g = 0; g < GM; ++g) {
+            if (g >= G) break;
+            const float* qg = qs + g * D + (c0 + c) * kVec;
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) sc[g] += qg[e] * kf[e];
+          }
+        }
+      }
+    }
+    // Online softmax over the tile (base 2). corr rescales what was accumulated before this tile;
+    // m is -inf before the first tile (corr = 0) and finite after (every tile has a valid slot).
+    float p[GM];
+#pragma unroll
+    for (int g = 0; g < GM; ++g) {
+      p[g] = 0.f;
+      if (g >= G) continue;
+      const float x = valid ? sc[g] : -INFINITY;
+      const float mn = fmaxf(m[g], warp_max(x));
+      const float corr = exp2f(m[g] - mn);
+      p[g] = valid ? exp2f(x - mn) : 0.f;
+      l[g] = l[g] * corr + p[g];  // this lane's share of the sum
+#pragma unroll
+      for (int e = 0; e < kLane; ++e) acc[g][e] *= corr;
+      m[g] = mn;
+    }
+    const int rows = int(imin(32, end - t0));
+    for (int r0 = 0; r0 < rows; r0 += kRows) {
+      float vf[kRows][kLane];
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) {
+        if (r0 + u < rows) {
+          const int64_t ro = __shfl_sync(0xffffffffu, off, r0 + u);
+          load_floats<T, kLane>(vbase + ro + lane * kLane, vf[u]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) {
+        if (r0 + u >= rows) break;
+#pragma unroll
+        for (int g = 0; g < GM; ++g) {
+          if (g >= G) break;
+          const float pg = __shfl_sync(0xffffffffu, p[g], r0 + u);
+#pragma unroll
+          for (int e = 0; e < kLane; ++e) acc[g][e] += pg * vf[u][e];
+        }
+      }
+    }
+  }
+
+  // Merge the warps (a warp without tiles has m = -inf, l = 0, acc = 0 and weighs nothing).
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
+    if (g >= G) break;
+    const float lw = warp_sum(l[g]);
+    if (lane == 0) {
+      wmax[warp * GM + g] = m[g];
+      wsum[warp * GM + g] = lw;
+    }
+#pragma unroll
+    for (int e = 0; e < kLane; ++e) wacc[(warp * GM + g) * D + lane * kLane + e] = acc[g][e];
+  }
+  __syncthreads();
+  T* ob = static_cast<T*>(a.out);
+  const int64_t pair = s * Hkv + h, splits = gridDim.x;
+  const split_workspace ws = workspace_of(ws_base, Hkv * a.num_seqs, splits, G, D);
+  for (int i = threadIdx.x; i < G * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, wmax[w * GM + g]);
+    float L = 0.f, O = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = exp2f(wmax[w * GM + g] - M);
+      L += wsum[w * GM + g] * f;
+      O += wacc[(w * GM + g) * D + d] * f;
+    }
+    if (nsplit == 1) {
+      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(O / L);
+    } else {
+      const int64_t at = pair * splits + split;
+      ws.out[(at * G + g) * D + d] = O;
+      if (d == 0) {
+        ws.max[at * G + g] = M;
+        ws.sum[at * G + g] = L;
+      }
+    }
+  }
+}
+
+// Grid (KV heads, sequences): merges the splits of the spans that had more than one.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attention_args a, int64_t split_len,
+                                                                  int64_t splits, const float* ws_base) {
+  const int64_t h = blockIdx.x, s = blockIdx.y;
+  const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim;
+  const int64_t len = a.spans[s * Hkv + h].len;
+  const int64_t nsplit = (len + split_len - 1) / split_len;
+  if (nsplit <= 1) return;
+  const split_workspace ws = workspace_of(const_cast<float*>(ws_base), Hkv * a.num_seqs, splits, G, D);
+  const int64_t first = (s * Hkv + h) * splits;
+  T* ob = static_cast<T*>(a.out);
+  for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
+    const int64_t g = i / D, d = i % D;
+    float M = -INFINITY;
+    for (int64_t j = 0; j < nsplit; ++j) M = fmaxf(M, ws.max[(first + j) * G + g]);
+    float L = 0.f, O = 0.f;
+    for (int64_t j = 0; j < nsplit; ++j) {
+      const float f = exp2f(ws.max[(first + j) * G + g] - M);
+      L += ws.sum[(first + j) * G + g] * f;
+      O += ws.out[((first + j) * G + g) * D + d] * f;
+    }
+    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(O / L);
+  }
+}
+
+__device__ float block_max(float v, float* red) {
+  v = warp_max(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = -FLT_MAX;
+  for (int w = 0; w < kThreads / 32; ++w) r = fmaxf(r, red[w]);
+  __syncthreads();
+  return r;
+}
+
+__device__ float block_sum(float v, float* red) {
+  v = warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = 0.f;
+  for (int w = 0; w < kThreads / 32; ++w) r += red[w];
+  __syncthreads();
+  return r;
+}
+
+// Any head_dim <= 256 and G * head_dim <= kGenericMaxGroupDim: one block per (KV head, sequence)
+// walks the span in chunks of kGenericChunk slots, one thread per slot for the scores.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) decode_generic_kernel(decode_attention_args a) {
+  const int64_t h = blockIdx.x, s = blockIdx.y;
+  const int64_t G = a.num_q_heads / a.num_kv_heads, D = a.head_dim;
+  const kv_span sp = a.spans[s * a.num_kv_heads + h];
+  RLKV_DYN_SMEM(float, smem);
+  float* q = smem;                       // [G, D]
+  float* acc = q + G * D;                // [G, D]
+  float* p = acc + G * D;                // [G, kGenericChunk] probabilities of the chunk
+  float* m = p + G * kGenericChunk;      // [G] running max
+  float* l = m + G;                      // [G] running sum
+  float* red = l + G;                    // [kThreads / 32]
+  const T* qb = static_cast<const T*>(a.q);
+  for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
+    const int64_t g = i / D, d = i % D;
+    q[i] = to_f(qb[s * a.q_stride_seq + (h * G + g) * a.q_stride_head + d]);
+    acc[i] = 0.f;
+  }
+  if (threadIdx.x < G) {
+    m[threadIdx.x] = -FLT_MAX;
+    l[threadIdx.x] = 0.f;
+  }
+  __syncthreads();
+  for (int64_t c0 = 0; c0 < sp.len; c0 += kGenericChunk) {
+    const int64_t slot = c0 + threadIdx.x;
+    const bool valid = slot < sp.len;
+    const T* kr = valid ? static_cast<const T*>(sp.k) + row_of(sp.pages, sp.page_size, slot) * D : nullptr;
+    for (int64_t g = 0; g < G; ++g) {
+      float score = -FLT_MAX;
+      if (valid) {
+        float dot = 0.f;
+        for (int64_t d = 0; d < D; ++d) dot += q[g * D + d] * to_f(kr[d]);
+        score = dot * a.scale;
+      }
+      const float cmax = block_max(score, red);
+      const float m_new = fmaxf(m[g], cmax);
+      const float pv = valid ? __expf(score - m_new) : 0.f;
+      p[g * kGenericChunk + threadIdx.x] = pv;
+      const float csum = block_sum(pv, red);
+      const float rescale = __expf(m[g] - m_new);
+      for (int64_t d = threadIdx.x; d < D; d += kThreads) acc[g * D + d] *= rescale;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        l[g] = l[g] * rescale + csum;
+        m[g] = m_new;
+      }
+      __syncthreads();
+    }
+    const int64_t rows = imin(kGenericChunk, sp.len - c0);
+    for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
+      const int64_t g = i / D, d = i % D;
+      float sum = 0.f;
+      for (int64_t t = 0; t < rows; ++t)
+        sum += p[g * kGenericChunk + t] *
+               to_f(static_cast<const T*>(sp.v)[row_of(sp.pages, sp.page_size, c0 + t) * D + d]);
+      acc[i] += sum;
+    }
+    __syncthreads();
+  }
+  T* ob = static_cast<T*>(a.out);
+  for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
+    const int64_t g = i / D, d = i % D;
+    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(acc[i] / l[g]);
+  }
+}
+
+// One block per item: copies its K and V rows into their slots.
+template <typename T>
+__global__ void kv_write_kernel(const kv_write_item* items, int64_t n, int64_t D) {
+  const int64_t i = blockIdx.x;
+  if (i >= n) return;
+  const kv_write_item it = items[i];
+  const int64_t row = row_of(it.pages, it.page_size, it.slot) * D;
+  T* kd = static_cast<T*>(it.k) + row;
+  T* vd = static_cast<T*>(it.v) + row;
+  const T* ks = static_cast<const T*>(it.k_src);
+  const T* vs = static_cast<const T*>(it.v_src);
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    kd[d] = ks[d];
+    vd[d] = vs[d];
+  }
+}
+
+// ---- host side ----------------------------------------------------------------------------------
+
+#ifdef RLKV_SIMT_EMU
+inline int& emu_num_sms() {
+  static int n = 4;
+  return n;
+}
+inline int num_sms() { return emu_num_sms(); }
+#else
+inline int num_sms() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 132;
+  return n > 0 ? n : 132;
+}
+#endif
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct launch_plan {
+  bool split_kernel = false;  // decode_split_kernel (else decode_generic_kernel)
+  int gm = 0;                 // group bucket of the split kernel
+  int64_t split_len = 0, splits = 1;
+  size_t smem = 0;
+  int64_t workspace_bytes = 0;
+};
+
+inline bool shape_ok(const decode_attention_args* a) {
+  return a != nullptr && a->num_seqs >= 0 && a->num_kv_heads > 0 && a->num_q_heads > 0 && a->head_dim > 0 &&
+         a->num_q_heads % a->num_kv_heads == 0 && a->max_len >= 0 && a->num_seqs <= 65535 && a->num_kv_heads <= 65535;
+}
+
+inline launch_plan plan(const decode_attention_args& a, int sms) {
+  launch_plan p;
+  const int64_t G = a.num_q_heads / a.num_kv_heads, D = a.head_dim, pairs = a.num_seqs * a.num_kv_heads;
+  p.split_kernel = (D == 64 || D == 128 || D == 256) && G <= 8;
+  if (!p.split_kernel) {
+    p.smem = sizeof(float) * size_t(2 * G * D + G * kGenericChunk + 2 * G + kThreads / 32);
+    return p;
+  }
+  p.gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;
+  p.smem = sizeof(float) * size_t(p.gm * D + 2 * kWarps * p.gm + kWarps * p.gm * D);
+  if (a.max_len <= 0 || pairs == 0) {  // no bound on the lengths: one block per span
+    p.split_len = INT64_MAX / 4;
+    return p;
+  }
+  const int64_t want = ceil_div(int64_t(kBlocksPerSm) * sms, pairs);
+  const int64_t most = ceil_div(a.max_len, kMinSplit);
+  p.splits = want < 1 ? 1 : (want > most ? most : want);
+  p.split_len = ceil_div(ceil_div(a.max_len, p.splits), kSplitGranule) * kSplitGranule;
+  p.splits = ceil_div(a.max_len, p.split_len);
+  if (p.splits > 1) p.workspace_bytes = int64_t(sizeof(float)) * pairs * p.splits * G * (D + 2);
+  return p;
+}
+
+template <typename T, int D, int GM>
+void launch_split(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
+  auto* k = &decode_split_kernel<T, D, GM>;
+  const dim3 grid(unsigned(p.splits), unsigned(a.num_kv_heads), unsigned(a.num_seqs));
+  RLKV_LAUNCH(k, grid, dim3(kThreads), p.smem, st, a, p.split_len, static_cast<float*>(a.workspace));
+}
+
+template <typename T, int D>
+void launch_split_d(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
+  switch (p.gm) {
+    case 1: launch_split<T, D, 1>(a, p, st); break;
+    case 2: launch_split<T, D, 2>(a, p, st); break;
+    case 4: launch_split<T, D, 4>(a, p, st); break;
+    default: launch_split<T, D, 8>(a, p, st); break;
+  }
+}
+
+template <typename T>
+kernel_status launch_decode(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
+  if (!p.split_kernel) {
+    auto* k = &decode_generic_kernel<T>;
+#ifndef RLKV_SIMT_EMU
+    if (p.smem > 48 * 1024 && cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem)) != cudaSuccess)
+      return KERNEL_STATUS_DEVICE_ERROR;
+#endif
+    RLKV_LAUNCH(k, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), p.smem, st, a);
+    return RLKV_LAUNCH_OK() ? KERNEL_STATUS_OK : KERNEL_STATUS_DEVICE_ERROR;
+  }
+  switch (a.head_dim) {
+    case 64: launch_split_d<T, 64>(a, p, st); break;
+    case 128: launch_split_d<T, 128>(a, p, st); break;
+    default: launch_split_d<T, 256>(a, p, st); break;
+  }
+  if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
+  if (p.splits > 1) {
+    auto* c = &combine_splits_kernel<T>;
+    RLKV_LAUNCH(c, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), 0, st, a, p.split_len,
+                p.splits, static_cast<const float*>(a.workspace));
+    if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
+  }
+  return KERNEL_STATUS_OK;
+}
+
+}  // namespace rlkv_cuda
+
+extern "C" int64_t RLKV_CUDA_FN(decode_attention_cuda_workspace_bytes)(const decode_attention_args* a) {
+  if (!rlkv_cuda::shape_ok(a)) return 0;
+  return rlkv_cuda::plan(*a, rlkv_cuda::num_sms()).workspace_bytes;
+}
+
+extern "C" kernel_status RLKV_CUDA_FN(decode_attention_cuda)(const decode_attention_args* a, void* stream) {
+  using namespace rlkv_cuda;
+  if (!shape_ok(a)) return KERNEL_STATUS_BAD_ARGS;
+  if (a->num_seqs == 0) return KERNEL_STATUS_OK;
+  const int64_t G = a->num_q_heads / a->num_kv_heads;
+  const launch_plan p = plan(*a, num_sms());
+  if (!p.split_kernel && (a->head_dim > 256 || G * a->head_dim > kGenericMaxGroupDim || G > kThreads))
+    return KERNEL_STATUS_UNSUPPORTED;
+  if (p.workspace_bytes > 0 && (a->workspace == nullptr || a->workspace_bytes < p.workspace_bytes))
+    return KERNEL_STATUS_BAD_ARGS;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  (void)st;
+  switch (a->dtype) {
+    case KV_DTYPE_F32: return launch_decode<float>(*a, p, st);
+    case KV_DTYPE_F16: return launch_decode<__half>(*a, p, st);
+    case KV_DTYPE_BF16: return launch_decode<__nv_bfloat16>(*a, p, st);
+    default: return KERNEL_STATUS_BAD_ARGS;
+  }
+}
+
+extern "C" kernel_status RLKV_CUDA_FN(kv_write_cuda)(const kv_write_item* items, int64_t n, int64_t head_dim,
+                                                     kv_dtype dtype, void* stream) {
+  using namespace rlkv_cuda;
+  if (n < 0 || head_dim <= 0 || (n > 0 && items == nullptr) || n > INT32_MAX) return KERNEL_STATUS_BAD_ARGS;
+  if (n == 0) return KERNEL_STATUS_OK;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  (void)st;
+  const dim3 grid{unsigned(n)}, block{head_dim >= 128 ? 128u : 32u};
+  switch (dtype) {
+    case KV_DTYPE_F32: { auto* k = &kv_write_kernel<float>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
+    case KV_DTYPE_F16: { auto* k = &kv_write_kernel<__half>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
+    case KV_DTYPE_BF16: { auto* k = &kv_write_kernel<__nv_bfloat16>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
+    default: return KERNEL_STATUS_BAD_ARGS;
+  }
+  return RLKV_LAUNCH_OK() ? KERNEL_STATUS_OK : KERNEL_STATUS_DEVICE_ERROR;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Issue #7's GPU checks in one call, for a machine with an NVIDIA GPU, nvcc, CMake, ninja and PyTorch
+# but no apt and no network (the `device` tool's H200). Run from the repository root:
+#   launch/gpu_fetch_debs.sh                   # here, once: the Debian packages to carry (.gpu-debs)
+#   then, with the device tool: run(command="launch/gpu_check.sh", carry=[".gpu-debs"])   (or --quick)
+# Stage 1 needs nothing but nvcc: the attention op test (every case of the CPU reference on the GPU)
+# and the kernel bandwidth benchmark. Stage 2 builds the LibTorch-only configuration against the
+# machine's PyTorch (RLKV_WITH_DISTRIBUTED=OFF; the carried packages unpacked into a private prefix)
+# and runs the GPU rollout op test, the NCCL op test and the Llama-3.1-8B-shaped decode-step
+# benchmark. Logs and JSON lines go to $OUT (the device tool's folder) or ./gpu-out.
+# Exit status: 0 when every stage ran and passed, else the first failure's.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+QUICK=""
+[[ "${1:-}" == "--quick" ]] && QUICK="--quick"
+status=0
+note() { echo "== $(date +%T) $*" | tee -a "$OUT/summary.txt"; }
+run_step() {  # name, command...: runs, logs to $OUT/name.log, records the status
+  local name=$1; shift
+  note "$name: $*"
+  "$@" > >(tee "$OUT/$name.log") 2>&1
+  local rc=$?
+  note "$name: exit $rc"
+  [[ $rc -ne 0 && $status -eq 0 ]] && status=$rc
+  return $rc
+}
+START=$SECONDS
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1 | tee "$OUT/summary.txt"
+ARCH=${RLKV_CUDA_ARCH:-90}
+
+# ---- stage 1: kernels only --------------------------------------------------------------------
+K=/tmp/rlkv-kernels
+mkdir -p "$K"
+NVCC="nvcc -O3 -std=c++17 -I. -gencode arch=compute_${ARCH},code=[sm_${ARCH},compute_${ARCH}] -Xcompiler -fopenmp"
+run_step build_kernels bash -c "$NVCC -Xptxas -v --use_fast_math -c kernels/attention_cuda.cu -o $K/attention_cuda.o 2>&1 | grep -E 'error|Used|spill' | paste - - | grep -E 'decode_split_kernel.*(Li128ELi4|Li128ELi8)|error' | head -8; \
+  $NVCC -c kernels/attention_cpu.cpp -o $K/attention_cpu.o && \
+  $NVCC tests/op_test_attention_cuda.cpp $K/attention_cuda.o $K/attention_cpu.o -o $K/op_test_attention_cuda && \
+  $NVCC bench/bench_attention_cuda.cpp $K/attention_cuda.o -o $K/bench_attention_cuda"
+run_step op_test_attention_cuda "$K/op_test_attention_cuda"
+run_step bench_attention_cuda "$K/bench_attention_cuda" $QUICK
+note "stage 1 done after $((SECONDS - START)) s"
+
+# ---- stage 2: the LibTorch-only build -------------------------------------------------------------
+PY=${TORCH_PYTHON:-python3}
+TORCH_CMAKE=$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
+SITE=$($PY -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)
+if [[ -z "$TORCH_CMAKE" ]]; then
+  note "stage 2 skipped: no PyTorch for $PY"
+  exit $status
+fi
+DEB=/tmp/rlkv-debroot
+if compgen -G ".gpu-debs/*.deb" > /dev/null; then
+  mkdir -p "$DEB"
+  for f in .gpu-debs/*.deb; do dpkg-deb -x "$f" "$DEB" 2>/dev/null || (cd "$DEB" && ar p "$OLDPWD/$f" data.tar.xz | tar xJ); done
+fi
+LIBDIR=$DEB/usr/lib/x86_64-linux-gnu
+export PKG_CONFIG_PATH=$LIBDIR/pkgconfig:$DEB/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$DEB
+export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+PKGCONF=()
+if ! command -v pkg-config > /dev/null && [[ -x $DEB/usr/bin/pkgconf ]]; then PKGCONF=(-DPKG_CONFIG_EXECUTABLE=$DEB/usr/bin/pkgconf); fi
+RPATH_LINK=$(ls -d "$SITE"/nvidia/*/lib 2>/dev/null | tr '\n' ':')
+run_step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DRLKV_WITH_DISTRIBUTED=OFF \
+  -DRLKV_CUDA_ARCHITECTURES="${ARCH}-real;${ARCH}-virtual" \
+  "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEB/usr" "${PKGCONF[@]}" \
+  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$RPATH_LINK -Wl,-rpath,$LIBDIR" \
+  && run_step build cmake --build build-gpu -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step test_runtime \
+  && {
+    run_step op_test_runtime_cuda build-gpu/tests/op_test_runtime_cuda
+    run_step op_test_nccl build-gpu/tests/op_test_nccl
+    run_step test_runtime build-gpu/tests/test_runtime
+    if [[ -n "$QUICK" ]]; then
+      run_step bench_decode_step build-gpu/bench/bench_decode_step --batch 32 --context 2048 --steps 8
+    else
+      run_step bench_decode_step build-gpu/bench/bench_decode_step --batch 32,64,128 --context 4096 --steps 16
+    fi
+  }
+note "all done after $((SECONDS - START)) s, status $status"
+exit $status
