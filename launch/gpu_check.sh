@@ -9,6 +9,9 @@
 # and runs the GPU rollout op test, the NCCL op test and the Llama-3.1-8B-shaped decode-step
 # benchmark. Logs and JSON lines go to $OUT (the device tool's folder) or ./gpu-out.
 # Exit status: 0 when every stage ran and passed, else the first failure's.
+# Environment: TORCH_PYTHON (the python3 whose torch to build against), GPU_BUILD_DIR (build-gpu),
+# RLKV_CUDA_ARCH (90), GPU_CHECK_CONFIGURE_ONLY=1 (stop stage 2 after CMake: checks the carried
+# packages on a machine without a GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -34,8 +37,8 @@ ARCH=${RLKV_CUDA_ARCH:-90}
 K=/tmp/rlkv-kernels
 mkdir -p "$K"
 NVCC="nvcc -O3 -std=c++17 -I. -gencode arch=compute_${ARCH},code=[sm_${ARCH},compute_${ARCH}] -Xcompiler -fopenmp"
-run_step build_kernels bash -c "$NVCC -Xptxas -v --use_fast_math -c kernels/attention_cuda.cu -o $K/attention_cuda.o 2>&1 | grep -E 'error|Used|spill' | paste - - | grep -E 'decode_split_kernel.*(Li128ELi4|Li128ELi8)|error' | head -8; \
-  $NVCC -c kernels/attention_cpu.cpp -o $K/attention_cpu.o && \
+run_step build_kernels bash -c "$NVCC -Xptxas -v --use_fast_math -c kernels/attention_cuda.cu -o $K/attention_cuda.o \
+    > $OUT/ptxas.log 2>&1 && $NVCC -c kernels/attention_cpu.cpp -o $K/attention_cpu.o && \
   $NVCC tests/op_test_attention_cuda.cpp $K/attention_cuda.o $K/attention_cpu.o -o $K/op_test_attention_cuda && \
   $NVCC bench/bench_attention_cuda.cpp $K/attention_cuda.o -o $K/bench_attention_cuda"
 run_step op_test_attention_cuda "$K/op_test_attention_cuda"
@@ -62,19 +65,21 @@ export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PKGCONF=()
 if ! command -v pkg-config > /dev/null && [[ -x $DEB/usr/bin/pkgconf ]]; then PKGCONF=(-DPKG_CONFIG_EXECUTABLE=$DEB/usr/bin/pkgconf); fi
 RPATH_LINK=$(ls -d "$SITE"/nvidia/*/lib 2>/dev/null | tr '\n' ':')
-run_step configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DRLKV_WITH_DISTRIBUTED=OFF \
+B=${GPU_BUILD_DIR:-build-gpu}
+run_step configure cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRLKV_WITH_DISTRIBUTED=OFF \
   -DRLKV_CUDA_ARCHITECTURES="${ARCH}-real;${ARCH}-virtual" \
   "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEB/usr" "${PKGCONF[@]}" \
   "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$RPATH_LINK -Wl,-rpath,$LIBDIR" \
-  && run_step build cmake --build build-gpu -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step test_runtime \
+  && [[ -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]] \
+  && run_step build cmake --build "$B" -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step test_runtime \
   && {
-    run_step op_test_runtime_cuda build-gpu/tests/op_test_runtime_cuda
-    run_step op_test_nccl build-gpu/tests/op_test_nccl
-    run_step test_runtime build-gpu/tests/test_runtime
+    run_step op_test_runtime_cuda "$B"/tests/op_test_runtime_cuda
+    run_step op_test_nccl "$B"/tests/op_test_nccl
+    run_step test_runtime "$B"/tests/test_runtime
     if [[ -n "$QUICK" ]]; then
-      run_step bench_decode_step build-gpu/bench/bench_decode_step --batch 32 --context 2048 --steps 8
+      run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32 --context 2048 --steps 8
     else
-      run_step bench_decode_step build-gpu/bench/bench_decode_step --batch 32,64,128 --context 4096 --steps 16
+      run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32,64,128 --context 4096 --steps 16
     fi
   }
 note "all done after $((SECONDS - START)) s, status $status"
