@@ -30,14 +30,17 @@ namespace {
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
 void* stream_of(at::Device d) { return c10::cuda::getCurrentCUDAStream(d.index()).stream(); }
 
-// Copies `recs` and the page lists their `pages` point at (pages_of(rec) entries each) into one
-// device buffer, pointing the copies' `pages` at the device lists. The returned tensor owns the
-// buffer; the caching allocator keeps it valid for work queued on the stream before it is freed.
+// Copies `recs` and, unless they already are device memory, the page lists their `pages` point at
+// (pages_of(rec) entries each) into one device buffer, pointing the copies' `pages` at the device
+// lists. The returned tensor owns the buffer; the caching allocator keeps it valid for work queued on
+// the stream before it is freed.
 template <class Rec, class PagesOf>
-at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, at::Device dev, const Rec** out) {
+at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_device, at::Device dev,
+                  const Rec** out) {
   std::vector<int64_t> counts(recs.size(), 0);
   int64_t total = 0;
-  for (size_t i = 0; i < recs.size(); ++i) total += counts[i] = recs[i].pages ? pages_of(recs[i]) : 0;
+  if (!pages_on_device)
+    for (size_t i = 0; i < recs.size(); ++i) total += counts[i] = recs[i].pages ? pages_of(recs[i]) : 0;
   const int64_t rec_bytes = int64_t(recs.size() * sizeof(Rec));
   const int64_t bytes = rec_bytes + total * int64_t(sizeof(int32_t));
   at::Tensor host = at::empty({bytes}, at::kByte);
@@ -63,7 +66,7 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, at::Device dev
 }  // namespace
 
 void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
-              int num_threads) {
+              int num_threads, bool pages_on_device) {
   if (device.is_cpu()) {
     const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim, dtype, num_threads);
     RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
@@ -73,7 +76,8 @@ void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtyp
   RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
   if (items.empty()) return;
   const kv_write_item* d = nullptr;
-  at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; }, device, &d);
+  at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
+                           pages_on_device, device, &d);
   const kernel_status st = kv_write_cuda(d, int64_t(items.size()), head_dim, dtype, stream_of(device));
   RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
 #else
@@ -83,7 +87,7 @@ void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtyp
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
-                            float scale, int num_threads) {
+                            float scale, int num_threads, bool pages_on_device) {
   RLKV_ASSERT(q.dim() == 3 && q.is_contiguous(), "decode_attention: q must be contiguous [B, Hq, hd]");
   const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
   RLKV_ASSERT(num_kv_heads > 0 && Hq % num_kv_heads == 0, "decode_attention: Hq % Hkv != 0");
@@ -115,7 +119,7 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
     }
     const kv_span* d = nullptr;
     at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
-                             q.device(), &d);
+                             pages_on_device, q.device(), &d);
     a.spans = d;
     // Split-K scratch: from the caching allocator, released (for reuse by later work on this
     // stream) when `work` goes out of scope.

@@ -1,8 +1,8 @@
 // Thin binding from LibTorch tensors to the attention kernels (kernels/attention.h): checks shapes,
 // dtypes and devices, dispatches on the device, and turns a bad kernel status into an exception.
-// On CUDA the span and write-item tables (and the page lists they point at) are copied to the device
-// in one buffer per call on the current stream; the pools themselves already live there. (Keeping
-// the page tables resident on the device would save that copy; not done yet.)
+// On CUDA the span and write-item records are copied to the device in one buffer per call on the
+// current stream; the pools already live there, and so do the page lists when the caller says so
+// (`pages_on_device`: KvCache's page table on a GPU); otherwise the page lists travel in that buffer.
 // STATUS of the CUDA path: compiled against a CUDA LibTorch; not yet run on a GPU.
 #pragma once
 
@@ -17,11 +17,11 @@ namespace rlkv {
 // q [B, Hq, head_dim] (contiguous, the cache dtype); spans [B * Hkv] (KvCache::spans).
 // Returns out [B, Hq, head_dim] in q's dtype.
 at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
-                            float scale, int num_threads);
+                            float scale, int num_threads, bool pages_on_device = false);
 
 // Writes K/V rows into cache slots on `device` (the CPU reference, or the CUDA kernel for CUDA pools).
 void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
-              int num_threads);
+              int num_threads, bool pages_on_device = false);
 
 // True when this build can run the kernels on CUDA tensors (CUDA kernels compiled and LibTorch with CUDA).
 bool cuda_kernels_available();

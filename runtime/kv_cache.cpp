@@ -18,9 +18,10 @@ kv_dtype to_kv_dtype(at::ScalarType t) {
 }
 
 KvCache::KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
-                 int64_t page_size)
+                 int64_t page_size, PageLists page_lists)
     : cfg_(cfg), dtype_(dtype), device_(device), kdtype_(to_kv_dtype(dtype)), sink_(sink), window_(window),
       page_size_(page_size), head_dim_(cfg.head_dim), heads_(cfg.num_kv_heads), layers_(cfg.num_layers) {
+  use_table_ = page_lists == PageLists::table || (page_lists == PageLists::automatic && !device.is_cpu());
   RLKV_CHECK(sink >= 0 && window >= 1, "cache: sink must be >= 0 and window >= 1");
   RLKV_CHECK(page_size >= 1, "cache: page_size must be >= 1");
   esz_ = int64_t(kv_dtype_size(kdtype_));
@@ -127,8 +128,53 @@ void KvCache::reserve(int64_t seq, int64_t new_len) {
     while (int64_t(s.pages[i].size()) < pages_needed) {
       const int32_t p = take_page();
       s.pages[i].push_back(p);
+      if (use_table_) table_note(seq, i);
     }
   }
+}
+
+void KvCache::table_note(int64_t seq, size_t i) {
+  const std::vector<int32_t>& pages = seqs_[size_t(seq)].pages[i];
+  const int64_t row = seq * layers_ * heads_ + int64_t(i), col = int64_t(pages.size()) - 1;
+  dirty_at_.push_back(row * std::max<int64_t>(table_cols_, 1) + col);  // re-derived if the table grows
+  dirty_page_.push_back(pages.back());
+  if (row >= table_rows_ || col >= table_cols_) dirty_at_.back() = -1;  // forces a rebuild
+}
+
+void KvCache::table_rebuild(int64_t rows, int64_t cols) {
+  at::Tensor host = at::zeros({rows, cols}, at::kInt);
+  int32_t* t = host.data_ptr<int32_t>();
+  for (size_t id = 0; id < seqs_.size(); ++id) {
+    const Seq& s = seqs_[id];
+    if (!s.live) continue;
+    for (size_t i = 0; i < s.pages.size(); ++i)
+      std::copy(s.pages[i].begin(), s.pages[i].end(), t + (int64_t(id) * layers_ * heads_ + int64_t(i)) * cols);
+  }
+  page_table_ = device_.is_cpu() ? host : host.to(device_);
+  table_rows_ = rows;
+  table_cols_ = cols;
+}
+
+void KvCache::table_flush() {
+  if (!use_table_ || dirty_at_.empty()) return;
+  int64_t rows_needed = int64_t(seqs_.size()) * layers_ * heads_, cols_needed = 1;
+  for (const Seq& s : seqs_)
+    for (const auto& p : s.pages) cols_needed = std::max(cols_needed, int64_t(p.size()));
+  const bool grow = std::find(dirty_at_.begin(), dirty_at_.end(), -1) != dirty_at_.end() ||
+                    rows_needed > table_rows_ || cols_needed > table_cols_;
+  if (grow) {
+    // Doubling keeps rebuilds (a whole-table upload) rare as sequences are added and grow.
+    table_rebuild(std::max(rows_needed, 2 * table_rows_), std::max(cols_needed, 2 * table_cols_));
+  } else {
+    at::Tensor at = at::tensor(dirty_at_, at::kLong), val = at::tensor(dirty_page_, at::kInt);
+    if (!device_.is_cpu()) {
+      at = at.to(device_);
+      val = val.to(device_);
+    }
+    page_table_.view({-1}).index_put_({at}, val);
+  }
+  dirty_at_.clear();
+  dirty_page_.clear();
 }
 
 void KvCache::set_length(int64_t seq, int64_t len) {
@@ -145,6 +191,7 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
                   v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
               "write_prefill: bad K/V");
   const int64_t T = k.size(0);
+  table_flush();
   std::vector<kv_write_item> items;
   items.reserve(size_t(T * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
@@ -157,7 +204,7 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
       items.push_back(write_item(s, i, p, kb + src, vb + src));
     }
   }
-  kv_write(items, head_dim_, kdtype_, device_, num_threads);
+  kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
 }
 
 void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k,
@@ -166,6 +213,7 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
   RLKV_ASSERT(k.dim() == 3 && k.size(0) == B && k.size(1) == heads_ && k.size(2) == head_dim_ &&
                   k.is_contiguous() && v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
               "write_decode: bad K/V");
+  table_flush();
   std::vector<kv_write_item> items(size_t(B * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
@@ -176,7 +224,7 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
       items[size_t(b * heads_ + h)] = write_item(s, size_t(layer * heads_ + h), s.len, kb + src, vb + src);
     }
   }
-  kv_write(items, head_dim_, kdtype_, device_, num_threads);
+  kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
 }
 
 kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
@@ -184,7 +232,16 @@ kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
   if (s.keep[i]) {
     sp.k = k_pages_.data_ptr();
     sp.v = v_pages_.data_ptr();
-    sp.pages = s.pages[i].data();
+    if (use_table_) {
+      RLKV_ASSERT(dirty_at_.empty(), "page table used before its flush");
+      const int64_t row = int64_t(&s - seqs_.data()) * layers_ * heads_ + int64_t(i);
+      RLKV_ASSERT(n <= int64_t(s.pages[i].size()) * page_size_ && (n == 0 || row < table_rows_),
+                  "span of ", n, " tokens beyond the reserved pages");
+      if (n == 0) return sp;
+      sp.pages = page_table_.data_ptr<int32_t>() + row * table_cols_;
+    } else {
+      sp.pages = s.pages[i].data();
+    }
     sp.page_size = page_size_;
     sp.len = n;
   } else {

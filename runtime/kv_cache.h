@@ -26,8 +26,15 @@ namespace rlkv {
 
 class KvCache {
  public:
+  // Where the page lists of the full heads live for the kernels. Host: the spans point at host vectors
+  // (the CPU kernels read them; a GPU binding would copy them per call). Table: an int32 tensor
+  // [sequence slots * L * H_kv, max pages] on the cache's device, updated in place as pages are taken
+  // (one small scatter per write call when anything changed), so a GPU step uploads no page lists.
+  // Automatic: table on GPUs, host on the CPU.
+  enum class PageLists { automatic, host, table };
+
   KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
-          int64_t page_size);
+          int64_t page_size, PageLists page_lists = PageLists::automatic);
 
   // A new empty sequence with head mask `keep` (size L * H_kv, 1 = full cache; empty = all full).
   int64_t add_sequence(const std::vector<uint8_t>& keep);
@@ -60,6 +67,9 @@ class KvCache {
   int64_t live_sequences() const;
   // Updates the peak figures (the generator calls it once per step: it walks every live sequence).
   void update_peak();
+  // True when spans' and write items' page lists are device memory (the page table of a GPU cache).
+  bool pages_on_device() const { return use_table_ && !device_.is_cpu(); }
+  bool uses_page_table() const { return use_table_; }
   int64_t sink() const { return sink_; }
   int64_t window() const { return window_; }
 
@@ -91,6 +101,15 @@ class KvCache {
   std::vector<Seq> seqs_;
   std::vector<int64_t> free_seq_ids_;
   int64_t peak_allocated_ = 0, peak_formula_ = 0;
+  // Page table (PageLists::table): row (seq * L * H + i) holds the pages of head i of seq.
+  bool use_table_ = false;
+  at::Tensor page_table_;                 // int32 [table_rows_, table_cols_] on device_
+  int64_t table_rows_ = 0, table_cols_ = 0;
+  std::vector<int64_t> dirty_at_;         // flat offsets of entries set since the last flush
+  std::vector<int32_t> dirty_page_;
+  void table_note(int64_t seq, size_t i);  // after s.pages[i] grew by one page
+  void table_flush();                     // applies the noted entries (rebuilding if it must grow)
+  void table_rebuild(int64_t rows, int64_t cols);
 };
 
 kv_dtype to_kv_dtype(at::ScalarType t);

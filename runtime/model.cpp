@@ -321,7 +321,8 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     q = rope(q, pos).contiguous();
     k = rope(k, pos).contiguous();
     cache.write_decode(seqs, l, k, v, num_threads);
-    at::Tensor o = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads);
+    at::Tensor o = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
+                                    cache.pages_on_device());
     x = block(l, x, o.view({B, hq * hd}));
   }
   for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
