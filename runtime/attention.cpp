@@ -43,7 +43,10 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_
     for (size_t i = 0; i < recs.size(); ++i) total += counts[i] = recs[i].pages ? pages_of(recs[i]) : 0;
   const int64_t rec_bytes = int64_t(recs.size() * sizeof(Rec));
   const int64_t bytes = rec_bytes + total * int64_t(sizeof(int32_t));
-  at::Tensor host = at::empty({bytes}, at::kByte);
+  // Pinned staging (LibTorch's caching host allocator): the copy below is then asynchronous, and the
+  // allocator does not reuse the block before the copy has run. From pageable memory the driver may
+  // wait for the stream first, which would serialise the host's launches with the GPU's work.
+  at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   at::Tensor buf = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(dev));
   char* hb = static_cast<char*>(host.data_ptr());
   const char* db = static_cast<const char*>(buf.data_ptr());
@@ -57,7 +60,7 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_
     hr[i].pages = reinterpret_cast<const int32_t*>(db + rec_bytes) + off;
     off += counts[i];
   }
-  buf.copy_(host);  // on the current stream, before the kernel that reads it
+  buf.copy_(host, /*non_blocking=*/true);  // on the current stream, before the kernel that reads it
   *out = reinterpret_cast<const Rec*>(db);
   return buf;
 }

@@ -150,7 +150,7 @@ void KvCache::table_rebuild(int64_t rows, int64_t cols) {
     for (size_t i = 0; i < s.pages.size(); ++i)
       std::copy(s.pages[i].begin(), s.pages[i].end(), t + (int64_t(id) * layers_ * heads_ + int64_t(i)) * cols);
   }
-  page_table_ = device_.is_cpu() ? host : host.to(device_);
+  page_table_ = device_.is_cpu() ? host : host.pin_memory().to(device_, /*non_blocking=*/true);
   table_rows_ = rows;
   table_cols_ = cols;
 }
@@ -168,8 +168,8 @@ void KvCache::table_flush() {
   } else {
     at::Tensor at = at::tensor(dirty_at_, at::kLong), val = at::tensor(dirty_page_, at::kInt);
     if (!device_.is_cpu()) {
-      at = at.to(device_);
-      val = val.to(device_);
+      at = at.pin_memory().to(device_, /*non_blocking=*/true);  // asynchronous from pinned memory
+      val = val.pin_memory().to(device_, /*non_blocking=*/true);
     }
     page_table_.view({-1}).index_put_({at}, val);
   }

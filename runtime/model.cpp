@@ -305,7 +305,9 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     positions[size_t(b)] = cache.length(seqs[size_t(b)]);
     cache.reserve(seqs[size_t(b)], positions[size_t(b)] + 1);
   }
-  at::Tensor pos = at::tensor(positions).to(device_);
+  at::Tensor pos = at::tensor(positions);
+  // From pinned memory the upload is asynchronous (see runtime/attention.cpp).
+  if (!device_.is_cpu()) pos = pos.pin_memory().to(device_, /*non_blocking=*/true);
   at::Tensor x = embed(tokens);  // [B, d]
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
