@@ -47,6 +47,8 @@ void describe(po::options_description& d, Config& c) {
       ("runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch")
       ("runtime.device", po::value(&t.device)->default_value(t.device),
        "cpu | cuda (the GPU of the rank's local rank) | cuda:N")
+      ("runtime.cuda_graphs", po::value(&t.cuda_graphs)->default_value(t.cuda_graphs),
+       "decode steps through device-resident tables, captured as CUDA graphs on a GPU (true | false)")
       ("rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")
       ("rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
        "prompts per learner step (B)");

@@ -433,11 +433,17 @@ inline int& emu_num_sms() {
 }
 inline int num_sms() { return emu_num_sms(); }
 #else
+// SM count of the current device, read once per device (so later launches, e.g. inside a CUDA graph
+// capture, make no device queries).
 inline int num_sms() {
+  constexpr int kMaxDevices = 64;
+  static int cached[kMaxDevices] = {};
   int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    return 132;
-  return n > 0 ? n : 132;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 132;
+  if (dev >= 0 && dev < kMaxDevices && cached[dev] > 0) return cached[dev];
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
+  if (dev >= 0 && dev < kMaxDevices) cached[dev] = n;
+  return n;
 }
 #endif
 

@@ -49,6 +49,7 @@ GeneratorOptions generator_options(const Config& cfg) {
   go.window = cfg.cache.window;
   go.page_size = cfg.cache.page_size;
   go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
+  go.cuda_graphs = cfg.runtime.cuda_graphs;
   return go;
 }
 

@@ -89,14 +89,13 @@ void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtyp
 #endif
 }
 
-at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
-                            float scale, int num_threads, bool pages_on_device) {
+namespace {
+
+decode_attention_args attention_args(const at::Tensor& q, at::Tensor& out, int64_t num_kv_heads, float scale) {
   RLKV_ASSERT(q.dim() == 3 && q.is_contiguous(), "decode_attention: q must be contiguous [B, Hq, hd]");
   const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
   RLKV_ASSERT(num_kv_heads > 0 && Hq % num_kv_heads == 0, "decode_attention: Hq % Hkv != 0");
-  RLKV_ASSERT(int64_t(spans.size()) == B * num_kv_heads, "decode_attention: ", spans.size(), " spans for ", B,
-              " x ", num_kv_heads);
-  at::Tensor out = at::empty_like(q);
+  out = at::empty_like(q);
   decode_attention_args a{};
   a.num_seqs = B;
   a.num_q_heads = Hq;
@@ -108,9 +107,36 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
   a.out = out.data_ptr();
   a.out_stride_seq = out.stride(0);
   a.out_stride_head = out.stride(1);
-  a.spans = spans.data();
   a.scale = scale;
   a.dtype = to_kv_dtype(q.scalar_type());
+  return a;
+}
+
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+// Runs the CUDA kernel with `a.spans` already on the device; the split-K workspace comes from the
+// caching allocator (inside a CUDA graph capture: from the graph's pool, so replays reuse it).
+void run_cuda_attention(decode_attention_args& a, at::Device dev) {
+  at::Tensor work;
+  a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
+  if (a.workspace_bytes > 0) {
+    work = at::empty({a.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(dev));
+    a.workspace = work.data_ptr();
+  }
+  const kernel_status cst = decode_attention_cuda(&a, stream_of(dev));
+  RLKV_CHECK(cst == KERNEL_STATUS_OK, "decode_attention_cuda failed with status ", int(cst),
+             " (supported: head_dim <= 256 and query heads per KV head * head_dim <= 4096)");
+}
+#endif
+
+}  // namespace
+
+at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
+                            float scale, int num_threads, bool pages_on_device) {
+  at::Tensor out;
+  decode_attention_args a = attention_args(q, out, num_kv_heads, scale);
+  RLKV_ASSERT(int64_t(spans.size()) == a.num_seqs * num_kv_heads, "decode_attention: ", spans.size(), " spans for ",
+              a.num_seqs, " x ", num_kv_heads);
+  a.spans = spans.data();
   if (q.is_cuda()) {
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
     // The kernels read rows with 16-byte loads; pools and rings are LibTorch allocations and rows are
@@ -124,17 +150,7 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
     at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
                              pages_on_device, q.device(), &d);
     a.spans = d;
-    // Split-K scratch: from the caching allocator, released (for reuse by later work on this
-    // stream) when `work` goes out of scope.
-    at::Tensor work;
-    a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
-    if (a.workspace_bytes > 0) {
-      work = at::empty({a.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(q.device()));
-      a.workspace = work.data_ptr();
-    }
-    const kernel_status cst = decode_attention_cuda(&a, stream_of(q.device()));
-    RLKV_CHECK(cst == KERNEL_STATUS_OK, "decode_attention_cuda failed with status ", int(cst),
-               " (supported: head_dim <= 256 and query heads per KV head * head_dim <= 4096)");
+    run_cuda_attention(a, q.device());
     return out;
 #else
     throw UserError(str_cat("decode attention on ", q.device().str(),
@@ -145,6 +161,42 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
   const kernel_status st = decode_attention_cpu(&a, num_threads);
   RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
   return out;
+}
+
+at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, int64_t num_kv_heads, float scale,
+                                     int64_t max_len, int num_threads) {
+  at::Tensor out;
+  decode_attention_args a = attention_args(q, out, num_kv_heads, scale);
+  a.spans = spans;
+  a.max_len = max_len;
+  if (q.is_cuda()) {
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+    run_cuda_attention(a, q.device());
+    return out;
+#else
+    throw UserError(str_cat("decode attention on ", q.device().str(),
+                            " needs the CUDA kernels and a CUDA LibTorch, which this build does not have"));
+#endif
+  }
+  const kernel_status st = decode_attention_cpu(&a, num_threads);
+  RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
+  return out;
+}
+
+void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, kv_dtype dtype, at::Device device,
+                       int num_threads) {
+  if (device.is_cpu()) {
+    const kernel_status st = kv_write_cpu(items, n, head_dim, dtype, num_threads);
+    RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+    return;
+  }
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+  const kernel_status st = kv_write_cuda(items, n, head_dim, dtype, stream_of(device));
+  RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
+#else
+  throw UserError(str_cat("KV write on ", device.str(), " needs the CUDA kernels and a CUDA LibTorch, which this "
+                          "build does not have"));
+#endif
 }
 
 at::Tensor dense_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, float scale) {

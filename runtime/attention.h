@@ -23,6 +23,15 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
 void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
               int num_threads, bool pages_on_device = false);
 
+// The same kernels over tables that already live on the tensors' device (runtime/static_decode.h):
+// `spans` [B * Hkv] / `items` [n] and everything they point at are device memory (host memory on the
+// CPU); `max_len` bounds every span's len (it fixes the CUDA launch shape, so a graph can replay it).
+// Nothing is copied from the host: both can be captured in a CUDA graph.
+at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, int64_t num_kv_heads, float scale,
+                                     int64_t max_len, int num_threads);
+void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, kv_dtype dtype, at::Device device,
+                       int num_threads);
+
 // True when this build can run the kernels on CUDA tensors (CUDA kernels compiled and LibTorch with CUDA).
 bool cuda_kernels_available();
 

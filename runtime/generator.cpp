@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/static_decode.h"
 #include "runtime/tokenizer.h"
 
 namespace rlkv {
@@ -75,6 +76,8 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
   std::vector<Active> active;
   SamplingScratch scratch;
   KvCache& cache = *cache_;
+  const bool use_static = (opts_.resident_tables || opts_.cuda_graphs) &&
+                          (model_.tp() == nullptr || model_.tp()->size() == 1);
 
   // Appends a sampled token to sequence `a` and decides whether it is finished.
   auto accept = [&](Active& a, int32_t tok) {
@@ -209,7 +212,19 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
         toks.push_back(a.last);
         rows.push_back(&a);
       }
-      at::Tensor hidden = model_.forward_decode(at::tensor(toks).to(model_.device()), cache, seqs, opts_.num_threads);
+      at::Tensor hidden;
+      if (use_static) {
+        auto& sd = static_[int64_t(seqs.size())];
+        if (!sd) {
+          StaticDecodeOptions so;
+          so.cuda_graph = opts_.cuda_graphs;
+          so.num_threads = opts_.num_threads;
+          sd = std::make_unique<StaticDecode>(model_, cache, int64_t(seqs.size()), so);
+        }
+        hidden = sd->step(at::tensor(toks), seqs);
+      } else {
+        hidden = model_.forward_decode(at::tensor(toks).to(model_.device()), cache, seqs, opts_.num_threads);
+      }
       sample_rows(model_.logits(hidden), rows);
       ++stats_.decode_steps;
       note_memory();

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@ namespace rlkv {
 class Model;
 class Tokenizer;
 class KvCache;
+class StaticDecode;
 
 enum class FinishReason { kEos, kStop, kLength, kRepetition };
 const char* finish_reason_name(FinishReason r);  // "eos", "stop", "length", "repetition"
@@ -53,6 +55,11 @@ struct GeneratorOptions {
   int64_t sink = 4, window = 16, page_size = 16;
   int num_threads = 0;
   std::vector<int64_t> eos_ids;  // defaults to the model's when empty
+  // Decode steps through device-resident tables (runtime/static_decode.h), one StaticDecode per batch
+  // size; with cuda_graphs, captured and replayed as CUDA graphs on a GPU. Not for tensor-parallel
+  // models (they keep the eager step). runtime.cuda_graphs = true sets both.
+  bool resident_tables = false;
+  bool cuda_graphs = false;
 };
 
 struct GenerationStats {
@@ -85,6 +92,7 @@ class Generator {
   const Tokenizer* tok_;
   GeneratorOptions opts_;
   std::unique_ptr<KvCache> cache_;
+  std::map<int64_t, std::unique_ptr<StaticDecode>> static_;  // by batch size
   GenerationStats stats_;
 };
 

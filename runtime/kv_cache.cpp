@@ -278,6 +278,27 @@ std::vector<kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t la
   return out;
 }
 
+void KvCache::step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_write_item* items, const char* k_src,
+                          const char* v_src, int64_t src_layer_stride) {
+  table_flush();
+  const size_t B = seqs.size(), H = size_t(heads_);
+  for (int64_t l = 0; l < layers_; ++l)
+    for (size_t b = 0; b < B; ++b) {
+      const Seq& s = seq_ref(seqs[b]);
+      for (size_t h = 0; h < H; ++h) {
+        const size_t i = size_t(l) * H + h, at = size_t(l) * B * H + b * H + h;
+        const int64_t src = l * src_layer_stride + int64_t(b * H + h) * head_dim_ * esz_;
+        spans[at] = span_of(s, i, s.len + 1);
+        items[at] = write_item(s, i, s.len, k_src + src, v_src + src);
+      }
+    }
+}
+
+std::vector<const void*> KvCache::table_targets() const {
+  return {k_pages_.data_ptr(), v_pages_.data_ptr(), k_rings_.data_ptr(), v_rings_.data_ptr(),
+          page_table_.defined() ? page_table_.data_ptr() : nullptr};
+}
+
 int64_t KvCache::allocated_bytes() const {
   return 2 * esz_ * head_dim_ * (pages_used_ * page_size_ + rings_used_ * (sink_ + window_));
 }

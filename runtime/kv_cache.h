@@ -59,6 +59,16 @@ class KvCache {
   // tokens each (their current length, or +1 during a decode step).
   std::vector<kv_span> spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const;
 
+  // Tables of one decode step for every layer, written to host memory (a pinned mirror of the device
+  // tables of runtime/static_decode.h): spans[l * B * H_kv + b * H_kv + h] over length(seq) + 1 tokens,
+  // and items[same index] writing the new token at position length(seq), read from
+  // k_src + l * src_layer_stride + (b * H_kv + h) * head_dim elements (v_src likewise; strides and
+  // offsets in bytes). Every sequence must be reserved for length + 1 first.
+  void step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_write_item* items, const char* k_src,
+                   const char* v_src, int64_t src_layer_stride);
+  // Identity of the memory the tables point into: changes when a pool or the page table is reallocated.
+  std::vector<const void*> table_targets() const;
+
   int64_t allocated_bytes() const;
   int64_t formula_bytes() const;
   int64_t reserved_bytes() const;

@@ -298,8 +298,6 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
   RLKV_ASSERT(tokens.dim() == 1 && B == int64_t(seqs.size()), "forward_decode: tokens [B] for B sequences");
-  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
-  const float scale = 1.0f / std::sqrt(float(hd));
   std::vector<int64_t> positions(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     positions[size_t(b)] = cache.length(seqs[size_t(b)]);
@@ -308,6 +306,23 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   at::Tensor pos = at::tensor(positions);
   // From pinned memory the upload is asynchronous (see runtime/attention.cpp).
   if (!device_.is_cpu()) pos = pos.pin_memory().to(device_, /*non_blocking=*/true);
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  const int64_t hkv = local_.num_kv_heads;
+  at::Tensor x = forward_decode_with(tokens, pos, [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v) {
+    cache.write_decode(seqs, l, k, v, num_threads);
+    return decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
+                            cache.pages_on_device());
+  });
+  for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
+  return x;
+}
+
+at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor& pos,
+                                     const DecodeAttention& attend) const {
+  const ModelConfig& c = cfg_;
+  const int64_t B = tokens.size(0);
+  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
   at::Tensor x = embed(tokens);  // [B, d]
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
@@ -322,12 +337,8 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     }
     q = rope(q, pos).contiguous();
     k = rope(k, pos).contiguous();
-    cache.write_decode(seqs, l, k, v, num_threads);
-    at::Tensor o = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
-                                    cache.pages_on_device());
-    x = block(l, x, o.view({B, hq * hd}));
+    x = block(l, x, attend(l, q, k, v).view({B, hq * hd}));
   }
-  for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);
 }
 

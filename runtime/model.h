@@ -68,6 +68,10 @@ struct LoadStats {
 
 // Called by forward_dense once per layer with that layer's K and V after RoPE, [B, T, Hkv, head_dim].
 using KvSink = std::function<void(int64_t layer, const at::Tensor& k, const at::Tensor& v)>;
+// The cache side of a decode step (forward_decode_with): stores this layer's new K / V [B, Hkv, hd]
+// (contiguous, after RoPE) and returns the attention output [B, Hq, hd] of q [B, Hq, hd].
+using DecodeAttention =
+    std::function<at::Tensor(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 
 class Model {
  public:
@@ -97,6 +101,11 @@ class Model {
   // into the cache and advances it; returns final-normed hidden states [B, hidden].
   at::Tensor forward_decode(const at::Tensor& tokens, KvCache& cache, const std::vector<int64_t>& seqs,
                             int num_threads) const;
+  // The layers of a decode step with the cache handled by `attend`: tokens [B], positions [B] int64 on
+  // the model's device; issues only device work (no host copies), so it can be captured in a CUDA
+  // graph when `attend` can (runtime/static_decode.h). Returns final-normed hidden states [B, hidden].
+  at::Tensor forward_decode_with(const at::Tensor& tokens, const at::Tensor& positions,
+                                 const DecodeAttention& attend) const;
   at::Tensor logits(const at::Tensor& hidden) const;  // [..., hidden] -> [..., vocab], fp32 (every rank)
 
   // Tensors under their Hugging Face names (fused weights split back), for saving.

@@ -1,0 +1,146 @@
+#include "runtime/static_decode.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "runtime/attention.h"
+
+#ifdef RLKV_TORCH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace rlkv {
+
+struct StaticDecode::Graph {
+#ifdef RLKV_TORCH_CUDA
+  at::cuda::CUDAGraph graph;
+#endif
+};
+
+StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, StaticDecodeOptions opts)
+    : model_(model), cache_(cache), batch_(batch), opts_(opts) {
+  RLKV_ASSERT(batch >= 1, "StaticDecode: batch must be >= 1");
+  RLKV_ASSERT(model.tp() == nullptr || model.tp()->size() == 1, "StaticDecode: not for tensor-parallel models");
+  const at::Device dev = model.device();
+  use_graph_ = opts.cuda_graph && dev.is_cuda();
+#ifndef RLKV_TORCH_CUDA
+  RLKV_CHECK(!use_graph_, "CUDA graphs need a CUDA LibTorch, which this build does not have");
+#endif
+  const ModelConfig& c = model.local_config();
+  const int64_t L = c.num_layers, H = c.num_kv_heads, D = c.head_dim;
+  entries_ = L * batch * H;
+  const int64_t bytes = entries_ * int64_t(sizeof(kv_span) + sizeof(kv_write_item));
+  const bool gpu = !dev.is_cpu();
+  auto host = [&](at::ScalarType t, int64_t n) {
+    return at::empty({n}, at::TensorOptions().dtype(t).pinned_memory(gpu));
+  };
+  tables_host_ = host(at::kByte, bytes);
+  pos_host_ = host(at::kLong, batch);
+  tok_host_ = host(at::kLong, batch);
+  if (gpu) {
+    tables_dev_ = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(dev));
+    pos_dev_ = at::empty({batch}, at::TensorOptions().dtype(at::kLong).device(dev));
+    tok_dev_ = at::empty({batch}, at::TensorOptions().dtype(at::kLong).device(dev));
+  } else {
+    tables_dev_ = tables_host_;
+    pos_dev_ = pos_host_;
+    tok_dev_ = tok_host_;
+  }
+  const auto opt = at::TensorOptions().dtype(model.dtype()).device(dev);
+  kv_new_ = at::zeros({L, 2, batch, H, D}, opt);
+  out_ = at::empty({batch, model.config().hidden_size}, opt);
+  max_len_ = opts.max_len;
+}
+
+StaticDecode::~StaticDecode() = default;
+
+void StaticDecode::compute() {
+  const ModelConfig& c = model_.local_config();
+  const int64_t BH = batch_ * c.num_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  const auto* spans = static_cast<const kv_span*>(tables_dev_.data_ptr());
+  const auto* items = reinterpret_cast<const kv_write_item*>(static_cast<const char*>(tables_dev_.data_ptr()) +
+                                                             entries_ * int64_t(sizeof(kv_span)));
+  const kv_dtype kt = to_kv_dtype(model_.dtype());
+  const at::Device dev = model_.device();
+  at::Tensor x = model_.forward_decode_with(tok_dev_, pos_dev_, [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
+                                                                    const at::Tensor& v) {
+    kv_new_[l][0].copy_(k);
+    kv_new_[l][1].copy_(v);
+    kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
+    return decode_attention_resident(q, spans + l * BH, c.num_kv_heads, scale, max_len_, opts_.num_threads);
+  });
+  out_.copy_(x);
+}
+
+void StaticDecode::capture() {
+#ifdef RLKV_TORCH_CUDA
+  const at::Device dev = model_.device();
+  c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();  // this step's uploads have landed
+  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, dev.index());
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
+    side.synchronize();
+    graph_ = std::make_unique<Graph>();
+    graph_->graph.capture_begin();
+    compute();
+    graph_->graph.capture_end();
+  }
+  ++captures_;
+#endif
+}
+
+at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_t>& seqs) {
+  RLKV_ASSERT(int64_t(seqs.size()) == batch_ && tokens.dim() == 1 && tokens.size(0) == batch_,
+              "StaticDecode::step: ", seqs.size(), " sequences / ", tokens.numel(), " tokens for batch ", batch_);
+  const at::Device dev = model_.device();
+  int64_t longest = 0;
+  for (int64_t s : seqs) {
+    const int64_t len = cache_.length(s) + 1;
+    cache_.reserve(s, len);
+    longest = std::max(longest, len);
+  }
+  if (longest > max_len_) {
+    max_len_ = std::max({longest, 2 * max_len_, opts_.max_len > 0 ? int64_t(0) : 2 * longest});
+    graph_.reset();  // the attention launch shape depends on max_len
+  }
+#ifdef RLKV_TORCH_CUDA
+  // The pinned mirrors are rewritten below: the previous step's copies out of them must have run.
+  if (dev.is_cuda()) c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();
+#endif
+  auto* hs = static_cast<kv_span*>(tables_host_.data_ptr());
+  auto* hi = reinterpret_cast<kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
+                                              entries_ * int64_t(sizeof(kv_span)));
+  const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
+  cache_.step_tables(seqs, hs, hi, static_cast<const char*>(kv_new_[0][0].data_ptr()),
+                     static_cast<const char*>(kv_new_[0][1].data_ptr()), layer_stride);
+  const std::vector<const void*> targets = cache_.table_targets();
+  if (targets != targets_) {
+    graph_.reset();  // a pool or the page table moved: the captured tables' addresses are stale
+    targets_ = targets;
+  }
+  int64_t* pos = pos_host_.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch_; ++b) pos[b] = cache_.length(seqs[size_t(b)]);
+  tok_host_.copy_(tokens.to(at::kCPU).to(at::kLong));
+  if (!dev.is_cpu()) {
+    tables_dev_.copy_(tables_host_, /*non_blocking=*/true);
+    pos_dev_.copy_(pos_host_, /*non_blocking=*/true);
+    tok_dev_.copy_(tok_host_, /*non_blocking=*/true);
+  }
+  if (use_graph_) {
+#ifdef RLKV_TORCH_CUDA
+    if (!graph_) capture();
+    graph_->graph.replay();
+#endif
+  } else {
+    compute();
+  }
+  for (int64_t b = 0; b < batch_; ++b) cache_.set_length(seqs[size_t(b)], pos[b] + 1);
+  return out_;
+}
+
+}  // namespace rlkv

@@ -1,0 +1,80 @@
+// A decode step whose cache traffic goes through tables resident on the device, so that everything
+// it launches can be captured once in a CUDA graph and replayed (issue #7, point 5).
+//
+// The eager step (Model::forward_decode) builds each layer's span and write-item records on the host
+// and copies them to the GPU per layer and per call, between the layer's kernels: ~2 copies and
+// ~20 kernel launches per layer, each paid by the host at every step. Here, per step, the host writes
+// every layer's records at once into a pinned mirror (KvCache::step_tables), issues one copy of them,
+// one of the positions and one of the tokens, and then either runs the layers eagerly or replays a
+// CUDA graph of them. What the graph reads stays at fixed addresses: the tables, the token and position
+// buffers, and a buffer for each layer's new K / V rows (the write items' sources). The attention
+// launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
+// once). A graph is captured per StaticDecode (one per batch size) and again when it went stale: a
+// pool or the page table of the cache moved (growth), or a length passed max_len (which then doubles).
+// Replays are idempotent over a step, which is why the capture step may run the layers twice.
+//
+// On the CPU (and with cuda_graph off) the same tables drive the CPU kernels: this is how the tests
+// check the path on machines without a GPU. Not for tensor-parallel models (their collectives are
+// not captured here); the generator keeps those on the eager step.
+// STATUS: the table path is tested on the CPU; the CUDA graph capture is compiled but has not run on
+// a GPU yet (no device was lent to the session that wrote it).
+// Thread safety: none; one StaticDecode per cache and batch size, driven by one thread.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/kv_cache.h"
+#include "runtime/model.h"
+
+namespace rlkv {
+
+struct StaticDecodeOptions {
+  bool cuda_graph = true;  // capture and replay on CUDA devices (ignored on the CPU)
+  int64_t max_len = 0;     // initial bound of the cache lengths (0: twice the longest at the first step)
+  int num_threads = 0;     // CPU kernels
+};
+
+class StaticDecode {
+ public:
+  StaticDecode(const Model& model, KvCache& cache, int64_t batch, StaticDecodeOptions opts = {});
+  ~StaticDecode();
+  StaticDecode(const StaticDecode&) = delete;
+  StaticDecode& operator=(const StaticDecode&) = delete;
+
+  // Model::forward_decode's contract for `seqs` (exactly `batch` of them) and tokens [B] (any device):
+  // appends one token to each sequence and returns the final-normed hidden states [B, hidden]. The
+  // returned tensor is a buffer of this object: use it before the next step.
+  at::Tensor step(const at::Tensor& tokens, const std::vector<int64_t>& seqs);
+
+  int64_t batch() const { return batch_; }
+  int64_t max_len() const { return max_len_; }
+  int64_t captures() const { return captures_; }  // graph captures so far (0 off CUDA)
+  bool uses_graph() const { return use_graph_; }
+
+ private:
+  struct Graph;
+  void compute();
+  void capture();
+
+  const Model& model_;
+  KvCache& cache_;
+  int64_t batch_;
+  StaticDecodeOptions opts_;
+  bool use_graph_ = false;
+  int64_t max_len_ = 0;
+  int64_t captures_ = 0;
+  int64_t entries_ = 0;  // layers * batch * KV heads
+  at::Tensor tables_host_, tables_dev_;  // [spans | items], bytes (the same tensor on the CPU)
+  at::Tensor pos_host_, pos_dev_;        // [B] int64
+  at::Tensor tok_host_, tok_dev_;        // [B] int64
+  at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
+  at::Tensor out_;                       // [B, hidden]
+  std::vector<const void*> targets_;     // cache memory the graph's tables point into
+  std::unique_ptr<Graph> graph_;
+};
+
+}  // namespace rlkv
