@@ -5,8 +5,9 @@
 // For each batch size and sparsity s (fraction of each sequence's KV heads compressed, a seeded random
 // choice per sequence), every sequence gets a cache of --context tokens written directly (random K/V
 // through KvCache::write_prefill: compressed heads keep their S sink and W last positions), then
-// --steps decode steps run through Model::forward_decode + logits + greedy argmax copied to the host
-// (what the generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, the
+// --steps decode steps run through Model::forward_decode (mode eager) or a StaticDecode (mode graphs:
+// resident tables, replayed CUDA graphs on a GPU) + logits + greedy argmax copied to the host (what the
+// generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, the
 // KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
 //   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound of issue #7;
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
@@ -28,6 +29,7 @@
 #include "core/error.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/static_decode.h"
 
 namespace po = boost::program_options;
 using namespace rlkv;
@@ -51,11 +53,13 @@ void sync(const at::Tensor& t) {
 
 int main(int argc, char** argv) try {
   po::options_description desc("bench_decode_step");
-  std::string device_name, batches, sparsities, dtype_name_opt;
+  std::string device_name, batches, sparsities, dtype_name_opt, modes;
   int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads;
   desc.add_options()("device", po::value(&device_name)->default_value("cuda"), "cpu | cuda | cuda:N")(
       "batch", po::value(&batches)->default_value("32,64,128"), "batch sizes")(
       "sparsity", po::value(&sparsities)->default_value("0,0.5"), "fractions of KV heads compressed")(
+      "mode", po::value(&modes)->default_value("eager,graphs"),
+      "eager (Model::forward_decode) and/or graphs (StaticDecode: resident tables, CUDA graphs on a GPU)")(
       "context", po::value(&context)->default_value(4096), "cached tokens per sequence")(
       "steps", po::value(&steps)->default_value(16), "timed decode steps")(
       "layers", po::value(&layers)->default_value(32), "")("hidden", po::value(&hidden)->default_value(4096), "")(
@@ -95,8 +99,18 @@ int main(int argc, char** argv) try {
   const int64_t heads_total = layers * kv_heads;
   const auto opts = at::TensorOptions().dtype(dtype).device(device);
 
-  std::map<int64_t, double> dense_ms;  // batch -> ms at s = 0
-  std::map<int64_t, double> dense_kv;  // batch -> KV bytes at s = 0
+  std::vector<std::string> mode_list;
+  {
+    std::stringstream ms(modes);
+    std::string m;
+    while (std::getline(ms, m, ',')) {
+      RLKV_CHECK(m == "eager" || m == "graphs", "--mode: expected eager and/or graphs, got '", m, "'");
+      mode_list.push_back(m);
+    }
+  }
+  std::map<std::pair<std::string, int64_t>, double> dense_ms;  // (mode, batch) -> ms at s = 0
+  std::map<int64_t, double> dense_kv;                          // batch -> KV bytes at s = 0
+  for (const std::string& mode : mode_list)
   for (double bd : parse_list(batches)) {
     const int64_t B = int64_t(bd);
     for (double s : parse_list(sparsities)) {
@@ -130,9 +144,15 @@ int main(int argc, char** argv) try {
         seqs.push_back(id);
       }
       at::Tensor tokens = at::randint(0, vocab, {B}, at::TensorOptions().dtype(at::kLong).device(device));
+      std::unique_ptr<StaticDecode> sd;
+      if (mode == "graphs") {
+        StaticDecodeOptions so;
+        so.max_len = total;
+        so.num_threads = int(threads);
+        sd = std::make_unique<StaticDecode>(model, cache, B, so);
+      }
       auto step = [&] {
-        for (int64_t id : seqs) cache.reserve(id, cache.length(id) + 1);
-        at::Tensor h = model.forward_decode(tokens, cache, seqs, int(threads));
+        at::Tensor h = sd ? sd->step(tokens, seqs) : model.forward_decode(tokens, cache, seqs, int(threads));
         tokens = model.logits(h).argmax(-1);
         at::Tensor host = tokens.to(at::kCPU);  // the generator samples on the host
         (void)host;
@@ -148,17 +168,18 @@ int main(int argc, char** argv) try {
       const double kv_read = 2.0 * double(head_dim * es) *
                              (double(full_heads) * len + double(comp_heads) * std::min(len, double(sink + window)));
       if (s == 0.0) {
-        dense_ms[B] = ms;
+        dense_ms[{mode, B}] = ms;
         dense_kv[B] = kv_read;
       }
-      nlohmann::json j = {{"bench", "decode_step"}, {"device", device.str()}, {"dtype", dtype_name(dtype)},
+      nlohmann::json j = {{"bench", "decode_step"}, {"mode", mode}, {"device", device.str()},
+                          {"graph_captures", sd ? sd->captures() : 0}, {"dtype", dtype_name(dtype)},
                           {"layers", layers}, {"batch", B}, {"context", context}, {"sparsity", s},
                           {"sink", sink}, {"window", window}, {"ms_per_step", ms},
                           {"tokens_per_s", double(B) * 1e3 / ms}, {"weight_bytes", weight_bytes},
                           {"kv_bytes_read_per_step", kv_read},
                           {"gb_per_s_weights_plus_kv", (weight_bytes + kv_read) / (ms * 1e-3) / 1e9}};
-      if (s > 0.0 && dense_ms.count(B)) {
-        const double speedup = dense_ms[B] / ms;
+      if (s > 0.0 && dense_ms.count({mode, B})) {
+        const double speedup = dense_ms[{mode, B}] / ms;
         const double t_att = 1.0 / ((1.0 - s) + s * double(sink + window) / len);
         const double t_bytes = (weight_bytes + dense_kv[B]) / (weight_bytes + kv_read);
         j["speedup_vs_dense"] = speedup;

@@ -1,7 +1,8 @@
 // The GPU rollout path (issue #7) against the CPU: the tiny parity models and the toy model loaded on
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
 // KV-write and decode-attention kernels through runtime/attention.cpp) with a mask that compresses
-// half the heads, against the same steps on the CPU; then greedy generations with continuous batching.
+// half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
+// (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs.
 // fp32: logits within 1e-4 of the logit scale (cuBLAS vs CPU GEMM rounding); bf16: within 5e-2.
 // Exits 77 (skipped) where LibTorch has no CUDA, no GPU is visible, or the build has no CUDA path.
 #include <ATen/ATen.h>
@@ -14,6 +15,7 @@
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/static_decode.h"
 
 using namespace rlkv;
 
@@ -25,7 +27,7 @@ void check(bool ok, const std::string& what, double value = 0) {
 }
 
 std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, const std::vector<int64_t>& prompt,
-                              const std::vector<int64_t>& cont) {
+                              const std::vector<int64_t>& cont, int64_t* captures = nullptr) {
   KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
   const int64_t T = int64_t(prompt.size());
   const int64_t seq = cache.add_sequence(keep);
@@ -36,6 +38,14 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
                                  });
   cache.set_length(seq, T);
   std::vector<at::Tensor> out{m.logits(h[0][T - 1]).cpu()};
+  if (captures != nullptr) {  // the same steps as CUDA graph replays
+    StaticDecodeOptions o;
+    o.max_len = T + 4;  // passes it during the run: re-captures
+    StaticDecode sd(m, cache, 1, o);
+    for (int64_t t : cont) out.push_back(m.logits(sd.step(at::tensor(std::vector<int64_t>{t}), {seq}))[0].cpu());
+    *captures = sd.captures();
+    return out;
+  }
   for (int64_t t : cont)
     out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
   return out;
@@ -68,6 +78,15 @@ int main() try {
       for (size_t i = 0; i < a.size(); ++i)
         worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
       check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU", worst);
+      int64_t captures = 0;
+      const auto g = steps(dev, keep, prompt, cont, &captures);
+      double worst_graph = 0;
+      for (size_t i = 0; i < a.size(); ++i)
+        worst_graph = std::max(worst_graph, (a[i] - g[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
+      check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && captures >= 2,
+            dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(captures) +
+                " captures), GPU vs CPU",
+            worst_graph);
       if (dt != at::kFloat) continue;
       GeneratorOptions o;
       o.sampling.temperature = 0;
@@ -91,6 +110,11 @@ int main() try {
       int same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gb[i].tokens;
       check(same == 3, dir + " greedy generations equal on GPU and CPU", same);
+      o.cuda_graphs = true;
+      const auto gc = Generator(dev, nullptr, o).run(reqs);
+      same = 0;
+      for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
+      check(same == 3, dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
     }
   }
   return failures ? 1 : 0;
