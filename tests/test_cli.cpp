@@ -53,6 +53,19 @@ TEST_CASE("rlkv generate runs on a fixture model and prints text and stats") {
   CHECK_THAT(m.out, Contains("\"finish_reason\""));
 }
 
+TEST_CASE("runtime.cuda_graphs takes the resident-table step, which prints the same text on the CPU") {
+  const std::string base = "generate --model " + rlkv_test::fixture("models/llama_tiny") +
+                           " --prompt hello --prompt world --max-new-tokens 12 --temperature 0.9 --seed 3"
+                           " --mask random:2 --sparsity 0.5 --json";
+  Run eager = run(base);
+  Run tabled = run(base + " --runtime.cuda_graphs=true");
+  INFO("stderr: " << tabled.err);
+  REQUIRE(eager.status == 0);
+  REQUIRE(tabled.status == 0);
+  REQUIRE(eager.out == tabled.out);
+  expect_usage_error(run(base + " --runtime.cuda_graphs=maybe"), "runtime.cuda_graphs");
+}
+
 TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("frobnicate"), "unknown command");
   expect_usage_error(run("generate --prompt x"), "--model");
