@@ -149,7 +149,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
   const int64_t begin = split * split_len;
   if (begin >= sp.len) return;  // the whole block: this span needs fewer splits
   const int64_t end = imin(sp.len, begin + split_len);
-  const int64_t nsplit = (sp.len + split_len - 1) / split_len;
+  // A span longer than max_len (a broken precondition) loses its tail but writes nothing out of place.
+  const int64_t nsplit = imin((sp.len + split_len - 1) / split_len, gridDim.x);
 
   RLKV_DYN_SMEM(float, smem);
   float* qs = smem;                    // [GM, D] queries, pre-scaled by scale * log2(e)
@@ -298,7 +299,7 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attenti
   const int64_t h = blockIdx.x, s = blockIdx.y;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim;
   const int64_t len = a.spans[s * Hkv + h].len;
-  const int64_t nsplit = (len + split_len - 1) / split_len;
+  const int64_t nsplit = imin((len + split_len - 1) / split_len, splits);
   if (nsplit <= 1) return;
   const split_workspace ws = workspace_of(const_cast<float*>(ws_base), Hkv * a.num_seqs, splits, G, D);
   const int64_t first = (s * Hkv + h) * splits;

@@ -10,6 +10,7 @@
 #include "kernels/attention_cuda.h"
 #endif
 #ifdef RLKV_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -26,6 +27,11 @@ bool cuda_kernels_available() {
 }
 
 namespace {
+
+[[maybe_unused]] [[noreturn]] void no_cuda_path(const char* what, at::Device d) {
+  throw UserError(str_cat(what, " on ", d.str(), " needs the CUDA kernels and a CUDA LibTorch, which this build does "
+                          "not have"));
+}
 
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
 void* stream_of(at::Device d) { return c10::cuda::getCurrentCUDAStream(d.index()).stream(); }
@@ -79,13 +85,13 @@ void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtyp
   RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
   if (items.empty()) return;
   const kv_write_item* d = nullptr;
+  const c10::cuda::CUDAGuard on_device(device);  // raw launches go to the current device
   at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
                            pages_on_device, device, &d);
   const kernel_status st = kv_write_cuda(d, int64_t(items.size()), head_dim, dtype, stream_of(device));
   RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
 #else
-  throw UserError(str_cat("KV write on ", device.str(), " needs the CUDA kernels and a CUDA LibTorch, which this "
-                          "build does not have"));
+  no_cuda_path("KV write", device);
 #endif
 }
 
@@ -116,6 +122,7 @@ decode_attention_args attention_args(const at::Tensor& q, at::Tensor& out, int64
 // Runs the CUDA kernel with `a.spans` already on the device; the split-K workspace comes from the
 // caching allocator (inside a CUDA graph capture: from the graph's pool, so replays reuse it).
 void run_cuda_attention(decode_attention_args& a, at::Device dev) {
+  const c10::cuda::CUDAGuard on_device(dev);  // raw launches (and the SM count) use the current device
   at::Tensor work;
   a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
   if (a.workspace_bytes > 0) {
@@ -153,8 +160,7 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
     run_cuda_attention(a, q.device());
     return out;
 #else
-    throw UserError(str_cat("decode attention on ", q.device().str(),
-                            " needs the CUDA kernels and a CUDA LibTorch, which this build does not have"));
+    no_cuda_path("decode attention", q.device());
 #endif
   }
   RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(), ": only CPU and CUDA are supported");
@@ -174,8 +180,7 @@ at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, 
     run_cuda_attention(a, q.device());
     return out;
 #else
-    throw UserError(str_cat("decode attention on ", q.device().str(),
-                            " needs the CUDA kernels and a CUDA LibTorch, which this build does not have"));
+    no_cuda_path("decode attention", q.device());
 #endif
   }
   const kernel_status st = decode_attention_cpu(&a, num_threads);
@@ -191,11 +196,11 @@ void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, 
     return;
   }
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+  const c10::cuda::CUDAGuard on_device(device);
   const kernel_status st = kv_write_cuda(items, n, head_dim, dtype, stream_of(device));
   RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
 #else
-  throw UserError(str_cat("KV write on ", device.str(), " needs the CUDA kernels and a CUDA LibTorch, which this "
-                          "build does not have"));
+  no_cuda_path("KV write", device);
 #endif
 }
 

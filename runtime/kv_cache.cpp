@@ -58,6 +58,9 @@ int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep) {
 void KvCache::release(int64_t seq) {
   Seq& s = seqs_.at(size_t(seq));
   RLKV_ASSERT(s.live, "release of a dead sequence");
+  // Pending table entries of this slot must land before a new sequence in it notes its own (two
+  // scatters to one entry in one flush have no defined winner on a GPU).
+  table_flush();
   for (auto& p : s.pages) {
     for (int32_t id : p) free_pages_.push_back(id);
     pages_used_ -= int64_t(p.size());
@@ -292,11 +295,6 @@ void KvCache::step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_w
         items[at] = write_item(s, i, s.len, k_src + src, v_src + src);
       }
     }
-}
-
-std::vector<const void*> KvCache::table_targets() const {
-  return {k_pages_.data_ptr(), v_pages_.data_ptr(), k_rings_.data_ptr(), v_rings_.data_ptr(),
-          page_table_.defined() ? page_table_.data_ptr() : nullptr};
 }
 
 int64_t KvCache::allocated_bytes() const {

@@ -66,8 +66,6 @@ class KvCache {
   // offsets in bytes). Every sequence must be reserved for length + 1 first.
   void step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_write_item* items, const char* k_src,
                    const char* v_src, int64_t src_layer_stride);
-  // Identity of the memory the tables point into: changes when a pool or the page table is reallocated.
-  std::vector<const void*> table_targets() const;
 
   int64_t allocated_bytes() const;
   int64_t formula_bytes() const;

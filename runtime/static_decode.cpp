@@ -87,7 +87,18 @@ void StaticDecode::capture() {
     side.synchronize();
     graph_ = std::make_unique<Graph>();
     graph_->graph.capture_begin();
-    compute();
+    try {
+      compute();
+    } catch (...) {
+      // End the capture (leaving the stream capturing would break every later launch on it) and
+      // drop the graph, so the next step captures again.
+      try {
+        graph_->graph.capture_end();
+      } catch (...) {
+      }
+      graph_.reset();
+      throw;
+    }
     graph_->graph.capture_end();
   }
   ++captures_;
@@ -110,6 +121,8 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   }
 #ifdef RLKV_TORCH_CUDA
   // The pinned mirrors are rewritten below: the previous step's copies out of them must have run.
+  // (Single-buffered: this waits for the previous step, which the generator's sampling on the host
+  // has waited for anyway; double buffering with events would let steps overlap.)
   if (dev.is_cuda()) c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();
 #endif
   auto* hs = static_cast<kv_span*>(tables_host_.data_ptr());
@@ -118,11 +131,6 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
   cache_.step_tables(seqs, hs, hi, static_cast<const char*>(kv_new_[0][0].data_ptr()),
                      static_cast<const char*>(kv_new_[0][1].data_ptr()), layer_stride);
-  const std::vector<const void*> targets = cache_.table_targets();
-  if (targets != targets_) {
-    graph_.reset();  // a pool or the page table moved: the captured tables' addresses are stale
-    targets_ = targets;
-  }
   int64_t* pos = pos_host_.data_ptr<int64_t>();
   for (int64_t b = 0; b < batch_; ++b) pos[b] = cache_.length(seqs[size_t(b)]);
   tok_host_.copy_(tokens.to(at::kCPU).to(at::kLong));

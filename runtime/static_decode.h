@@ -9,8 +9,9 @@
 // CUDA graph of them. What the graph reads stays at fixed addresses: the tables, the token and position
 // buffers, and a buffer for each layer's new K / V rows (the write items' sources). The attention
 // launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
-// once). A graph is captured per StaticDecode (one per batch size) and again when it went stale: a
-// pool or the page table of the cache moved (growth), or a length passed max_len (which then doubles).
+// once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
+// through the tables uploaded at every step, so the cache may grow freely. A graph is captured per
+// StaticDecode (one per batch size) and again only when a length passes max_len (which then doubles).
 // Replays are idempotent over a step, which is why the capture step may run the layers twice.
 //
 // On the CPU (and with cuda_graph off) the same tables drive the CPU kernels: this is how the tests
@@ -73,7 +74,6 @@ class StaticDecode {
   at::Tensor tok_host_, tok_dev_;        // [B] int64
   at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
   at::Tensor out_;                       // [B, hidden]
-  std::vector<const void*> targets_;     // cache memory the graph's tables point into
   std::unique_ptr<Graph> graph_;
 };
 
