@@ -3,6 +3,8 @@
 # but no apt and no network (the `device` tool's H200). Run from the repository root:
 #   launch/gpu_fetch_debs.sh                   # here, once: the Debian packages to carry (.gpu-debs)
 #   then, with the device tool: run(command="launch/gpu_check.sh", carry=[".gpu-debs"])   (or --quick)
+# Both stages take about 10 minutes (estimate: never run yet): within one command's limit, but
+# `--stage 1` then `--stage 2` (at once, while the machine is warm) is safer.
 # Stage 1 needs nothing but nvcc: the attention op test (every case of the CPU reference on the GPU)
 # and the kernel bandwidth benchmark. Stage 2 builds the LibTorch-only configuration against the
 # machine's PyTorch (RLKV_WITH_DISTRIBUTED=OFF; the carried packages unpacked into a private prefix)
@@ -17,7 +19,15 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 QUICK=""
-[[ "${1:-}" == "--quick" ]] && QUICK="--quick"
+STAGES="1 2"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) QUICK="--quick" ;;
+    --stage) STAGES="$2"; shift ;;
+    *) echo "usage: launch/gpu_check.sh [--quick] [--stage 1|2]" >&2; exit 2 ;;
+  esac
+  shift
+done
 status=0
 note() { echo "== $(date +%T) $*" | tee -a "$OUT/summary.txt"; }
 run_step() {  # name, command...: runs, logs to $OUT/name.log, records the status
@@ -34,6 +44,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 ARCH=${RLKV_CUDA_ARCH:-90}
 
 # ---- stage 1: kernels only --------------------------------------------------------------------
+if [[ " $STAGES " == *" 1 "* ]]; then
 K=/tmp/rlkv-kernels
 mkdir -p "$K"
 NVCC="nvcc -O3 -std=c++17 -I. -gencode arch=compute_${ARCH},code=[sm_${ARCH},compute_${ARCH}] -Xcompiler -fopenmp"
@@ -44,6 +55,11 @@ run_step build_kernels bash -c "$NVCC -Xptxas -v --use_fast_math -c kernels/atte
 run_step op_test_attention_cuda "$K/op_test_attention_cuda"
 run_step bench_attention_cuda "$K/bench_attention_cuda" $QUICK
 note "stage 1 done after $((SECONDS - START)) s"
+fi
+if [[ " $STAGES " != *" 2 "* ]]; then
+  note "all done after $((SECONDS - START)) s, status $status"
+  exit $status
+fi
 
 # ---- stage 2: the LibTorch-only build -------------------------------------------------------------
 PY=${TORCH_PYTHON:-python3}
