@@ -23,17 +23,10 @@
 #include <vector>
 
 #include "kernels/attention_cuda.h"
+#include "kernels/cuda_check.h"
 
 namespace {
 
-#define CUDA_OK(x)                                                                                 \
-  do {                                                                                             \
-    cudaError_t e = (x);                                                                           \
-    if (e != cudaSuccess) {                                                                        \
-      std::fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
 
 // Before each timed call, a 512 MB memset evicts L2 (60 MB on an H200), so every call reads from HBM
 // as a decode step does (each layer's cache is read once per step), and keeps the GPU busy while the

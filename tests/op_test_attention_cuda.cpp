@@ -22,9 +22,8 @@
 #include "kernels/simt_emu.h"
 #include "kernels/attention_cuda_impl.cuh"
 #else
-#include <cuda_runtime.h>
-
 #include "kernels/attention_cuda.h"
+#include "kernels/cuda_check.h"
 #endif
 
 namespace {
@@ -45,14 +44,6 @@ kernel_status decode(const decode_attention_args* a) { return decode_attention_c
 kernel_status write(const kv_write_item* it, int64_t n, int64_t d, kv_dtype t) { return kv_write_cuda_emu(it, n, d, t, nullptr); }
 }  // namespace dev
 #else
-#define CUDA_OK(x)                                                                                 \
-  do {                                                                                             \
-    cudaError_t e = (x);                                                                           \
-    if (e != cudaSuccess) {                                                                        \
-      std::fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
 namespace dev {
 const char* const kName = "op_test_attention_cuda";
 bool available() {
