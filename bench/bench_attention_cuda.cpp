@@ -79,6 +79,7 @@ double copy_bandwidth_gbs() {
 struct Shape {
   int64_t batch, len;
   double sparsity;
+  int32_t variant;
 };
 
 struct Result {
@@ -153,6 +154,7 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
   a.scale = 0.08838834764831845f;
   a.dtype = KV_DTYPE_BF16;
   a.max_len = max_len;
+  a.variant = sh.variant;
   a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
   void* ws = nullptr;
   if (a.workspace_bytes > 0) CUDA_OK(cudaMalloc(&ws, size_t(a.workspace_bytes)));
@@ -169,11 +171,11 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
   // Theory at the sparsity actually built (round(s * pairs) of the pairs).
   const double s_real = double(n_comp) / double(pairs);
   const double theory = 1.0 / ((1.0 - s_real) + s_real * double(std::min(sh.len, ring)) / double(sh.len));
-  std::printf("{\"bench\": \"decode_attention\", \"dtype\": \"bf16\", \"batch\": %lld, \"kv_heads\": %lld, \"group\": %lld, "
+  std::printf("{\"bench\": \"decode_attention\", \"variant\": \"%s\", \"dtype\": \"bf16\", \"batch\": %lld, \"kv_heads\": %lld, \"group\": %lld, "
               "\"head_dim\": %lld, \"len\": %lld, \"sparsity\": %.4f, \"sink\": %lld, \"window\": %lld, \"kv_bytes\": %.0f, "
               "\"ms\": %.4f, \"gb_per_s\": %.1f, \"of_copy\": %.3f, \"speedup_vs_dense\": %.3f, \"theory\": %.3f, "
               "\"of_theory\": %.3f, \"workspace_bytes\": %lld}\n",
-              (long long)sh.batch, (long long)Hkv, (long long)G, (long long)D, (long long)sh.len, s_real,
+              sh.variant == DECODE_VARIANT_COOP ? "coop" : "lane", (long long)sh.batch, (long long)Hkv, (long long)G, (long long)D, (long long)sh.len, s_real,
               (long long)S, (long long)W, kv_bytes, ms, gbs, gbs / copy_gbs, dense_ms > 0 ? dense_ms / ms : 1.0, theory,
               dense_ms > 0 ? (dense_ms / ms) / theory : 1.0, (long long)a.workspace_bytes);
   std::fflush(stdout);
@@ -199,13 +201,15 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount, prop.l2CacheSize);
   const double copy = copy_bandwidth_gbs();
   std::vector<int64_t> lens = quick ? std::vector<int64_t>{4096, 32768} : std::vector<int64_t>{4096, 8192, 16384, 32768};
-  for (int64_t batch : {int64_t(32), int64_t(4)})
-    for (int64_t len : lens) {
-      double dense = 0;
-      for (double s : {0.0, 0.5, 0.8}) {
-        const Result r = run({batch, len, s}, S, W, copy, dense);
-        if (s == 0.0) dense = r.ms;
+  // Both score variants of the split kernel (kernels/attention.h, decode_variant) on every shape.
+  for (int32_t variant : {int32_t(DECODE_VARIANT_LANE), int32_t(DECODE_VARIANT_COOP)})
+    for (int64_t batch : {int64_t(32), int64_t(4)})
+      for (int64_t len : lens) {
+        double dense = 0;
+        for (double s : {0.0, 0.5, 0.8}) {
+          const Result r = run({batch, len, s, variant}, S, W, copy, dense);
+          if (s == 0.0) dense = r.ms;
+        }
       }
-    }
   return 0;
 }

@@ -59,7 +59,12 @@ typedef struct decode_attention_args {
   int64_t max_len;          // an upper bound of every span's len (0: unknown, so no split-K)
   void* workspace;          // device scratch of decode_attention_cuda_workspace_bytes() bytes
   int64_t workspace_bytes;  // (nullptr / 0 when that is 0)
+  int32_t variant;          // decode_variant: how the CUDA split kernel reads K (benchmarks compare them)
 } decode_attention_args;
+
+// CUDA split-kernel variants for the scores: DEFAULT (= LANE until a GPU measurement says otherwise);
+// LANE: each lane reads one slot's whole K row; COOP: lanes read rows together (coalesced) and reduce.
+typedef enum decode_variant { DECODE_VARIANT_DEFAULT = 0, DECODE_VARIANT_LANE = 1, DECODE_VARIANT_COOP = 2 } decode_variant;
 
 // Writes one K and V row per item into its cache slot (the new token, or prefill positions).
 typedef struct kv_write_item {

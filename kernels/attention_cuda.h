@@ -6,8 +6,9 @@
 // Split-K: when args->max_len bounds the span lengths, long spans are split over several blocks whose
 // partial results go to args->workspace, which must hold decode_attention_cuda_workspace_bytes(args)
 // bytes (0 means none is needed; the size depends on the shapes, max_len and the current device).
-// Shapes: head_dim 64 / 128 / 256 with up to 8 query heads per KV head take the fast split kernel;
-// otherwise head_dim <= 256 and (query heads per KV head) * head_dim <= 4096.
+// Shapes: head_dim 64 / 128 / 256 with up to 8 query heads per KV head take the fast split kernel
+// (args->variant picks how it reads K: see decode_variant); otherwise head_dim <= 256 and
+// (query heads per KV head) * head_dim <= 4096.
 // STATUS: compiled in CI and run there on the CPU through kernels/simt_emu.h (tests/op_test_attention_cuda.cpp);
 // not yet run on a GPU (no device was lent to the sessions that wrote it).
 #pragma once

@@ -13,7 +13,10 @@
 //     its running max and sum to a workspace, and a combine kernel merges them (online softmax, so the
 //     merge is exact up to rounding);
 //   - inside a block, each of the four warps takes tiles of 32 slots. Scores: lane i owns slot i of the
-//     tile and reads its K row with 16-byte loads (no cross-lane reductions per slot); softmax is in
+//     tile and reads its K row with 16-byte loads (no cross-lane reductions per slot: variant LANE; its
+//     loads touch 32 rows per instruction, so variant COOP reads each row with a group of lanes,
+//     coalesced, at the price of shuffle reductions; which is faster is for the GPU benchmark to
+//     say, and DEFAULT is LANE until then); softmax is in
 //     base 2 on pre-scaled queries, with a running max per query head and per-lane partial sums, so a
 //     tile costs only one warp max per head. V: lanes own head_dim / 32 contiguous elements, so each V
 //     row is one coalesced load; the tile's probabilities and row offsets are broadcast by shuffles;
@@ -140,7 +143,7 @@ __device__ __forceinline__ split_workspace workspace_of(float* base, int64_t pai
 }
 
 // Grid (splits, KV heads, sequences), kThreads threads. GM >= G query heads per KV head.
-template <typename T, int D, int GM>
+template <typename T, int D, int GM, bool kCoopScores>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention_args a, int64_t split_len,
                                                                 float* ws_base) {
   const int64_t split = blockIdx.x, h = blockIdx.y, s = blockIdx.z;
@@ -190,24 +193,71 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
     float sc[GM];
 #pragma unroll
     for (int g = 0; g < GM; ++g) sc[g] = 0.f;
-    if (valid) {
-      const uint4* kr = reinterpret_cast<const uint4*>(kbase + off);
+    if constexpr (!kCoopScores) {
+      // Variant "lane": lane i reads slot i's whole K row (16-byte loads, no cross-lane work).
+      if (valid) {
+        const uint4* kr = reinterpret_cast<const uint4*>(kbase + off);
 #pragma unroll
-      for (int c0 = 0; c0 < kChunks; c0 += kBatch) {
-        uint4 raw[kBatch];
+        for (int c0 = 0; c0 < kChunks; c0 += kBatch) {
+          uint4 raw[kBatch];
 #pragma unroll
-        for (int c = 0; c < kBatch; ++c) raw[c] = kr[c0 + c];
+          for (int c = 0; c < kBatch; ++c) raw[c] = kr[c0 + c];
 #pragma unroll
-        for (int c = 0; c < kBatch; ++c) {
-          float kf[kVec];
-          unpack<T>(reinterpret_cast<const uint32_t*>(&raw[c]), kf, kVec);
+          for (int c = 0; c < kBatch; ++c) {
+            float kf[kVec];
+            unpack<T>(reinterpret_cast<const uint32_t*>(&raw[c]), kf, kVec);
 #pragma unroll
-          for (int g = 0; g < GM; ++g) {
-            if (g >= G) break;
-            const float* qg = qs + g * D + (c0 + c) * kVec;
+            for (int g = 0; g < GM; ++g) {
+              if (g >= G) break;
+              const float* qg = qs + g * D + (c0 + c) * kVec;
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) sc[g] += qg[e] * kf[e];
+              for (int e = 0; e < kVec; ++e) sc[g] += qg[e] * kf[e];
+            }
           }
+        }
+      }
+    } else {
+      // Variant "coop": kRowLanes consecutive lanes read one K row together (each load instruction
+      // covers whole rows: coalesced), reduce their partial dots by shuffles, and lane i keeps the
+      // score of slot i. kRowLanes passes cover the tile's 32 slots.
+      constexpr int kRowChunks = D * int(sizeof(T)) / 16;
+      constexpr int kRowLanes = kRowChunks < 32 ? kRowChunks : 32;
+      constexpr int kLaneChunks = kRowChunks / kRowLanes;
+      constexpr int kRowsPerPass = 32 / kRowLanes;
+      const int sub = lane % kRowLanes, grp = lane / kRowLanes;
+#pragma unroll 1
+      for (int pass = 0; pass < kRowLanes; ++pass) {
+        const int r = pass * kRowsPerPass + grp;  // the tile row this lane's group reads
+        const int64_t roff = __shfl_sync(0xffffffffu, off, r);
+        float part[GM];
+#pragma unroll
+        for (int g = 0; g < GM; ++g) part[g] = 0.f;
+        if (t0 + r < end) {
+          const uint4* kr = reinterpret_cast<const uint4*>(kbase + roff);
+          uint4 raw[kLaneChunks];
+#pragma unroll
+          for (int c = 0; c < kLaneChunks; ++c) raw[c] = kr[c * kRowLanes + sub];
+#pragma unroll
+          for (int c = 0; c < kLaneChunks; ++c) {
+            float kf[kVec];
+            unpack<T>(reinterpret_cast<const uint32_t*>(&raw[c]), kf, kVec);
+#pragma unroll
+            for (int g = 0; g < GM; ++g) {
+              if (g >= G) break;
+              const float* qg = qs + g * D + (c * kRowLanes + sub) * kVec;
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) part[g] += qg[e] * kf[e];
+            }
+          }
+        }
+#pragma unroll
+        for (int g = 0; g < GM; ++g) {
+          if (g >= G) break;
+#pragma unroll
+          for (int o = kRowLanes / 2; o > 0; o >>= 1) part[g] += __shfl_xor_sync(0xffffffffu, part[g], o);
+          // Lane i's slot was read in pass i / kRowsPerPass by group i % kRowsPerPass.
+          const float mine = __shfl_sync(0xffffffffu, part[g], (lane % kRowsPerPass) * kRowLanes);
+          if (lane / kRowsPerPass == pass) sc[g] = mine;
         }
       }
     }
@@ -460,7 +510,8 @@ struct launch_plan {
 
 inline bool shape_ok(const decode_attention_args* a) {
   return a != nullptr && a->num_seqs >= 0 && a->num_kv_heads > 0 && a->num_q_heads > 0 && a->head_dim > 0 &&
-         a->num_q_heads % a->num_kv_heads == 0 && a->max_len >= 0 && a->num_seqs <= 65535 && a->num_kv_heads <= 65535;
+         a->num_q_heads % a->num_kv_heads == 0 && a->max_len >= 0 && a->num_seqs <= 65535 && a->num_kv_heads <= 65535 &&
+         a->variant >= DECODE_VARIANT_DEFAULT && a->variant <= DECODE_VARIANT_COOP;
 }
 
 inline launch_plan plan(const decode_attention_args& a, int sms) {
@@ -488,7 +539,7 @@ inline launch_plan plan(const decode_attention_args& a, int sms) {
 
 template <typename T, int D, int GM>
 void launch_split(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
-  auto* k = &decode_split_kernel<T, D, GM>;
+  auto* k = a.variant == DECODE_VARIANT_COOP ? &decode_split_kernel<T, D, GM, true> : &decode_split_kernel<T, D, GM, false>;
   const dim3 grid(unsigned(p.splits), unsigned(a.num_kv_heads), unsigned(a.num_seqs));
   RLKV_LAUNCH(k, grid, dim3(kThreads), p.smem, st, a, p.split_len, static_cast<float*>(a.workspace));
 }

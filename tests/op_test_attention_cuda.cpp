@@ -128,6 +128,7 @@ struct Case {
   kv_dtype t;
   int64_t D, G, len;
   bool bound = true;  // pass max_len (split-K allowed); false: max_len = 0
+  int32_t variant = DECODE_VARIANT_DEFAULT;
 };
 
 // B = 2 sequences x Hkv = 2 KV heads: spans alternate between full heads (paged, `len` slots, pages
@@ -189,6 +190,7 @@ int run_case(const Case& c, std::mt19937& rng) {
   g.out = dout.bytes() + guard;
   g.spans = static_cast<const kv_span*>(dspans.p);
   g.max_len = c.bound ? len : 0;
+  g.variant = c.variant;
   const int64_t ws = dev::workspace_bytes(&g);
   // The workspace also gets sentinels: a split must stay inside its own part.
   DevBuf dws(size_t(ws) + 2 * guard);
@@ -217,8 +219,9 @@ int run_case(const Case& c, std::mt19937& rng) {
     worst = std::max(worst, double(std::fabs(x - r)) / (1.0 + std::fabs(r)));
   }
   const bool ok = bad == 0 && worst <= tol;
-  std::printf("%s dtype %d head_dim %lld group %lld len %lld%s (workspace %lld B): max rel err %.2e (tol %.0e)%s\n",
-              ok ? "ok  " : "FAIL", int(t), (long long)D, (long long)G, (long long)len,
+  std::printf("%s %s dtype %d head_dim %lld group %lld len %lld%s (workspace %lld B): max rel err %.2e (tol %.0e)%s\n",
+              ok ? "ok  " : "FAIL", c.variant == DECODE_VARIANT_COOP ? "coop" : "lane", int(t), (long long)D,
+              (long long)G, (long long)len,
               c.bound ? "" : " max_len unknown", (long long)ws, worst, tol,
               st != KERNEL_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
   return ok ? 0 : 1;
@@ -280,6 +283,13 @@ int main() {
     cases.push_back({t, 96, 4, 300});
     cases.push_back({t, 64, 9, S + W + 1});
     cases.push_back({t, 128, 4, 4097, false});
+  }
+  // Every case again with the other score variant of the split kernel.
+  const size_t base_cases = cases.size();
+  for (size_t i = 0; i < base_cases; ++i) {
+    Case c = cases[i];
+    c.variant = DECODE_VARIANT_COOP;
+    cases.push_back(c);
   }
   int failures = 0, n = 0;
   for (const Case& c : cases) {
