@@ -60,6 +60,8 @@ struct GeneratorOptions {
   // models (they keep the eager step). runtime.cuda_graphs = true sets both.
   bool resident_tables = false;
   bool cuda_graphs = false;
+  // Logits on a GPU are sampled there (runtime/sampling_device.h): only the tokens come back.
+  bool sample_on_device = true;
 };
 
 struct GenerationStats {

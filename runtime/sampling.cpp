@@ -40,10 +40,10 @@ void Rng::set_state(const uint64_t s[4]) {
 int32_t sample_token(const float* logits, int64_t n, const SamplingParams& p, Rng& rng, SamplingScratch& ss) {
   auto& scratch = ss.candidates;
   if (p.temperature <= 0) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; ++i)
-      if (logits[i] > logits[best]) best = i;  // NaN never wins; first index on ties
-    return int32_t(best);
+    int64_t best = -1;  // NaN never wins (not even at index 0); first index on ties; all NaN: 0
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isnan(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;
+    return int32_t(best < 0 ? 0 : best);
   }
   // Candidates sorted by logit, descending; only as many as top-k needs.
   scratch.resize(size_t(n));

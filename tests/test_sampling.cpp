@@ -13,6 +13,9 @@ TEST_CASE("greedy takes the first maximum") {
   SamplingScratch s;
   std::vector<float> l = {0.f, 3.f, 1.f, 3.f};
   REQUIRE(sample_token(l.data(), 4, {0.0, 1.0, 0}, rng, s) == 1);
+  // A NaN never wins, not even at index 0 (it used to: comparisons against NaN are all false).
+  std::vector<float> n = {std::nanf(""), -2.f, 5.f, std::nanf("")};
+  REQUIRE(sample_token(n.data(), 4, {0.0, 1.0, 0}, rng, s) == 2);
 }
 
 TEST_CASE("top-k and top-p restrict the support") {
