@@ -15,6 +15,7 @@
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
 
 using namespace rlkv;
@@ -58,6 +59,28 @@ int main() try {
     return 77;
   }
   const at::Device gpu(at::kCUDA, 0);
+  {
+    // Sampling on the GPU (runtime/sampling_device.h) against the host sampler, same uniforms.
+    const int64_t B = 64, V = 32000;
+    at::manual_seed(3);
+    at::Tensor logits = at::randn({B, V}) * 3.0;
+    for (const SamplingParams p : {SamplingParams{0.0, 1.0, 0}, SamplingParams{1.0, 1.0, 0}, SamplingParams{0.6, 0.95, 20},
+                                   SamplingParams{1.0, 0.9, 0}}) {
+      std::vector<double> u(static_cast<size_t>(B));
+      int same = 0;
+      std::vector<int32_t> want(static_cast<size_t>(B));
+      SamplingScratch scratch;
+      for (int64_t b = 0; b < B; ++b) {
+        Rng a(9, uint64_t(b)), c(9, uint64_t(b));
+        want[size_t(b)] = sample_token(logits[b].contiguous().data_ptr<float>(), V, p, a, scratch);
+        u[size_t(b)] = c.uniform();
+      }
+      const std::vector<int32_t> got = sample_rows_on_device(logits.to(gpu), p, u);
+      for (int64_t b = 0; b < B; ++b) same += got[size_t(b)] == want[size_t(b)];
+      check(same == B, "sampling on the GPU equals the host sampler (T " + std::to_string(p.temperature) + ", top_p " +
+                           std::to_string(p.top_p) + ", top_k " + std::to_string(p.top_k) + ")", same);
+    }
+  }
   const std::string fx = RLKV_TEST_FIXTURES;
   for (const std::string& dir : {fx + "/models/llama_tiny", fx + "/models/qwen2_tiny", fx + "/models/qwen3_tiny",
                                 fx + "/models/mistral_tiny", std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner"}) {
