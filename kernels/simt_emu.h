@@ -13,8 +13,9 @@
 // What it does not model: memory ordering between blocks, timing, the memory hierarchy, alignment
 // faults (a misaligned vector load works here and faults on a GPU), register / shared-memory limits.
 //
-// Include it instead of the CUDA runtime, before the kernel source, in a host-compiled translation
-// unit (x86-64 only: the context switch is x86-64 System V assembly).
+// Include it instead of the CUDA runtime, before the kernel source, in one host-compiled translation
+// unit per program (it defines the switch routine; x86-64 only: System V assembly). Not thread safe:
+// one launch at a time per process.
 #pragma once
 
 #define RLKV_SIMT_EMU 1
