@@ -67,7 +67,7 @@ if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     note "sanitizer $tool: op_test_attention_cuda --quick"
     echo "== sanitizer $tool" >> "$OUT/log.txt"
-    timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 "$K/op_test_attention_cuda" --quick 2>&1 \
+    timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$K/op_test_attention_cuda" --quick 2>&1 \
       | grep -v '^ok ' | tail -40 | tee -a "$OUT/log.txt"
     rc=${PIPESTATUS[0]}
     note "sanitizer $tool: exit $rc (9: errors found, in log.txt)"
