@@ -28,10 +28,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import head_mask  # noqa: E402
+import plot_io  # noqa: E402
 from head_mask import SourceError  # noqa: E402
 
 PROG = "curves.py"
-DPI = 100
+DPI = plot_io.DPI
 METRICS = (  # (key, panel title, y-limits or None)
     ("reward_mean", "reward (mean)", None),
     ("correct_mean", "correctness (mean)", (-0.02, 1.02)),
@@ -263,34 +264,14 @@ def render(metrics, ck, output, title=None, source=None):
                 info.append(fmt.format(v))
     info.append(f"{n} steps from {os.path.basename(metrics.source)}")
     fig.suptitle(head + "\n" + ", ".join(info), fontsize=11)
-    _save_png(fig, output)
+    plot_io.save_png(fig, output)
     plt.close(fig)
     return traj
 
 
-def _save_png(fig, output):
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png")
-    try:
-        from PIL import Image
-    except ImportError:
-        with open(output, "wb") as f:
-            f.write(buf.getvalue())
-        return
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT if hasattr(Image, "Quantize") else 0,
-                 dither=0).save(output, format="PNG", optimize=True)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{PROG}: {message} (see --help)\n")
-        sys.exit(2)
-
 
 def main(argv=None):
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = plot_io.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="\n\n".join(__doc__.split("\n\n")[2:]))
     p.add_argument("source", metavar="SOURCE", help="run directory, metrics.jsonl or ckpt-<step>.h5")
@@ -304,15 +285,9 @@ def main(argv=None):
     except SourceError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return 2
-    out_dir = os.path.dirname(os.path.abspath(a.output))
-    if not os.path.isdir(out_dir):
-        sys.stderr.write(f"{PROG}: {a.output}: the directory {out_dir} does not exist\n")
-        return 2
-    try:
-        traj = render(metrics, ck, a.output, a.title, a.source)
-    except OSError as e:
-        sys.stderr.write(f"{PROG}: {a.output}: cannot write ({e.strerror or e})\n")
-        return 2
+    status, traj = plot_io.write_image(PROG, a.output, lambda: render(metrics, ck, a.output, a.title, a.source))
+    if status:
+        return status
     print(f"wrote {a.output}: {len(metrics.steps)} steps from {metrics.source}"
           + (f", head trajectories from {ck.path}" if traj else ""))
     return 0

@@ -27,9 +27,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import head_mask  # noqa: E402
+import plot_io  # noqa: E402
 
 PROG = "heatmap.py"
-DPI = 100
+DPI = plot_io.DPI
 OUTLINE = "#e8112d"
 
 
@@ -45,14 +46,9 @@ def annotate_cells(num_layers, num_kv_heads):
     return num_layers <= 40 and num_kv_heads <= 16
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
-        sys.stderr.write(f"{PROG}: {message} (see --help)\n")
-        sys.exit(2)
-
 
 def _parse_args(argv):
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = plot_io.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="\n\n".join(__doc__.split("\n\n")[2:]))
     p.add_argument("source", metavar="SOURCE", help="checkpoint, run directory, .tsv file or directory, or JSON export")
@@ -184,25 +180,9 @@ def render(src, output, sparsity=None, title=None, value="prob"):
     width_chars = int(wpx / 7.2)
     fig.suptitle("\n".join(_wrap(t, width_chars) for t in lines), fontsize=10)
 
-    _save_png(fig, output)
+    plot_io.save_png(fig, output)
     plt.close(fig)
     return mask, caption
-
-
-def _save_png(fig, output):
-    """Saves at DPI; a 256-colour palette keeps the file small (the image has few distinct colours)."""
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png")
-    try:
-        from PIL import Image
-    except ImportError:  # matplotlib depends on Pillow, but do not insist
-        with open(output, "wb") as f:
-            f.write(buf.getvalue())
-        return
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT if hasattr(Image, "Quantize") else 0,
-                 dither=0).save(output, format="PNG", optimize=True)
 
 
 def _wrap(text, width):
@@ -217,15 +197,11 @@ def main(argv=None):
     except head_mask.SourceError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return 2
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        sys.stderr.write(f"{PROG}: {args.output}: the directory {out_dir} does not exist\n")
-        return 2
-    try:
-        mask, caption = render(src, args.output, args.sparsity, args.title, args.value)
-    except OSError as e:
-        sys.stderr.write(f"{PROG}: {args.output}: cannot write ({e.strerror or e})\n")
-        return 2
+    status, drawn = plot_io.write_image(
+        PROG, args.output, lambda: render(src, args.output, args.sparsity, args.title, args.value))
+    if status:
+        return status
+    mask, caption = drawn
     print(f"wrote {args.output}: {src.num_layers} x {src.num_kv_heads} heads from {src.path}"
           + (f"; {caption.split(',')[0]}" if caption else ""))
     return 0

@@ -1,0 +1,48 @@
+"""Command-line and PNG plumbing shared by the plotting tools (heatmap.py, curves.py).
+
+Their contract for bad input: one line on stderr starting with the tool's name, exit status 2.
+"""
+
+import argparse
+import io
+import os
+import sys
+
+DPI = 100
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (argparse would print the usage too)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def save_png(fig, output):
+    """Saves at DPI; a 256-colour palette keeps the file small (the images have few distinct colours)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format="png")
+    try:
+        from PIL import Image
+    except ImportError:  # matplotlib depends on Pillow, but do not insist
+        with open(output, "wb") as f:
+            f.write(buf.getvalue())
+        return
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT if hasattr(Image, "Quantize") else 0,
+                 dither=0).save(output, format="PNG", optimize=True)
+
+
+def write_image(prog, output, render):
+    """Runs render() (which writes `output`) -> (exit status, render's result). A missing directory
+    or a failed write is one line on stderr and status 2."""
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        sys.stderr.write(f"{prog}: {output}: the directory {out_dir} does not exist\n")
+        return 2, None
+    try:
+        return 0, render()
+    except OSError as e:
+        sys.stderr.write(f"{prog}: {output}: cannot write ({e.strerror or e})\n")
+        return 2, None
