@@ -47,20 +47,8 @@ int main(int argc, char** argv) {
           bytes += 2 * sp.len * d * 4;
         }
         std::vector<float> q(size_t(B * hkv * group * d), 0.1f), out(q.size());
-        decode_attention_args a{};
-        a.num_seqs = B;
-        a.num_q_heads = hkv * group;
-        a.num_kv_heads = hkv;
-        a.head_dim = d;
-        a.q = q.data();
-        a.q_stride_seq = hkv * group * d;
-        a.q_stride_head = d;
-        a.out = out.data();
-        a.out_stride_seq = hkv * group * d;
-        a.out_stride_head = d;
-        a.spans = spans.data();
-        a.scale = 0.088f;
-        a.dtype = KV_DTYPE_F32;
+        decode_attention_args a = decode_attention_args_packed(B, hkv * group, hkv, d, q.data(), out.data(),
+                                                               spans.data(), 0.088f, KV_DTYPE_F32);
         decode_attention_cpu(&a, threads);
         int reps = 0;
         const double t0 = now();

@@ -139,20 +139,8 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
   kv_span* dspans;
   CUDA_OK(cudaMalloc(&dspans, spans.size() * sizeof(kv_span)));
   CUDA_OK(cudaMemcpy(dspans, spans.data(), spans.size() * sizeof(kv_span), cudaMemcpyHostToDevice));
-  decode_attention_args a{};
-  a.num_seqs = sh.batch;
-  a.num_q_heads = Hkv * G;
-  a.num_kv_heads = Hkv;
-  a.head_dim = D;
-  a.q = q;
-  a.q_stride_seq = Hkv * G * D;
-  a.q_stride_head = D;
-  a.out = out;
-  a.out_stride_seq = Hkv * G * D;
-  a.out_stride_head = D;
-  a.spans = dspans;
-  a.scale = 0.08838834764831845f;
-  a.dtype = KV_DTYPE_BF16;
+  decode_attention_args a =
+      decode_attention_args_packed(sh.batch, Hkv * G, Hkv, D, q, out, dspans, 0.08838834764831845f, KV_DTYPE_BF16);
   a.max_len = max_len;
   a.variant = sh.variant;
   a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);

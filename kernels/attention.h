@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +66,29 @@ typedef struct decode_attention_args {
 // CUDA split-kernel variants for the scores: DEFAULT (= LANE until a GPU measurement says otherwise);
 // LANE: each lane reads one slot's whole K row; COOP: lanes read rows together (coalesced) and reduce.
 typedef enum decode_variant { DECODE_VARIANT_DEFAULT = 0, DECODE_VARIANT_LANE = 1, DECODE_VARIANT_COOP = 2 } decode_variant;
+
+// Arguments for packed q and out [num_seqs, num_q_heads, head_dim] (the CUDA-only fields zero).
+static inline decode_attention_args decode_attention_args_packed(int64_t num_seqs, int64_t num_q_heads,
+                                                                 int64_t num_kv_heads, int64_t head_dim,
+                                                                 const void* q, void* out, const kv_span* spans,
+                                                                 float scale, kv_dtype dtype) {
+  decode_attention_args a;
+  memset(&a, 0, sizeof a);
+  a.num_seqs = num_seqs;
+  a.num_q_heads = num_q_heads;
+  a.num_kv_heads = num_kv_heads;
+  a.head_dim = head_dim;
+  a.q = q;
+  a.q_stride_seq = num_q_heads * head_dim;
+  a.q_stride_head = head_dim;
+  a.out = out;
+  a.out_stride_seq = num_q_heads * head_dim;
+  a.out_stride_head = head_dim;
+  a.spans = spans;
+  a.scale = scale;
+  a.dtype = dtype;
+  return a;
+}
 
 // Writes one K and V row per item into its cache slot (the new token, or prefill positions).
 typedef struct kv_write_item {

@@ -101,21 +101,9 @@ decode_attention_args attention_args(const at::Tensor& q, at::Tensor& out, int64
   RLKV_ASSERT(q.dim() == 3 && q.is_contiguous(), "decode_attention: q must be contiguous [B, Hq, hd]");
   const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
   RLKV_ASSERT(num_kv_heads > 0 && Hq % num_kv_heads == 0, "decode_attention: Hq % Hkv != 0");
-  out = at::empty_like(q);
-  decode_attention_args a{};
-  a.num_seqs = B;
-  a.num_q_heads = Hq;
-  a.num_kv_heads = num_kv_heads;
-  a.head_dim = D;
-  a.q = q.data_ptr();
-  a.q_stride_seq = q.stride(0);
-  a.q_stride_head = q.stride(1);
-  a.out = out.data_ptr();
-  a.out_stride_seq = out.stride(0);
-  a.out_stride_head = out.stride(1);
-  a.scale = scale;
-  a.dtype = to_kv_dtype(q.scalar_type());
-  return a;
+  out = at::empty_like(q);  // contiguous like q
+  return decode_attention_args_packed(B, Hq, num_kv_heads, D, q.data_ptr(), out.data_ptr(), nullptr, scale,
+                                      to_kv_dtype(q.scalar_type()));
 }
 
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
