@@ -160,12 +160,12 @@ void KvCache::table_rebuild(int64_t rows, int64_t cols) {
 
 void KvCache::table_flush() {
   if (!use_table_ || dirty_at_.empty()) return;
-  int64_t rows_needed = int64_t(seqs_.size()) * layers_ * heads_, cols_needed = 1;
-  for (const Seq& s : seqs_)
-    for (const auto& p : s.pages) cols_needed = std::max(cols_needed, int64_t(p.size()));
-  const bool grow = std::find(dirty_at_.begin(), dirty_at_.end(), -1) != dirty_at_.end() ||
-                    rows_needed > table_rows_ || cols_needed > table_cols_;
-  if (grow) {
+  // table_note marks an entry outside the table with -1: only then is the table sized again.
+  if (std::find(dirty_at_.begin(), dirty_at_.end(), -1) != dirty_at_.end()) {
+    const int64_t rows_needed = int64_t(seqs_.size()) * layers_ * heads_;
+    int64_t cols_needed = 1;
+    for (const Seq& s : seqs_)
+      for (const auto& p : s.pages) cols_needed = std::max(cols_needed, int64_t(p.size()));
     // Doubling keeps rebuilds (a whole-table upload) rare as sequences are added and grow.
     table_rebuild(std::max(rows_needed, 2 * table_rows_), std::max(cols_needed, 2 * table_cols_));
   } else {

@@ -116,7 +116,7 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
     longest = std::max(longest, len);
   }
   if (longest > max_len_) {
-    max_len_ = std::max({longest, 2 * max_len_, opts_.max_len > 0 ? int64_t(0) : 2 * longest});
+    max_len_ = 2 * std::max(longest, max_len_);  // doubling: few re-captures as sequences lengthen
     graph_.reset();  // the attention launch shape depends on max_len
   }
 #ifdef RLKV_TORCH_CUDA
