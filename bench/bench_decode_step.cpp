@@ -7,7 +7,8 @@
 // through KvCache::write_prefill: compressed heads keep their S sink and W last positions), then
 // --steps decode steps run through Model::forward_decode (mode eager) or a StaticDecode (mode graphs:
 // resident tables, replayed CUDA graphs on a GPU) + logits + greedy argmax copied to the host (what the
-// generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, the
+// generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, ATen operator
+// calls of one step as the host dispatches them (nested calls included; a replayed graph needs few), the
 // KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
 //   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound of issue #7;
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
@@ -15,6 +16,7 @@
 // Run by launch/gpu_check.sh on a GPU machine; on a CPU it runs too (use a small --layers).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -42,6 +44,23 @@ std::vector<double> parse_list(const std::string& s) {
   std::string item;
   while (std::getline(ss, item, ',')) out.push_back(std::stod(item));
   return out;
+}
+
+// ATen operator calls dispatched by this thread (nested ones included) while a counter is installed:
+// on a GPU, roughly the kernel launches the host pays for in an eager step.
+int64_t g_ops = 0;
+std::unique_ptr<at::ObserverContext> count_op(const at::RecordFunction&) {
+  ++g_ops;
+  return nullptr;
+}
+template <class F>
+int64_t count_ops(F&& f) {
+  g_ops = 0;
+  const at::CallbackHandle h =
+      at::addThreadLocalCallback(at::RecordFunctionCallback(&count_op).scopes({at::RecordScope::FUNCTION}));
+  f();
+  at::removeCallback(h);
+  return g_ops;
 }
 
 void sync(const at::Tensor& t) {
@@ -128,8 +147,8 @@ int main(int argc, char** argv) try {
         comp_heads += n;
         keeps.push_back(std::move(keep));
       }
-      // One cache per (batch, sparsity), filled once; each mode then decodes steps + 1 more tokens.
-      const int64_t total = context + int64_t(mode_list.size()) * (steps + 1) + 2;
+      // One cache per (batch, sparsity), filled once; each mode then decodes steps + 2 more tokens.
+      const int64_t total = context + int64_t(mode_list.size()) * (steps + 2) + 2;
       KvCache cache(c, dtype, device, sink, window, page);
       cache.reserve_capacity(full_heads * ((total + page - 1) / page), comp_heads);
       // Random K / V for the context, shared by every sequence and layer (contents do not change the time).
@@ -161,6 +180,8 @@ int main(int argc, char** argv) try {
         };
         step();  // warm-up: allocator, cuBLAS handles and workspaces (and the graph's capture)
         sync(tokens);
+        const int64_t ops = count_ops(step);  // one more (untimed) step, counting its ATen calls
+        sync(tokens);
         const auto t0 = std::chrono::steady_clock::now();
         for (int64_t i = 0; i < steps; ++i) step();
         sync(tokens);
@@ -175,7 +196,7 @@ int main(int argc, char** argv) try {
           dense_kv[B] = kv_read;
         }
         nlohmann::json j = {{"bench", "decode_step"}, {"mode", mode}, {"device", device.str()},
-                            {"graph_captures", sd ? sd->captures() : 0}, {"dtype", dtype_name(dtype)},
+                            {"graph_captures", sd ? sd->captures() : 0}, {"aten_ops_per_step", ops}, {"dtype", dtype_name(dtype)},
                             {"layers", layers}, {"batch", B}, {"context", context}, {"sparsity", s},
                             {"sink", sink}, {"window", window}, {"ms_per_step", ms},
                             {"tokens_per_s", double(B) * 1e3 / ms}, {"weight_bytes", weight_bytes},
@@ -195,6 +216,10 @@ int main(int argc, char** argv) try {
     }
   }
   return 0;
+} catch (const c10::Error& e) {  // first line only: LibTorch appends a C++ backtrace
+  const std::string what = e.what_without_backtrace();
+  std::cerr << "bench_decode_step: " << what.substr(0, what.find('\n')) << "\n";
+  return 2;
 } catch (const std::exception& e) {
   std::cerr << "bench_decode_step: " << e.what() << "\n";
   return 2;

@@ -58,11 +58,6 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
 }
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t h = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
-}
-
 }  // namespace
 
 Model Model::load(const std::string& dir, at::ScalarType dtype, at::Device device) {
@@ -233,13 +228,19 @@ Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, d
   return m;
 }
 
-at::Tensor Model::rope(const at::Tensor& x, const at::Tensor& positions) const {
-  // positions [N] -> cos / sin [N, head_dim]; x [..., N, H, head_dim].
-  at::Tensor ang = at::outer(positions.to(at::kFloat), inv_freq_);
+Model::Rope Model::rope_tables(const at::Tensor& positions, at::ScalarType dtype) const {
+  at::Tensor ang = at::outer(positions.to(at::kFloat), inv_freq_);  // [N, hd / 2]
   at::Tensor emb = at::cat({ang, ang}, -1);
-  at::Tensor cos = emb.cos().to(x.scalar_type()).unsqueeze(-2);
-  at::Tensor sin = emb.sin().to(x.scalar_type()).unsqueeze(-2);
-  return x * cos + rotate_half(x) * sin;
+  at::Tensor sn = emb.sin();
+  const int64_t h = sn.size(-1) / 2;
+  return {emb.cos().to(dtype).unsqueeze(-2),
+          at::cat({-sn.narrow(-1, 0, h), sn.narrow(-1, h, h)}, -1).to(dtype).unsqueeze(-2)};
+}
+
+at::Tensor Model::rope(const at::Tensor& x, const Rope& r) {
+  // (-x2) * s == x2 * (-s) exactly, and rounding is symmetric: rotate_half's negation moves into r.sin.
+  const int64_t h = x.size(-1) / 2;
+  return x * r.cos + at::cat({x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1) * r.sin;
 }
 
 at::Tensor Model::embed(const at::Tensor& tokens) const {
@@ -274,6 +275,7 @@ at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink)
   const float scale = 1.0f / std::sqrt(float(hd));
   at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device_));
   at::Tensor x = embed(tokens);
+  const Rope rot = rope_tables(pos, x.scalar_type());
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
@@ -285,8 +287,8 @@ at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink)
       q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
       k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
     }
-    q = rope(q, pos);
-    k = rope(k, pos);
+    q = rope(q, rot);
+    k = rope(k, rot);
     if (kv_sink) kv_sink(l, k, v);
     x = block(l, x, dense_causal_attention(q, k, v, scale).reshape({B, T, hq * hd}));
   }
@@ -324,6 +326,7 @@ at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor
   const int64_t B = tokens.size(0);
   const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
   at::Tensor x = embed(tokens);  // [B, d]
+  const Rope rot = rope_tables(pos, x.scalar_type());
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
@@ -335,8 +338,8 @@ at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor
       q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
       k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
     }
-    q = rope(q, pos).contiguous();
-    k = rope(k, pos).contiguous();
+    q = rope(q, rot).contiguous();
+    k = rope(k, rot).contiguous();
     x = block(l, x, attend(l, q, k, v).view({B, hq * hd}));
   }
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);

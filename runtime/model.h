@@ -117,7 +117,14 @@ class Model {
 
  private:
   Model() = default;
-  at::Tensor rope(const at::Tensor& x, const at::Tensor& positions) const;  // x [..., T, H, hd]
+  // Rotary embedding at `positions` [N] as two tables [N, 1, head_dim] in the activations' dtype, built
+  // once per forward and shared by every layer's q and k. `sin` has its first half negated, so that
+  // rope(x) = x * cos + swap_halves(x) * sin (the usual x * cos + rotate_half(x) * sin, bit for bit).
+  struct Rope {
+    at::Tensor cos, sin;
+  };
+  Rope rope_tables(const at::Tensor& positions, at::ScalarType dtype) const;
+  static at::Tensor rope(const at::Tensor& x, const Rope& r);  // x [..., N, H, hd]
   at::Tensor embed(const at::Tensor& tokens) const;
   at::Tensor reduce(at::Tensor partial) const;  // all-reduce of a row-parallel output
   at::Tensor block(int64_t layer, const at::Tensor& x, const at::Tensor& attn_out) const;
