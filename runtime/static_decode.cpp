@@ -86,7 +86,10 @@ void StaticDecode::capture() {
     compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
     side.synchronize();
     graph_ = std::make_unique<Graph>();
-    graph_->graph.capture_begin();
+    // Thread-local capture mode: in `rlkv train`, actor and reward threads share the process, and
+    // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
+    // allocation) while this thread captures, and invalidate the capture.
+    graph_->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
     try {
       compute();
     } catch (...) {

@@ -3,18 +3,24 @@
 // KV-write and decode-attention kernels through runtime/attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
 // (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs.
+// The fixtures' head dims (16, 24) take the generic kernel: a random Llama-shaped model with head_dim
+// 128 and 4 query heads per KV head, decoded after a 700-token prompt, takes the split kernel with
+// split-K and its combine (and, in graph mode, a workspace from the graph's memory pool).
 // fp32: logits within 1e-4 of the logit scale (cuBLAS vs CPU GEMM rounding); bf16: within 5e-2.
 // Exits 77 (skipped) where LibTorch has no CUDA, no GPU is visible, or the build has no CUDA path.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <random>
+#include <unistd.h>
 
 #include "runtime/attention.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/model_io.h"
 #include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
 
@@ -51,6 +57,24 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
     out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
   return out;
 }
+// Saves the random split-kernel model (see the top) and returns its directory.
+std::string split_kernel_model() {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.num_layers = 2;
+  c.hidden_size = 256;
+  c.num_q_heads = 8;
+  c.num_kv_heads = 2;
+  c.head_dim = 128;
+  c.intermediate_size = 512;
+  c.vocab_size = 512;
+  c.rope_theta = 500000.0;
+  c.rms_norm_eps = 1e-5;
+  c.max_position_embeddings = 4096;
+  const std::string dir = "/tmp/rlkv-op-test-split-" + std::to_string(getpid());
+  save_hf_model(Model::random(c, at::kFloat, 11, 0.05), dir, "{}");
+  return dir;
+}
 }  // namespace
 
 int main() try {
@@ -82,8 +106,10 @@ int main() try {
     }
   }
   const std::string fx = RLKV_TEST_FIXTURES;
+  const std::string split_dir = split_kernel_model();
   for (const std::string& dir : {fx + "/models/llama_tiny", fx + "/models/qwen2_tiny", fx + "/models/qwen3_tiny",
-                                fx + "/models/mistral_tiny", std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner"}) {
+                                fx + "/models/mistral_tiny", std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner",
+                                split_dir}) {
     for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
       const Model cpu = Model::load(dir, dt);
       const Model dev = Model::load(dir, dt, gpu);
@@ -93,7 +119,8 @@ int main() try {
       for (auto& k : keep) k = uint8_t(rng() & 1);
       keep[0] = 0;
       std::vector<int64_t> prompt, cont;
-      for (int i = 0; i < 11; ++i) prompt.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
+      const int prompt_len = dir == split_dir ? 700 : 11;
+      for (int i = 0; i < prompt_len; ++i) prompt.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
       for (int i = 0; i < 20; ++i) cont.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
       const auto a = steps(cpu, keep, prompt, cont);
       const auto b = steps(dev, keep, prompt, cont);
@@ -140,6 +167,7 @@ int main() try {
       check(same == 3, dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
     }
   }
+  std::filesystem::remove_all(split_dir);
   return failures ? 1 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "op_test_runtime_cuda: %s\n", e.what());
