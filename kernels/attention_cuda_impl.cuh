@@ -7,9 +7,10 @@
 // and by instruction issue as G grows. The split kernel is organised around that:
 //   - one thread block per (split, KV head, sequence); the query rows of the whole GQA group are kept in
 //     shared memory, so each K / V row is read from memory once for the group;
-//   - split-K: a long span is cut into `split_len` slots per block so that small batches of long
-//     caches still fill the GPU (the split count is chosen from the SM count and the longest span);
-//     compressed heads (S + W slots) take one block. Splits write an unnormalised partial output with
+//   - split-K: a long span is cut over `splits` blocks so that small batches of long caches still
+//     fill the GPU (the split count is chosen from the SM count and the length bound max_len; each
+//     span divides its own length, at least kMinSplit slots per block: span_split_len); compressed
+//     heads (S + W slots) take one block. Splits write an unnormalised partial output with
 //     its running max and sum to a workspace, and a combine kernel merges them (online softmax, so the
 //     merge is exact up to rounding);
 //   - inside a block, each of the four warps takes tiles of 32 slots. Scores: lane i owns slot i of the
@@ -68,6 +69,16 @@ template <> __device__ __forceinline__ __half from_f<__half>(float x) { return _
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Slots per block of a span of `len` slots in a launch of `splits` blocks per span: the span's own
+// length divided over the splits (so a launch planned for a loose length bound, as a replayed CUDA
+// graph's is, still spreads each span over every split), in whole granules of kWarps tiles, and at
+// least kMinSplit (short spans take fewer blocks; the others exit at once). Never fewer than
+// ceil(len / splits) slots, so ceil(len / split_len) <= splits: every slot of every span is covered.
+__host__ __device__ __forceinline__ int64_t span_split_len(int64_t len, int64_t splits) {
+  const int64_t per = ((len + splits - 1) / splits + kSplitGranule - 1) / kSplitGranule * kSplitGranule;
+  return per > kMinSplit ? per : kMinSplit;
+}
 
 // Row index (in rows of head_dim elements from the span base) of slot `slot`.
 __device__ __forceinline__ int64_t row_of(const int32_t* pages, int64_t page_size, int64_t slot) {
@@ -144,16 +155,15 @@ __device__ __forceinline__ split_workspace workspace_of(float* base, int64_t pai
 
 // Grid (splits, KV heads, sequences), kThreads threads. GM >= G query heads per KV head.
 template <typename T, int D, int GM, bool kCoopScores>
-__global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention_args a, int64_t split_len,
-                                                                float* ws_base) {
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention_args a, float* ws_base) {
   const int64_t split = blockIdx.x, h = blockIdx.y, s = blockIdx.z;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
   const kv_span sp = a.spans[s * Hkv + h];
+  const int64_t split_len = span_split_len(sp.len, gridDim.x);
   const int64_t begin = split * split_len;
   if (begin >= sp.len) return;  // the whole block: this span needs fewer splits
   const int64_t end = imin(sp.len, begin + split_len);
-  // A span longer than max_len (a broken precondition) loses its tail but writes nothing out of place.
-  const int64_t nsplit = imin((sp.len + split_len - 1) / split_len, gridDim.x);
+  const int64_t nsplit = (sp.len + split_len - 1) / split_len;  // <= gridDim.x
 
   RLKV_DYN_SMEM(float, smem);
   float* qs = smem;                    // [GM, D] queries, pre-scaled by scale * log2(e)
@@ -344,12 +354,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
 
 // Grid (KV heads, sequences): merges the splits of the spans that had more than one.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attention_args a, int64_t split_len,
-                                                                  int64_t splits, const float* ws_base) {
+__global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attention_args a, int64_t splits,
+                                                                  const float* ws_base) {
   const int64_t h = blockIdx.x, s = blockIdx.y;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim;
   const int64_t len = a.spans[s * Hkv + h].len;
-  const int64_t nsplit = imin((len + split_len - 1) / split_len, splits);
+  const int64_t split_len = span_split_len(len, splits);
+  const int64_t nsplit = (len + split_len - 1) / split_len;
   if (nsplit <= 1) return;
   const split_workspace ws = workspace_of(const_cast<float*>(ws_base), Hkv * a.num_seqs, splits, G, D);
   const int64_t first = (s * Hkv + h) * splits;
@@ -503,7 +514,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct launch_plan {
   bool split_kernel = false;  // decode_split_kernel (else decode_generic_kernel)
   int gm = 0;                 // group bucket of the split kernel
-  int64_t split_len = 0, splits = 1;
+  int64_t splits = 1;  // blocks per span (each span divides its own length over them: span_split_len)
   size_t smem = 0;
   int64_t workspace_bytes = 0;
 };
@@ -524,15 +535,11 @@ inline launch_plan plan(const decode_attention_args& a, int sms) {
   }
   p.gm = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;
   p.smem = sizeof(float) * size_t(p.gm * D + 2 * kWarps * p.gm + kWarps * p.gm * D);
-  if (a.max_len <= 0 || pairs == 0) {  // no bound on the lengths: one block per span
-    p.split_len = INT64_MAX / 4;
-    return p;
-  }
+  if (a.max_len <= 0 || pairs == 0) return p;  // no bound on the lengths: one block per span
   const int64_t want = ceil_div(int64_t(kBlocksPerSm) * sms, pairs);
   const int64_t most = ceil_div(a.max_len, kMinSplit);
   p.splits = want < 1 ? 1 : (want > most ? most : want);
-  p.split_len = ceil_div(ceil_div(a.max_len, p.splits), kSplitGranule) * kSplitGranule;
-  p.splits = ceil_div(a.max_len, p.split_len);
+  p.splits = ceil_div(a.max_len, span_split_len(a.max_len, p.splits));  // none left empty by the granule
   if (p.splits > 1) p.workspace_bytes = int64_t(sizeof(float)) * pairs * p.splits * G * (D + 2);
   return p;
 }
@@ -541,7 +548,7 @@ template <typename T, int D, int GM>
 void launch_split(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
   auto* k = a.variant == DECODE_VARIANT_COOP ? &decode_split_kernel<T, D, GM, true> : &decode_split_kernel<T, D, GM, false>;
   const dim3 grid(unsigned(p.splits), unsigned(a.num_kv_heads), unsigned(a.num_seqs));
-  RLKV_LAUNCH(k, grid, dim3(kThreads), p.smem, st, a, p.split_len, static_cast<float*>(a.workspace));
+  RLKV_LAUNCH(k, grid, dim3(kThreads), p.smem, st, a, static_cast<float*>(a.workspace));
 }
 
 template <typename T, int D>
@@ -573,8 +580,8 @@ kernel_status launch_decode(const decode_attention_args& a, const launch_plan& p
   if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
   if (p.splits > 1) {
     auto* c = &combine_splits_kernel<T>;
-    RLKV_LAUNCH(c, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), 0, st, a, p.split_len,
-                p.splits, static_cast<const float*>(a.workspace));
+    RLKV_LAUNCH(c, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), 0, st, a, p.splits,
+                static_cast<const float*>(a.workspace));
     if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
   }
   return KERNEL_STATUS_OK;
