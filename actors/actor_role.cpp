@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/prompt_stream.h"
+#include "runtime/thread_stream.h"
 
 namespace rlkv {
 
@@ -81,6 +82,7 @@ struct StopFollowers {
 
 int64_t run_actor_follower(Collectives& group, const Model& model, const Tokenizer& tok,
                            const std::vector<Problem>& problems, const ActorOptions& opts) {
+  const ThreadStream own_stream(model);  // GPU actors of one process overlap
   Actor actor(model, tok, problems, opts);
   int64_t batches = 0;
   for (;;) {
@@ -103,6 +105,7 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   bool connected = !ep.rollouts.empty();
   DropCounter drops("actor " + o.actor_id + " policy");
   RunIdentity id = o.id;
+  const ThreadStream own_stream(model);  // GPU actors of one process overlap
   Actor actor(model, tok, problems, o.actor);
   Collectives* group = o.group && o.group->size() > 1 ? o.group.get() : nullptr;
   RLKV_CHECK(!group || group->rank() == 0, "actor role: only the group's rank 0 talks to the learner");

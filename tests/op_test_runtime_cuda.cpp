@@ -2,7 +2,8 @@
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
 // KV-write and decode-attention kernels through runtime/attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
-// (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs.
+// (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs,
+// and two at once on threads with streams of their own.
 // The fixtures' head dims (16, 24) take the generic kernel: a random Llama-shaped model with head_dim
 // 128 and 4 query heads per KV head, decoded after a 700-token prompt, takes the split kernel with
 // split-K and its combine (and, in graph mode, a workspace from the graph's memory pool).
@@ -11,9 +12,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include <atomic>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <random>
+#include <thread>
+#include <type_traits>
 #include <unistd.h>
 
 #include "runtime/attention.h"
@@ -23,6 +28,7 @@
 #include "runtime/model_io.h"
 #include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
+#include "runtime/thread_stream.h"
 
 using namespace rlkv;
 
@@ -165,6 +171,32 @@ int main() try {
       same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
       check(same == 3, dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
+      // Two generators at once, as actor threads sharing a GPU run: each thread on a stream of its own
+      // (runtime/thread_stream.h), one eager and one capturing and replaying graphs (the capture must
+      // not break the other thread's host copies and allocations).
+      std::vector<std::decay_t<decltype(ga)>> par(2);
+      std::vector<std::exception_ptr> errs(2);
+      std::atomic<int> own = 0;
+      std::vector<std::thread> threads;
+      for (int i = 0; i < 2; ++i)
+        threads.emplace_back([&, i] {
+          try {
+            const ThreadStream ts(dev);
+            own += ts.active();
+            GeneratorOptions oi = o;
+            oi.cuda_graphs = i == 1;
+            par[size_t(i)] = Generator(dev, nullptr, oi).run(reqs);
+          } catch (...) {
+            errs[size_t(i)] = std::current_exception();
+          }
+        });
+      for (auto& t : threads) t.join();
+      for (auto& e : errs)
+        if (e) std::rethrow_exception(e);
+      same = 0;
+      for (size_t i = 0; i < reqs.size(); ++i) same += (ga[i].tokens == par[0][i].tokens) + (ga[i].tokens == par[1][i].tokens);
+      check(same == 6 && own == 2, dir + " two generator threads on streams of their own (eager, graphs) equal the CPU",
+            same);
     }
   }
   std::filesystem::remove_all(split_dir);

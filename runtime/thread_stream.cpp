@@ -1,0 +1,33 @@
+#include "runtime/thread_stream.h"
+
+#include "runtime/model.h"
+
+#ifdef RLKV_TORCH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace rlkv {
+
+struct ThreadStream::Impl {
+#ifdef RLKV_TORCH_CUDA
+  explicit Impl(c10::cuda::CUDAStream s) : guard(s) {}
+  c10::cuda::CUDAStreamGuard guard;  // restores the thread's previous stream on destruction
+#endif
+};
+
+ThreadStream::ThreadStream(const Model& model) {
+  const at::Device device = model.device();
+#ifdef RLKV_TORCH_CUDA
+  if (!device.is_cuda()) return;
+  const c10::DeviceIndex index = device.has_index() ? device.index() : c10::cuda::current_device();
+  c10::cuda::getCurrentCUDAStream(index).synchronize();
+  impl_ = std::make_unique<Impl>(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
+#else
+  (void)device;  // no CUDA LibTorch: a model cannot be on a GPU
+#endif
+}
+
+ThreadStream::~ThreadStream() = default;
+
+}  // namespace rlkv
