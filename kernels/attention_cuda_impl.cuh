@@ -471,10 +471,8 @@ __global__ void __launch_bounds__(kThreads) decode_generic_kernel(decode_attenti
 
 // One block per item: copies its K and V rows into their slots.
 template <typename T>
-__global__ void kv_write_kernel(const kv_write_item* items, int64_t n, int64_t D) {
-  const int64_t i = blockIdx.x;
-  if (i >= n) return;
-  const kv_write_item it = items[i];
+__global__ void kv_write_kernel(const kv_write_item* items, int64_t D) {
+  const kv_write_item it = items[blockIdx.x];  // grid: exactly n blocks
   const int64_t row = row_of(it.pages, it.page_size, it.slot) * D;
   T* kd = static_cast<T*>(it.k) + row;
   T* vd = static_cast<T*>(it.v) + row;
@@ -538,7 +536,7 @@ inline launch_plan plan(const decode_attention_args& a, int sms) {
   if (a.max_len <= 0 || pairs == 0) return p;  // no bound on the lengths: one block per span
   const int64_t want = ceil_div(int64_t(kBlocksPerSm) * sms, pairs);
   const int64_t most = ceil_div(a.max_len, kMinSplit);
-  p.splits = want < 1 ? 1 : (want > most ? most : want);
+  p.splits = want > most ? most : want;  // both >= 1
   p.splits = ceil_div(a.max_len, span_split_len(a.max_len, p.splits));  // none left empty by the granule
   if (p.splits > 1) p.workspace_bytes = int64_t(sizeof(float)) * pairs * p.splits * G * (D + 2);
   return p;
@@ -623,9 +621,9 @@ extern "C" kernel_status RLKV_CUDA_FN(kv_write_cuda)(const kv_write_item* items,
   (void)st;
   const dim3 grid{unsigned(n)}, block{head_dim >= 128 ? 128u : 32u};
   switch (dtype) {
-    case KV_DTYPE_F32: { auto* k = &kv_write_kernel<float>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
-    case KV_DTYPE_F16: { auto* k = &kv_write_kernel<__half>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
-    case KV_DTYPE_BF16: { auto* k = &kv_write_kernel<__nv_bfloat16>; RLKV_LAUNCH(k, grid, block, 0, st, items, n, head_dim); break; }
+    case KV_DTYPE_F32: { auto* k = &kv_write_kernel<float>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
+    case KV_DTYPE_F16: { auto* k = &kv_write_kernel<__half>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
+    case KV_DTYPE_BF16: { auto* k = &kv_write_kernel<__nv_bfloat16>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
     default: return KERNEL_STATUS_BAD_ARGS;
   }
   return RLKV_LAUNCH_OK() ? KERNEL_STATUS_OK : KERNEL_STATUS_DEVICE_ERROR;

@@ -76,23 +76,18 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_
 
 void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
               int num_threads, bool pages_on_device) {
-  if (device.is_cpu()) {
-    const kernel_status st = kv_write_cpu(items.data(), int64_t(items.size()), head_dim, dtype, num_threads);
-    RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+  if (device.is_cuda() && !items.empty()) {
+    const kv_write_item* d = nullptr;
+    at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
+                             pages_on_device, device, &d);
+    kv_write_resident(d, int64_t(items.size()), head_dim, dtype, device, num_threads);
     return;
   }
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
-  RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
-  if (items.empty()) return;
-  const kv_write_item* d = nullptr;
-  const c10::cuda::CUDAGuard on_device(device);  // raw launches go to the current device
-  at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
-                           pages_on_device, device, &d);
-  const kernel_status st = kv_write_cuda(d, int64_t(items.size()), head_dim, dtype, stream_of(device));
-  RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
 #else
-  no_cuda_path("KV write", device);
+  (void)pages_on_device;
 #endif
+  kv_write_resident(items.data(), int64_t(items.size()), head_dim, dtype, device, num_threads);
 }
 
 namespace {
@@ -127,37 +122,27 @@ void run_cuda_attention(decode_attention_args& a, at::Device dev) {
 
 at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
                             float scale, int num_threads, bool pages_on_device) {
-  at::Tensor out;
-  decode_attention_args a = attention_args(q, out, num_kv_heads, scale);
-  RLKV_ASSERT(int64_t(spans.size()) == a.num_seqs * num_kv_heads, "decode_attention: ", spans.size(), " spans for ",
-              a.num_seqs, " x ", num_kv_heads);
-  a.spans = spans.data();
-  if (q.is_cuda()) {
+  RLKV_ASSERT(q.dim() == 3 && int64_t(spans.size()) == q.size(0) * num_kv_heads, "decode_attention: ", spans.size(),
+              " spans for ", q.size(0), " x ", num_kv_heads);
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
-    // The split kernel (head_dim 64 / 128 / 256) reads rows with 16-byte loads; pools and rings are
-    // LibTorch allocations and its rows are multiples of 128 bytes, so a misaligned span is a bug
-    // here, not the user's. (The generic kernel reads elements: odd head dims may leave rings unaligned.)
-    const bool vector_loads = a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256;
+  if (q.is_cuda()) {
+    // The kernels read rows with 16-byte loads; pools and rings are LibTorch allocations and rows are
+    // head_dim * element bytes, so a misaligned span is a bug here, not the user's.
+    int64_t max_len = 0;
     for (const kv_span& sp : spans) {
-      RLKV_ASSERT(!vector_loads || (reinterpret_cast<uintptr_t>(sp.k) % 16 == 0 &&
-                                    reinterpret_cast<uintptr_t>(sp.v) % 16 == 0),
+      RLKV_ASSERT(reinterpret_cast<uintptr_t>(sp.k) % 16 == 0 && reinterpret_cast<uintptr_t>(sp.v) % 16 == 0,
                   "decode_attention: a span is not 16-byte aligned");
-      a.max_len = std::max(a.max_len, sp.len);
+      max_len = std::max(max_len, sp.len);
     }
     const kv_span* d = nullptr;
     at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
                              pages_on_device, q.device(), &d);
-    a.spans = d;
-    run_cuda_attention(a, q.device());
-    return out;
-#else
-    no_cuda_path("decode attention", q.device());
-#endif
+    return decode_attention_resident(q, d, num_kv_heads, scale, max_len, num_threads);
   }
-  RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(), ": only CPU and CUDA are supported");
-  const kernel_status st = decode_attention_cpu(&a, num_threads);
-  RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
-  return out;
+#else
+  (void)pages_on_device;
+#endif
+  return decode_attention_resident(q, spans.data(), num_kv_heads, scale, /*max_len: unused on the CPU*/ 0, num_threads);
 }
 
 at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, int64_t num_kv_heads, float scale,
@@ -174,6 +159,7 @@ at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, 
     no_cuda_path("decode attention", q.device());
 #endif
   }
+  RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(), ": only CPU and CUDA are supported");
   const kernel_status st = decode_attention_cpu(&a, num_threads);
   RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
   return out;
@@ -187,7 +173,9 @@ void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, 
     return;
   }
 #if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
-  const c10::cuda::CUDAGuard on_device(device);
+  RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
+  if (n == 0) return;
+  const c10::cuda::CUDAGuard on_device(device);  // raw launches go to the current device
   const kernel_status st = kv_write_cuda(items, n, head_dim, dtype, stream_of(device));
   RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
 #else

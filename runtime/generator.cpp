@@ -126,22 +126,26 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
   // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
   // tokens; rank 0's are broadcast anyway so that the group can never drift apart.
   auto sample_rows = [&](const at::Tensor& logits, std::vector<Active*>& rows) {
-    at::Tensor toks = at::empty({int64_t(rows.size())}, at::kInt);
-    int32_t* t = toks.data_ptr<int32_t>();
+    at::Tensor toks;
     if (!logits.device().is_cpu() && opts_.sample_on_device) {
-      // Only the chosen tokens come back (runtime/sampling_device.h); the rows' uniforms are drawn here.
+      // Only the chosen tokens come back (runtime/sampling_device.h), once, after the group's
+      // broadcast on the device; the rows' uniforms are drawn here.
       std::vector<double> u(rows.size(), 0.0);
       if (opts_.sampling.temperature > 0)
         for (size_t b = 0; b < rows.size(); ++b) u[b] = rows[b]->rng.uniform();
-      const std::vector<int32_t> picked = sample_rows_on_device(logits, opts_.sampling, u);
-      std::copy(picked.begin(), picked.end(), t);
+      toks = sample_rows_on_device(logits, opts_.sampling, u);
+      if (model_.tp()) model_.tp()->broadcast(toks, 0);
+      toks = toks.to(at::kCPU).contiguous();
     } else {
+      toks = at::empty({int64_t(rows.size())}, at::kInt);
       at::Tensor lg = logits.to(at::kCPU).contiguous();
       const float* base = lg.data_ptr<float>();
+      int32_t* t = toks.data_ptr<int32_t>();
       for (size_t b = 0; b < rows.size(); ++b)
         t[b] = sample_token(base + int64_t(b) * V, V, opts_.sampling, rows[b]->rng, scratch);
+      if (model_.tp()) model_.tp()->broadcast(toks, 0);
     }
-    if (model_.tp()) model_.tp()->broadcast(toks, 0);
+    const int32_t* t = toks.data_ptr<int32_t>();
     for (size_t b = 0; b < rows.size(); ++b) accept(*rows[b], t[b]);
   };
 

@@ -187,6 +187,19 @@ void KvCache::set_length(int64_t seq, int64_t len) {
   s.len = len;
 }
 
+std::vector<int64_t> KvCache::begin_step(const std::vector<int64_t>& seqs) {
+  std::vector<int64_t> positions(seqs.size());
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    positions[b] = length(seqs[b]);
+    reserve(seqs[b], positions[b] + 1);
+  }
+  return positions;
+}
+
+void KvCache::end_step(const std::vector<int64_t>& seqs) {
+  for (int64_t s : seqs) set_length(s, length(s) + 1);
+}
+
 void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, const at::Tensor& v,
                             int num_threads) {
   const Seq& s = seq_ref(seq);
@@ -204,7 +217,7 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
     for (int64_t p = 0; p < T; ++p) {
       if (!s.keep[i] && p >= sink_ && p < T - window_) continue;  // neither sink nor recent: not kept
       const int64_t src = (p * heads_ + h) * head_dim_ * esz_;
-      items.push_back(write_item(s, i, p, kb + src, vb + src));
+      items.push_back(write_item(s, i, p, span_of(s, i, p + 1), kb + src, vb + src));
     }
   }
   kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
@@ -224,7 +237,8 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
     const Seq& s = seq_ref(seqs[size_t(b)]);
     for (int64_t h = 0; h < heads_; ++h) {
       const int64_t src = (b * heads_ + h) * head_dim_ * esz_;
-      items[size_t(b * heads_ + h)] = write_item(s, size_t(layer * heads_ + h), s.len, kb + src, vb + src);
+      const size_t i = size_t(layer * heads_ + h);
+      items[size_t(b * heads_ + h)] = write_item(s, i, s.len, span_of(s, i, s.len + 1), kb + src, vb + src);
     }
   }
   kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
@@ -257,8 +271,8 @@ kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
   return sp;
 }
 
-kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const char* k_src, const char* v_src) const {
-  const kv_span sp = span_of(s, i, pos + 1);
+kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const kv_span& sp, const char* k_src,
+                                  const char* v_src) const {
   RLKV_ASSERT(!s.keep[i] || int64_t(s.pages[i].size()) * page_size_ > pos, "KV write before reserve");
   kv_write_item it{};
   it.k = const_cast<void*>(sp.k);  // the pools are ours to write; spans are read-only views of them
@@ -292,7 +306,7 @@ void KvCache::step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_w
         const size_t i = size_t(l) * H + h, at = size_t(l) * B * H + b * H + h;
         const int64_t src = l * src_layer_stride + int64_t(b * H + h) * head_dim_ * esz_;
         spans[at] = span_of(s, i, s.len + 1);
-        items[at] = write_item(s, i, s.len, k_src + src, v_src + src);
+        items[at] = write_item(s, i, s.len, spans[at], k_src + src, v_src + src);
       }
     }
 }

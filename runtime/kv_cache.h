@@ -55,6 +55,10 @@ class KvCache {
                     int num_threads);
   // Sets the length after all layers of a step were written.
   void set_length(int64_t seq, int64_t len);
+  // A decode step's bookkeeping around its writes: begin_step reserves one more token for each of
+  // `seqs` and returns their lengths (the new tokens' positions); end_step advances each by one.
+  std::vector<int64_t> begin_step(const std::vector<int64_t>& seqs);
+  void end_step(const std::vector<int64_t>& seqs);
   // Kernel view of `layer` for `seqs`, [seqs.size() * H_kv], for sequences of length `len_after`
   // tokens each (their current length, or +1 during a decode step).
   std::vector<kv_span> spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const;
@@ -94,7 +98,9 @@ class KvCache {
   void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit, int64_t at_least = 0);
   const Seq& seq_ref(int64_t seq) const;
   kv_span span_of(const Seq& s, size_t head_index, int64_t tokens) const;
-  kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const char* k_src, const char* v_src) const;
+  // The write of position `pos` of a head into its span `sp` = span_of(s, head_index, pos + 1).
+  kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const kv_span& sp, const char* k_src,
+                           const char* v_src) const;
 
   ModelConfig cfg_;
   at::ScalarType dtype_;

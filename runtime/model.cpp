@@ -100,7 +100,7 @@ struct ShareReader {
     }
     // Copy out of the mapping (its data may be unaligned) before converting.
     const uint8_t* base = f.data(name);
-    if (dim < 0 || (dim == 0 && begin == 0 && count == shape[0])) {
+    if (dim < 0) {
       at::Tensor t = at::empty(shape, cpu);
       std::memcpy(t.data_ptr(), base, size_t(info.end - info.begin));
       stats.bytes_read += int64_t(info.end - info.begin);
@@ -230,6 +230,8 @@ Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, d
 
 Model::Rope Model::rope_tables(const at::Tensor& positions, at::ScalarType dtype) const {
   at::Tensor ang = at::outer(positions.to(at::kFloat), inv_freq_);  // [N, hd / 2]
+  // sin / cos of the duplicated angles, not duplicates of sin / cos: on the CPU an element's value
+  // may depend on its place (vectorised body or scalar tail), and these are the reference's values.
   at::Tensor emb = at::cat({ang, ang}, -1);
   at::Tensor sn = emb.sin();
   const int64_t h = sn.size(-1) / 2;
@@ -300,12 +302,7 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
   RLKV_ASSERT(tokens.dim() == 1 && B == int64_t(seqs.size()), "forward_decode: tokens [B] for B sequences");
-  std::vector<int64_t> positions(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) {
-    positions[size_t(b)] = cache.length(seqs[size_t(b)]);
-    cache.reserve(seqs[size_t(b)], positions[size_t(b)] + 1);
-  }
-  at::Tensor pos = at::tensor(positions);
+  at::Tensor pos = at::tensor(cache.begin_step(seqs));
   // From pinned memory the upload is asynchronous (see runtime/attention.cpp).
   if (!device_.is_cpu()) pos = pos.pin_memory().to(device_, /*non_blocking=*/true);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
@@ -316,7 +313,7 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
     return decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
                             cache.pages_on_device());
   });
-  for (int64_t b = 0; b < B; ++b) cache.set_length(seqs[size_t(b)], positions[size_t(b)] + 1);
+  cache.end_step(seqs);
   return x;
 }
 

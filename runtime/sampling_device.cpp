@@ -6,17 +6,12 @@
 
 namespace rlkv {
 
-std::vector<int32_t> sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p,
-                                           const std::vector<double>& uniforms) {
+at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p, const std::vector<double>& uniforms) {
   RLKV_ASSERT(logits.dim() == 2, "sample_rows_on_device: logits must be [B, V]");
   const int64_t B = logits.size(0), V = logits.size(1);
   const double inf = std::numeric_limits<double>::infinity();
   at::Tensor x = at::nan_to_num(logits.to(at::kFloat), -inf, inf, -inf);  // NaN never wins
-  auto to_host = [&](const at::Tensor& t) {
-    at::Tensor h = t.to(at::kInt).to(at::kCPU).contiguous();
-    return std::vector<int32_t>(h.data_ptr<int32_t>(), h.data_ptr<int32_t>() + B);
-  };
-  if (p.temperature <= 0) return to_host(x.argmax(-1));  // the first maximum on ties
+  if (p.temperature <= 0) return x.argmax(-1).to(at::kInt);  // the first maximum on ties
   RLKV_ASSERT(int64_t(uniforms.size()) == B, "sample_rows_on_device: ", uniforms.size(), " uniforms for ", B, " rows");
   // Candidates in sample_token's order: top-k sorted, or all sorted for a nucleus, else index order.
   const int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
@@ -44,7 +39,7 @@ std::vector<int32_t> sample_rows_on_device(const at::Tensor& logits, const Sampl
   at::Tensor pick = at::minimum((cdf <= target).sum(-1, /*keepdim=*/true), last);
   pick = at::where(mx.isfinite(), pick, at::zeros_like(pick));  // all -inf: the first candidate
   at::Tensor token = idx.defined() ? idx.gather(-1, pick) : pick;
-  return to_host(token.squeeze(-1));
+  return token.squeeze(-1).to(at::kInt);
 }
 
 }  // namespace rlkv

@@ -112,14 +112,10 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   RLKV_ASSERT(int64_t(seqs.size()) == batch_ && tokens.dim() == 1 && tokens.size(0) == batch_,
               "StaticDecode::step: ", seqs.size(), " sequences / ", tokens.numel(), " tokens for batch ", batch_);
   const at::Device dev = model_.device();
-  int64_t longest = 0;
-  for (int64_t s : seqs) {
-    const int64_t len = cache_.length(s) + 1;
-    cache_.reserve(s, len);
-    longest = std::max(longest, len);
-  }
+  const std::vector<int64_t> positions = cache_.begin_step(seqs);
+  const int64_t longest = *std::max_element(positions.begin(), positions.end()) + 1;
   if (longest > max_len_) {
-    max_len_ = 2 * std::max(longest, max_len_);  // doubling: few re-captures as sequences lengthen
+    max_len_ = 2 * longest;  // doubling: few re-captures as sequences lengthen
     graph_.reset();  // the attention launch shape depends on max_len
   }
 #ifdef RLKV_TORCH_CUDA
@@ -134,8 +130,7 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
   cache_.step_tables(seqs, hs, hi, static_cast<const char*>(kv_new_[0][0].data_ptr()),
                      static_cast<const char*>(kv_new_[0][1].data_ptr()), layer_stride);
-  int64_t* pos = pos_host_.data_ptr<int64_t>();
-  for (int64_t b = 0; b < batch_; ++b) pos[b] = cache_.length(seqs[size_t(b)]);
+  std::copy(positions.begin(), positions.end(), pos_host_.data_ptr<int64_t>());
   tok_host_.copy_(tokens.to(at::kCPU).to(at::kLong));
   if (!dev.is_cpu()) {
     tables_dev_.copy_(tables_host_, /*non_blocking=*/true);
@@ -144,13 +139,16 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   }
   if (use_graph_) {
 #ifdef RLKV_TORCH_CUDA
-    if (!graph_) capture();
-    graph_->graph.replay();
+    if (graph_) {
+      graph_->graph.replay();
+    } else {
+      capture();  // its warm-up has run this step
+    }
 #endif
   } else {
     compute();
   }
-  for (int64_t b = 0; b < batch_; ++b) cache_.set_length(seqs[size_t(b)], pos[b] + 1);
+  cache_.end_step(seqs);
   return out_;
 }
 

@@ -12,7 +12,7 @@
 // once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
 // through the tables uploaded at every step, so the cache may grow freely. A graph is captured per
 // StaticDecode (one per batch size) and again only when a length passes max_len (which then doubles).
-// Replays are idempotent over a step, which is why the capture step may run the layers twice.
+// The capture step runs the layers once, eagerly, as the warm-up before its capture, and does not replay.
 //
 // On the CPU (and with cuda_graph off) the same tables drive the CPU kernels: this is how the tests
 // check the path on machines without a GPU. Not for tensor-parallel models (their collectives are
@@ -51,7 +51,6 @@ class StaticDecode {
   // returned tensor is a buffer of this object: use it before the next step.
   at::Tensor step(const at::Tensor& tokens, const std::vector<int64_t>& seqs);
 
-  int64_t batch() const { return batch_; }
   int64_t max_len() const { return max_len_; }
   int64_t captures() const { return captures_; }  // graph captures so far (0 off CUDA)
   bool uses_graph() const { return use_graph_; }

@@ -105,8 +105,8 @@ int main() try {
         want[size_t(b)] = sample_token(logits[b].contiguous().data_ptr<float>(), V, p, a, scratch);
         u[size_t(b)] = c.uniform();
       }
-      const std::vector<int32_t> got = sample_rows_on_device(logits.to(gpu), p, u);
-      for (int64_t b = 0; b < B; ++b) same += got[size_t(b)] == want[size_t(b)];
+      const at::Tensor got = sample_rows_on_device(logits.to(gpu), p, u).cpu();
+      for (int64_t b = 0; b < B; ++b) same += got[b].item<int32_t>() == want[size_t(b)];
       check(same == B, "sampling on the GPU equals the host sampler (T " + std::to_string(p.temperature) + ", top_p " +
                            std::to_string(p.top_p) + ", top_k " + std::to_string(p.top_k) + ")", same);
     }

@@ -10,6 +10,13 @@
 
 using namespace rlkv;
 
+namespace {
+std::vector<int32_t> ids(const at::Tensor& t) {  // [B] int32 tokens, wherever they are
+  at::Tensor h = t.to(at::kCPU).contiguous();
+  return std::vector<int32_t>(h.data_ptr<int32_t>(), h.data_ptr<int32_t>() + h.numel());
+}
+}  // namespace
+
 TEST_CASE("device sampling picks what sample_token picks, for every sampling rule") {
   const int64_t B = 64, V = 3000;
   at::manual_seed(11);
@@ -36,7 +43,7 @@ TEST_CASE("device sampling picks what sample_token picks, for every sampling rul
       want[size_t(b)] = sample_token(logits[b].contiguous().data_ptr<float>(), V, p, a, scratch);
       u[size_t(b)] = c.uniform();  // the uniform sample_token drew
     }
-    const std::vector<int32_t> got = sample_rows_on_device(logits, p, u);
+    const std::vector<int32_t> got = ids(sample_rows_on_device(logits, p, u));
     INFO("temperature " << r.t << " top_p " << r.top_p << " top_k " << r.top_k);
     REQUIRE(got == want);
   }
@@ -48,7 +55,7 @@ TEST_CASE("device sampling draws by the inverse CDF: frequencies follow the soft
   std::vector<double> u(2000);
   for (size_t i = 0; i < u.size(); ++i) u[i] = (double(i) + 0.5) / double(u.size());
   SamplingParams p;
-  const std::vector<int32_t> got = sample_rows_on_device(logits, p, u);
+  const std::vector<int32_t> got = ids(sample_rows_on_device(logits, p, u));
   at::Tensor probs = at::softmax(logits[0].to(at::kDouble), 0);
   for (int64_t j = 0; j < 4; ++j) {
     const double f = double(std::count(got.begin(), got.end(), int32_t(j))) / double(got.size());
