@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "runtime/model.h"
 #include "runtime/sampling.h"
@@ -41,9 +42,8 @@ std::vector<ActorGroup> Actor::generate(int64_t policy_version, const std::vecto
     RLKV_ASSERT(problem >= 0 && problem < int64_t(problems_.size()), "problem index out of range");
     auto& ids = encoded_[size_t(problem)];
     if (ids.empty()) {
-      std::string text = opts_.prompt_template;
-      text.replace(text.find("{prompt}"), 8, problems_[size_t(problem)].prompt);
-      ids = tok_.encode(text, opts_.add_special_tokens);
+      ids = tok_.encode(apply_prompt_template(opts_.prompt_template, problems_[size_t(problem)].prompt),
+                        opts_.add_special_tokens);
       RLKV_CHECK(!ids.empty(), "problem ", problems_[size_t(problem)].id, ": prompt encodes to no tokens");
     }
     ActorGroup g;

@@ -123,6 +123,9 @@ struct Config {
 // with or without leading "--"); an override wins over the file. Validates every value.
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides);
 
+// `tpl` (a model.prompt_template, which contains {prompt}) with its first {prompt} replaced by `prompt`.
+std::string apply_prompt_template(const std::string& tpl, const std::string& prompt);
+
 // Every key that exists, "section.key", for help output and tests.
 std::vector<std::string> config_keys();
 

@@ -22,24 +22,22 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
     if (v.is_number()) return v.dump();
     throw UserError(str_cat(path, ":", lineno, ": field '", key, "' must be a string or a number"));
   };
-  {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw UserError(str_cat(path, ":", lineno, ": not a JSON object"));
-    }
-    RLKV_CHECK(j.is_object(), path, ":", lineno, ": not a JSON object");
-    Problem p;
-    p.id = text_of(j, f.id, false);
-    if (p.id.empty()) p.id = std::to_string(lineno);
-    p.prompt = text_of(j, f.prompt, true);
-    const bool has_answer = j.contains(f.answer) && !j.at(f.answer).is_null();
-    p.answer = has_answer || f.solution.empty() ? text_of(j, f.answer, true) : text_of(j, f.solution, true);
-    if (j.contains("ref_len") && j["ref_len"].is_number()) p.ref_len = j["ref_len"].get<double>();
-    if (j.contains("pass_rate") && j["pass_rate"].is_number()) p.pass_rate = j["pass_rate"].get<double>();
-    return p;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(str_cat(path, ":", lineno, ": not a JSON object"));
   }
+  RLKV_CHECK(j.is_object(), path, ":", lineno, ": not a JSON object");
+  Problem p;
+  p.id = text_of(j, f.id, false);
+  if (p.id.empty()) p.id = std::to_string(lineno);
+  p.prompt = text_of(j, f.prompt, true);
+  const bool has_answer = j.contains(f.answer) && !j.at(f.answer).is_null();
+  p.answer = has_answer || f.solution.empty() ? text_of(j, f.answer, true) : text_of(j, f.solution, true);
+  if (j.contains("ref_len") && j["ref_len"].is_number()) p.ref_len = j["ref_len"].get<double>();
+  if (j.contains("pass_rate") && j["pass_rate"].is_number()) p.pass_rate = j["pass_rate"].get<double>();
+  return p;
 }
 
 }  // namespace
@@ -70,7 +68,6 @@ LoadedProblems load_problems_lenient(const std::string& path, const DatasetField
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       out.problems.push_back(parse_problem(line, path, lineno, f));
-      out.lines.push_back(lineno);
       out.raw.push_back(line);
     } catch (const UserError& e) {
       out.errors.push_back(e.what());

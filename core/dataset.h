@@ -24,11 +24,10 @@ struct DatasetFields {
 
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& fields = {});
 
-// The same, but a bad line is skipped and described in `errors` ("FILE:LINE: reason"); each
-// returned problem remembers its line. The raw JSON object of each line is kept in `raw` when given.
+// The same, but a bad line is skipped and described in `errors` ("FILE:LINE: reason"); the JSON text
+// of each returned problem's line is kept in `raw`.
 struct LoadedProblems {
   std::vector<Problem> problems;
-  std::vector<int64_t> lines;        // line number of each problem
   std::vector<std::string> raw;      // the line's JSON text
   std::vector<std::string> errors;
 };

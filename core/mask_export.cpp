@@ -37,9 +37,7 @@ nlohmann::json rows(const HeadScores& s) {
   return out;
 }
 
-}  // namespace
-
-std::string format_score_table(const HeadScores& s) {
+std::string format_score_table(const HeadScores& s) {  // the TSV text
   std::string out;
   for (int64_t l = 0; l < s.num_layers; ++l) {
     for (int64_t h = 0; h < s.num_kv_heads; ++h)
@@ -48,6 +46,8 @@ std::string format_score_table(const HeadScores& s) {
   }
   return out;
 }
+
+}  // namespace
 
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
   make_dir(dir);

@@ -36,6 +36,4 @@ void export_json(const std::string& path, const HeadScores& s, const std::vector
 double export_layers(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
                      const ExportInfo& info);
 
-std::string format_score_table(const HeadScores& s);  // the TSV text
-
 }  // namespace rlkv

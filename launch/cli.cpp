@@ -1,8 +1,13 @@
 #include "launch/cli.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "core/config.h"
+#include "core/dataset.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 
@@ -51,6 +56,22 @@ GeneratorOptions generator_options(const Config& cfg) {
   go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
   go.cuda_graphs = cfg.runtime.cuda_graphs;
   return go;
+}
+
+DatasetFields dataset_fields(const Config& cfg) {
+  DatasetFields f;
+  f.id = cfg.data.id_field;
+  f.prompt = cfg.data.prompt_field;
+  f.answer = cfg.data.answer_field;
+  f.solution = cfg.data.solution_field;
+  return f;
+}
+
+int set_intra_op_threads(const Config& cfg, int ranks_on_node) {
+  const int cores = int(std::thread::hardware_concurrency());
+  const int n = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : std::max(1, cores / std::max(1, ranks_on_node));
+  at::set_num_threads(n);
+  return n;
 }
 
 std::string loaded_blas() {

@@ -25,10 +25,18 @@ ParsedArgs parse_args(int argc, char** argv, const boost::program_options::optio
 struct ModelConfig;
 struct Config;
 struct GeneratorOptions;
+struct DatasetFields;
 
 // Generation settings of a config (sampling, caps, stop rules, cache windows, batch, threads): the one
 // place that maps those keys onto the generator.
 GeneratorOptions generator_options(const Config& cfg);
+
+// The dataset's field names of a config (data.*_field, defaulted from data.format when it is loaded).
+DatasetFields dataset_fields(const Config& cfg);
+
+// Sets LibTorch's intra-op threads of this process: runtime.threads when given, else the node's cores
+// shared evenly by the `ranks_on_node` ranks on it (at least 1). Returns the count.
+int set_intra_op_threads(const Config& cfg, int ranks_on_node = 1);
 
 // A head mask from a spec: "full", "streaming", "random[:SEED]" (needs a sparsity), or a head-score
 // file / directory (rlkv-sglang adapter_weights.tsv, duo full_attention_heads.tsv) binarised at the

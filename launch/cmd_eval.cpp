@@ -2,7 +2,6 @@
 // of a model on a problem set under head masks: full, rlkv (a mask from scores), random (several
 // seeds: mean and spread), streaming (every head compressed) and single-head (each head compressed
 // alone, one row per head). Greedy by default. A table on stdout, JSON with --output.
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -12,7 +11,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #include "core/config.h"
 #include "core/dataset.h"
@@ -223,7 +221,7 @@ int cmd_eval(int argc, char** argv) {
   RLKV_CHECK(method != "rlkv" || vm.count("mask"), "--method rlkv needs --mask SCORES");
   RLKV_CHECK(!vm.count("scores-out") || method == "single-head", "--scores-out goes with --method single-head");
 
-  at::set_num_threads(cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency()));
+  const int threads = set_intra_op_threads(cfg);
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   const ModelConfig& mc = model.config();
@@ -232,17 +230,13 @@ int cmd_eval(int argc, char** argv) {
   if (limit > 0 && int64_t(problems.size()) > limit) problems.resize(size_t(limit));
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& p : problems) {
-    std::string text = p.prompt;
-    if (!vm.count("raw")) {
-      text = cfg.model.prompt_template;
-      text.replace(text.find("{prompt}"), 8, p.prompt);
-    }
+    const std::string text = vm.count("raw") ? p.prompt : apply_prompt_template(cfg.model.prompt_template, p.prompt);
     prompts.push_back(tok.encode(text, cfg.model.add_special_tokens));
     RLKV_CHECK(!prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
   }
 
   GeneratorOptions go = generator_options(cfg);
-  go.num_threads = at::get_num_threads();
+  go.num_threads = threads;
 
   const int64_t heads = mc.num_layers * mc.num_kv_heads;
   int64_t runs = 1;

@@ -43,7 +43,8 @@ int cmd_export(int argc, char** argv) {
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(bytes >= 1 && bytes <= 16, "--kv-bytes must be 1..16");
   RLKV_CHECK(max_len >= 1, "--max-seq-len must be >= 1");
-  const HeadScores s = load_mask_source(source);
+  const ModelConfig mc = model_dir.empty() ? ModelConfig{} : load_model_config(model_dir);
+  const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);
   ExportInfo info;
   info.model = s.model;
   info.sink = args.vm.count("sink") ? sink : s.sink;
@@ -52,9 +53,6 @@ int cmd_export(int argc, char** argv) {
   info.bytes_per_element = bytes;
   info.max_sequence_length = max_len;
   if (!model_dir.empty()) {
-    const ModelConfig mc = load_model_config(model_dir);
-    RLKV_CHECK(mc.num_layers == s.num_layers && mc.num_kv_heads == s.num_kv_heads, source, ": ", s.num_layers, " x ",
-               s.num_kv_heads, " heads, the model has ", mc.num_layers, " x ", mc.num_kv_heads);
     info.head_dim = mc.head_dim;
     info.model = model_dir;
   }

@@ -1,13 +1,11 @@
 // `rlkv generate`: load a model, wrap the prompt in the template, generate with a head mask.
 // Under mpirun -np N the N ranks run the model as one tensor-parallel group (issue #8); rank 0
 // prints the generations, every rank logs the bytes of weights it read.
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/collectives.h"
 #include "core/config.h"
@@ -102,10 +100,7 @@ int cmd_generate(int argc, char** argv) {
              " rank(s): it runs one tensor-parallel group of all ranks (launch/mpirun.sh -np N)");
   const bool printer = world->rank() == 0;
   std::shared_ptr<Collectives> node = ranks > 1 ? std::shared_ptr<Collectives>(world->split_node()) : nullptr;
-  // Ranks on one node share its cores unless runtime.threads says otherwise.
-  const int cores = int(std::thread::hardware_concurrency());
-  const int threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : std::max(1, cores / (node ? node->size() : 1));
-  at::set_num_threads(threads);
+  const int threads = set_intra_op_threads(cfg, node ? node->size() : 1);
   const Model model = load_group_model(cfg, world, node);
 
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
@@ -115,11 +110,7 @@ int cmd_generate(int argc, char** argv) {
   std::vector<GenerationRequest> reqs;
   const auto prompts = vm["prompt"].as<std::vector<std::string>>();
   for (const auto& p : prompts) {
-    std::string text = p;
-    if (!vm.count("raw")) {
-      text = cfg.model.prompt_template;
-      text.replace(text.find("{prompt}"), 8, p);
-    }
+    const std::string text = vm.count("raw") ? p : apply_prompt_template(cfg.model.prompt_template, p);
     std::vector<int32_t> ids = tok.encode(text, cfg.model.add_special_tokens);
     RLKV_CHECK(!ids.empty(), "prompt encodes to no tokens");
     for (int64_t s = 0; s < samples; ++s) {

@@ -11,7 +11,6 @@
 // skips the chunks the journal holds. Sampling streams depend only on (seed, problem, sample) and
 // chunks are the same on every run, so an interrupted and resumed run writes the same OUT as an
 // uninterrupted one. OUT itself is written at the end, atomically (temporary name, rename).
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -21,7 +20,6 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/config.h"
 #include "core/dataset.h"
@@ -97,23 +95,14 @@ int cmd_prepare(int argc, char** argv) {
   std::signal(SIGINT, on_prepare_signal);
   std::signal(SIGTERM, on_prepare_signal);
 
-  DatasetFields f;
-  f.id = cfg.data.id_field;
-  f.prompt = cfg.data.prompt_field;
-  f.answer = cfg.data.answer_field;
-  f.solution = cfg.data.solution_field;
-  LoadedProblems data = load_problems_lenient(input, f);
+  LoadedProblems data = load_problems_lenient(input, dataset_fields(cfg));
   for (const auto& e : data.errors) std::fprintf(stderr, "skipped bad line: %s\n", e.c_str());
   RLKV_CHECK(!data.problems.empty(), input, ": no usable problems (", data.errors.size(), " bad lines)");
 
   // Under mpirun every rank takes every size-th chunk and keeps its own journal (OUT.journal.<rank>);
   // rank 0 merges them at the end. Alone, rank 0 of 1.
-#ifdef RLKV_WITH_TRAINING
   MpiSession mpi(nullptr, nullptr);
   std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
-#else
-  std::unique_ptr<Collectives> world = local_collectives();
-#endif
   const int rank = world->rank(), ranks = world->size();
   const std::filesystem::path out_path(output);
   const std::string journal_prefix = out_path.filename().string() + ".journal.";
@@ -174,11 +163,12 @@ int cmd_prepare(int argc, char** argv) {
   std::ofstream journal(journal_path, std::ios::app);
   RLKV_CHECK(journal.good(), journal_path, ": cannot open for writing");
 
-  at::set_num_threads(cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : int(std::thread::hardware_concurrency()));
+  // Ranks on one node (mpirun) share its cores.
+  const int threads = set_intra_op_threads(cfg, ranks > 1 ? world->split_node()->size() : 1);
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   GeneratorOptions go = generator_options(cfg);
-  go.num_threads = at::get_num_threads();
+  go.num_threads = threads;
   Generator gen(model, &tok, go);
   RewardOptions ro;
   ro.task = parse_reward_task(cfg.reward.task, "config key reward.task");
@@ -194,9 +184,8 @@ int cmd_prepare(int argc, char** argv) {
     }
     std::vector<GenerationRequest> reqs;
     for (int64_t i = c0; i < c1; ++i) {
-      std::string text = cfg.model.prompt_template;
-      text.replace(text.find("{prompt}"), 8, data.problems[size_t(i)].prompt);
-      const std::vector<int32_t> ids = tok.encode(text, cfg.model.add_special_tokens);
+      const std::vector<int32_t> ids = tok.encode(
+          apply_prompt_template(cfg.model.prompt_template, data.problems[size_t(i)].prompt), cfg.model.add_special_tokens);
       for (int64_t k = 0; k < K; ++k)
         reqs.push_back({i * K + k, ids, {}, uint64_t(i * K + k)});  // full cache; stream = (problem, sample)
     }

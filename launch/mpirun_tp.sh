@@ -36,6 +36,8 @@ for h in "${hosts[@]}"; do actor_hosts+="${actor_hosts:+,}$h:$GPUS"; done
 ACTORS=$(( ${#hosts[@]} * GPUS ))
 ARGS=("$@" --placement.learners=1 --placement.reward_workers=1 --placement.actors=1
       --actor.tensor_parallel="$TP" --placement.bind_address=0.0.0.0)
+# Across hosts MPI needs TCP too (mpirun.sh defaults to shared memory only, for one host).
+export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader,tcp}
 CMD=("$(dirname "$0")/mpirun.sh" --map-by slot
      -np 1 -H "$HEAD:1" "${ARGS[@]}" :
      -np "$ACTORS" -H "$actor_hosts" "${ARGS[@]}" :

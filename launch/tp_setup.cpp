@@ -17,6 +17,9 @@
 
 namespace rlkv {
 
+namespace {
+
+// "rank R/N: read X MiB from storage, received Y MiB, holds Z MiB of weights (T s)"
 std::string load_report(const LoadStats& s, int rank, int size) {
   const double mib = 1024.0 * 1024.0;
   char buf[256];
@@ -25,6 +28,8 @@ std::string load_report(const LoadStats& s, int rank, int size) {
                 s.seconds);
   return buf;
 }
+
+}  // namespace
 
 at::Device resolve_device(const Config& cfg) {
   const std::string& d = cfg.runtime.device;
@@ -46,7 +51,7 @@ at::Device resolve_device(const Config& cfg) {
 }
 
 Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& group,
-                       const std::shared_ptr<Collectives>& node, LoadStats* stats) {
+                       const std::shared_ptr<Collectives>& node) {
   LoadOptions lo;
   lo.device = resolve_device(cfg);
   const bool parallel = group && group->size() > 1;
@@ -63,7 +68,6 @@ Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& gr
   LoadStats st;
   Model m = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), lo, &st);
   if (parallel || lo.reader_group) log_info(load_report(st, parallel ? group->rank() : 0, parallel ? group->size() : 1));
-  if (stats) *stats = st;
   return m;
 }
 

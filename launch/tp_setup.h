@@ -20,9 +20,6 @@ at::Device resolve_device(const Config& cfg);
 // `group` null or size 1: the whole model. On runtime.device, with the NCCL backend for a group on
 // GPUs and MPI on CPUs. Logs one line per rank with the bytes it read.
 Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& group,
-                       const std::shared_ptr<Collectives>& node, LoadStats* stats = nullptr);
-
-// "rank R/N: read X MiB from storage, received Y MiB, holds Z MiB of weights (T s)"
-std::string load_report(const LoadStats& s, int rank, int size);
+                       const std::shared_ptr<Collectives>& node);
 
 }  // namespace rlkv

@@ -32,12 +32,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   }
   world.broadcast(run_id, 0);
   s.id.run_id = run_id;
-  DatasetFields f;
-  f.id = cfg.data.id_field;
-  f.prompt = cfg.data.prompt_field;
-  f.answer = cfg.data.answer_field;
-  f.solution = cfg.data.solution_field;
-  s.problems = load_problems(cfg.data.path, f);
+  s.problems = load_problems(cfg.data.path, dataset_fields(cfg));
 
   LearnerRoleOptions& l = s.learner;
   l.id = s.id;

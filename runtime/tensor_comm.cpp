@@ -12,7 +12,6 @@ class HostTensorComm : public TensorComm {
   explicit HostTensorComm(std::shared_ptr<Collectives> group) : group_(std::move(group)) {}
   int rank() const override { return group_ ? group_->rank() : 0; }
   int size() const override { return group_ ? group_->size() : 1; }
-  std::string backend() const override { return size() == 1 ? "local" : "mpi"; }
 
   void allreduce_sum(at::Tensor& t) override {
     if (size() == 1) return;
@@ -59,8 +58,6 @@ at::Tensor concat_gathered(const at::Tensor& all, int64_t dim) {
   if (dim == 0) return all.flatten(0, 1);  // already in place
   return at::cat(all.unbind(0), dim);
 }
-
-std::shared_ptr<TensorComm> local_tensor_comm() { return std::make_shared<HostTensorComm>(nullptr); }
 
 std::shared_ptr<TensorComm> host_tensor_comm(std::shared_ptr<Collectives> group) {
   return std::make_shared<HostTensorComm>(std::move(group));

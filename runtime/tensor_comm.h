@@ -21,7 +21,6 @@ class TensorComm {
   virtual ~TensorComm() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;  // "local", "mpi", "nccl"
   // In place: every rank ends with the element-wise sum. `t` must be contiguous.
   virtual void allreduce_sum(at::Tensor& t) = 0;
   // In place: every rank ends with root's values (same shape and dtype everywhere).
@@ -34,8 +33,6 @@ class TensorComm {
 // concatenation along `dim`.
 at::Tensor concat_gathered(const at::Tensor& all, int64_t dim);
 
-// One process: every operation is the identity.
-std::shared_ptr<TensorComm> local_tensor_comm();
 // CPU tensors over `group` (size 1: identity).
 std::shared_ptr<TensorComm> host_tensor_comm(std::shared_ptr<Collectives> group);
 

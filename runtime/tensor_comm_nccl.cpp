@@ -65,7 +65,6 @@ class NcclTensorComm : public TensorComm {
   }
   int rank() const override { return group_->rank(); }
   int size() const override { return group_->size(); }
-  std::string backend() const override { return "nccl"; }
 
   void allreduce_sum(at::Tensor& t) override {
     check(t, "allreduce");
