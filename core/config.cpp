@@ -206,6 +206,7 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   for (const auto& o : overrides) {
     RLKV_CHECK(!o.empty(), "empty configuration override");
     args.push_back(o.rfind("--", 0) == 0 ? o : "--" + o);
+    c.overrides.push_back(args.back().substr(2));
   }
   try {
     // Overrides are stored first: Boost keeps the first value stored for a key.
@@ -278,6 +279,43 @@ std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   for (const auto& o : desc.options()) keys.push_back(o->long_name());
   return keys;
+}
+
+std::string effective_config_text(const Config& cfg) {
+  if (cfg.overrides.empty()) return cfg.source_text;
+  auto trim = [](const std::string& t) {
+    const size_t a = t.find_first_not_of(" \t\r"), b = t.find_last_not_of(" \t\r");
+    return a == std::string::npos ? std::string() : t.substr(a, b - a + 1);
+  };
+  std::vector<std::pair<std::string, std::string>> kv;  // (section.key, value)
+  for (const auto& o : cfg.overrides) {
+    const size_t eq = o.find('=');
+    kv.emplace_back(o.substr(0, eq), eq == std::string::npos ? "" : o.substr(eq + 1));
+  }
+  std::vector<bool> placed(kv.size(), false);
+  std::string out, section;
+  std::istringstream in(cfg.source_text);
+  for (std::string line; std::getline(in, line);) {
+    const std::string t = trim(line.substr(0, line.find('#')));
+    if (t.size() > 1 && t.front() == '[' && t.back() == ']') section = trim(t.substr(1, t.size() - 2));
+    const size_t eq = t.find('=');
+    if (eq != std::string::npos) {
+      const std::string key = trim(t.substr(0, eq)), full = section.empty() ? key : section + "." + key;
+      for (size_t i = 0; i < kv.size(); ++i)
+        if (kv[i].first == full) {
+          line = key + " = " + kv[i].second + "  # command-line override";
+          placed[i] = true;
+        }
+    }
+    out += line + "\n";
+  }
+  for (size_t i = 0; i < kv.size(); ++i) {
+    if (placed[i]) continue;
+    const size_t dot = kv[i].first.rfind('.');
+    out += "\n[" + kv[i].first.substr(0, dot) + "]  # command-line override\n" + kv[i].first.substr(dot + 1) + " = " +
+           kv[i].second + "\n";
+  }
+  return out;
 }
 
 std::string apply_prompt_template(const std::string& tpl, const std::string& prompt) {

@@ -117,11 +117,17 @@ struct Config {
   ActorOptionsConfig actor;
   PrepareOptions prepare;
   std::string source_text;  // the INI text it was read from (empty without a file)
+  std::vector<std::string> overrides;  // the command-line overrides applied over it, "section.key=value"
 };
 
 // Reads `ini_path` (may be empty: defaults only), then applies `overrides` ("section.key=value",
 // with or without leading "--"); an override wins over the file. Validates every value.
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides);
+
+// The run's configuration as INI text: the file's text with each overridden key's value replaced in
+// place, and overrides of keys the file does not set appended under their sections. What checkpoints
+// record, so that a run started with overrides reads back as it ran.
+std::string effective_config_text(const Config& cfg);
 
 // `tpl` (a model.prompt_template, which contains {prompt}) with its first {prompt} replaced by `prompt`.
 std::string apply_prompt_template(const std::string& tpl, const std::string& prompt);

@@ -39,7 +39,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   l.model = cfg.model.path;
   l.sink = cfg.cache.sink;
   l.window = cfg.cache.window;
-  l.config_text = cfg.source_text;
+  l.config_text = effective_config_text(cfg);
   l.steps = cfg.train.steps;
   l.prompts_per_step = cfg.rollout.prompts_per_step;
   l.group_size = cfg.rollout.group_size;

@@ -26,7 +26,7 @@ struct LearnerRoleOptions {
   RunIdentity id;
   std::string model;               // recorded in checkpoints
   int64_t sink = 0, window = 0;
-  std::string config_text;         // the run's INI text, recorded in checkpoints
+  std::string config_text;         // the run's INI text with its overrides (effective_config_text), for checkpoints
   int64_t steps = 1, prompts_per_step = 8, group_size = 4;
   bool sync = true;
   int64_t max_staleness = 2;

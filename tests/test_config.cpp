@@ -23,6 +23,19 @@ TEST_CASE("defaults, INI values and command-line overrides, in that order of pre
   REQUIRE(d.cache.sink == CacheOptions().sink);
 }
 
+TEST_CASE("the effective config text (what checkpoints record) reads back with its overrides") {
+  rlkv_test::TempDir dir;
+  rlkv_test::write_text(dir / "a.ini", "[cache]\nsink = 8\nwindow = 32\n[policy]\ntarget_sparsity = 0.5\n");
+  const Config c = load_config(dir / "a.ini", {"cache.window=64", "--policy.target_sparsity=0.7", "rollout.top_k=20"});
+  REQUIRE(effective_config_text(load_config(dir / "a.ini", {})) == c.source_text);
+  rlkv_test::write_text(dir / "run.ini", effective_config_text(c));
+  const Config back = load_config(dir / "run.ini", {});
+  REQUIRE(back.cache.sink == 8);
+  REQUIRE(back.cache.window == 64);
+  REQUIRE(back.policy.target_sparsity == Approx(0.7));
+  REQUIRE(back.rollout.top_k == 20);  // a key the file does not set
+}
+
 TEST_CASE("unknown keys and bad values are errors naming the key") {
   rlkv_test::TempDir dir;
   rlkv_test::write_text(dir / "bad.ini", "[cache]\nsinc = 8\n");
