@@ -103,12 +103,6 @@ def read_metrics_jsonl(path):
     return Metrics(path, np.array(steps, dtype=np.float64), cols)
 
 
-def metrics_from_checkpoint(ck):
-    import numpy as np
-    h = ck.history
-    return Metrics(ck.path, h["step"].astype(np.float64), {key: h[key] for key, _, _ in METRICS})
-
-
 def target_sparsity(ck):
     """policy.target_sparsity from the checkpoint's INI text, or None."""
     cfg = ck.attrs.get("config") if ck is not None else None
@@ -158,9 +152,11 @@ def load(source):
 
 
 def _checkpoint_metrics(ck):
-    if ck.history["step"].shape[0] == 0:
+    import numpy as np
+    h = ck.history
+    if h["step"].shape[0] == 0:
         raise SourceError(f"{ck.path}: the checkpoint's history is empty (saved before the first step)")
-    return metrics_from_checkpoint(ck)
+    return Metrics(ck.path, h["step"].astype(np.float64), {key: h[key] for key, _, _ in METRICS})
 
 
 def _smooth(y, window):

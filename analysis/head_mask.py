@@ -42,7 +42,7 @@ import zlib
 import numpy as np
 
 __all__ = [
-    "TIE_NOISE", "SourceError", "HeadScores", "ranked_scores", "mask_threshold", "mask_at_sparsity",
+    "TIE_NOISE", "SourceError", "HeadScores", "ranked_scores", "mask_at_sparsity",
     "parse_tsv", "load_tsv", "load_mask_json", "read_checkpoint", "newest_checkpoint", "load_scores",
     "sigmoid",
 ]
@@ -75,12 +75,6 @@ def ranked_scores(scores):
         raise ValueError("no scores")
     ramp = TIE_NOISE * (np.arange(n, dtype=np.float64) + 0.5) / float(n)
     return np.clip(v, 0.0, 1.0) + ramp.reshape(v.shape)
-
-
-def mask_threshold(scores, sparsity):
-    """The threshold of the mask at `sparsity`: numpy's linear s-quantile of `ranked_scores`."""
-    s = _check_sparsity(sparsity)
-    return float(np.quantile(ranked_scores(scores).ravel(), s))
 
 
 def mask_at_sparsity(scores, sparsity):
@@ -458,6 +452,21 @@ def _int_attr(attrs, key):
         return None
 
 
+def _first_byte(path):
+    """The first non-blank byte of the file (b"" when there is none or it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(4096)
+                if not chunk:
+                    return b""
+                rest = chunk.lstrip()
+                if rest:
+                    return rest[:1]
+    except OSError:
+        return b""
+
+
 def load_scores(path, warn=None):
     """Head scores from any supported source (see the module docstring); raises SourceError.
 
@@ -485,8 +494,7 @@ def load_scores(path, warn=None):
                           "in the directory")
     if is_checkpoint_file(path):
         return _checkpoint_scores(path)
-    data = _read_bytes(path, "score file")
-    if path.endswith(".json") or data.lstrip()[:1] == b"{":
+    if path.endswith(".json") or _first_byte(path) == b"{":  # the loaders read (and check) the file
         return load_mask_json(path)
     if path.endswith(".h5"):
         raise SourceError(f"{path}: not an rlkv checkpoint (no RLKVCKPT header)")
@@ -496,15 +504,11 @@ def load_scores(path, warn=None):
 def main(argv=None):
     """`head_mask.py SOURCE --sparsity S`: prints the mask, one line per layer, tab-separated 0/1
     (1 = full cache), for comparisons with `rlkv` (exit 2 and one line on stderr for bad input)."""
-    import argparse
     import sys
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            sys.stderr.write(f"head_mask.py: {message} (see --help)\n")
-            sys.exit(2)
+    from plot_io import OneLineParser
 
-    p = Parser(prog="head_mask.py", description=main.__doc__)
+    p = OneLineParser(prog="head_mask.py", description=main.__doc__)
     p.add_argument("source", metavar="SOURCE", help="checkpoint, run directory, .tsv file or directory, JSON export")
     p.add_argument("--sparsity", type=float, required=True, metavar="S", help="fraction of KV heads compressed")
     p.add_argument("--ranked", action="store_true", help="print the ranked scores (%%.17g) instead of the mask")
