@@ -15,11 +15,9 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <random>
 #include <thread>
 #include <type_traits>
-#include <unistd.h>
 
 #include "runtime/attention.h"
 #include "runtime/generator.h"
@@ -29,6 +27,7 @@
 #include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
 #include "runtime/thread_stream.h"
+#include "test_util.h"
 
 using namespace rlkv;
 
@@ -63,8 +62,9 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
     out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
   return out;
 }
-// Saves the random split-kernel model (see the top) and returns its directory.
-std::string split_kernel_model() {
+
+// Saves the random split-kernel model (see the top) into `dir` and returns it.
+std::string split_kernel_model(const std::string& dir) {
   ModelConfig c;
   c.model_type = "llama";
   c.num_layers = 2;
@@ -77,7 +77,6 @@ std::string split_kernel_model() {
   c.rope_theta = 500000.0;
   c.rms_norm_eps = 1e-5;
   c.max_position_embeddings = 4096;
-  const std::string dir = "/tmp/rlkv-op-test-split-" + std::to_string(getpid());
   save_hf_model(Model::random(c, at::kFloat, 11, 0.05), dir, "{}");
   return dir;
 }
@@ -111,10 +110,11 @@ int main() try {
                            std::to_string(p.top_p) + ", top_k " + std::to_string(p.top_k) + ")", same);
     }
   }
-  const std::string fx = RLKV_TEST_FIXTURES;
-  const std::string split_dir = split_kernel_model();
-  for (const std::string& dir : {fx + "/models/llama_tiny", fx + "/models/qwen2_tiny", fx + "/models/qwen3_tiny",
-                                fx + "/models/mistral_tiny", std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner",
+  using rlkv_test::fixture;
+  const rlkv_test::TempDir tmp;
+  const std::string split_dir = split_kernel_model(tmp / "split");
+  for (const std::string& dir : {fixture("models/llama_tiny"), fixture("models/qwen2_tiny"), fixture("models/qwen3_tiny"),
+                                fixture("models/mistral_tiny"), std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner",
                                 split_dir}) {
     for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
       const Model cpu = Model::load(dir, dt);
@@ -130,15 +130,18 @@ int main() try {
       for (int i = 0; i < 20; ++i) cont.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
       const auto a = steps(cpu, keep, prompt, cont);
       const auto b = steps(dev, keep, prompt, cont);
-      double worst = 0;
-      for (size_t i = 0; i < a.size(); ++i)
-        worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
+      // The largest difference of any step's logits, relative to the CPU logits' scale (at least 1).
+      auto worst_of = [&](const std::vector<at::Tensor>& x) {
+        double w = 0;
+        for (size_t i = 0; i < a.size(); ++i)
+          w = std::max(w, (a[i] - x[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
+        return w;
+      };
+      const double worst = worst_of(b);
       check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU", worst);
       int64_t captures = 0;
       const auto g = steps(dev, keep, prompt, cont, &captures);
-      double worst_graph = 0;
-      for (size_t i = 0; i < a.size(); ++i)
-        worst_graph = std::max(worst_graph, (a[i] - g[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
+      const double worst_graph = worst_of(g);
       check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && captures >= 2,
             dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(captures) +
                 " captures), GPU vs CPU",
@@ -199,7 +202,6 @@ int main() try {
             same);
     }
   }
-  std::filesystem::remove_all(split_dir);
   return failures ? 1 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "op_test_runtime_cuda: %s\n", e.what());

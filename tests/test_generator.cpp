@@ -6,17 +6,14 @@
 #include "runtime/generator.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace rlkv;
 using rlkv_test::fixture;
+using rlkv_test::tiny_llama;
 
 namespace {
-
-const Model& llama() {
-  static const Model m = Model::load(fixture("models/llama_tiny"), at::kFloat);
-  return m;
-}
 
 std::vector<int32_t> prompt_ids() { return {603, 17, 250, 9, 481, 33, 120, 77}; }
 
@@ -41,20 +38,20 @@ TEST_CASE("sampling is reproducible per stream and independent of batch composit
   std::vector<GenerationRequest> reqs;
   for (int i = 0; i < 5; ++i) reqs.push_back({i, prompt_ids(), {}, uint64_t(i)});
   o.max_batch = 5;
-  auto a = Generator(llama(), nullptr, o).run(reqs);
+  auto a = Generator(tiny_llama(), nullptr, o).run(reqs);
   o.max_batch = 2;
-  auto b = Generator(llama(), nullptr, o).run(reqs);
+  auto b = Generator(tiny_llama(), nullptr, o).run(reqs);
   for (int i = 0; i < 5; ++i) REQUIRE(a[size_t(i)].tokens == b[size_t(i)].tokens);
   REQUIRE(a[0].tokens != a[1].tokens);  // different streams differ
   o.seed = 43;
-  auto c = Generator(llama(), nullptr, o).run({reqs[0]});
+  auto c = Generator(tiny_llama(), nullptr, o).run({reqs[0]});
   REQUIRE(c[0].tokens != a[0].tokens);  // and the seed matters
 }
 
 TEST_CASE("length cap, EOS and the repetition detector end sequences with their reason") {
   GeneratorOptions o = base_opts();
   o.sampling.temperature = 0;
-  auto r = Generator(llama(), nullptr, o).run({{0, prompt_ids(), {}, 0}});
+  auto r = Generator(tiny_llama(), nullptr, o).run({{0, prompt_ids(), {}, 0}});
   REQUIRE(r[0].tokens.size() == 24);
   REQUIRE(r[0].finish == FinishReason::kLength);
 
@@ -62,7 +59,7 @@ TEST_CASE("length cap, EOS and the repetition detector end sequences with their 
   GeneratorOptions e = o;
   const int32_t fifth = r[0].tokens[4];
   e.eos_ids = {fifth};
-  auto re = Generator(llama(), nullptr, e).run({{0, prompt_ids(), {}, 0}});
+  auto re = Generator(tiny_llama(), nullptr, e).run({{0, prompt_ids(), {}, 0}});
   REQUIRE(re[0].finish == FinishReason::kEos);
   const auto first = std::find(r[0].tokens.begin(), r[0].tokens.end(), fifth) - r[0].tokens.begin();
   REQUIRE(int64_t(re[0].tokens.size()) == first + 1);
@@ -72,11 +69,11 @@ TEST_CASE("length cap, EOS and the repetition detector end sequences with their 
   GeneratorOptions rep = o;
   rep.repetition_every = 8;
   rep.repetition_min_distinct = 9;
-  auto rr = Generator(llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}});
+  auto rr = Generator(tiny_llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}});
   REQUIRE(rr[0].finish == FinishReason::kRepetition);
   REQUIRE(rr[0].tokens.size() == 8);
   rep.repetition_min_distinct = 1;
-  REQUIRE(Generator(llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}})[0].finish == FinishReason::kLength);
+  REQUIRE(Generator(tiny_llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}})[0].finish == FinishReason::kLength);
 }
 
 TEST_CASE("stop strings end the text right after the stop string") {
@@ -84,12 +81,12 @@ TEST_CASE("stop strings end the text right after the stop string") {
   GeneratorOptions o = base_opts();
   o.sampling.temperature = 0;
   o.max_new_tokens = 32;
-  auto full = Generator(llama(), &tok, o).run({{0, prompt_ids(), {}, 0}});
+  auto full = Generator(tiny_llama(), &tok, o).run({{0, prompt_ids(), {}, 0}});
   const std::string text = full[0].text;
   REQUIRE(text.size() > 12);
   const std::string stop = text.substr(text.size() / 2, 3);
   o.stop = {stop};
-  auto cut = Generator(llama(), &tok, o).run({{0, prompt_ids(), {}, 0}});
+  auto cut = Generator(tiny_llama(), &tok, o).run({{0, prompt_ids(), {}, 0}});
   REQUIRE(cut[0].finish == FinishReason::kStop);
   REQUIRE(cut[0].text == text.substr(0, text.find(stop) + stop.size()));
 }
@@ -104,7 +101,7 @@ TEST_CASE("continuous batching: more requests than batch slots all finish, in re
     reqs.push_back({100 + i, p, {}, uint64_t(i)});
   }
   o.max_new_tokens = 5;
-  Generator g(llama(), nullptr, o);
+  Generator g(tiny_llama(), nullptr, o);
   std::vector<int64_t> finished;
   auto res = g.run(reqs, [&](const GenerationResult& r) { finished.push_back(r.id); });
   REQUIRE(res.size() == 10);
@@ -122,11 +119,11 @@ TEST_CASE("KV bytes: allocation follows the two-pool formula, and compression sa
   GeneratorOptions o = base_opts();
   o.max_new_tokens = 40;
   o.page_size = 1;  // no page rounding: allocated bytes equal the formula exactly
-  const ModelConfig& c = llama().config();
+  const ModelConfig& c = tiny_llama().config();
   const int64_t heads = c.num_layers * c.num_kv_heads;
   std::vector<uint8_t> half(size_t(heads), 1);
   for (int64_t i = 0; i < heads; i += 2) half[size_t(i)] = 0;
-  Generator full(llama(), nullptr, o), comp(llama(), nullptr, o);
+  Generator full(tiny_llama(), nullptr, o), comp(tiny_llama(), nullptr, o);
   full.run({{0, prompt_ids(), {}, 0}});
   comp.run({{0, prompt_ids(), half, 0}});
   const int64_t n = int64_t(prompt_ids().size()) + 40 - 1;  // tokens in the cache at the last step
@@ -140,7 +137,7 @@ TEST_CASE("KV bytes: allocation follows the two-pool formula, and compression sa
 }
 
 TEST_CASE("generator refuses bad requests with a UserError") {
-  Generator g(llama(), nullptr, base_opts());
+  Generator g(tiny_llama(), nullptr, base_opts());
   REQUIRE_THROWS_AS(g.run({{0, {}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 100000}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 2}, {1, 0, 1}, 0}}), UserError);

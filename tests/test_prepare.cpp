@@ -37,7 +37,7 @@ rlkv::ToyProblem parse_toy(const std::string& prompt) {
   return p;
 }
 
-std::string prepare_cmd(const TempDir& d, const std::string& in, const std::string& out, const std::string& extra) {
+std::string prepare_cmd(const std::string& in, const std::string& out, const std::string& extra) {
   return std::string(RLKV_BINARY) + " prepare --config " + src("configs/toy.ini") + " --model.path=" +
          src("models/toy-reasoner") + " --input " + in + " --output " + out + " --prepare.samples=2 --runtime.max_batch=128 " + extra;
 }
@@ -52,7 +52,7 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
     std::ofstream f(d / "in.jsonl");
     f << "{\"id\": \"broken\", \"prompt\": 5\n{\"id\": \"x\"}\n" << rlkv_test::read_text(d / "p.jsonl");
   }
-  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "out.jsonl", "2>" + (d / "err"))) == 0);
+  REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "out.jsonl", "2>" + (d / "err"))) == 0);
   const std::string err = rlkv_test::read_text(d / "err");
   CHECK(err.find("in.jsonl:1:") != std::string::npos);
   CHECK(err.find("in.jsonl:2:") != std::string::npos);
@@ -77,10 +77,10 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   const std::string rlkv = RLKV_BINARY;
   REQUIRE(sh(rlkv + " toy data --n 300 --seed 5 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
   const std::string extra = "--prepare.chunk=16 --rollout.temperature=1.0";
-  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "whole.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "whole.jsonl", extra + " 2>/dev/null")) == 0);
   pid_t pid = fork();
   if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + prepare_cmd(d, d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")).c_str(),
+    execl("/bin/sh", "sh", "-c", ("exec " + prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")).c_str(),
           (char*)nullptr);
     _exit(127);
   }
@@ -93,7 +93,7 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   int st = 0;
   waitpid(pid, &st, 0);
   const bool stopped_early = !fs::exists(d / "part.jsonl");
-  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")) == 0);
   REQUIRE(rlkv_test::read_text(d / "part.jsonl") == rlkv_test::read_text(d / "whole.jsonl"));
   if (!stopped_early) WARN("the first run finished before SIGTERM arrived; only the equality was checked");
 }
@@ -125,15 +125,15 @@ TEST_CASE("each real-model recipe loads and trains two steps on a tiny model of 
 }
 
 TEST_CASE("prepare under mpirun -np 2 shares the chunks and writes the same file as one process") {
-  if (sh("command -v mpirun >/dev/null") != 0) {
+  if (!rlkv_test::have_mpirun()) {
     WARN("mpirun not found: skipped");
     return;
   }
   TempDir d;
   REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 200 --seed 8 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
   const std::string extra = "--prepare.chunk=16";
-  REQUIRE(sh(prepare_cmd(d, d / "in.jsonl", d / "one.jsonl", extra + " 2>/dev/null")) == 0);
-  REQUIRE(sh(src("launch/mpirun.sh") + " -np 2 " + prepare_cmd(d, d / "in.jsonl", d / "two.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "one.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(src("launch/mpirun.sh") + " -np 2 " + prepare_cmd(d / "in.jsonl", d / "two.jsonl", extra + " 2>/dev/null")) == 0);
   REQUIRE(rlkv_test::read_text(d / "two.jsonl") == rlkv_test::read_text(d / "one.jsonl"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.0"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.1"));

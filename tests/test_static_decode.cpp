@@ -9,17 +9,13 @@
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
 #include "runtime/static_decode.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace rlkv;
-using rlkv_test::fixture;
+using rlkv_test::tiny_llama;
 
 namespace {
-
-const Model& llama() {
-  static const Model m = Model::load(fixture("models/llama_tiny"), at::kFloat);
-  return m;
-}
 
 // Masks compressing a seeded half of the KV heads of each sequence (one sequence keeps all).
 std::vector<uint8_t> mask_for(const ModelConfig& c, int64_t b) {
@@ -33,7 +29,7 @@ std::vector<uint8_t> mask_for(const ModelConfig& c, int64_t b) {
 }  // namespace
 
 TEST_CASE("resident-table decode steps equal eager steps, through pool growth and max_len doubling") {
-  const Model& m = llama();
+  const Model& m = tiny_llama();
   const ModelConfig& c = m.config();
   const int64_t B = 3, S = 2, W = 5, page = 3, prompt = 4, steps = 30;
   for (auto lists : {KvCache::PageLists::host, KvCache::PageLists::table}) {
@@ -84,17 +80,17 @@ TEST_CASE("the generator gives the same tokens through resident tables as throug
   o.seed = 7;
   o.max_batch = 3;  // continuous batching: batch sizes 3, 2, 1 each get their own StaticDecode
   std::vector<GenerationRequest> reqs;
-  const ModelConfig& c = llama().config();
+  const ModelConfig& c = tiny_llama().config();
   for (int i = 0; i < 5; ++i) {
     std::vector<int32_t> p = {603, 17, 250, 9, 481, 33, 120, 77};
     p.resize(size_t(2 + i));
     reqs.push_back({i, p, mask_for(c, i), uint64_t(i)});
   }
-  const auto eager = Generator(llama(), nullptr, o).run(reqs);
+  const auto eager = Generator(tiny_llama(), nullptr, o).run(reqs);
   o.resident_tables = true;
-  const auto tabled = Generator(llama(), nullptr, o).run(reqs);
+  const auto tabled = Generator(tiny_llama(), nullptr, o).run(reqs);
   o.cuda_graphs = true;  // on the CPU: the same tables, no capture
-  const auto graphs_on_cpu = Generator(llama(), nullptr, o).run(reqs);
+  const auto graphs_on_cpu = Generator(tiny_llama(), nullptr, o).run(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) {
     REQUIRE(eager[i].tokens == tabled[i].tokens);
     REQUIRE(eager[i].tokens == graphs_on_cpu[i].tokens);

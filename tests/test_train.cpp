@@ -179,7 +179,7 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
 }
 
 TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run") {
-  if (sh("command -v mpirun >/dev/null") != 0) {
+  if (!rlkv_test::have_mpirun()) {
     WARN("mpirun not found: skipped");
     return;
   }
@@ -193,7 +193,7 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
 }
 
 TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
-  if (sh("command -v mpirun >/dev/null") != 0) {
+  if (!rlkv_test::have_mpirun()) {
     WARN("mpirun not found: skipped");
     return;
   }
@@ -228,8 +228,9 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exit
   const std::string cfg = write_config(d);
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3")) == 0);
   const std::string rlkv = RLKV_BINARY;
-  REQUIRE(sh(rlkv + " inspect --json " + (d / "run/ckpt-3.h5") + " >" + (d / "inspect.json")) == 0);
-  auto j = nlohmann::json::parse(rlkv_test::read_text(d / "inspect.json"));
+  const rlkv_test::Run ins = rlkv_test::run_rlkv("inspect --json " + (d / "run/ckpt-3.h5"));
+  REQUIRE(ins.status == 0);
+  auto j = nlohmann::json::parse(ins.out);
   REQUIRE(j["step"] == 3);
   REQUIRE(j["num_layers"] == 2);
   REQUIRE(j["num_kv_heads"] == 2);
@@ -250,10 +251,9 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exit
   REQUIRE(full == 2);  // half of the 4 heads kept
   // Bad input: one line, exit 2.
   auto err_lines = [&](const std::string& args) {
-    const int rc = sh(rlkv + " " + args + " >/dev/null 2>" + (d / "err"));
-    const std::string e = rlkv_test::read_text(d / "err");
-    CHECK(std::count(e.begin(), e.end(), '\n') == 1);
-    return rc;
+    const rlkv_test::Run r = rlkv_test::run_rlkv(args);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    return r.status;
   };
   std::ofstream(d / "foreign.h5") << "HDF5? no";
   CHECK(err_lines("inspect " + (d / "foreign.h5")) == 2);

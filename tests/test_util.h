@@ -48,6 +48,9 @@ inline int exit_status(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + 
 // Runs `cmd` with /bin/sh; its exit status.
 inline int sh(const std::string& cmd) { return exit_status(std::system(cmd.c_str())); }
 
+// True when an mpirun is on PATH (the tests that launch one skip with a warning otherwise).
+inline bool have_mpirun() { return sh("command -v mpirun >/dev/null") == 0; }
+
 inline std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
