@@ -19,7 +19,6 @@ checkpoint), else from the checkpoint's /history. Bad input: one line on stderr 
 "curves.py:" and exit status 2.
 """
 
-import argparse
 import json
 import math
 import os
@@ -33,14 +32,15 @@ from head_mask import SourceError  # noqa: E402
 
 PROG = "curves.py"
 DPI = plot_io.DPI
-METRICS = (  # (key, panel title, y-limits or None)
-    ("reward_mean", "reward (mean)", None),
-    ("correct_mean", "correctness (mean)", (-0.02, 1.02)),
-    ("sparsity_expected", "expected sparsity 1 - mean(p)", (-0.02, 1.02)),
-    ("penalty_weight", "penalty weight β'", None),
-    ("length_ratio", "length / reference length", None),
-    ("truncated_rate", "truncation rate", (-0.02, 1.02)),
-)
+PANELS = {  # for each of head_mask.HISTORY_METRICS: (panel title, y-limits or None)
+    "reward_mean": ("reward (mean)", None),
+    "correct_mean": ("correctness (mean)", (-0.02, 1.02)),
+    "sparsity_expected": ("expected sparsity 1 - mean(p)", (-0.02, 1.02)),
+    "penalty_weight": ("penalty weight β'", None),
+    "length_ratio": ("length / reference length", None),
+    "truncated_rate": ("truncation rate", (-0.02, 1.02)),
+}
+METRICS = tuple((key,) + PANELS[key] for key in head_mask.HISTORY_METRICS)  # (key, title, y-limits)
 MAX_LINE = 1 << 20
 
 
@@ -267,15 +267,8 @@ def render(metrics, ck, output, title=None, source=None):
 
 
 def main(argv=None):
-    p = plot_io.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="\n\n".join(__doc__.split("\n\n")[2:]))
-    p.add_argument("source", metavar="SOURCE", help="run directory, metrics.jsonl or ckpt-<step>.h5")
-    p.add_argument("--output", "-o", default="curves.png", metavar="OUT.png", help="image to write (default curves.png)")
-    p.add_argument("--title", metavar="T", help="first title line (default: names the source)")
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    if not a.output.lower().endswith(".png"):
-        p.error(f"--output must name a .png file, got {a.output!r}")
+    p = plot_io.image_parser(PROG, __doc__, "run directory, metrics.jsonl or ckpt-<step>.h5", "curves.png")
+    a = plot_io.parse_image_args(p, sys.argv[1:] if argv is None else argv)
     try:
         metrics, ck = load(a.source)
     except SourceError as e:

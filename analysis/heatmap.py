@@ -21,7 +21,6 @@ The image is written at 100 dpi with a size that depends only on the grid (see `
 Bad input: one line on stderr starting with "heatmap.py:" and exit status 2.
 """
 
-import argparse
 import os
 import sys
 
@@ -48,21 +47,15 @@ def annotate_cells(num_layers, num_kv_heads):
 
 
 def _parse_args(argv):
-    p = plot_io.OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="\n\n".join(__doc__.split("\n\n")[2:]))
-    p.add_argument("source", metavar="SOURCE", help="checkpoint, run directory, .tsv file or directory, or JSON export")
+    p = plot_io.image_parser(PROG, __doc__, "checkpoint, run directory, .tsv file or directory, or JSON export",
+                             "heatmap.png")
     p.add_argument("--sparsity", type=float, metavar="S",
                    help="outline the heads kept full at sparsity S (fraction of KV heads compressed)")
-    p.add_argument("--output", "-o", default="heatmap.png", metavar="OUT.png", help="image to write (default heatmap.png)")
-    p.add_argument("--title", metavar="T", help="first title line (default: names the source)")
     p.add_argument("--value", choices=("prob", "score"), default="prob",
                    help="prob (default): keep probability / clipped score; score: logit / raw score")
-    a = p.parse_args(argv)
+    a = plot_io.parse_image_args(p, argv)
     if a.sparsity is not None and not (0.0 <= a.sparsity <= 1.0):
         p.error(f"--sparsity must be in [0, 1], got {a.sparsity}")
-    if not a.output.lower().endswith(".png"):
-        p.error(f"--output must name a .png file, got {a.output!r}")
     return a
 
 

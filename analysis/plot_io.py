@@ -19,6 +19,26 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def image_parser(prog, doc, source_help, default_output):
+    """The tools' common command line: SOURCE, --output/-o OUT.png and --title, with the description
+    and the epilog taken from the module docstring `doc`. Parse with parse_image_args."""
+    p = OneLineParser(prog=prog, description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                      epilog="\n\n".join(doc.split("\n\n")[2:]))
+    p.add_argument("source", metavar="SOURCE", help=source_help)
+    p.add_argument("--output", "-o", default=default_output, metavar="OUT.png",
+                   help=f"image to write (default {default_output})")
+    p.add_argument("--title", metavar="T", help="first title line (default: names the source)")
+    return p
+
+
+def parse_image_args(p, argv):
+    """p.parse_args(argv), with --output checked to name a .png file."""
+    a = p.parse_args(argv)
+    if not a.output.lower().endswith(".png"):
+        p.error(f"--output must name a .png file, got {a.output!r}")
+    return a
+
+
 def save_png(fig, output):
     """Saves at DPI; a 256-colour palette keeps the file small (the images have few distinct colours)."""
     buf = io.BytesIO()
