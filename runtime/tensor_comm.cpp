@@ -35,9 +35,7 @@ class HostTensorComm : public TensorComm {
     if (size() == 1) return t;
     at::Tensor c = t.contiguous();
     check_host(c, "allgather");
-    std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
-    shape.insert(shape.begin(), size());
-    at::Tensor all = at::empty(shape, c.options());  // [size, ...t]
+    at::Tensor all = gather_buffer(c, size());
     group_->allgather(c.data_ptr(), size_t(c.nbytes()), all.data_ptr());
     return concat_gathered(all, dim);
   }
@@ -52,6 +50,12 @@ class HostTensorComm : public TensorComm {
 };
 
 }  // namespace
+
+at::Tensor gather_buffer(const at::Tensor& t, int size) {
+  std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+  shape.insert(shape.begin(), size);
+  return at::empty(shape, t.options());
+}
 
 at::Tensor concat_gathered(const at::Tensor& all, int64_t dim) {
   if (dim < 0) dim += all.dim() - 1;

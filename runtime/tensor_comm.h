@@ -29,6 +29,8 @@ class TensorComm {
   virtual at::Tensor allgather(const at::Tensor& t, int64_t dim) = 0;
 };
 
+// For backends: the receive buffer of an allgather of `t` over `size` ranks, [size, ...t.shape].
+at::Tensor gather_buffer(const at::Tensor& t, int size);
 // For backends: every rank's `t` gathered as [size, ...t.shape] in rank order, turned into their
 // concatenation along `dim`.
 at::Tensor concat_gathered(const at::Tensor& all, int64_t dim);

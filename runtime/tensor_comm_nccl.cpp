@@ -89,9 +89,7 @@ class NcclTensorComm : public TensorComm {
   at::Tensor allgather(const at::Tensor& t, int64_t dim) override {
     at::Tensor c = t.contiguous();
     check(c, "allgather");
-    std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
-    shape.insert(shape.begin(), size());
-    at::Tensor all = at::empty(shape, c.options());
+    at::Tensor all = gather_buffer(c, size());
     nccl_check(ncclAllGather(c.data_ptr(), all.data_ptr(), size_t(c.numel()), nccl_type(c.scalar_type()), comm_,
                              current_stream(device_)),
                "allgather");
