@@ -43,7 +43,7 @@ struct CheckpointState {
   std::string run_id, model;  // model: the model path or name the run used
   int64_t num_layers = 0, num_kv_heads = 0, sink = 0, window = 0;
   int64_t step = 0, policy_version = 0;
-  std::string config;                 // the full INI text of the run
+  std::string config;                 // the full INI text of the run, overrides applied (effective_config_text)
   std::vector<float> logits;          // theta [L * H_kv]
   std::vector<float> adam_m, adam_v;  // [L * H_kv]
   int64_t adam_step = 0;
