@@ -1,4 +1,4 @@
-// The rollout actor's work (DESIGN.md section 2), independent of transport: given the policy logits
+// The rollout actor's work (docs/design.md section 2), independent of transport: given the policy logits
 // and a set of prompt positions, sample one head mask per rollout from Bernoulli(sigmoid(theta)),
 // generate G rollouts per prompt in one continuously-batched run (compressed-cache attention for the
 // heads a mask compresses), and return one group per prompt with its masks, the behaviour

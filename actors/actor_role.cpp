@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 
+#include "core/atomic_file.h"
 #include "core/collectives.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -77,6 +79,13 @@ struct StopFollowers {
     }
   }
 };
+
+// The fault-injection halt: the batch just claimed is never delivered.
+void halt_until_stopped(const ActorRoleOptions& o) {
+  log_warn(str_cat("actor ", o.actor_id, ": halted after ", o.halt_after_groups, " groups (fault injection)"));
+  if (!o.halt_marker.empty()) write_file_atomic(o.halt_marker, "halted\n");
+  while (!run_stop_flag().load()) std::this_thread::sleep_for(milliseconds(20));
+}
 
 }  // namespace
 
@@ -172,6 +181,10 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
     hello.pid = int64_t(getpid());
     hello.in_flight = int64_t(positions.size());
     push.send(encode(hello), milliseconds(1000));
+    if (o.halt_after_groups >= 0 && st.groups >= o.halt_after_groups) {
+      halt_until_stopped(o);
+      break;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     if (group) {
       GroupJob job;

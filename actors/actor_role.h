@@ -31,9 +31,14 @@ struct ActorRoleOptions {
   int64_t prompts_per_step = 8;
   int64_t data_seed = 0;
   ActorOptions actor;
-  // Tensor-parallel actor group (issue #8): this rank is its rank 0 (the leader); the other ranks
-  // run run_actor_follower. Null or size 1: a whole-model actor.
+  // Tensor-parallel actor group: this rank is its rank 0 (the leader); the other ranks run
+  // run_actor_follower. Null or size 1: a whole-model actor.
   std::shared_ptr<Collectives> group;
+  // Fault injection for tests of actor loss: after delivering this many groups (>= 0), the actor
+  // claims its next batch, writes `halt_marker` (when set) and then sends nothing more until the
+  // run stops or the process is killed. Negative: off.
+  int64_t halt_after_groups = -1;
+  std::string halt_marker;
 };
 
 struct ActorRoleStats {

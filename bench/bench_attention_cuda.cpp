@@ -1,4 +1,4 @@
-// Decode-attention bandwidth on the GPU (issue #7's kernel benchmark; not a test: it prints numbers).
+// Decode-attention bandwidth on the GPU (kernel benchmark; not a test: it prints numbers).
 //
 // 1. The ceiling: a device-to-device copy of a buffer far larger than L2, counted as bytes read plus
 //    bytes written per second.
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
     std::printf("bench_attention_cuda: no CUDA device; skipped\n");
     return 77;
   }
-  // Evaluation windows of DESIGN.md (S = 16, W = 64); `--quick` runs the shortest list.
+  // Evaluation windows of docs/design.md (S = 16, W = 64); `--quick` runs the shortest list.
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   const int64_t S = 16, W = 64;
   cudaDeviceProp prop{};

@@ -1,4 +1,4 @@
-// Decode step time of a Llama-3.1-8B-shaped model with random weights (issue #7's end-to-end
+// Decode step time of a Llama-3.1-8B-shaped model with random weights (end-to-end
 // benchmark; not a test: it prints numbers). Default shape: 32 layers, hidden 4096, 32 query / 8 KV
 // heads of 128, MLP 14336, vocabulary 128256, bf16, on --device (cuda by default).
 //
@@ -10,7 +10,7 @@
 // generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, ATen operator
 // calls of one step as the host dispatches them (nested calls included; a replayed graph needs few), the
 // KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
-//   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound of issue #7;
+//   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound;
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
 //     memory-bound read of weights and caches.
 // Run by launch/gpu_check.sh on a GPU machine; on a CPU it runs too (use a small --layers).

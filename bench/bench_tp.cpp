@@ -1,4 +1,4 @@
-// Tensor-parallel loading and decoding (issue #8), under mpirun -np N (not a test: it prints numbers).
+// Tensor-parallel loading and decoding, under mpirun -np N (not a test: it prints numbers).
 // Rank 0 writes a random-weight Llama-shaped model (or --model DIR is used), then every rank loads its
 // share with model.load = shard and = broadcast and reports: bytes read from storage, bytes received,
 // bytes of weights held, anonymous RSS growth and the process's peak RSS, load time; then the group

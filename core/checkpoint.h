@@ -1,4 +1,4 @@
-// HDF5 checkpoints of the RL policy (DESIGN.md sections 3 and 7; docs/checkpoint.md is the user-facing
+// HDF5 checkpoints of the RL policy (docs/design.md sections 3 and 7; docs/checkpoint.md is the user-facing
 // description of the same layout).
 //
 // One file per save, DIR/ckpt-<step>.h5: an HDF5 file (readable by h5py / h5dump as is) preceded by a

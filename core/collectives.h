@@ -1,4 +1,4 @@
-// The few collective operations the pipeline needs, behind an interface (STYLE.md, gloo): a local
+// The few collective operations the pipeline needs, behind an interface (as in gloo): a local
 // implementation for one process, and MPI for ranks of an mpirun job. Used to exchange endpoints at
 // start-up (allgather), to hand each learner rank its share of a step's groups (broadcast), to sum
 // the learners' partial gradients (allreduce), and, through the raw-buffer operations, as the CPU

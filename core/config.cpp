@@ -92,10 +92,13 @@ void describe(po::options_description& d, Config& c) {
       ("policy.tau", po::value(&pl.tau)->default_value(pl.tau), "correctness gate of the penalty")
       ("policy.target_sparsity", po::value(&pl.target_sparsity)->default_value(pl.target_sparsity),
        "expected sparsity the penalty controller aims at (0 = paper's adaptive penalty)")
+      ("policy.penalty", po::value(&pl.penalty)->default_value(pl.penalty),
+       "sum (beta' * sum of p over heads) | mean (the paper's beta' * mean of p)")
       ("policy.adv_norm", po::value(&pl.adv_norm)->default_value(pl.adv_norm), "group | batch")
       ("policy.clip_eps", po::value(&pl.clip_eps)->default_value(pl.clip_eps), "importance ratio clip")
       ("policy.grad_clip", po::value(&pl.grad_clip)->default_value(pl.grad_clip), "gradient norm clip")
-      ("reward.task", po::value(&rw.task)->default_value(rw.task), "math | toy")
+      ("reward.task", po::value(&rw.task)->default_value(rw.task),
+       "auto (the model directory's rlkv_task, else math) | math | toy")
       ("reward.slack", po::value(&rw.slack)->default_value(rw.slack), "free length beyond ref_len")
       ("reward.lambda_len", po::value(&rw.lambda_len)->default_value(rw.lambda_len), "excess length weight")
       ("reward.threads", po::value(&rw.threads)->default_value(rw.threads), "reward worker threads")
@@ -162,10 +165,12 @@ void validate(const Config& c) {
   RLKV_CHECK(c.policy.beta >= 0, "config key policy.beta: expected >= 0, got ", c.policy.beta);
   RLKV_CHECK(c.policy.target_sparsity >= 0 && c.policy.target_sparsity < 1,
              "config key policy.target_sparsity: expected in [0, 1), got ", c.policy.target_sparsity);
+  RLKV_CHECK(one_of(c.policy.penalty, {"sum", "mean"}), "config key policy.penalty: expected sum or mean, got '",
+             c.policy.penalty, "'");
   RLKV_CHECK(one_of(c.policy.adv_norm, {"group", "batch"}), "config key policy.adv_norm: expected group or batch");
   RLKV_CHECK(c.policy.clip_eps > 0 && c.policy.clip_eps < 1, "config key policy.clip_eps: expected in (0, 1)");
   RLKV_CHECK(c.policy.grad_clip >= 0, "config key policy.grad_clip: expected >= 0");
-  RLKV_CHECK(one_of(c.reward.task, {"math", "toy"}), "config key reward.task: expected math or toy, got '",
+  RLKV_CHECK(one_of(c.reward.task, {"auto", "math", "toy"}), "config key reward.task: expected auto, math or toy, got '",
              c.reward.task, "'");
   RLKV_CHECK(c.reward.slack >= 0, "config key reward.slack: expected >= 0");
   RLKV_CHECK(c.reward.lambda_len >= 0, "config key reward.lambda_len: expected >= 0");

@@ -1,5 +1,5 @@
-// rlkv configuration: plain Options structs with defaults (STYLE.md point 7). Boost.Program_options
-// only fills them in, in config.cpp, from an INI file (DESIGN.md section 7) and from command-line
+// rlkv configuration: plain Options structs with defaults. Boost.Program_options
+// only fills them in, in config.cpp, from an INI file (docs/design.md section 7) and from command-line
 // overrides of the form `--section.key=value`. Unknown keys and bad values are UserErrors that name
 // the key (and the file).
 #pragma once
@@ -34,7 +34,7 @@ struct RolloutOptions {
   int64_t group_size = 4;         // G rollouts per prompt
   int64_t prompts_per_step = 8;   // B prompts per learner step
   int64_t seed = 0;               // base seed; sequence i samples with its own stream
-  int64_t repetition_every = 0;   // K of the repetition detector (0 = off), DESIGN.md section 4
+  int64_t repetition_every = 0;   // K of the repetition detector (0 = off), docs/design.md section 4
   int64_t repetition_min_distinct = 0;  // U: stop when the last K tokens hold fewer than U distinct
   std::vector<std::string> stop;  // extra stop strings (EOS always stops)
 };
@@ -74,13 +74,14 @@ struct PolicyConfig {
   double beta = 1.0;
   double tau = 0.5;
   double target_sparsity = 0;     // > 0: PI controller on the penalty weight towards this sparsity
+  std::string penalty = "sum";    // sum (beta' * sum_h p_h) | mean (the paper's beta' * mean_h p_h)
   std::string adv_norm = "group"; // group | batch
   double clip_eps = 0.2;
   double grad_clip = 1.0;
 };
 
 struct RewardConfig {
-  std::string task = "math";      // math | toy
+  std::string task = "auto";      // auto (the model directory's rlkv_task, else math) | math | toy
   double slack = 0.5;
   double lambda_len = 0.25;
   int64_t threads = 2;            // reward worker pool

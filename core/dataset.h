@@ -1,4 +1,4 @@
-// Problem datasets: JSONL, one problem per line {"id", "prompt", "answer"} (DESIGN.md section 7),
+// Problem datasets: JSONL, one problem per line {"id", "prompt", "answer"} (docs/design.md section 7),
 // plus "ref_len" and "pass_rate" after `rlkv prepare`. A bad line is a UserError naming the file
 // and the line number.
 #pragma once

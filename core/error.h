@@ -1,4 +1,4 @@
-// rlkv error handling: two kinds of check (STYLE.md section "What this means here", point 2).
+// rlkv error handling: two kinds of check, as c10 has.
 //
 //  - RLKV_CHECK(cond, parts...): the user's mistake (bad input file, bad config value, bad flag).
 //    Throws rlkv::UserError; the entry point prints its one-line message and exits with status 2.

@@ -1,4 +1,4 @@
-// Head scores and binary head masks (DESIGN.md section 3, last bullet; section 7 exports).
+// Head scores and binary head masks (docs/design.md section 3, last bullet; section 7 exports).
 //
 // Scores are [L, H_kv] row-major (layer-major), higher = more important. A mask at sparsity s keeps
 // full every head whose score is >= the s-quantile of ALL L x H_kv scores (one global threshold,

@@ -1,4 +1,4 @@
-// Head masks for inference engines (DESIGN.md section 7, `rlkv export`):
+// Head masks for inference engines (docs/design.md section 7, `rlkv export`):
 //   rlkv-sglang  DIR/adapter_weights.tsv: L rows, H_kv tab-separated scores in [0, 1], no header
 //                (what the paper's SGLang fork loads with --adapter-load-path, binarising by
 //                --rlkv-sparsity).

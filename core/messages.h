@@ -1,4 +1,4 @@
-// Wire messages of the RL pipeline (DESIGN.md section 2) and their versioned, checked encoding.
+// Wire messages of the RL pipeline (docs/design.md section 2) and their versioned, checked encoding.
 // docs/messages.md is the reference for other languages; this header is the C++ contract.
 //
 // Flow: learner --PolicyMsg (PUB/SUB)--> actors --RolloutGroupMsg (PUSH/PULL)--> reward workers
@@ -94,7 +94,7 @@ struct PolicyMsg {
 // Finish reasons, as runtime/generator.h names them.
 bool is_finish_reason(const std::string& s);  // eos | stop | length | repetition
 
-// Reward of one rollout (DESIGN.md section 4); present only in scored groups.
+// Reward of one rollout (docs/design.md section 4); present only in scored groups.
 struct RolloutScore {
   int32_t correct = 0;  // 0 or 1
   double excess = 0;    // length excess e in [0, 1]
@@ -137,7 +137,7 @@ struct ScoredGroupMsg : RolloutGroupMsg {
   bool text_omitted = false;
 };
 
-// An elastic actor announcing itself (DESIGN.md section 2), e.g. on the rollout channel at start.
+// An elastic actor announcing itself (docs/design.md section 2), e.g. on the rollout channel at start.
 struct HelloMsg {
   std::string run_id;
   std::string actor_id;

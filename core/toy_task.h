@@ -1,4 +1,4 @@
-// The embedded toy reasoning task (DESIGN.md section 6, issue 3), in one place so that data
+// The embedded toy reasoning task (docs/design.md section 6), in one place so that data
 // generation, training, evaluation and scoring agree on the exact format:
 //   prompt   "Q:" + K distinct integers from [lo, hi] joined by '+' + "="     e.g. Q:23+45+12=
 //   response running sums "s+x=t" joined by ';', then ";A:" + total            23+45=68;68+12=80;A:80

@@ -1,4 +1,4 @@
-// Transports of distributed training (DESIGN.md section 2; STYLE.md point 3): ZeroMQ sockets behind
+// Transports of distributed training (docs/design.md section 2): ZeroMQ sockets behind
 // two small interfaces, Sender and Receiver, that carry opaque frames (core/messages.h encodes them).
 //
 //   policy broadcast         Publisher (learner, binds) -> Subscriber (actors, connect)  PUB/SUB
@@ -23,7 +23,7 @@
 //  - Pushers deliver only to live peers (ZMQ_IMMEDIATE): when every puller is gone, send() waits at
 //    most its timeout and returns false, instead of queueing for a peer that will never read. A
 //    puller that dies costs the frames in its queue and those sent before the pusher noticed
-//    (at-most-once delivery, as DESIGN.md section 2 accepts for actors: in-flight groups, never the job).
+//    (at-most-once delivery, as docs/design.md section 2 accepts for actors: in-flight groups, never the job).
 //  - ZMTP heartbeats notice a peer whose host vanished without closing the connection.
 //  - A frame larger than max_message_bytes makes libzmq drop that connection (a hostile or broken
 //    peer cannot make a receiver allocate without bound).

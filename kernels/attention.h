@@ -1,9 +1,9 @@
 // Compressed-cache attention kernels: the interface shared by the CPU reference (attention_cpu.cpp)
-// and the CUDA implementation. No LibTorch here (STYLE.md point 1): raw pointers, sizes in elements,
+// and the CUDA implementation. No LibTorch here: raw pointers, sizes in elements,
 // a dtype tag, and a status code. The binding in runtime/ checks shapes and turns a bad status into
 // an exception.
 //
-// The KV cache as the kernels see it (DESIGN.md section 5). Each (sequence, KV head) pair is one
+// The KV cache as the kernels see it (docs/design.md section 5). Each (sequence, KV head) pair is one
 // `kv_span`: `len` slots of K and V rows of `head_dim` elements. A span is either
 //   - paged (full heads): `pages` lists page ids; slot s lives in page pages[s / page_size] at row
 //     s % page_size, and page p starts at element p * page_size * head_dim of the pool `k` / `v`;

@@ -9,8 +9,8 @@
 // Shapes: head_dim 64 / 128 / 256 with up to 8 query heads per KV head take the fast split kernel
 // (args->variant picks how it reads K: see decode_variant); otherwise head_dim <= 256 and
 // (query heads per KV head) * head_dim <= 4096.
-// STATUS: compiled in CI and run there on the CPU through kernels/simt_emu.h (tests/op_test_attention_cuda.cpp);
-// not yet run on a GPU (no device was lent to the sessions that wrote it).
+// Checked against the CPU reference by tests/op_test_attention_cuda.cpp: on an H200 (every case passes,
+// compute-sanitizer memcheck and racecheck clean) and, in CI, on the CPU under kernels/simt_emu.h.
 #pragma once
 
 #include "kernels/attention.h"

@@ -22,7 +22,7 @@
 //     tile costs only one warp max per head. V: lanes own head_dim / 32 contiguous elements, so each V
 //     row is one coalesced load; the tile's probabilities and row offsets are broadcast by shuffles;
 //   - warps merge their (max, sum, accumulator) in shared memory at the end.
-// The split kernel covers head_dim 64 / 128 / 256 and groups up to 8 (the models of DESIGN.md); other
+// The split kernel covers head_dim 64 / 128 / 256 and groups up to 8 (the models of docs/design.md); other
 // shapes use a simpler one-block-per-head kernel (threads over slots for scores, over head_dim for V).
 // Accumulation is fp32 for every storage dtype. Paged spans index pages exactly as the CPU reference.
 #include <cuda_bf16.h>

@@ -30,7 +30,10 @@ int cmd_actor(int argc, char** argv) {
   po::options_description desc("rlkv actor options");
   desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "the run's INI config")(
       "connect", po::value<std::string>(), "the learner's policy endpoint, e.g. tcp://127.0.0.1:40123")(
-      "id", po::value<std::string>(), "actor id (default: elastic-<host>-<pid>)");
+      "id", po::value<std::string>(), "actor id (default: elastic-<host>-<pid>)")(
+      "halt-after-groups", po::value<int64_t>(),
+      "fault injection (tests): after N delivered groups, claim a batch and never deliver it")(
+      "halt-marker", po::value<std::string>(), "fault injection: file written when the actor halts");
   ParsedArgs args = parse_args(argc, argv, desc);
   if (args.vm.count("help")) {
     std::cout << "usage: rlkv actor --config FILE --connect ENDPOINT [--section.key=value ...]\n" << desc;
@@ -56,6 +59,8 @@ int cmd_actor(int argc, char** argv) {
   o.actor_id = actor_id;
   o.sync = false;       // elastic actors never wait for a version
   o.elastic = true;
+  if (args.vm.count("halt-after-groups")) o.halt_after_groups = args.vm["halt-after-groups"].as<int64_t>();
+  if (args.vm.count("halt-marker")) o.halt_marker = args.vm["halt-marker"].as<std::string>();
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   Context ctx;

@@ -82,9 +82,13 @@ class Evaluator {
     double correct = 0, len = 0, trunc = 0, rep = 0, kv = 0, kv_full = 0;
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& res = results[i];
-      if (refs_[i].usable)
-        correct += score_response(res.text, int64_t(res.tokens.size()), finish_reason_name(res.finish), refs_[i],
-                                  /*ref_len=*/0, reward_).correct ? 1 : 0;
+      if (refs_[i].usable) {
+        const RewardScore s = score_response(res.text, int64_t(res.tokens.size()), finish_reason_name(res.finish),
+                                             refs_[i], /*ref_len=*/0, reward_);
+        correct += s.correct ? 1 : 0;
+        extracted_ += s.extracted.empty() ? 0 : 1;
+      }
+      ++scored_;
       len += double(res.tokens.size());
       trunc += res.finish == FinishReason::kLength ? 1 : 0;
       rep += res.finish == FinishReason::kRepetition ? 1 : 0;
@@ -107,6 +111,17 @@ class Evaluator {
     if (tty_) std::fprintf(stderr, "\n");
   }
 
+  // Not one response with an answer the task's checker can find: the accuracies are not results.
+  void warn_if_nothing_extracted(const std::string& declared) const {
+    if (scored_ == 0 || extracted_ > 0) return;
+    std::fprintf(stderr,
+                 "rlkv eval: warning: none of the %lld responses has an answer the '%s' checker can extract, so "
+                 "every accuracy above is 0 by construction; is the task right? (--task toy|math; the model "
+                 "directory %s)\n",
+                 (long long)scored_, reward_task_name(reward_.task),
+                 declared.empty() ? "declares none" : ("declares " + declared).c_str());
+  }
+
  private:
   void tick() {
     ++done_;
@@ -125,6 +140,7 @@ class Evaluator {
   RewardOptions reward_;
   std::vector<Reference> refs_;
   int64_t total_, done_ = 0;
+  int64_t scored_ = 0, extracted_ = 0;  // responses scored, and those with an extractable answer
   bool tty_;
 };
 
@@ -172,7 +188,7 @@ int cmd_eval(int argc, char** argv) {
       ("mask", po::value<std::string>(), "rlkv: head scores (adapter_weights.tsv / full_attention_heads.tsv or a directory)")
       ("sparsity", po::value<std::string>(), "rlkv / random: fractions of KV heads compressed, e.g. 0.25,0.5,0.75")
       ("seeds", po::value<int64_t>()->default_value(5), "random: masks per sparsity")
-      ("task", po::value<std::string>()->default_value("math"), "answer checking: math | toy")
+      ("task", po::value<std::string>(), "answer checking: toy | math (default: the model directory's rlkv_task, else math)")
       ("limit", po::value<int64_t>()->default_value(0), "use the first N problems (0 = all)")
       ("output", po::value<std::string>(), "write results as JSON")
       ("scores-out", po::value<std::string>(), "single-head: write the accuracy drops as DIR/adapter_weights.tsv")
@@ -209,8 +225,7 @@ int cmd_eval(int argc, char** argv) {
   RLKV_CHECK(method == "full" || method == "rlkv" || method == "random" || method == "streaming" ||
                  method == "single-head",
              "--method must be full, rlkv, random, streaming or single-head, got '", method, "'");
-  RewardOptions reward;
-  reward.task = parse_reward_task(vm["task"].as<std::string>(), "--task");
+  if (vm.count("task")) parse_reward_task(vm["task"].as<std::string>(), "--task");  // bad values fail early
   const int64_t seeds = vm["seeds"].as<int64_t>();
   RLKV_CHECK(seeds >= 1 && seeds <= 1000, "--seeds must be in 1..1000");
   std::vector<double> sparsities;
@@ -225,6 +240,9 @@ int cmd_eval(int argc, char** argv) {
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
   const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
   const ModelConfig& mc = model.config();
+  RewardOptions reward;
+  reward.task = vm.count("task") ? parse_reward_task(vm["task"].as<std::string>(), "--task")
+                                 : resolve_reward_task(cfg.reward.task, mc.task, "config key reward.task");
   std::vector<Problem> problems = load_problems(vm["data"].as<std::string>());
   const int64_t limit = vm["limit"].as<int64_t>();
   if (limit > 0 && int64_t(problems.size()) > limit) problems.resize(size_t(limit));
@@ -315,6 +333,7 @@ int cmd_eval(int argc, char** argv) {
   }
   ev.finish_progress();
   print_table(rows);
+  ev.warn_if_nothing_extracted(mc.task);
   if (method == "single-head") {
     std::printf("\naccuracy drop (points) when only this KV head is compressed; rows = layers, columns = KV heads\n");
     for (int64_t l = 0; l < mc.num_layers; ++l) {

@@ -1,5 +1,5 @@
 // `rlkv generate`: load a model, wrap the prompt in the template, generate with a head mask.
-// Under mpirun -np N the N ranks run the model as one tensor-parallel group (issue #8); rank 0
+// Under mpirun -np N the N ranks run the model as one tensor-parallel group; rank 0
 // prints the generations, every rank logs the bytes of weights it read.
 
 #include <algorithm>
@@ -36,7 +36,7 @@ int cmd_generate(int argc, char** argv) {
   po::options_description desc("rlkv generate options");
   desc.add_options()
       ("help,h", "show this help")
-      ("config", po::value<std::string>(), "INI config file (keys of DESIGN.md section 7)")
+      ("config", po::value<std::string>(), "INI config file (keys of docs/design.md section 7)")
       ("model", po::value<std::string>(), "model directory (model.path)")
       ("prompt", po::value<std::vector<std::string>>(), "prompt text (repeatable)")
       ("num-samples", po::value<int64_t>()->default_value(1), "samples per prompt")

@@ -1,5 +1,5 @@
 // `rlkv prepare --config FILE --input IN.jsonl --output OUT.jsonl`: the paper's self-distillation
-// sampling (DESIGN.md section 4). The full-cache model answers every candidate problem K times
+// sampling (docs/design.md section 4). The full-cache model answers every candidate problem K times
 // (prepare.samples, at the config's sampling settings, batched); problems whose pass rate lies in
 // [prepare.min_pass_rate, prepare.max_pass_rate] are kept with ref_len (mean length of the correct
 // answers, tokens), pass_rate and the correct answers' lengths. The rest are dropped and counted by
@@ -52,12 +52,15 @@ nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<Genera
     return j;
   }
   std::vector<int64_t> lengths;
-  int64_t truncated = 0;
+  int64_t truncated = 0, extracted = 0;
   for (const auto& r : results) {
     const int64_t len = int64_t(r.tokens.size());
     truncated += r.finish == FinishReason::kLength ? 1 : 0;
-    if (score_response(r.text, len, finish_reason_name(r.finish), ref, 0, ro).correct) lengths.push_back(len);
+    const RewardScore s = score_response(r.text, len, finish_reason_name(r.finish), ref, 0, ro);
+    extracted += s.extracted.empty() ? 0 : 1;
+    if (s.correct) lengths.push_back(len);
   }
+  j["extracted"] = extracted;  // samples with an answer the task's checker could find
   const double pass = double(lengths.size()) / double(results.size());
   j["pass_rate"] = pass;
   j["lengths"] = lengths;
@@ -171,7 +174,7 @@ int cmd_prepare(int argc, char** argv) {
   go.num_threads = threads;
   Generator gen(model, &tok, go);
   RewardOptions ro;
-  ro.task = parse_reward_task(cfg.reward.task, "config key reward.task");
+  ro.task = resolve_reward_task(cfg.reward.task, model.config().task, "config key reward.task");
   const int64_t K = cfg.prepare.samples;
   const bool tty = isatty(2) && rank == 0;
   bool interrupted = false;
@@ -217,10 +220,12 @@ int cmd_prepare(int argc, char** argv) {
 
   // The output: kept problems in input order, their original fields plus the measurements.
   std::map<std::string, int64_t> reasons;
-  int64_t kept = 0;
+  int64_t kept = 0, extracted = 0, scored = 0;
   std::string out;
   for (int64_t i = 0; i < n; ++i) {
     const auto& v = done.at(i);
+    extracted += v.value("extracted", int64_t(0));
+    scored += v.contains("pass_rate") ? K : 0;
     if (!v.at("kept").get<bool>()) {
       ++reasons[v.at("reason").get<std::string>()];
       continue;
@@ -240,6 +245,12 @@ int cmd_prepare(int argc, char** argv) {
   if (!data.errors.empty()) why += ", " + std::to_string(data.errors.size()) + " bad lines";
   std::fprintf(stderr, "prepare: kept %lld of %lld problems (%lld samples each)%s -> %s\n", (long long)kept,
                (long long)(n + int64_t(data.errors.size())), (long long)K, why.c_str(), output.c_str());
+  if (scored > 0 && extracted == 0)
+    std::fprintf(stderr,
+                 "prepare: warning: none of the %lld samples has an answer the '%s' checker can extract; is the "
+                 "task right? (config key reward.task = toy|math; the model directory %s)\n",
+                 (long long)scored, reward_task_name(ro.task),
+                 model.config().task.empty() ? "declares none" : ("declares " + model.config().task).c_str());
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// `rlkv score`: batch scoring of rollouts (DESIGN.md sections 4 and 8; issue 4 item 4).
+// `rlkv score`: batch scoring of rollouts (docs/design.md sections 4 and 8).
 //
 // Input: JSONL, one rollout a line: {"id", "response", "answer", "length", "ref_len", "finish_reason"}
 // (other fields are kept). Output: the same lines, fields and order kept, with "correct", "excess",

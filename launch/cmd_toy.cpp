@@ -1,4 +1,4 @@
-// `rlkv toy data|train`: the embedded toy reasoning task and model (issue 3, core/toy_task.h).
+// `rlkv toy data|train`: the embedded toy reasoning task and model.
 #include <ATen/Parallel.h>
 
 #include <cstdio>

@@ -1,4 +1,4 @@
-// `rlkv train`: places the roles of DESIGN.md section 2 and runs them.
+// `rlkv train`: places the roles of docs/design.md section 2 and runs them.
 //   - alone: every role as threads of this process over inproc:// (placement.actors actor threads,
 //     one reward worker, the learner on the main thread); the policy and rollout sockets also bind
 //     tcp:// on placement.bind_address so elastic actors (`rlkv actor`) can join;
@@ -6,7 +6,7 @@
 //     placement.reward_workers ranks reward workers, the ranks between them actors; every rank binds
 //     tcp:// endpoints on ephemeral ports and the endpoints are exchanged with MPI_Allgather;
 //     with actor.tensor_parallel = N, consecutive actor ranks form groups of N that run one actor
-//     on a model shared Megatron-style (issue #8).
+//     on a model shared Megatron-style.
 // SIGINT / SIGTERM stop the run cleanly (the checkpoint of the last completed interval remains).
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -171,7 +171,7 @@ int cmd_train(int argc, char** argv) {
   }
   setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
   auto learner_comm = world->split(role == Role::kLearner ? 0 : 1);
-  // Actor groups (issue #8): the actor ranks of each node, in rank order, form groups of
+  // Actor groups: the actor ranks of each node, in rank order, form groups of
   // actor.tensor_parallel ranks (a group never spans nodes: its collectives run after every layer).
   // The node's actor ranks also share one reader with model.load = broadcast.
   const int tp = int(cfg.actor.tensor_parallel);

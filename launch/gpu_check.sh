@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Issue #7's GPU checks in one call, for a machine with an NVIDIA GPU, nvcc, CMake, ninja and PyTorch
-# but no apt and no network (the `device` tool's H200). Run from the repository root:
-#   launch/gpu_fetch_debs.sh                   # here, once: the Debian packages to carry (.gpu-debs)
-#   then, with the device tool: run(command="launch/gpu_check.sh", carry=[".gpu-debs"])   (or --quick)
-# Both stages take about 10 minutes (estimate: never run yet): within one command's limit, but
-# `--stage 1` then `--stage 2` (at once, while the machine is warm) is safer.
+# The GPU checks in one call, for a machine with an NVIDIA GPU, nvcc, CMake, ninja and PyTorch but
+# no apt and no network. Run from the repository root:
+#   launch/gpu_fetch_debs.sh      # on a Debian machine with network, once: the packages to carry (.gpu-debs)
+#   launch/gpu_check.sh           # on the GPU machine, with .gpu-debs copied beside it (or --quick)
+# Both stages together ran in under 2 minutes on an H200 (16 cores).
 # Stage 1 needs nothing but nvcc: the attention op test (every case of the CPU reference on the GPU)
 # and the kernel bandwidth benchmark. Stage 2 builds the LibTorch-only configuration against the
 # machine's PyTorch (RLKV_WITH_DISTRIBUTED=OFF; the carried packages unpacked into a private prefix)
 # and runs the GPU rollout op test, the NCCL op test and the Llama-3.1-8B-shaped decode-step
-# benchmark. Logs and JSON lines go to $OUT (the device tool's folder) or ./gpu-out.
+# benchmark. Logs and JSON lines go to $OUT or ./gpu-out.
 # Exit status: 0 when every stage ran and passed, else the first failure's.
 # Environment: TORCH_PYTHON (the python3 whose torch to build against), GPU_BUILD_DIR (build-gpu),
 # RLKV_CUDA_ARCH (90), GPU_CHECK_CONFIGURE_ONLY=1 (stop stage 2 after CMake: checks the carried
@@ -30,7 +29,7 @@ while [[ $# -gt 0 ]]; do
 done
 status=0
 note() { echo "== $(date +%T) $*" | tee -a "$OUT/summary.txt"; }
-# $OUT holds four files (the device tool returns at most eight): summary.txt (steps and exit codes),
+# $OUT holds four files: summary.txt (steps and exit codes),
 # log.txt (all output), results.jsonl (the benchmarks' JSON lines) and ptxas.log (registers, spills).
 run_step() {  # name, command...: runs, appends its output to log.txt, records the status
   local name=$1; shift

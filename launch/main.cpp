@@ -1,4 +1,4 @@
-// rlkv: one binary, subcommands (DESIGN.md section 8). Exit status: 0 success, 2 bad usage or bad
+// rlkv: one binary, subcommands (docs/design.md section 8). Exit status: 0 success, 2 bad usage or bad
 // input (one-line message naming the file, line or key), 1 any other failure. Library code throws;
 // only this file turns exceptions into exit codes, after the subcommand has unwound.
 #include <c10/util/Exception.h>

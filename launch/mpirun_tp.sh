@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-node launch of a training run with tensor-parallel actor groups (issue #8): the learner and
+# Multi-node launch of a training run with tensor-parallel actor groups: the learner and
 # the reward worker on a head host, and on each GPU host one actor group of --gpus-per-node ranks
 # (actor.tensor_parallel = ranks per group; a group never spans hosts). Uses mpirun's MPMD form so
 # that rank 0 (learner) and the last rank (reward worker) land on the head host and the actor ranks
@@ -8,9 +8,9 @@
 #       -- build/launch/rlkv train --config configs/llama-3.1-8b-r1.ini [--key=value ...]
 # --tp below --gpus-per-node puts several groups on a host. --dry-run prints the command only.
 # Add --runtime.device=cuda to the command for GPUs (each rank takes the GPU of its local rank; the
-# groups then use NCCL). STATUS: the GPU path (issue #7) has not run on a GPU yet.
-# Multi-GPU / multi-node runs were not possible on the machines this was written on (one GPU at
-# most); the same layout runs on one host with launch/mpirun.sh (tests: test_train, test_tp).
+# groups then use NCCL; tests/op_test_nccl.cpp checks that backend on one GPU). Multi-GPU and
+# multi-node groups are untested; the same layout runs on one host with launch/mpirun.sh (tests:
+# test_train, test_tp).
 set -euo pipefail
 HEAD="" NODES="" GPUS=0 TP=0 DRY=0
 while [ $# -gt 0 ]; do

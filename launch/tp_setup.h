@@ -1,4 +1,4 @@
-// Loading the model for one tensor-parallel actor group (issue #8): the group's ranks share the
+// Loading the model for one tensor-parallel actor group: the group's ranks share the
 // model Megatron-style over the tensor collectives; with model.load = broadcast, one rank per node
 // (of `node`, the ranks on this node that load this model) reads the files and broadcasts them.
 #pragma once

@@ -52,15 +52,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   l.actor_timeout = cfg.train.actor_timeout;
   l.data_seed = cfg.train.seed;
   l.progress = isatty(2) != 0;
-  PolicyOptions& p = l.policy;
-  p.init_keep_prob = cfg.policy.init_keep_prob;
-  p.lr = cfg.policy.lr;
-  p.beta = cfg.policy.beta;
-  p.tau = cfg.policy.tau;
-  p.target_sparsity = cfg.policy.target_sparsity;
-  p.adv_norm = cfg.policy.adv_norm;
-  p.clip_eps = cfg.policy.clip_eps;
-  p.grad_clip = cfg.policy.grad_clip;
+  l.policy = policy_options(cfg.policy);
 
   ActorRoleOptions& a = s.actor;
   a.id = s.id;
@@ -73,7 +65,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   a.actor.add_special_tokens = cfg.model.add_special_tokens;
   a.actor.seed = uint64_t(cfg.train.seed);
 
-  s.reward.reward.task = parse_reward_task(cfg.reward.task, "config key reward.task");
+  s.reward.reward.task = resolve_reward_task(cfg.reward.task, mc.task, "config key reward.task");
   s.reward.reward.slack = cfg.reward.slack;
   s.reward.reward.lambda_len = cfg.reward.lambda_len;
   s.reward.num_threads = int(cfg.reward.threads);

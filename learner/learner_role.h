@@ -1,4 +1,4 @@
-// The learner role of a training run (DESIGN.md sections 2, 3, 7): owns the head-gate policy; each
+// The learner role of a training run (docs/design.md sections 2, 3, 7): owns the head-gate policy; each
 // step gathers the step's scored groups (learner/step_collector.h), shares them among the learner
 // ranks, sums their partial gradients with an all-reduce, applies the update on every rank (the
 // same arithmetic in the same order, so the ranks stay identical without broadcasting theta), then

@@ -3,17 +3,34 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/config.h"
 #include "core/error.h"
 
 namespace rlkv {
 
 double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
 
+PolicyOptions policy_options(const PolicyConfig& c) {
+  PolicyOptions p;
+  p.init_keep_prob = c.init_keep_prob;
+  p.lr = c.lr;
+  p.beta = c.beta;
+  p.tau = c.tau;
+  p.target_sparsity = c.target_sparsity;
+  p.penalty = c.penalty;
+  p.adv_norm = c.adv_norm;
+  p.clip_eps = c.clip_eps;
+  p.grad_clip = c.grad_clip;
+  return p;
+}
+
 HeadPolicy::HeadPolicy(int64_t num_layers, int64_t num_kv_heads, PolicyOptions opts)
     : layers_(num_layers), heads_(num_kv_heads), opts_(std::move(opts)), beta_(opts_.beta) {
   RLKV_CHECK(num_layers >= 1 && num_kv_heads >= 1, "policy: needs at least one layer and KV head");
   RLKV_CHECK(opts_.init_keep_prob > 0 && opts_.init_keep_prob < 1,
              "config key policy.init_keep_prob: expected in (0, 1), got ", opts_.init_keep_prob);
+  RLKV_CHECK(opts_.penalty == "sum" || opts_.penalty == "mean",
+             "config key policy.penalty: expected sum or mean, got '", opts_.penalty, "'");
   RLKV_CHECK(opts_.adv_norm == "group" || opts_.adv_norm == "batch",
              "config key policy.adv_norm: expected group or batch, got '", opts_.adv_norm, "'");
   const double p0 = opts_.init_keep_prob;
@@ -124,9 +141,11 @@ StepStats HeadPolicy::apply(const Partial& total) {
   st.penalty_weight = w;
   std::vector<double> g(n);
   double norm2 = 0;
+  // d/dtheta_h of w * sum_h p_h is w p_h (1 - p_h); of w * mean_h p_h, that over the head count.
+  const double per_head = opts_.penalty == "mean" ? w / double(n) : w;
   for (size_t h = 0; h < n; ++h) {
     const double p = sigmoid(theta_[h]);
-    g[h] = total.grad_sum[h] / N + w * p * (1 - p);  // d/dtheta of w * sum_h p_h
+    g[h] = total.grad_sum[h] / N + per_head * p * (1 - p);
     norm2 += g[h] * g[h];
   }
   st.grad_norm = std::sqrt(norm2);

@@ -1,4 +1,4 @@
-// The head-gate policy and its gradient (DESIGN.md section 3), torch-free: the policy has one logit
+// The head-gate policy and its gradient (docs/design.md section 3), torch-free: the policy has one logit
 // per (layer, KV head), L * H_kv numbers, so plain loops beat any tensor library here.
 //
 //   p = sigmoid(theta): probability that a head keeps its full cache; each rollout samples its own
@@ -8,10 +8,12 @@
 //   Per-head ratio rho = pi_theta(m) / pi_behaviour(m), pi(1) = p, pi(0) = 1 - p; surrogate per
 //   rollout sum_h min(rho A, clip(rho, 1 - eps, 1 + eps) A) (PPO-style clipping per head, exact because
 //   the policy factorises). With rho = 1 (sync mode) its gradient is A (m - p), plain REINFORCE.
-//   Sparsity penalty: beta' * sum_h p_h. The sum over heads (not the paper's mean) puts the penalty's
-//   gradient per head, beta' p (1 - p), on the same scale as the policy-gradient signal of one head,
-//   A (m - p) ~ p (1 - p) * (advantage gap), whatever the model's head count; so beta is O(0.1-1)
-//   for any model. beta' is either the paper's adaptive weight [rbar > tau] beta (exp(rbar) - 1)
+//   Sparsity penalty: beta' * sum_h p_h (penalty = sum, the default) or the paper's beta' * mean_h p_h
+//   (penalty = mean). The sum puts the penalty's gradient per head, beta' p (1 - p), on the same scale
+//   as the policy-gradient signal of one head, A (m - p) ~ p (1 - p) * (advantage gap), whatever the
+//   model's head count, so beta is O(0.1-1) for any model; the mean divides that gradient by the
+//   head count L * H, so a mean run with beta equals a sum run with beta / (L * H). The real-model
+//   recipes use the mean with the paper's beta. beta' is either the paper's adaptive weight [rbar > tau] beta (exp(rbar) - 1)
 //   with rbar the step's mean correctness, or, with a target sparsity, a dual-ascent controller that
 //   moves beta (PI control) until the expected sparsity 1 - mean(p) reaches the target. The controller's weight
 //   may go negative (a bonus for keeping heads when the policy is sparser than the target); positive
@@ -39,6 +41,7 @@ struct PolicyOptions {
   double beta = 1.0;            // penalty weight (adaptive form) or initial weight (target form)
   double tau = 0.5;             // correctness gate of the penalty
   double target_sparsity = 0;   // > 0: dual-ascent controller on beta towards this expected sparsity
+  std::string penalty = "sum";  // sum: beta' * sum_h p_h | mean: beta' * mean_h p_h (the paper's form)
   double dual_lr = 0.02;        // controller integral step: beta += dual_lr * (target - sparsity_expected)
   double target_gain = 4.0;     // controller proportional gain
 };
@@ -109,5 +112,9 @@ class HeadPolicy {
 };
 
 double sigmoid(double x);
+
+struct PolicyConfig;
+// The estimator's options from the run's [policy] section (the one place that maps those keys).
+PolicyOptions policy_options(const PolicyConfig& c);
 
 }  // namespace rlkv

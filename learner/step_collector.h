@@ -1,4 +1,4 @@
-// Which scored groups a learner step uses (DESIGN.md section 2, "Modes"):
+// Which scored groups a learner step uses (docs/design.md section 2, "Modes"):
 //   sync:  step s uses exactly the groups of positions [s * B, (s + 1) * B) generated with policy
 //          version s; the step is complete when all B are in. Anything else is dropped and counted
 //          (late: an older version; duplicate: a position already in; foreign: a position outside

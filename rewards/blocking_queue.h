@@ -1,6 +1,6 @@
 // A closable multi-producer multi-consumer FIFO, the in-process hand-off between pipeline stages
-// (STYLE.md: transports behind a small interface with an in-process implementation; the ZeroMQ
-// transport of a later issue feeds the same push/pop calls).
+// (transports behind a small interface with an in-process implementation; the ZeroMQ
+// transport feeds the same push/pop calls: rewards/reward_role.h).
 //
 // capacity 0 = unbounded; otherwise push() blocks while `capacity` items wait (back-pressure).
 // close(): later pushes fail (return false, the item is dropped), blocked pushers wake up and fail,

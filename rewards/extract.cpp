@@ -14,6 +14,12 @@ RewardTask parse_reward_task(const std::string& name, const std::string& what) {
   throw UserError(str_cat(what, ": expected toy or math, got '", name, "'"));
 }
 
+RewardTask resolve_reward_task(const std::string& requested, const std::string& declared, const std::string& what) {
+  if (!requested.empty() && requested != "auto") return parse_reward_task(requested, what);
+  if (!declared.empty()) return parse_reward_task(declared, "the model directory's rlkv_task");
+  return RewardTask::kMath;
+}
+
 const char* reward_task_name(RewardTask t) { return t == RewardTask::kToy ? "toy" : "math"; }
 
 std::string_view after_thinking(std::string_view r, WorkBudget& budget, bool* unclosed) {

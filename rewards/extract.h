@@ -1,5 +1,5 @@
 // Answer extraction: which part of a model's response (or of a dataset's reference) is the answer.
-// DESIGN.md section 4; issue 4 item 1.
+// docs/design.md section 4.
 //
 // Responses:
 //  - Reasoning models: when the response holds `</think>`, only the text after the LAST `</think>`
@@ -37,6 +37,10 @@ enum class RewardTask { kMath, kToy };
 
 // "math" / "toy"; throws UserError naming `what` on anything else.
 RewardTask parse_reward_task(const std::string& name, const std::string& what);
+// The task a command checks answers with: `requested` (toy | math) when given, else (empty or "auto")
+// the one the model directory declares (`declared`, config.json's rlkv_task), else math.
+// `what` names the setting in errors (--task, config key reward.task).
+RewardTask resolve_reward_task(const std::string& requested, const std::string& declared, const std::string& what);
 const char* reward_task_name(RewardTask t);
 
 struct Extracted {

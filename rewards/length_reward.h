@@ -1,4 +1,4 @@
-// Length consistency (DESIGN.md section 4; issue 4 item 3): the reward penalises answers much longer
+// Length consistency (docs/design.md section 4): the reward penalises answers much longer
 // than the full-cache model's own answer on the same prompt, because a compressed cache that loses the
 // thread of reasoning shows it first as rambling (the paper's s = 0.8 runs: 6806 tokens on average
 // against 3108, 60% at the length cap).

@@ -1,4 +1,4 @@
-// Equivalence of an extracted answer and a reference. DESIGN.md section 4; issue 4 item 2.
+// Equivalence of an extracted answer and a reference. docs/design.md section 4.
 //
 // math_equal(prediction, reference), both raw extracted strings (rewards/extract.h), normalised here
 // (rewards/math_normalize.h), then, in this order:

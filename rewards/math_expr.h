@@ -1,4 +1,4 @@
-// Value of a normalised maths answer read as an arithmetic expression. DESIGN.md section 4; issue 4
+// Value of a normalised maths answer read as an arithmetic expression. docs/design.md section 4
 // item 2 (numbers).
 //
 // Accepted (after rewards/math_normalize.h): integers, decimals (".5" too), thousands separators
@@ -43,7 +43,7 @@ struct ExprValue {
 
 std::optional<ExprValue> eval_expr(std::string_view normalized, WorkBudget& budget);
 
-// Relative tolerance of numeric comparisons (issue 4: 1e-4). It serves to accept ROUNDED values, so
+// Relative tolerance of numeric comparisons (1e-4). It serves to accept ROUNDED values, so
 // it applies only where rounding can be at stake: a decimal against a rational without a finite
 // decimal form (0.333333 vs 1/3), or anything involving roots, constants, functions or variables
 // (1.4142 vs \sqrt{2}). Two exact rationals with finite decimal forms compare exactly (0.5 == 1/2,

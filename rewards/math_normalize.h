@@ -1,4 +1,4 @@
-// Normalisation of an extracted maths answer into a canonical string. DESIGN.md section 4; issue 4
+// Normalisation of an extracted maths answer into a canonical string. docs/design.md section 4
 // item 2 ("LaTeX noise").
 //
 // What it removes or rewrites (one left-to-right pass plus a short clean-up):

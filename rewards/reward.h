@@ -1,5 +1,5 @@
 // Scoring one rollout: extraction (rewards/extract.h) + equivalence (rewards/math_equal.h) + length
-// consistency (rewards/length_reward.h), every component kept for metrics. DESIGN.md section 4.
+// consistency (rewards/length_reward.h), every component kept for metrics. docs/design.md section 4.
 //
 // The work budget (rewards/work_budget.h) is per item: each response gets its own budget of
 // `work_budget` steps for extraction, normalisation and comparison; a reference gets one of the same

@@ -1,6 +1,7 @@
 #include "rewards/reward_worker.h"
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace rlkv {
 
@@ -82,8 +83,18 @@ void RewardWorker::run() {
       stats_.budget_hits += scored.reference_budget_hit ? 1 : 0;
       for (const auto& s : scored.scores) {
         stats_.correct += s.correct ? 1 : 0;
+        stats_.extracted += s.extracted.empty() ? 0 : 1;
         stats_.work_steps += s.work;
         stats_.budget_hits += s.budget_hit ? 1 : 0;
+      }
+      // Not one answer the checker can find in the first responses: the rewards are all 0 by
+      // construction, which a wrong task explains more often than a hopeless model.
+      constexpr int64_t kWarnAfter = 64;
+      if (!warned_nothing_extracted_ && stats_.rollouts >= kWarnAfter && stats_.extracted == 0) {
+        warned_nothing_extracted_ = true;
+        log_warn(str_cat("reward worker: none of the first ", stats_.rollouts, " responses has an answer the '",
+                         reward_task_name(options_.reward.task),
+                         "' checker can extract; is the task right? (config key reward.task = toy|math)"));
       }
     }
     if (sink_) {

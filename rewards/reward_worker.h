@@ -1,6 +1,6 @@
-// The reward worker of the training pipeline (DESIGN.md section 2): takes rollout groups from the
+// The reward worker of the training pipeline (docs/design.md section 2): takes rollout groups from the
 // actors, scores every rollout (rewards/reward.h) on a small thread pool, and hands scored groups on
-// to the learner, through a callback or a queue. Issue 4 item 5.
+// to the learner, through a callback or a queue.
 //
 // Shape of the data: a RolloutGroup is one prompt (its id, reference answer and full-cache reference
 // length) and its G rollouts (response text, length in tokens, finish reason). Both the group and each
@@ -12,7 +12,7 @@
 // and is counted in stats().budget_hits. Because the budget counts work, not time, scores are
 // deterministic: the same group scores the same on any machine, at any load.
 //
-// Feeding and draining (transport-agnostic; the ZeroMQ transport of a later issue wraps these):
+// Feeding and draining (transport-agnostic; the ZeroMQ reward role, rewards/reward_role.h, wraps these):
 //   - push(group): blocks while `max_pending` groups wait (back-pressure); false after close().
 //   - output: either a Sink callback given at construction, called from the pool threads but never
 //     concurrently (calls are serialised; a sink must not call push(), which may wait on the pool), or,
@@ -77,6 +77,7 @@ struct RewardWorkerOptions {
 
 struct RewardWorkerStats {
   int64_t groups_in = 0, groups_out = 0, rollouts = 0, correct = 0;
+  int64_t extracted = 0;    // rollouts with an answer the task's checker could find
   int64_t budget_hits = 0;  // items (rollouts or references) that ran out of work budget
   int64_t work_steps = 0;   // total steps used, references included
   int64_t sink_errors = 0;
@@ -112,6 +113,7 @@ class RewardWorker {
   std::mutex sink_mu_;     // one sink call at a time
   std::mutex join_mu_;
   RewardWorkerStats stats_;
+  bool warned_nothing_extracted_ = false;
   std::exception_ptr error_;
   int running_ = 0;
 };

@@ -1,4 +1,4 @@
-// A deterministic per-item work budget for the reward code (DESIGN.md section 4; issue 4 item 5).
+// A deterministic per-item work budget for the reward code (docs/design.md section 4).
 //
 // Why work and not time: a reward worker must never let one hostile or pathological response (1 MB
 // of text, 10,000 nested braces, a set of 50,000 elements) hold up a training step, but a wall-clock

@@ -1,11 +1,11 @@
-// Batched generation with per-sequence head masks and continuous batching (DESIGN.md section 5).
+// Batched generation with per-sequence head masks and continuous batching (docs/design.md section 5).
 //
 // A run takes any number of requests. Up to max_batch sequences decode together; whenever some
 // finish, queued requests join: their prompts are prefilled together (full attention on all heads,
 // right-padded, which is exact under a causal mask), their caches are then compressed to sink +
 // window for the heads their mask compresses, and they enter the decode batch. Each sequence samples
 // from its own seeded stream, so its tokens do not depend on batch composition (up to GEMM rounding).
-// Stops: EOS ids, stop strings, the length cap, and the repetition detector of DESIGN.md section 4
+// Stops: EOS ids, stop strings, the length cap, and the repetition detector of docs/design.md section 4
 // (every K generated tokens, stop when the last K hold fewer than U distinct tokens).
 // Not thread safe; one Generator per thread.
 #pragma once
@@ -73,7 +73,7 @@ struct GenerationStats {
   double decode_seconds = 0;
   // KV bytes (of this rank's KV heads under tensor parallelism):
   int64_t peak_kv_allocated_bytes = 0;  // pages + rings held by live sequences, at the peak
-  int64_t peak_kv_formula_bytes = 0;    // DESIGN.md section 5 formula at the peak
+  int64_t peak_kv_formula_bytes = 0;    // docs/design.md section 5 formula at the peak
   int64_t peak_kv_full_bytes = 0;       // the same sequences with every head full, at the peak
 };
 

@@ -1,4 +1,4 @@
-// Per-head KV caches in two pools (DESIGN.md section 5), as in the paper's SGLang backend:
+// Per-head KV caches in two pools (docs/design.md section 5), as in the paper's SGLang backend:
 //   - full heads: a paged pool of rows [page, page_size, head_dim]; a (sequence, layer, head) takes a
 //     new page every page_size tokens;
 //   - compressed heads: a pool of fixed rings of S + W rows; position p lives in slot p if p < S,
@@ -9,7 +9,7 @@
 // spans are rebuilt for every call); memory of finished sequences returns to the free lists.
 //
 // Byte accounting: `allocated_bytes()` counts the pages and rings held by live sequences;
-// `formula_bytes()` is DESIGN.md's 2 * bytes_per_element * head_dim * (n * full + min(n, S + W) *
+// `formula_bytes()` is docs/design.md's 2 * bytes_per_element * head_dim * (n * full + min(n, S + W) *
 // compressed) summed over layers and live sequences; `reserved_bytes()` is the pools' capacity.
 // Not thread safe: one generator drives one cache.
 #pragma once

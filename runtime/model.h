@@ -7,7 +7,7 @@
 //     kernels (kernels/attention.h), each sequence with its own head mask.
 // Weights are held fused where that saves GEMM launches: wqkv = [q; k; v] rows and w_gate_up =
 // [gate; up] rows (split back by name_map() / hf_tensors() when saving a Hugging Face directory).
-// Tensor parallelism (issue #8, runtime/tp_shard.h): a model loaded with a tensor-parallel group
+// Tensor parallelism: a model loaded with a tensor-parallel group
 // holds only its rank's share (query / KV heads with their groups, MLP rows, vocabulary rows):
 // column-parallel wqkv and w_gate_up, row-parallel wo and w_down with one all-reduce after each, a
 // vocabulary-parallel embedding (one all-reduce) and LM head (one all-gather of the logits). All

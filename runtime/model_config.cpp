@@ -113,6 +113,9 @@ ModelConfig parse_model_config(const std::string& text, const std::string& origi
   c.torch_dtype = r.string_or("torch_dtype", r.string_or("dtype", ""));
   c.bos_token_ids = r.ids("bos_token_id");
   c.eos_token_ids = r.ids("eos_token_id");
+  c.task = r.string_or("rlkv_task", "");
+  RLKV_CHECK(c.task.empty() || c.task == "toy" || c.task == "math", origin, ": rlkv_task must be toy or math, got '",
+             c.task, "'");
 
   if (c.model_type == "qwen2") {
     c.attention_bias = true;  // Qwen2 always has q/k/v biases

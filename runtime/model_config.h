@@ -38,6 +38,9 @@ struct ModelConfig {
   std::string torch_dtype;      // as stored; informational
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;  // from config.json and generation_config.json
+  // The answer checker the directory declares for its task (`rlkv_task` in config.json: "toy" or
+  // "math"); empty when it declares none. Commands use it unless told otherwise (--task, reward.task).
+  std::string task;
 
   int64_t group_size() const { return num_q_heads / num_kv_heads; }
   int64_t kv_heads_total() const { return num_layers * num_kv_heads; }  // L x H_kv

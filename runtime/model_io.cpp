@@ -86,6 +86,7 @@ std::string model_config_json(const ModelConfig& c, const std::string& torch_dty
                       {"use_cache", true}};
   if (!c.bos_token_ids.empty()) j["bos_token_id"] = c.bos_token_ids[0];
   if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids[0];
+  if (!c.task.empty()) j["rlkv_task"] = c.task;
   RLKV_CHECK(c.rope_scaling.type == "none", "saving rope_scaling ", c.rope_scaling.type, " is not implemented");
   return j.dump(2) + "\n";
 }

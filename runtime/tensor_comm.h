@@ -1,4 +1,4 @@
-// Collectives on tensors for tensor-parallel model execution (issue #8), behind one interface so the
+// Collectives on tensors for tensor-parallel model execution, behind one interface so the
 // model and the actors never name a transport:
 //   - host backend: CPU tensors through core/collectives.h (MPI under mpirun, identity alone);
 //     half-precision tensors are reduced in fp32 and rounded back;

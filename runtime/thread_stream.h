@@ -1,10 +1,10 @@
-// A CUDA stream of the calling thread's own (issue #7, GPU rollout path). Actor threads that share a
+// A CUDA stream of the calling thread's own. Actor threads that share a
 // GPU in one process (placement.actors > 1) would otherwise all queue their work on the device's
 // default stream: their decode steps would run one after another, and each thread's host copy (the
 // sampled tokens, every step) would wait for the other threads' queued work too. With one stream per
 // thread their steps overlap on the GPU.
-// STATUS: compiled, a no-op on the CPU (tested there); the GPU op test runs two generators at once
-// under it, but no session has run that on a GPU yet.
+// A no-op on the CPU; tests/op_test_runtime_cuda.cpp runs generators on threads of their own under
+// it on a GPU and compares them with the CPU.
 // Thread safety: one object per thread, created and destroyed on that thread (it sets and restores
 // the thread's current stream).
 #pragma once

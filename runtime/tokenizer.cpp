@@ -776,39 +776,41 @@ void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string
     segs.push_back({0, s.size(), false});
   }
   if (st.invert) for (Seg& g : segs) g.m = !g.m;
-  // HF SplitDelimiterBehavior; afterwards `m` means "remove".
-  std::vector<Seg> res;
+  // HF SplitDelimiterBehavior; afterwards `m` means "remove". Removed and Isolated keep the
+  // segments as they are (Isolated removes nothing); the merging behaviours build new ones.
+  std::vector<Seg> merged;
+  const std::vector<Seg>* res = &merged;
   bool prev_match = false;
   switch (st.byte_level ? Behavior::Isolated : st.behavior) {
-    case Behavior::Removed: res = segs; break;
+    case Behavior::Removed: res = &segs; break;
     case Behavior::Isolated:
-      res = segs;
-      for (Seg& g : res) g.m = false;
+      for (Seg& g : segs) g.m = false;
+      res = &segs;
       break;
     case Behavior::MergedWithPrevious:
       for (const Seg& g : segs) {
-        if (g.m && !prev_match && !res.empty()) res.back().e = g.e;
-        else res.push_back({g.b, g.e, false});
+        if (g.m && !prev_match && !merged.empty()) merged.back().e = g.e;
+        else merged.push_back({g.b, g.e, false});
         prev_match = g.m;
       }
       break;
     case Behavior::MergedWithNext:
       for (auto it = segs.rbegin(); it != segs.rend(); ++it) {
-        if (it->m && !prev_match && !res.empty()) res.back().b = it->b;
-        else res.push_back({it->b, it->e, false});
+        if (it->m && !prev_match && !merged.empty()) merged.back().b = it->b;
+        else merged.push_back({it->b, it->e, false});
         prev_match = it->m;
       }
-      std::reverse(res.begin(), res.end());
+      std::reverse(merged.begin(), merged.end());
       break;
     case Behavior::Contiguous:
       for (const Seg& g : segs) {
-        if (g.m == prev_match && !res.empty()) res.back().e = g.e;
-        else res.push_back({g.b, g.e, false});
+        if (g.m == prev_match && !merged.empty()) merged.back().e = g.e;
+        else merged.push_back({g.b, g.e, false});
         prev_match = g.m;
       }
       break;
   }
-  for (const Seg& g : res)
+  for (const Seg& g : *res)
     if (!g.m && g.e > g.b) out.push_back({s.substr(g.b, g.e - g.b), -1, flags});
 }
 

@@ -59,6 +59,7 @@ double lr_at(const ToyTrainOptions& o, int64_t step) {
 ModelConfig toy_model_config(const ToyTrainOptions& o) {
   ModelConfig c;
   c.model_type = "llama";
+  c.task = "toy";  // config.json declares the answer checker, so commands need no --task
   c.vocab_size = kToyVocab;
   c.hidden_size = o.hidden;
   c.intermediate_size = o.intermediate;

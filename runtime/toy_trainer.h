@@ -1,4 +1,4 @@
-// Trains the embedded toy reasoning model (issue 3) from scratch with LibTorch autograd, through the
+// Trains the embedded toy reasoning model from scratch with LibTorch autograd, through the
 // runtime's own Model (forward_dense), so the shipped weights run on exactly the code that serves
 // them. Loss: next-token cross-entropy on the response and EOS only (the prompt's operands are random
 // and cannot be predicted). Optimiser: AdamW with linear warm-up, cosine decay and gradient-norm

@@ -1,4 +1,4 @@
-// A rank's share of a model under Megatron-style tensor parallelism (DESIGN.md section 5, issue #8).
+// A rank's share of a model under Megatron-style tensor parallelism (docs/design.md section 5).
 //
 // With N ranks in a tensor-parallel group, rank r holds:
 //   - query heads [q_begin, q_begin + num_q_heads): Hq / N of them (Hq must divide by N);

@@ -1,4 +1,4 @@
-// Op test of the CUDA attention kernels against the CPU reference (STYLE.md: one harness runs every
+// Op test of the CUDA attention kernels against the CPU reference (one harness runs every
 // case on the CPU reference and, where CUDA runs, on the GPU). The same source builds two programs:
 //   op_test_attention_cuda: the kernels on the GPU; exit 77 (ctest: skipped) without a CUDA device;
 //   op_test_attention_emu (RLKV_OP_TEST_EMU): the same kernel source compiled for the CPU under the SIMT

@@ -1,4 +1,4 @@
-// The GPU rollout path (issue #7) against the CPU: the tiny parity models and the toy model loaded on
+// The GPU rollout path against the CPU: the tiny parity models and the toy model loaded on
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
 // KV-write and decode-attention kernels through runtime/attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs

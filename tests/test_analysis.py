@@ -6,7 +6,7 @@ Run from the repository root with Debian's interpreter (h5py, numpy, matplotlib)
 
 Images are rendered from tests/fixtures/analysis/ (a real 300-step toy run: toy-run.h5 is its
 ckpt-300.h5, toy-metrics.jsonl its metrics.jsonl) and from the published head scores in
-<repo>/../shared/reference (those cases are skipped when that directory is absent).
+tests/fixtures/published (see its README for where each file comes from).
 """
 
 import json
@@ -22,7 +22,7 @@ import zlib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANALYSIS = os.path.join(REPO, "analysis")
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "analysis")
-REFERENCE = os.path.normpath(os.path.join(REPO, "..", "shared", "reference"))
+REFERENCE = os.path.join(REPO, "tests", "fixtures", "published")
 TOY_CKPT = os.path.join(FIXTURES, "toy-run.h5")
 TOY_METRICS = os.path.join(FIXTURES, "toy-metrics.jsonl")
 
@@ -43,7 +43,6 @@ if HAVE_MODULES:
     import curves  # noqa: E402
 
 needs_modules = unittest.skipUnless(HAVE_MODULES, "needs h5py, numpy and matplotlib (/usr/bin/python3)")
-needs_reference = unittest.skipUnless(os.path.isdir(REFERENCE), f"{REFERENCE} is absent")
 
 MIN_VARIANCE = 0.005  # a blank (one-colour) image has 0
 
@@ -156,7 +155,6 @@ class HeadMaskTest(unittest.TestCase):
         expect = [0.3 + 1e-6 * (i + 0.5) / n for i in range(n)]
         self.assertEqual(head_mask.ranked_scores(s).ravel().tolist(), expect)
 
-    @needs_reference
     def test_reference_masks_compress_the_lowest_scores(self):
         for rel in ("rlkv/Llama-3.1-8B-R1", "rlkv/Qwen-2.5-7B-R1", "duo_attn/Qwen-2.5-7B-R1",
                     "duo_attn/Qwen-3-4B-Instruct/full_attention_heads.tsv"):
@@ -173,14 +171,12 @@ class HeadMaskTest(unittest.TestCase):
                 if 0 < compressed < n:
                     self.assertLessEqual(clipped[m == 0].max(), clipped[m == 1].min() + 1e-6, (rel, sp))
 
-    @needs_reference
     def test_reference_shapes(self):
         self.assertEqual(head_mask.load_scores(os.path.join(REFERENCE, "rlkv/Llama-3.1-8B-R1")).values.shape, (32, 8))
         self.assertEqual(head_mask.load_scores(os.path.join(REFERENCE, "rlkv/Qwen-2.5-7B-R1")).values.shape, (28, 4))
         duo = head_mask.load_scores(os.path.join(REFERENCE, "duo_attn/Llama-3.1-8B-R1"))
         self.assertEqual((duo.kind, duo.sink, duo.window), ("duo", 128, 256))
 
-    @needs_reference
     def test_agrees_with_the_cpp_quantile_formula(self):
         # core/head_mask.cpp: quantile_linear = v[lo] + frac * (v[hi] - v[lo]), pos = q (n - 1).
         def cpp_mask(values, q):
@@ -266,18 +262,15 @@ class HeatmapTest(ScriptCase):
         tsv = self.write("big.tsv", "\n".join("\t".join(f"{v:.4f}" for v in row) for row in rng.random((64, 40))))
         self.render("heatmap.py", tsv, "--sparsity", "0.75", size=heatmap.figure_pixels(64, 40))
 
-    @needs_reference
     def test_reference_rlkv_llama(self):
         r = self.render("heatmap.py", os.path.join(REFERENCE, "rlkv/Llama-3.1-8B-R1"), "--sparsity", "0.5",
                         size=heatmap.figure_pixels(32, 8))
         self.assertIn("128 of 256 KV heads compressed", r.stdout)
 
-    @needs_reference
     def test_reference_rlkv_qwen_tsv_file(self):
         self.render("heatmap.py", os.path.join(REFERENCE, "rlkv/Qwen-2.5-7B-R1/adapter_weights.tsv"),
                     "--sparsity", "0.25", size=heatmap.figure_pixels(28, 4))
 
-    @needs_reference
     def test_reference_duo(self):
         self.render("heatmap.py", os.path.join(REFERENCE, "duo_attn/Llama-3.1-8B-R1"), "--sparsity", "0.5",
                     size=heatmap.figure_pixels(32, 8))

@@ -1,5 +1,5 @@
 // Decode attention kernel (kernels/attention.h) against a float64 reference, and the compressed-cache
-// semantics of DESIGN.md section 5 through KvCache: a compressed head attends over exactly the first
+// semantics of docs/design.md section 5 through KvCache: a compressed head attends over exactly the first
 // S and the last W positions, at every position across the ring's wrap-around.
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
 // The rlkv binary on bad input: each case exits 2 with one line on stderr that names the file or key
-// (DESIGN.md section 8), and a good run exits 0.
+// (docs/design.md section 8), and a good run exits 0.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -129,4 +129,26 @@ TEST_CASE("damaged model directories exit 2 naming the file and the problem") {
     rlkv_test::write_text(m + "/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2]}}");
     expect_usage_error(run("generate --model " + m + kPromptArgs), "tokenizer.json");
   }
+}
+
+TEST_CASE("eval checks answers with the task the model directory declares, and warns when none is extractable") {
+  TempDir d;
+  const std::string toy = std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner";
+  REQUIRE(run("toy data --n 24 --seed 11 --output " + (d / "p.jsonl")).status == 0);
+  const std::string base = "eval --model " + toy + " --data " + (d / "p.jsonl") + " --method full";
+  // models/toy-reasoner/config.json declares rlkv_task = toy: no --task needed.
+  const Run declared = run(base);
+  INFO("stdout: " << declared.out << "\nstderr: " << declared.err);
+  REQUIRE(declared.status == 0);
+  CHECK_THAT(declared.out, Contains("100.0"));
+  CHECK_THAT(declared.err, !Contains("warning"));
+  // The maths checker finds no answer in a toy chain: one warning line that names --task.
+  const Run wrong = run(base + " --task math");
+  INFO("stderr: " << wrong.err);
+  REQUIRE(wrong.status == 0);
+  CHECK_THAT(wrong.out, Contains("0.0"));
+  CHECK(lines(wrong.err) == 1);
+  CHECK_THAT(wrong.err, Contains("warning") && Contains("--task"));
+  // A bad --task is a usage error before anything loads.
+  expect_usage_error(run(base + " --task chess"), "--task");
 }

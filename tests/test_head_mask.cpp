@@ -11,7 +11,7 @@ using namespace rlkv;
 using Catch::Matchers::Contains;
 
 namespace {
-std::string reference(const std::string& rel) { return std::string(RLKV_SOURCE_DIR) + "/../shared/reference/" + rel; }
+std::string reference(const std::string& rel) { return std::string(RLKV_TEST_FIXTURES) + "/published/" + rel; }
 int64_t count_compressed(const std::vector<uint8_t>& m) { return std::count(m.begin(), m.end(), 0); }
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "core/config.h"
 #include "learner/policy.h"
 
 using namespace rlkv;
@@ -106,4 +107,38 @@ TEST_CASE("batch advantage normalisation uses the step's global reward moments")
   REQUIRE(moments == std::vector<double>{4, 2, 2});
   auto part = pol.partial_gradient({a, b}, &moments);
   REQUIRE(part.grad_sum[0] < 0);  // keeping the head was rewarded: the loss gradient is negative
+}
+
+// The real-model recipes reproduce the paper's penalty: its loss carries beta' * mean over all
+// L x H_kv heads of p, beta' = [rbar > tau] beta (exp(rbar) - 1), so the gradient on one head's
+// logit is beta (e^rbar - 1) p (1 - p) / (L H). Each recipe goes through the config loader and the
+// estimator; with no policy-gradient signal the gradient is the penalty's alone.
+TEST_CASE("the real-model recipes weigh each head's penalty as the paper does") {
+  struct Recipe {
+    const char* file;
+    int64_t layers, kv_heads;
+    double paper_beta;  // the paper's beta for that model
+  };
+  const Recipe recipes[] = {{"llama-3.1-8b-r1.ini", 32, 8, 1e-3},
+                            {"qwen-2.5-7b-r1.ini", 28, 4, 1e-3},
+                            {"qwen3-4b-thinking.ini", 36, 8, 2.5e-3}};
+  for (const Recipe& r : recipes) {
+    INFO(r.file);
+    const Config cfg = load_config(std::string(RLKV_SOURCE_DIR) + "/configs/" + r.file, {});
+    REQUIRE(cfg.policy.target_sparsity == 0);  // the paper's adaptive weight, not the controller
+    HeadPolicy pol(r.layers, r.kv_heads, policy_options(cfg.policy));
+    const int64_t n = r.layers * r.kv_heads;
+    HeadPolicy::Partial none;
+    none.grad_sum.assign(size_t(n), 0.0);
+    none.rollouts = 128;
+    none.correct_sum = 128;  // rbar = 1 > tau: the penalty is on
+    const double p = sigmoid(pol.theta()[0]);
+    const StepStats st = pol.apply(none);
+    const double paper_weight = r.paper_beta * (std::exp(1.0) - 1);
+    CHECK(st.penalty_weight == Approx(paper_weight).epsilon(1e-12));
+    // Every head's gradient is the same: the norm over n heads is sqrt(n) times one head's.
+    const double per_head = st.grad_norm / std::sqrt(double(n));
+    const double paper_per_head = paper_weight * p * (1 - p) / double(n);
+    CHECK(per_head == Approx(paper_per_head).epsilon(1e-9));
+  }
 }

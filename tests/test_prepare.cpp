@@ -1,4 +1,4 @@
-// `rlkv prepare` (self-distillation sampling) and the real-model recipes (issue 9).
+// `rlkv prepare` (self-distillation sampling) and the real-model recipes.
 #include <catch2/catch.hpp>
 
 #include <signal.h>

@@ -1,4 +1,4 @@
-// Rewards (issue 4): answer extraction, normalisation, equivalence, length consistency, one-call
+// Rewards: answer extraction, normalisation, equivalence, length consistency, one-call
 // scoring. The agreement with math-verify is in test_rewards_corpus.cpp, hostile input in
 // test_rewards_hostile.cpp, the worker in test_rewards_worker.cpp, `rlkv score` in test_rewards_cli.cpp.
 #include <catch2/catch.hpp>

@@ -1,6 +1,6 @@
-// `rlkv score` (issue 4 item 4) through the real binary: fields kept and added, bad lines reported by
+// `rlkv score` through the real binary: fields kept and added, bad lines reported by
 // line number and skipped (or, with --strict, exit 2 with one line naming file and line), the output
-// never half-written, exit codes of DESIGN.md section 8.
+// never half-written, exit codes of docs/design.md section 8.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>

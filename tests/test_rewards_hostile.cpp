@@ -1,4 +1,4 @@
-// Hostile input for the reward code (issue 4): 1 MB strings, 10,000 nested braces, invalid UTF-8, NUL
+// Hostile input for the reward code: 1 MB strings, 10,000 nested braces, invalid UTF-8, NUL
 // bytes, pathological lists. Scoring must never crash or throw, and every call must stay within its
 // WORK budget: asserted on the work counter (RewardScore::work, Reference::work), never on time, so
 // these tests are deterministic on any machine. tests/fuzz/fuzz_rewards.cpp covers the same code

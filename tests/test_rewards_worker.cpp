@@ -1,4 +1,4 @@
-// The reward worker (issue 4 item 5) with real threads: producers pushing concurrently, sink and pop
+// The reward worker with real threads: producers pushing concurrently, sink and pop
 // delivery, payload pass-through, back-pressure, budget-hit counting, a throwing sink, cancellation.
 #include <catch2/catch.hpp>
 

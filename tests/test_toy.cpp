@@ -1,4 +1,4 @@
-// The embedded toy task and trainer (issue 3): exact task format, tokenizer, a few training steps
+// The embedded toy task and trainer: exact task format, tokenizer, a few training steps
 // (the loss falls), and a saved model that reloads with identical logits. No test retrains the
 // shipped model.
 #include <ATen/ATen.h>

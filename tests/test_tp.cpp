@@ -1,4 +1,4 @@
-// Tensor-parallel execution (issue #8) against the whole model, run under mpirun (ctest: tp_np2,
+// Tensor-parallel execution against the whole model, run under mpirun (ctest: tp_np2,
 // tp_np4): every rank loads the whole model alone and its share in the group of all ranks, and the
 // two must agree: dense logits, step-by-step decode logits through caches whose masks compress some
 // heads, greedy generations with continuous batching, and the bytes each rank read.

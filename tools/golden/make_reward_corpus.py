@@ -19,7 +19,7 @@ What it writes: one JSON object per line,
   (tests/test_rewards_corpus.cpp: >= 98% agreement, every disagreement listed with a reason in
   tests/fixtures/rewards/disagreements.md).
 
-Categories (issue 4, item 2): integers, decimals, fractions (\\frac, \\dfrac, \\tfrac, a/b, mixed
+Categories: integers, decimals, fractions (\\frac, \\dfrac, \\tfrac, a/b, mixed
 numbers), percent, scientific notation, signs, thousands separators, LaTeX noise (\\left, \\right,
 \\!, \\,, $, \\text units, ^\\circ, trailing period), tuples, intervals (and unions), sets, multiple
 choice, expressions with roots / pi / variables, equations, text answers, and extraction formats. Each
