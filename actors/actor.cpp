@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/config.h"
+#include "problems/dataset.h"
 #include "core/error.h"
 #include "runtime/model.h"
 #include "runtime/sampling.h"

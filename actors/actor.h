@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/dataset.h"
+#include "problems/dataset.h"
 #include "runtime/generator.h"
 
 namespace rlkv {

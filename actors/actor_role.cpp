@@ -5,11 +5,11 @@
 #include <chrono>
 #include <thread>
 
-#include "core/atomic_file.h"
-#include "core/collectives.h"
+#include "core/durable_file.h"
+#include "comm/collectives.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/prompt_stream.h"
+#include "problems/prompt_stream.h"
 #include "runtime/thread_stream.h"
 
 namespace rlkv {

@@ -16,7 +16,7 @@
 
 #include "actors/actor.h"
 #include "core/run_context.h"
-#include "core/transport.h"
+#include "comm/transport.h"
 
 namespace rlkv {
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Head scores and the global-quantile head mask, in numpy (the same rule as core/head_mask.cpp).
+"""Head scores and the global-quantile head mask, in numpy (the same rule as masks/head_mask.cpp).
 
 Scores are a float64 array [L, H] (rows = layers, columns = KV heads, row-major = layer first),
 higher = more important. A mask at sparsity s (the fraction of KV heads compressed) is computed with

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "core/run_context.h"
-#include "core/transport.h"
-#include "core/collectives.h"
+#include "comm/transport.h"
+#include "comm/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_role.h"
 

@@ -14,11 +14,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
-#include "runtime/model_io.h"
+#include "runtime/model_writer.h"
 #include "runtime/safetensors.h"
 
 namespace po = boost::program_options;

@@ -323,11 +323,4 @@ std::string effective_config_text(const Config& cfg) {
   return out;
 }
 
-std::string apply_prompt_template(const std::string& tpl, const std::string& prompt) {
-  std::string text = tpl;
-  const size_t at = text.find("{prompt}");
-  RLKV_ASSERT(at != std::string::npos, "prompt template without {prompt}");
-  return text.replace(at, 8, prompt);
-}
-
 }  // namespace rlkv

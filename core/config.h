@@ -48,7 +48,7 @@ struct DataOptions {
   std::string id_field, prompt_field, answer_field, solution_field;
 };
 
-struct PrepareOptions {
+struct PrepareConfig {
   int64_t samples = 4;            // K full-cache samples per problem
   double min_pass_rate = 0.25;    // keep problems solved at least this often (1 of 4 by default)
   double max_pass_rate = 1.0;     // and at most this often (lower it to drop problems too easy to teach)
@@ -116,7 +116,7 @@ struct Config {
   RewardConfig reward;
   PlacementOptions placement;
   ActorOptionsConfig actor;
-  PrepareOptions prepare;
+  PrepareConfig prepare;
   std::string source_text;  // the INI text it was read from (empty without a file)
   std::vector<std::string> overrides;  // the command-line overrides applied over it, "section.key=value"
 };
@@ -129,9 +129,6 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
 // place, and overrides of keys the file does not set appended under their sections. What checkpoints
 // record, so that a run started with overrides reads back as it ran.
 std::string effective_config_text(const Config& cfg);
-
-// `tpl` (a model.prompt_template, which contains {prompt}) with its first {prompt} replaced by `prompt`.
-std::string apply_prompt_template(const std::string& tpl, const std::string& prompt);
 
 // Every key that exists, "section.key", for help output and tests.
 std::vector<std::string> config_keys();

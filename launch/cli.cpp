@@ -3,11 +3,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <fstream>
 #include <thread>
 
 #include "core/config.h"
-#include "core/dataset.h"
+#include "problems/dataset.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 
@@ -72,25 +71,6 @@ int set_intra_op_threads(const Config& cfg, int ranks_on_node) {
   const int n = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : std::max(1, cores / std::max(1, ranks_on_node));
   at::set_num_threads(n);
   return n;
-}
-
-std::string loaded_blas() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line, found;
-  while (std::getline(maps, line)) {
-    for (const char* name : {"libopenblas", "libmkl", "libblis", "libblas.so", "libflexiblas"}) {
-      const size_t at = line.find(name);
-      if (at == std::string::npos) continue;
-      const size_t slash = line.rfind('/');
-      std::string lib = line.substr(slash == std::string::npos ? at : slash + 1);
-      if (found.find(lib) == std::string::npos) found += (found.empty() ? "" : ", ") + lib;
-    }
-  }
-  if (found.empty()) return "none found (GEMMs may use a slow fallback)";
-  // libblas.so.3 is an alternatives link: name what it points to.
-  if (found.find("libblas.so") != std::string::npos && found.find("openblas") == std::string::npos)
-    found += " (reference BLAS? install libopenblas0-pthread)";
-  return found;
 }
 
 }  // namespace rlkv

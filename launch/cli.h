@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "core/head_mask.h"
 
 namespace rlkv {
 
@@ -22,7 +21,6 @@ struct ParsedArgs {
 ParsedArgs parse_args(int argc, char** argv, const boost::program_options::options_description& desc,
                       const boost::program_options::positional_options_description* positional = nullptr);
 
-struct ModelConfig;
 struct Config;
 struct GeneratorOptions;
 struct DatasetFields;
@@ -37,20 +35,6 @@ DatasetFields dataset_fields(const Config& cfg);
 // Sets LibTorch's intra-op threads of this process: runtime.threads when given, else the node's cores
 // shared evenly by the `ranks_on_node` ranks on it (at least 1). Returns the count.
 int set_intra_op_threads(const Config& cfg, int ranks_on_node = 1);
-
-// A head mask from a spec: "full", "streaming", "random[:SEED]" (needs a sparsity), or a head-score
-// file / directory (rlkv-sglang adapter_weights.tsv, duo full_attention_heads.tsv) binarised at the
-// sparsity with the global-quantile rule. 1 = full cache.
-std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
-                                  const ModelConfig& cfg);
-// Scores from any mask source: a checkpoint (sigmoid(theta)), an rlkv-sglang or duo directory or
-// .tsv, or an rlkv-head-mask/v1 JSON file.
-HeadScores load_mask_source(const std::string& path);
-// The same, checked against the model's L x H_kv.
-HeadScores load_head_scores_for(const std::string& path, const ModelConfig& cfg);
-
-// The BLAS library LibTorch's CPU GEMMs resolved to in this process (from /proc/self/maps).
-std::string loaded_blas();
 
 int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);

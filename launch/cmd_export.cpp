@@ -1,13 +1,14 @@
 // `rlkv export SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH`: a head mask
-// for inference engines (core/mask_export.h) from a checkpoint or any importable mask (rlkv-sglang
+// for inference engines (masks/mask_export.h) from a checkpoint or any importable mask (rlkv-sglang
 // or duo directory / .tsv, rlkv-head-mask/v1 JSON), so a DuoAttention pattern converts to the
 // RLKV-SGLang format and back.
 #include <cstdio>
 #include <iostream>
 
 #include "core/error.h"
-#include "core/mask_export.h"
+#include "masks/mask_export.h"
 #include "launch/cli.h"
+#include "masks/mask_spec.h"
 #include "runtime/model_config.h"
 
 namespace po = boost::program_options;

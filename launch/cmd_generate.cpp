@@ -4,14 +4,17 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/config.h"
+#include "problems/dataset.h"
 #include "core/error.h"
-#include "core/head_mask.h"
+#include "masks/head_mask.h"
 #include "launch/cli.h"
+#include "masks/mask_spec.h"
 #include "launch/tp_setup.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
@@ -21,6 +24,28 @@ namespace po = boost::program_options;
 
 namespace rlkv {
 namespace {
+
+// The BLAS library LibTorch's CPU GEMMs resolved to in this process (from /proc/self/maps).
+std::string loaded_blas() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line, found;
+  while (std::getline(maps, line)) {
+    for (const char* name : {"libopenblas", "libmkl", "libblis", "libblas.so", "libflexiblas"}) {
+      const size_t at = line.find(name);
+      if (at == std::string::npos) continue;
+      const size_t slash = line.rfind('/');
+      std::string lib = line.substr(slash == std::string::npos ? at : slash + 1);
+      if (found.find(lib) == std::string::npos) found += (found.empty() ? "" : ", ") + lib;
+    }
+  }
+  if (found.empty()) return "none found (GEMMs may use a slow fallback)";
+  // libblas.so.3 is an alternatives link: name what it points to.
+  if (found.find("libblas.so") != std::string::npos && found.find("openblas") == std::string::npos)
+    found += " (reference BLAS? install libopenblas0-pthread)";
+  return found;
+}
+
+
 
 std::string human_bytes(int64_t b) {
   char buf[64];

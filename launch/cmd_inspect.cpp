@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "core/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "launch/cli.h"
 

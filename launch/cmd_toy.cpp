@@ -1,18 +1,15 @@
-// `rlkv toy data|train`: the embedded toy reasoning task and model.
+// `rlkv toy data|train`: the options of the embedded toy task's data and trainer (toy/).
 #include <ATen/Parallel.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/atomic_file.h"
+#include "core/durable_file.h"
 #include "core/error.h"
-#include "core/toy_task.h"
 #include "launch/cli.h"
-#include "runtime/model_io.h"
-#include "runtime/toy_trainer.h"
+#include "toy/toy_task.h"
+#include "toy/toy_trainer.h"
 
 namespace po = boost::program_options;
 
@@ -38,20 +35,7 @@ int toy_data(int argc, char** argv) {
   ParsedArgs a = parse_args(argc, argv, d);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy data takes no config overrides");
   RLKV_CHECK(n >= 1 && n <= 100000000, "--n must be in 1..1e8, got ", n);
-  validate_toy_options(t);
-  std::mt19937_64 rng{static_cast<uint64_t>(seed)};
-  std::string text;
-  for (int64_t i = 0; i < n; ++i) {
-    const ToyProblem p = toy_problem(rng, t);
-    nlohmann::json j = {{"id", "toy-" + std::to_string(seed) + "-" + std::to_string(i)},
-                        {"prompt", p.prompt()},
-                        {"answer", std::to_string(p.answer())},
-                        // The full-cache reference length is known exactly for this task: the
-                        // response's characters (one token each) plus EOS.
-                        {"ref_len", int64_t(p.response().size()) + 1}};
-    text += j.dump() + "\n";
-  }
-  write_file_atomic(out, text);
+  write_file_atomic(out, toy_dataset_jsonl(n, uint64_t(seed), t));
   std::fprintf(stderr, "wrote %lld problems to %s\n", (long long)n, out.c_str());
   return 0;
 }
@@ -87,24 +71,11 @@ int toy_train(int argc, char** argv) {
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
   at::set_num_threads(threads > 0 ? int(threads) : int(std::thread::hardware_concurrency()));
-  ToyTrainResult r = train_toy_model(o, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
-  save_hf_model(r.model, out, toy_tokenizer_json());
-  // The loss curve and the exact settings travel with the model (the model card cites them).
-  std::string log;
-  for (const auto& p : r.history) {
-    nlohmann::json j = {{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}, {"grad_norm", p.grad_norm},
-                        {"seconds", p.seconds}};
-    if (p.eval_accuracy >= 0) j["heldout_greedy_accuracy"] = p.eval_accuracy;
-    log += j.dump() + "\n";
-  }
-  write_file_atomic(out + "/train_log.jsonl", log);
+  const ToyTrainResult r =
+      train_toy_model(o, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
   std::string cmd = "rlkv toy train";
   for (int i = 1; i < argc; ++i) cmd += std::string(" ") + argv[i];
-  nlohmann::json info = {{"command", cmd},         {"seed", o.seed},       {"steps_run", r.history.empty() ? 0 : r.history.back().step},
-                         {"batch", o.batch},       {"lr", o.lr},           {"seconds", r.seconds},
-                         {"tokens", r.tokens},     {"threads", at::get_num_threads()},
-                         {"parameters", r.model.parameter_bytes() / 4}};
-  write_file_atomic(out + "/training.json", info.dump(2) + "\n");
+  save_toy_model(r, o, out, cmd);
   std::fprintf(stderr, "saved %s (%.0f s, %.0f tokens/s)\n", out.c_str(), r.seconds, double(r.tokens) / r.seconds);
   return 0;
 }

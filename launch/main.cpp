@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     if (cmd == "score") return rlkv::cmd_score(argc - 1, argv + 1);
     if (cmd == "export") return rlkv::cmd_export(argc - 1, argv + 1);
     if (cmd == "prepare") return rlkv::cmd_prepare(argc - 1, argv + 1);
-#ifdef RLKV_WITH_TRAINING
+#ifdef RLKV_WITH_DISTRIBUTED
     if (cmd == "train") return rlkv::cmd_train(argc - 1, argv + 1);
     if (cmd == "actor") return rlkv::cmd_actor(argc - 1, argv + 1);
     if (cmd == "inspect") return rlkv::cmd_inspect(argc - 1, argv + 1);

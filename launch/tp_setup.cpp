@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/error.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 #include "runtime/tensor_comm.h"
-#ifdef RLKV_HAVE_NCCL
+#ifdef RLKV_WITH_NCCL
 #include "runtime/tensor_comm_nccl.h"
 #endif
 
@@ -56,7 +56,7 @@ Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& gr
   lo.device = resolve_device(cfg);
   const bool parallel = group && group->size() > 1;
   if (parallel && lo.device.is_cuda()) {
-#ifdef RLKV_HAVE_NCCL
+#ifdef RLKV_WITH_NCCL
     lo.tp = nccl_tensor_comm(group, lo.device.index());
 #else
     throw UserError("a tensor-parallel group on GPUs needs NCCL, which this build does not have");

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/atomic_file.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/model_config.h"

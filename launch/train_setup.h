@@ -7,9 +7,9 @@
 
 #include "actors/actor_role.h"
 #include "core/config.h"
-#include "core/dataset.h"
+#include "problems/dataset.h"
 #include "launch/cli.h"
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_worker.h"
 

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "core/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "core/run_context.h"
-#include "core/transport.h"
-#include "core/collectives.h"
+#include "comm/transport.h"
+#include "comm/collectives.h"
 #include "learner/policy.h"
 #include "learner/step_collector.h"
 

@@ -15,7 +15,7 @@
 #include <map>
 #include <vector>
 
-#include "core/messages.h"
+#include "comm/messages.h"
 
 namespace rlkv {
 

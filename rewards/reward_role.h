@@ -4,7 +4,7 @@
 #pragma once
 
 #include "core/run_context.h"
-#include "core/transport.h"
+#include "comm/transport.h"
 #include "rewards/reward_worker.h"
 
 namespace rlkv {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 
 namespace rlkv {
 

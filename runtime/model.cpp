@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
 #include "runtime/safetensors.h"
 
@@ -303,7 +303,7 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   const int64_t B = tokens.size(0);
   RLKV_ASSERT(tokens.dim() == 1 && B == int64_t(seqs.size()), "forward_decode: tokens [B] for B sequences");
   at::Tensor pos = at::tensor(cache.begin_step(seqs));
-  // From pinned memory the upload is asynchronous (see runtime/attention.cpp).
+  // From pinned memory the upload is asynchronous (see runtime/torch_attention.cpp).
   if (!device_.is_cpu()) pos = pos.pin_memory().to(device_, /*non_blocking=*/true);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t hkv = local_.num_kv_heads;

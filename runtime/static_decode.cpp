@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 
 #ifdef RLKV_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>

@@ -1,7 +1,7 @@
 #include "runtime/tensor_comm.h"
 
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/error.h"
 
 namespace rlkv {

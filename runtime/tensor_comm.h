@@ -1,6 +1,6 @@
 // Collectives on tensors for tensor-parallel model execution, behind one interface so the
 // model and the actors never name a transport:
-//   - host backend: CPU tensors through core/collectives.h (MPI under mpirun, identity alone);
+//   - host backend: CPU tensors through comm/collectives.h (MPI under mpirun, identity alone);
 //     half-precision tensors are reduced in fp32 and rounded back;
 //   - NCCL backend (runtime/tensor_comm_nccl.h, builds with CUDA): CUDA tensors on the current stream.
 // All ranks of the group must call the same operations in the same order with the same shapes.

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/error.h"
 
 #ifdef RLKV_TORCH_CUDA

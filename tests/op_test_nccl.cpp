@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "runtime/model.h"
 #include "runtime/tensor_comm_nccl.h"
 

@@ -1,6 +1,6 @@
 // The GPU rollout path against the CPU: the tiny parity models and the toy model loaded on
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
-// KV-write and decode-attention kernels through runtime/attention.cpp) with a mask that compresses
+// KV-write and decode-attention kernels through runtime/torch_attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
 // (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs,
 // and two at once on threads with streams of their own.
@@ -19,11 +19,11 @@
 #include <thread>
 #include <type_traits>
 
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
-#include "runtime/model_io.h"
+#include "runtime/model_writer.h"
 #include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
 #include "runtime/thread_stream.h"

@@ -178,7 +178,7 @@ class HeadMaskTest(unittest.TestCase):
         self.assertEqual((duo.kind, duo.sink, duo.window), ("duo", 128, 256))
 
     def test_agrees_with_the_cpp_quantile_formula(self):
-        # core/head_mask.cpp: quantile_linear = v[lo] + frac * (v[hi] - v[lo]), pos = q (n - 1).
+        # masks/head_mask.cpp: quantile_linear = v[lo] + frac * (v[hi] - v[lo]), pos = q (n - 1).
         def cpp_mask(values, q):
             v = head_mask.ranked_scores(values).ravel().tolist()
             if q <= 0:

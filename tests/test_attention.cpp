@@ -9,7 +9,7 @@
 #include <random>
 
 #include "kernels/attention.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
 
 using namespace rlkv;

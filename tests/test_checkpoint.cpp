@@ -1,4 +1,4 @@
-// HDF5 checkpoints (core/checkpoint.h, docs/design.md section 7): round trip of every field, atomic
+// HDF5 checkpoints (checkpoint/checkpoint.h, docs/design.md section 7): round trip of every field, atomic
 // writes and keep-last pruning, one-line UserErrors for every kind of damaged or foreign file, byte
 // flips (leveldb-style), latest_checkpoint for --resume auto, and h5py / h5dump as real readers.
 #include <catch2/catch.hpp>
@@ -13,7 +13,7 @@
 #include <limits>
 #include <random>
 
-#include "core/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "test_util.h"
 

@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "core/head_mask.h"
+#include "masks/head_mask.h"
 #include "test_util.h"
 
 using namespace rlkv;

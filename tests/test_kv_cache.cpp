@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
 
 using namespace rlkv;

@@ -1,4 +1,4 @@
-// Wire messages (core/messages.h): round trips, the frame layout other languages rely on, and every
+// Wire messages (comm/messages.h): round trips, the frame layout other languages rely on, and every
 // kind of corruption a socket can deliver, which must end in MessageError and never in a crash or
 // another exception. Corrupt payloads with a valid CRC are made by editing the msgpack tree of a
 // good message and re-framing it, so each check of the decoder is reached on its own.
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/messages.h"
+#include "comm/messages.h"
 
 using namespace rlkv;
 using Catch::Matchers::Contains;

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/toy_task.h"
+#include "toy/toy_task.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

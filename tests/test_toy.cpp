@@ -7,11 +7,11 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/toy_task.h"
+#include "toy/toy_task.h"
 #include "runtime/model.h"
-#include "runtime/model_io.h"
+#include "runtime/model_writer.h"
 #include "runtime/tokenizer.h"
-#include "runtime/toy_trainer.h"
+#include "toy/toy_trainer.h"
 #include "test_util.h"
 
 using namespace rlkv;

@@ -11,7 +11,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
-#include "core/collectives.h"
+#include "comm/collectives.h"
 #include "core/error.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "test_util.h"
 

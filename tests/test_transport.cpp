@@ -1,4 +1,4 @@
-// Transports (core/transport.h), gloo-style: peers run as threads of this process, over inproc://
+// Transports (comm/transport.h), gloo-style: peers run as threads of this process, over inproc://
 // (one shared Context) and over tcp:// on 127.0.0.1 with ephemeral ports; peers are stopped to test
 // timeouts. Catch2 assertions are not thread safe, so threads only record what happened and the
 // main thread checks it after join(). A last test runs a real Python client (pyzmq + msgpack).
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/messages.h"
-#include "core/transport.h"
+#include "comm/messages.h"
+#include "comm/transport.h"
 #include "test_util.h"
 
 using namespace rlkv;

@@ -1,4 +1,4 @@
-// libFuzzer target for the wire-message decoder (core/messages.h), which reads frames from sockets
+// libFuzzer target for the wire-message decoder (comm/messages.h), which reads frames from sockets
 // that any peer can write to. A random mutation almost never keeps the frame's length field and
 // CRC right, so the fuzzer would only ever test the door; the first input byte therefore says
 // whether to repair them (bit 0: length, bit 1: CRC) before decoding, which lets it reach the
@@ -12,7 +12,7 @@
 #include <variant>
 
 #include "core/error.h"
-#include "core/messages.h"
+#include "comm/messages.h"
 
 namespace {
 

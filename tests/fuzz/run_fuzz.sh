@@ -35,7 +35,7 @@ EXTRA_FLAGS=()
 if [ "$TARGET" = safetensors_header ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp")
 elif [ "$TARGET" = messages ]; then
-  SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/core/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp")
+  SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp")
 else
   SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
            "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp

@@ -1,4 +1,4 @@
-#include "core/dataset.h"
+#include "problems/dataset.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -74,6 +74,13 @@ LoadedProblems load_problems_lenient(const std::string& path, const DatasetField
     }
   }
   return out;
+}
+
+std::string apply_prompt_template(const std::string& tpl, const std::string& prompt) {
+  std::string text = tpl;
+  const size_t at = text.find("{prompt}");
+  RLKV_ASSERT(at != std::string::npos, "prompt template without {prompt}");
+  return text.replace(at, 8, prompt);
 }
 
 }  // namespace rlkv

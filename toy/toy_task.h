@@ -31,6 +31,10 @@ struct ToyProblem {
 ToyProblem toy_problem(std::mt19937_64& rng, const ToyTaskOptions& opts);
 void validate_toy_options(const ToyTaskOptions& opts);
 
+// `n` problems drawn with `seed`, as a dataset (JSONL: id toy-<seed>-<i>, prompt, answer, and ref_len,
+// which this task knows exactly: the response's characters, one token each, plus EOS).
+std::string toy_dataset_jsonl(int64_t n, uint64_t seed, const ToyTaskOptions& opts);
+
 // Token ids of the toy vocabulary.
 constexpr int32_t kToyPad = 0, kToyBos = 1, kToyEos = 2;
 constexpr int64_t kToyVocab = 19;  // <pad> <s> </s> 0-9 + = ; Q A :

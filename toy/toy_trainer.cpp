@@ -1,12 +1,16 @@
-#include "runtime/toy_trainer.h"
+#include "toy/toy_trainer.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
+#include "runtime/model_writer.h"
 #include "runtime/generator.h"
 
 namespace rlkv {
@@ -175,6 +179,29 @@ ToyTrainResult train_toy_model(const ToyTrainOptions& o, const std::function<voi
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+void save_toy_model(const ToyTrainResult& r, const ToyTrainOptions& o, const std::string& dir,
+                    const std::string& command) {
+  save_hf_model(r.model, dir, toy_tokenizer_json());
+  std::string log;
+  for (const auto& p : r.history) {
+    nlohmann::json j = {{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}, {"grad_norm", p.grad_norm},
+                        {"seconds", p.seconds}};
+    if (p.eval_accuracy >= 0) j["heldout_greedy_accuracy"] = p.eval_accuracy;
+    log += j.dump() + "\n";
+  }
+  write_file_atomic(dir + "/train_log.jsonl", log);
+  nlohmann::json info = {{"command", command},
+                         {"seed", o.seed},
+                         {"steps_run", r.history.empty() ? 0 : r.history.back().step},
+                         {"batch", o.batch},
+                         {"lr", o.lr},
+                         {"seconds", r.seconds},
+                         {"tokens", r.tokens},
+                         {"threads", at::get_num_threads()},
+                         {"parameters", r.model.parameter_bytes() / 4}};
+  write_file_atomic(dir + "/training.json", info.dump(2) + "\n");
 }
 
 }  // namespace rlkv

@@ -1,4 +1,4 @@
-#include "core/head_mask.h"
+#include "masks/head_mask.h"
 
 #include <algorithm>
 #include <cmath>

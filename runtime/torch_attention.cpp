@@ -1,4 +1,4 @@
-#include "runtime/attention.h"
+#include "runtime/torch_attention.h"
 
 #include <algorithm>
 #include <limits>
@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "runtime/kv_cache.h"
 
-#ifdef RLKV_HAVE_CUDA_KERNELS
+#ifdef RLKV_WITH_CUDA
 #include "kernels/attention_cuda.h"
 #endif
 #ifdef RLKV_TORCH_CUDA
@@ -19,7 +19,7 @@
 namespace rlkv {
 
 bool cuda_kernels_available() {
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   return true;
 #else
   return false;
@@ -33,7 +33,7 @@ namespace {
                           "not have"));
 }
 
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
 void* stream_of(at::Device d) { return c10::cuda::getCurrentCUDAStream(d.index()).stream(); }
 
 // Copies `recs` and, unless they already are device memory, the page lists their `pages` point at
@@ -76,7 +76,7 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_
 
 void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
               int num_threads, bool pages_on_device) {
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   if (device.is_cuda() && !items.empty()) {
     const kv_write_item* d = nullptr;
     at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
@@ -101,7 +101,7 @@ decode_attention_args attention_args(const at::Tensor& q, at::Tensor& out, int64
                                       to_kv_dtype(q.scalar_type()));
 }
 
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
 // Runs the CUDA kernel with `a.spans` already on the device; the split-K workspace comes from the
 // caching allocator (inside a CUDA graph capture: from the graph's pool, so replays reuse it).
 void run_cuda_attention(decode_attention_args& a, at::Device dev) {
@@ -124,7 +124,7 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
                             float scale, int num_threads, bool pages_on_device) {
   RLKV_ASSERT(q.dim() == 3 && int64_t(spans.size()) == q.size(0) * num_kv_heads, "decode_attention: ", spans.size(),
               " spans for ", q.size(0), " x ", num_kv_heads);
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   if (q.is_cuda()) {
     // The kernels read rows with 16-byte loads; pools and rings are LibTorch allocations and rows are
     // head_dim * element bytes, so a misaligned span is a bug here, not the user's.
@@ -152,7 +152,7 @@ at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, 
   a.spans = spans;
   a.max_len = max_len;
   if (q.is_cuda()) {
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
     run_cuda_attention(a, q.device());
     return out;
 #else
@@ -172,7 +172,7 @@ void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, 
     RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
     return;
   }
-#if defined(RLKV_HAVE_CUDA_KERNELS) && defined(RLKV_TORCH_CUDA)
+#if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
   if (n == 0) return;
   const c10::cuda::CUDAGuard on_device(device);  // raw launches go to the current device

@@ -16,7 +16,7 @@
 //   [24, 28)  CRC-32 (zlib's polynomial) of the payload
 //   [28, 32)  CRC-32 of these 512 bytes with this field zeroed
 //   [32, 512) a line of text for people who open the file in an editor, then zeros
-#include "core/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include "core/crc32.h"
 

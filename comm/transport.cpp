@@ -1,5 +1,5 @@
 // ZeroMQ transports (see transport.h for the guarantees and why each socket option is set).
-#include "core/transport.h"
+#include "comm/transport.h"
 
 #include <zmq.hpp>
 

@@ -2,11 +2,11 @@
 #include <cmath>
 
 #include "core/error.h"
-#ifdef RLKV_WITH_TRAINING
-#include "core/checkpoint.h"
+#ifdef RLKV_WITH_DISTRIBUTED
+#include "checkpoint/checkpoint.h"
 #endif
-#include "core/head_mask.h"
-#include "launch/cli.h"
+#include "masks/head_mask.h"
+#include "masks/mask_spec.h"
 #include "runtime/model_config.h"
 
 namespace rlkv {
@@ -35,7 +35,7 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
 HeadScores load_mask_source(const std::string& path) {
   HeadScores s;
   if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) {
-#ifdef RLKV_WITH_TRAINING
+#ifdef RLKV_WITH_DISTRIBUTED
     // A training checkpoint: the keep probabilities sigmoid(theta) are the scores.
     const CheckpointState ck = read_checkpoint(path);
     s.num_layers = ck.num_layers;

@@ -23,7 +23,7 @@
 // field's presence and type, caps on every size, finite floats, probabilities in [0, 1], masks of
 // 0/1, and internal consistency (mask and probability lengths = num_layers * num_kv_heads). What the
 // frame cannot know (the receiver's run id and model shape) is checked by validate(). Any failure
-// throws MessageError, one line, with a kind that receivers count (core/transport.h DropCounter).
+// throws MessageError, one line, with a kind that receivers count (comm/transport.h DropCounter).
 // Encoding runs the same semantic checks first, so we never send what a peer would reject.
 //
 // Thread safety: free functions on values; no shared state.

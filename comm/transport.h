@@ -1,5 +1,5 @@
 // Transports of distributed training (docs/design.md section 2): ZeroMQ sockets behind
-// two small interfaces, Sender and Receiver, that carry opaque frames (core/messages.h encodes them).
+// two small interfaces, Sender and Receiver, that carry opaque frames (comm/messages.h encodes them).
 //
 //   policy broadcast         Publisher (learner, binds) -> Subscriber (actors, connect)  PUB/SUB
 //   rollout / scored groups  Pusher (many, connect)     -> Puller (one, binds)           PUSH/PULL
@@ -47,7 +47,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/messages.h"
+#include "comm/messages.h"
 
 namespace rlkv {
 

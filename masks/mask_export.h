@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/head_mask.h"
+#include "masks/head_mask.h"
 
 namespace rlkv {
 

@@ -1,4 +1,4 @@
-#include "core/collectives.h"
+#include "comm/collectives.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-#ifdef RLKV_HAVE_MPI
+#ifdef RLKV_WITH_DISTRIBUTED
 #include <mpi.h>
 #endif
 
@@ -30,7 +30,7 @@ class Local : public Collectives {
   }
 };
 
-#ifdef RLKV_HAVE_MPI
+#ifdef RLKV_WITH_DISTRIBUTED
 void mpi_check(int rc, const char* what) { RLKV_CHECK(rc == MPI_SUCCESS, "MPI ", what, " failed (error ", rc, ")"); }
 
 class Mpi : public Collectives {
@@ -117,7 +117,7 @@ class Mpi : public Collectives {
 std::unique_ptr<Collectives> local_collectives() { return std::make_unique<Local>(); }
 
 std::unique_ptr<Collectives> mpi_world() {
-#ifdef RLKV_HAVE_MPI
+#ifdef RLKV_WITH_DISTRIBUTED
   return std::make_unique<Mpi>(MPI_COMM_WORLD, false);
 #else
   throw UserError("this build has no MPI (configured with RLKV_WITH_DISTRIBUTED=OFF)");
@@ -129,7 +129,7 @@ bool MpiSession::launched_by_mpirun() {
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {
-#ifdef RLKV_HAVE_MPI
+#ifdef RLKV_WITH_DISTRIBUTED
   if (!launched_by_mpirun()) return;
   int provided = 0;
   mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
@@ -141,7 +141,7 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 }
 
 MpiSession::~MpiSession() {
-#ifdef RLKV_HAVE_MPI
+#ifdef RLKV_WITH_DISTRIBUTED
   if (active_) MPI_Finalize();
 #endif
 }

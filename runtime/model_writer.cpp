@@ -1,4 +1,4 @@
-#include "runtime/model_io.h"
+#include "runtime/model_writer.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "core/prompt_stream.h"
+#include "problems/prompt_stream.h"
 
 #include <random>
 

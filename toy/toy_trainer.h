@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/toy_task.h"
+#include "toy/toy_task.h"
 #include "runtime/model.h"
 
 namespace rlkv {
@@ -46,6 +46,12 @@ struct ToyTrainResult {
 
 ModelConfig toy_model_config(const ToyTrainOptions& opts);
 ToyTrainResult train_toy_model(const ToyTrainOptions& opts, const std::function<void(const std::string&)>& log);
+
+// Writes the trained model as a Hugging Face directory (config.json declaring rlkv_task = toy,
+// model.safetensors, the toy tokenizer), with its loss curve (train_log.jsonl) and the settings that
+// made it (training.json: `command`, seed, steps, timing) beside it, for the model card.
+void save_toy_model(const ToyTrainResult& r, const ToyTrainOptions& opts, const std::string& dir,
+                    const std::string& command);
 
 // Greedy accuracy of `model` on `problems` with every head full (quick check used during training).
 double toy_greedy_accuracy(const Model& model, const std::vector<ToyProblem>& problems, int64_t max_new_tokens);

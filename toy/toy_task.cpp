@@ -1,4 +1,4 @@
-#include "core/toy_task.h"
+#include "toy/toy_task.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -121,6 +121,21 @@ std::vector<int32_t> toy_encode(const std::string& text) {
     ids.push_back(int32_t(3 + at));
   }
   return ids;
+}
+
+std::string toy_dataset_jsonl(int64_t n, uint64_t seed, const ToyTaskOptions& opts) {
+  validate_toy_options(opts);
+  std::mt19937_64 rng{seed};
+  std::string text;
+  for (int64_t i = 0; i < n; ++i) {
+    const ToyProblem p = toy_problem(rng, opts);
+    nlohmann::json j = {{"id", "toy-" + std::to_string(seed) + "-" + std::to_string(i)},
+                        {"prompt", p.prompt()},
+                        {"answer", std::to_string(p.answer())},
+                        {"ref_len", int64_t(p.response().size()) + 1}};
+    text += j.dump() + "\n";
+  }
+  return text;
 }
 
 }  // namespace rlkv

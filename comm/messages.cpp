@@ -4,7 +4,7 @@
 // encoder before packing and by the decoder after reading; the decoder's reading layer (MapReader)
 // only enforces MessagePack types and per-field caps. So "what is a valid message" lives in one place.
 #define MSGPACK_NO_BOOST  // we use none of msgpack-cxx's Boost adaptors
-#include "core/messages.h"
+#include "comm/messages.h"
 
 #include <msgpack.hpp>
 

@@ -1,4 +1,4 @@
-#include "core/mask_export.h"
+#include "masks/mask_export.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rlkv {

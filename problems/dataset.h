@@ -33,4 +33,7 @@ struct LoadedProblems {
 };
 LoadedProblems load_problems_lenient(const std::string& path, const DatasetFields& fields = {});
 
+// `tpl` (a model.prompt_template, which contains {prompt}) with its first {prompt} replaced by `prompt`.
+std::string apply_prompt_template(const std::string& tpl, const std::string& prompt);
+
 }  // namespace rlkv

@@ -1,0 +1,243 @@
+#include "eval/evaluate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+#include "masks/head_mask.h"
+#include "masks/mask_spec.h"
+#include "runtime/kv_cache.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace rlkv {
+
+void check_eval_request(const EvalRequest& r) {
+  const std::string& m = r.method;
+  RLKV_CHECK(m == "full" || m == "rlkv" || m == "random" || m == "streaming" || m == "single-head",
+             "--method must be full, rlkv, random, streaming or single-head, got '", m, "'");
+  RLKV_CHECK(r.seeds >= 1 && r.seeds <= 1000, "--seeds must be in 1..1000");
+  if (m == "rlkv" || m == "random") RLKV_CHECK(!r.sparsities.empty(), "--method ", m, " needs --sparsity S[,S...]");
+  RLKV_CHECK(m != "rlkv" || !r.mask.empty(), "--method rlkv needs --mask SCORES");
+}
+
+int64_t eval_passes(const EvalRequest& r, int64_t heads) {
+  if (r.method == "rlkv") return int64_t(r.sparsities.size());
+  if (r.method == "random") return int64_t(r.sparsities.size()) * r.seeds;
+  if (r.method == "single-head") return heads + 1;
+  return 1;
+}
+
+Evaluator::Evaluator(const Model& m, const Tokenizer& tok, GeneratorOptions go,
+                     std::vector<std::vector<int32_t>> prompts, std::vector<Problem> problems,
+                     const RewardOptions& reward, int64_t total_passes)
+    : model_(m), tok_(tok), go_(std::move(go)), prompts_(std::move(prompts)), problems_(std::move(problems)),
+      reward_(reward), total_(total_passes * int64_t(problems_.size())), tty_(isatty(2)) {
+  // References are read once; correctness uses the same verifier as training (rewards/).
+  for (const auto& p : problems_) refs_.push_back(prepare_reference(p.answer, reward_));
+}
+
+EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {
+  Generator gen(model_, &tok_, go_);
+  std::vector<GenerationRequest> reqs;
+  for (size_t i = 0; i < prompts_.size(); ++i) reqs.push_back({int64_t(i), prompts_[i], keep, uint64_t(i)});
+  const auto results = gen.run(reqs, [&](const GenerationResult&) { tick(); });
+  const ModelConfig& c = model_.config();
+  const int64_t ring = go_.sink + go_.window;
+  const double row_bytes = 2.0 * double(kv_dtype_size(to_kv_dtype(model_.dtype()))) * double(c.head_dim);
+  int64_t full_heads = 0;
+  for (uint8_t k : keep) full_heads += k;
+  const int64_t comp_heads = int64_t(keep.size()) - full_heads;
+  EvalRow r;
+  r.n = int64_t(results.size());
+  double correct = 0, len = 0, trunc = 0, rep = 0, kv = 0, kv_full = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& res = results[i];
+    if (refs_[i].usable) {
+      const RewardScore s = score_response(res.text, int64_t(res.tokens.size()), finish_reason_name(res.finish),
+                                           refs_[i], /*ref_len=*/0, reward_);
+      correct += s.correct ? 1 : 0;
+      extracted_ += s.extracted.empty() ? 0 : 1;
+    }
+    ++scored_;
+    len += double(res.tokens.size());
+    trunc += res.finish == FinishReason::kLength ? 1 : 0;
+    rep += res.finish == FinishReason::kRepetition ? 1 : 0;
+    const int64_t tokens = res.prompt_len + int64_t(res.tokens.size());
+    kv += row_bytes * double(tokens * full_heads + std::min(tokens, ring) * comp_heads);
+    kv_full += row_bytes * double(tokens) * double(keep.size());
+  }
+  const double n = std::max<double>(1, double(r.n));
+  r.accuracy = correct / n;
+  r.mean_length = len / n;
+  r.truncated = trunc / n;
+  r.repetition = rep / n;
+  r.kv_bytes = kv / n;
+  r.kv_fraction = kv_full > 0 ? kv / kv_full : 0;
+  r.sparsity = keep.empty() ? 0 : double(comp_heads) / double(keep.size());
+  return r;
+}
+
+namespace {
+
+// Mean of the random masks' rows at one sparsity, with the sample standard deviation of accuracy.
+EvalRow mean_row(const std::vector<EvalRow>& per, int64_t seeds) {
+  EvalRow m;
+  m.method = "random";
+  m.detail = str_cat("seeds 0-", seeds - 1);
+  const double k = double(per.size());
+  for (const EvalRow& r : per) {
+    m.n += r.n;
+    m.sparsity += r.sparsity / k;
+    m.accuracy += r.accuracy / k;
+    m.mean_length += r.mean_length / k;
+    m.truncated += r.truncated / k;
+    m.repetition += r.repetition / k;
+    m.kv_bytes += r.kv_bytes / k;
+    m.kv_fraction += r.kv_fraction / k;
+  }
+  double var = 0;
+  for (const EvalRow& r : per) var += (r.accuracy - m.accuracy) * (r.accuracy - m.accuracy);
+  m.accuracy_std = per.size() > 1 ? std::sqrt(var / (k - 1)) : 0;
+  return m;
+}
+
+}  // namespace
+
+std::vector<EvalRow> Evaluator::run(const EvalRequest& q) {
+  const ModelConfig& mc = model_.config();
+  const int64_t heads = mc.num_layers * mc.num_kv_heads;
+  const std::vector<uint8_t> all_full(size_t(heads), 1);
+  std::vector<EvalRow> rows;
+  if (q.method == "full" || q.method == "streaming") {
+    EvalRow r = run(q.method == "full" ? all_full : std::vector<uint8_t>(size_t(heads), 0));
+    r.method = q.method;
+    rows.push_back(r);
+  } else if (q.method == "rlkv") {
+    const HeadScores scores = load_head_scores_for(q.mask, mc);
+    for (double s : q.sparsities) {
+      EvalRow r = run(mask_at_sparsity(scores, s));
+      r.method = q.method;
+      r.detail = std::filesystem::path(scores.source).parent_path().filename().string();
+      rows.push_back(r);
+    }
+  } else if (q.method == "random") {
+    for (double s : q.sparsities) {
+      std::vector<EvalRow> per;
+      for (int64_t seed = 0; seed < q.seeds; ++seed) per.push_back(run(random_mask(heads, s, uint64_t(seed))));
+      rows.push_back(mean_row(per, q.seeds));
+    }
+  } else {  // single-head
+    EvalRow full = run(all_full);
+    full.method = "full";
+    rows.push_back(full);
+    for (int64_t i = 0; i < heads; ++i) {
+      std::vector<uint8_t> keep = all_full;
+      keep[size_t(i)] = 0;
+      EvalRow r = run(keep);
+      r.method = "single-head";
+      r.layer = i / mc.num_kv_heads;
+      r.head = i % mc.num_kv_heads;
+      r.detail = str_cat("L", r.layer, " H", r.head);
+      r.drop = full.accuracy - r.accuracy;
+      rows.push_back(r);
+    }
+  }
+  return rows;
+}
+
+void Evaluator::finish_progress() const {
+  if (tty_) std::fprintf(stderr, "\n");
+}
+
+void Evaluator::warn_if_nothing_extracted(const std::string& declared_task) const {
+  if (scored_ == 0 || extracted_ > 0) return;
+  const std::string declared = declared_task.empty() ? "declares none" : "declares " + declared_task;
+  std::fprintf(stderr,
+               "rlkv eval: warning: none of the %lld responses has an answer the '%s' checker can extract, so "
+               "every accuracy above is 0 by construction; is the task right? (--task toy|math; the model "
+               "directory %s)\n",
+               (long long)scored_, reward_task_name(reward_.task), declared.c_str());
+}
+
+void Evaluator::tick() {
+  ++done_;
+  if (!tty_ || (done_ % 16 != 0 && done_ != total_)) return;
+  const int width = 40;
+  const int fill = total_ ? int(double(done_) / double(total_) * width) : width;
+  std::fprintf(stderr, "\r[%.*s%*s] %lld/%lld", fill, "========================================", width - fill, "",
+               (long long)done_, (long long)total_);
+}
+
+nlohmann::json eval_row_json(const EvalRow& r) {
+  nlohmann::json j = {{"method", r.method},
+                      {"sparsity", r.sparsity},
+                      {"n", r.n},
+                      {"accuracy", r.accuracy},
+                      {"mean_length", r.mean_length},
+                      {"truncated_rate", r.truncated},
+                      {"repetition_rate", r.repetition},
+                      {"kv_bytes_per_sequence", r.kv_bytes},
+                      {"kv_fraction_of_full", r.kv_fraction}};
+  if (!r.detail.empty()) j["detail"] = r.detail;
+  if (r.method == "random") j["accuracy_std"] = r.accuracy_std;
+  if (r.layer >= 0) {
+    j["layer"] = r.layer;
+    j["kv_head"] = r.head;
+    j["drop"] = r.drop;
+  }
+  return j;
+}
+
+namespace {
+
+// The drop of head (l, h) in a single-head row list: rows[0] is full, then heads in order.
+double head_drop(const std::vector<EvalRow>& rows, int64_t l, int64_t h, int64_t num_kv_heads) {
+  return rows[size_t(1 + l * num_kv_heads + h)].drop;
+}
+
+}  // namespace
+
+void print_eval_rows(const std::vector<EvalRow>& rows, int64_t num_layers, int64_t num_kv_heads) {
+  std::printf("%-12s %8s %-14s %9s %8s %8s %8s %10s %7s\n", "method", "sparsity", "detail", "accuracy", "length",
+              "capped", "repeat", "KV bytes", "KV/full");
+  for (const EvalRow& r : rows) {
+    char accs[32];
+    if (r.method == "random")
+      std::snprintf(accs, sizeof accs, "%.1f±%.1f", 100 * r.accuracy, 100 * r.accuracy_std);
+    else
+      std::snprintf(accs, sizeof accs, "%.1f", 100 * r.accuracy);
+    std::printf("%-12s %8.3f %-14s %9s %8.1f %7.1f%% %7.1f%% %10.0f %6.1f%%\n", r.method.c_str(), r.sparsity,
+                r.detail.substr(0, 14).c_str(), accs, r.mean_length, 100 * r.truncated, 100 * r.repetition,
+                r.kv_bytes, 100 * r.kv_fraction);
+  }
+  const bool single_head = rows.size() == size_t(1 + num_layers * num_kv_heads) && rows.size() > 1 &&
+                           rows[1].method == "single-head";
+  if (!single_head) return;
+  std::printf("\naccuracy drop (points) when only this KV head is compressed; rows = layers, columns = KV heads\n");
+  for (int64_t l = 0; l < num_layers; ++l) {
+    std::printf("L%-3lld", (long long)l);
+    for (int64_t h = 0; h < num_kv_heads; ++h) std::printf(" %6.1f", 100 * head_drop(rows, l, h, num_kv_heads));
+    std::printf("\n");
+  }
+}
+
+void write_single_head_scores(const std::string& dir, const std::vector<EvalRow>& rows, int64_t num_layers,
+                              int64_t num_kv_heads) {
+  RLKV_CHECK(rows.size() == size_t(1 + num_layers * num_kv_heads), "single-head scores need one row per head");
+  std::string text;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    for (int64_t h = 0; h < num_kv_heads; ++h)
+      text += str_cat(h ? "\t" : "", std::clamp(head_drop(rows, l, h, num_kv_heads), 0.0, 1.0));
+    text += "\n";
+  }
+  std::filesystem::create_directories(dir);
+  write_file_atomic(dir + "/adapter_weights.tsv", text);
+}
+
+}  // namespace rlkv

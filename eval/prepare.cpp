@@ -1,0 +1,225 @@
+#include "eval/prepare.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "comm/collectives.h"
+#include "core/durable_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/run_context.h"
+#include "runtime/model.h"
+#include "runtime/tokenizer.h"
+
+namespace rlkv {
+namespace fs = std::filesystem;
+using Verdicts = std::map<int64_t, nlohmann::json>;  // problem index -> its verdict
+
+namespace {
+
+// One problem's verdict, as the journal stores it.
+nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<GenerationResult>& results,
+                       const Reference& ref, const PrepareOptions& o) {
+  nlohmann::json j = {{"index", index}, {"id", p.id}};
+  if (!ref.usable) {
+    j["kept"] = false;
+    j["reason"] = "unparseable reference";
+    return j;
+  }
+  std::vector<int64_t> lengths;
+  int64_t truncated = 0, extracted = 0;
+  for (const auto& r : results) {
+    const int64_t len = int64_t(r.tokens.size());
+    truncated += r.finish == FinishReason::kLength ? 1 : 0;
+    const RewardScore s = score_response(r.text, len, finish_reason_name(r.finish), ref, 0, o.reward);
+    extracted += s.extracted.empty() ? 0 : 1;
+    if (s.correct) lengths.push_back(len);
+  }
+  const double pass = double(lengths.size()) / double(results.size());
+  j["pass_rate"] = pass;
+  j["lengths"] = lengths;
+  j["extracted"] = extracted;  // samples with an answer the task's checker could find
+  if (lengths.empty()) {
+    j["kept"] = false;
+    j["reason"] = truncated == int64_t(results.size()) ? "always truncated" : "never solved";
+  } else if (pass < o.min_pass_rate || pass > o.max_pass_rate) {
+    j["kept"] = false;
+    j["reason"] = "pass rate outside the band";
+  } else {
+    double sum = 0;
+    for (int64_t l : lengths) sum += double(l);
+    j["kept"] = true;
+    j["ref_len"] = sum / double(lengths.size());
+  }
+  return j;
+}
+
+// The journals of one output: OUT.journal.<rank>, one verdict per line, appended a chunk at a time.
+class Journals {
+ public:
+  Journals(const std::string& output, int64_t problems, int64_t chunk)
+      : output_(output), n_(problems), chunk_(chunk) {
+    const fs::path out(output);
+    prefix_ = out.filename().string() + ".journal.";
+    dir_ = out.has_parent_path() ? out.parent_path() : ".";
+  }
+
+  std::string path(int rank) const { return output_ + ".journal." + std::to_string(rank); }
+
+  // Every rank's journal (of this run or an interrupted one, whatever its rank count), complete
+  // chunks only: a chunk is appended in one write, but a kill can tear it.
+  Verdicts read() const {
+    Verdicts got;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix_, 0) != 0 || is_temporary(name)) continue;
+      std::ifstream in(e.path());
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          auto j = nlohmann::json::parse(line);
+          const int64_t i = j.at("index").get<int64_t>();
+          if (i >= 0 && i < n_) got[i] = j;
+        } catch (const std::exception&) {
+          break;  // a torn last line
+        }
+      }
+    }
+    for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
+      const int64_t c1 = std::min(n_, c0 + chunk_);
+      bool complete = true;
+      for (int64_t i = c0; i < c1; ++i) complete &= got.count(i) > 0;
+      if (!complete)
+        for (int64_t i = c0; i < c1; ++i) got.erase(i);
+    }
+    return got;
+  }
+
+  // Starts this run's journals from what every journal holds (so torn tails go): rank 0's holds it
+  // all, the others start empty, and journals of ranks this run does not have are removed.
+  void restart(const Verdicts& done, Collectives& world) const {
+    std::string text;
+    if (world.rank() == 0)
+      for (const auto& [i, j] : done) text += j.dump() + "\n";
+    write_file_atomic(path(world.rank()), text);
+    world.barrier();
+    if (world.rank() != 0) return;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix_, 0) != 0) continue;
+      const std::string suffix = name.substr(prefix_.size());
+      if (!suffix.empty() && suffix.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoll(suffix) >= world.size())
+        fs::remove(e.path(), ec);
+    }
+  }
+
+  void remove_all(int ranks) const {
+    for (int r = 0; r < ranks; ++r) fs::remove(path(r));
+  }
+
+ private:
+  static bool is_temporary(const std::string& name) { return name.find(".tmp") != std::string::npos; }
+
+  std::string output_, prefix_;
+  fs::path dir_;
+  int64_t n_, chunk_;
+};
+
+// Generates and judges this rank's chunks, appending each to `journal`. Returns false when stopped.
+bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model& model, const Tokenizer& tok,
+                int rank, int ranks, Verdicts& done, std::ofstream& journal, const std::string& journal_path) {
+  const int64_t n = int64_t(data.problems.size()), K = o.samples;
+  Generator gen(model, &tok, o.generation);
+  const bool tty = isatty(2) && rank == 0;
+  for (int64_t c0 = 0; c0 < n; c0 += o.chunk) {
+    const int64_t c1 = std::min(n, c0 + o.chunk);
+    if (done.count(c0) || (c0 / o.chunk) % ranks != rank) continue;
+    if (run_stop_flag().load()) return false;
+    std::vector<GenerationRequest> reqs;
+    for (int64_t i = c0; i < c1; ++i) {
+      const std::vector<int32_t> ids =
+          tok.encode(apply_prompt_template(o.prompt_template, data.problems[size_t(i)].prompt), o.add_special_tokens);
+      for (int64_t k = 0; k < K; ++k)
+        reqs.push_back({i * K + k, ids, {}, uint64_t(i * K + k)});  // full cache; stream = (problem, sample)
+    }
+    const auto results = gen.run(reqs);
+    std::string lines;
+    for (int64_t i = c0; i < c1; ++i) {
+      const std::vector<GenerationResult> mine(results.begin() + (i - c0) * K, results.begin() + (i - c0 + 1) * K);
+      const Reference ref = prepare_reference(data.problems[size_t(i)].answer, o.reward);
+      auto v = verdict(i, data.problems[size_t(i)], mine, ref, o);
+      lines += v.dump() + "\n";
+      done[i] = std::move(v);
+    }
+    journal << lines;
+    journal.flush();
+    RLKV_CHECK(journal.good(), journal_path, ": write failed");
+    if (tty) std::fprintf(stderr, "\rprepare: %lld/%lld problems", (long long)c1, (long long)n);
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  return true;
+}
+
+// Rank 0: the kept problems in input order, their original fields plus the measurements.
+void write_output(const PrepareOptions& o, const LoadedProblems& data, const Verdicts& done, PrepareResult& res) {
+  std::string out;
+  for (int64_t i = 0; i < res.problems; ++i) {
+    const auto& v = done.at(i);
+    res.samples_extracted += v.value("extracted", int64_t(0));
+    res.samples_scored += v.contains("pass_rate") ? o.samples : 0;
+    if (!v.at("kept").get<bool>()) {
+      ++res.dropped[v.at("reason").get<std::string>()];
+      continue;
+    }
+    nlohmann::json row = nlohmann::json::parse(data.raw[size_t(i)]);
+    row["id"] = data.problems[size_t(i)].id;
+    row["ref_len"] = v.at("ref_len");
+    row["pass_rate"] = v.at("pass_rate");
+    row["lengths"] = v.at("lengths");
+    out += row.dump() + "\n";
+    ++res.kept;
+  }
+  write_file_atomic(o.output, out);
+}
+
+}  // namespace
+
+PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, const Model& model,
+                          const Tokenizer& tok, Collectives& world) {
+  RLKV_CHECK(o.samples >= 1, "prepare: samples must be >= 1");
+  RLKV_CHECK(o.chunk >= 1, "prepare: chunk must be >= 1");
+  PrepareResult res;
+  res.problems = int64_t(data.problems.size());
+  const int rank = world.rank(), ranks = world.size();
+  const Journals journals(o.output, res.problems, o.chunk);
+  Verdicts done = journals.read();
+  if (!done.empty() && rank == 0)
+    log_info(str_cat("prepare: resuming, ", done.size(), " problems already in ", o.output, ".journal.*"));
+  world.barrier();
+  journals.restart(done, world);
+  world.barrier();
+  const std::string journal_path = journals.path(rank);
+  std::ofstream journal(journal_path, std::ios::app);
+  RLKV_CHECK(journal.good(), journal_path, ": cannot open for writing");
+  res.interrupted = !run_chunks(o, data, model, tok, rank, ranks, done, journal, journal_path);
+  journal.close();
+  res.done = int64_t(done.size());
+  if (res.interrupted) return res;
+  world.barrier();
+  if (rank != 0) return res;
+  done = journals.read();
+  RLKV_ASSERT(int64_t(done.size()) == res.problems, "prepare: ", done.size(), " of ", res.problems,
+              " problems in the journals");
+  write_output(o, data, done, res);
+  journals.remove_all(ranks);
+  return res;
+}
+
+}  // namespace rlkv
