@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "core/config.h"
-#include "problems/dataset.h"
 #include "core/error.h"
+#include "problems/dataset.h"
 #include "runtime/model.h"
 #include "runtime/sampling.h"
 #include "runtime/tokenizer.h"

@@ -23,7 +23,7 @@ class Model;
 class Tokenizer;
 
 struct ActorOptions {
-  int64_t group_size = 4;      // G rollouts per prompt
+  int64_t group_size = 4;       // G rollouts per prompt
   GeneratorOptions generation;  // sampling, caps, cache windows, batch, threads
   std::string prompt_template = "{prompt}";
   bool add_special_tokens = true;
@@ -31,7 +31,7 @@ struct ActorOptions {
 };
 
 struct ActorRollout {
-  std::vector<uint8_t> keep;   // [L * H] 1 = full cache
+  std::vector<uint8_t> keep;  // [L * H] 1 = full cache
   std::vector<int32_t> tokens;
   std::string text;
   int64_t prompt_tokens = 0;
@@ -39,8 +39,8 @@ struct ActorRollout {
 };
 
 struct ActorGroup {
-  int64_t position = 0;        // global prompt position (step * prompts_per_step + slot)
-  int64_t problem = 0;         // index into the dataset
+  int64_t position = 0;  // global prompt position (step * prompts_per_step + slot)
+  int64_t problem = 0;   // index into the dataset
   int64_t policy_version = 0;
   std::vector<float> behaviour_p;  // [L * H] sigmoid(theta) the masks were drawn from
   std::vector<ActorRollout> rollouts;

@@ -5,12 +5,12 @@
 #include <chrono>
 #include <thread>
 
-#include "core/durable_file.h"
 #include "comm/collectives.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "problems/prompt_stream.h"
-#include "runtime/thread_stream.h"
+#include "runtime/model_thread.h"
 
 namespace rlkv {
 
@@ -91,7 +91,7 @@ void halt_until_stopped(const ActorRoleOptions& o) {
 
 int64_t run_actor_follower(Collectives& group, const Model& model, const Tokenizer& tok,
                            const std::vector<Problem>& problems, const ActorOptions& opts) {
-  const ThreadStream own_stream(model);  // GPU actors of one process overlap
+  const ModelThread model_thread(model, opts.generation.num_threads);  // its share of the cores; its own GPU stream
   Actor actor(model, tok, problems, opts);
   int64_t batches = 0;
   for (;;) {
@@ -114,7 +114,7 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   bool connected = !ep.rollouts.empty();
   DropCounter drops("actor " + o.actor_id + " policy");
   RunIdentity id = o.id;
-  const ThreadStream own_stream(model);  // GPU actors of one process overlap
+  const ModelThread model_thread(model, o.actor.generation.num_threads);  // its share of the cores; its own GPU stream
   Actor actor(model, tok, problems, o.actor);
   Collectives* group = o.group && o.group->size() > 1 ? o.group.get() : nullptr;
   RLKV_CHECK(!group || group->rank() == 0, "actor role: only the group's rank 0 talks to the learner");

@@ -15,15 +15,15 @@
 #include <vector>
 
 #include "actors/actor.h"
-#include "core/run_context.h"
 #include "comm/transport.h"
+#include "core/run_context.h"
 
 namespace rlkv {
 
 class Collectives;
 
 struct ActorRoleOptions {
-  RunIdentity id;                 // run_id empty: taken from the first policy received (elastic)
+  RunIdentity id;  // run_id empty: taken from the first policy received (elastic)
   std::string actor_id;
   int64_t index = 0, num_actors = 1;
   bool sync = true;

@@ -1,10 +1,10 @@
 // CPU decode-attention kernel throughput (not a test: it prints numbers). Reports the bytes of K and
 // V read per second for full (paged) and compressed (ring) spans, next to a plain memcpy of the same
 // bytes on this machine, as llm.c's kernel harness does.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iostream>
-#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -34,26 +34,26 @@ int main(int argc, char** argv) {
         std::vector<int32_t> pages(size_t(B * hkv * pages_per));
         for (size_t i = 0; i < pages.size(); ++i) pages[i] = int32_t(i);
         std::shuffle(pages.begin(), pages.end(), rng);
-        std::vector<kv_span> spans(size_t(B * hkv));
+        std::vector<rlkv_kv_span> spans(size_t(B * hkv));
         int64_t bytes = 0;
         for (int64_t i = 0; i < B * hkv; ++i) {
           const bool compressed = double(i % hkv) < sparsity * double(hkv);
-          kv_span& sp = spans[size_t(i)];
+          rlkv_kv_span& sp = spans[size_t(i)];
           if (compressed) {
-            sp = kv_span{kring.data() + i * (S + W) * d, vring.data() + i * (S + W) * d, nullptr, 0, S + W};
+            sp = rlkv_kv_span{kring.data() + i * (S + W) * d, vring.data() + i * (S + W) * d, nullptr, 0, S + W};
           } else {
-            sp = kv_span{kpool.data(), vpool.data(), pages.data() + i * pages_per, page, n};
+            sp = rlkv_kv_span{kpool.data(), vpool.data(), pages.data() + i * pages_per, page, n};
           }
           bytes += 2 * sp.len * d * 4;
         }
         std::vector<float> q(size_t(B * hkv * group * d), 0.1f), out(q.size());
-        decode_attention_args a = decode_attention_args_packed(B, hkv * group, hkv, d, q.data(), out.data(),
-                                                               spans.data(), 0.088f, KV_DTYPE_F32);
-        decode_attention_cpu(&a, threads);
+        rlkv_decode_args a =
+            rlkv_decode_args_packed(B, hkv * group, hkv, d, q.data(), out.data(), spans.data(), 0.088f, RLKV_DTYPE_F32);
+        rlkv_decode_attention_cpu(&a, threads);
         int reps = 0;
         const double t0 = now();
         while (now() - t0 < 0.5) {
-          decode_attention_cpu(&a, threads);
+          rlkv_decode_attention_cpu(&a, threads);
           ++reps;
         }
         const double per = (now() - t0) / reps;
@@ -67,8 +67,13 @@ int main(int argc, char** argv) {
           ++creps;
         }
         const double cper = (now() - c0) / creps;
-        nlohmann::json j = {{"kernel", "decode_attention_cpu"}, {"batch", B}, {"len", n}, {"sparsity", sparsity},
-                            {"threads", threads}, {"us", per * 1e6}, {"kv_GBps", double(bytes) / per / 1e9},
+        nlohmann::json j = {{"kernel", "rlkv_decode_attention_cpu"},
+                            {"batch", B},
+                            {"len", n},
+                            {"sparsity", sparsity},
+                            {"threads", threads},
+                            {"us", per * 1e6},
+                            {"kv_GBps", double(bytes) / per / 1e9},
                             {"memcpy_GBps", double(bytes) / cper / 1e9}};
         std::cout << j.dump() << std::endl;
       }

@@ -2,7 +2,7 @@
 //
 // 1. The ceiling: a device-to-device copy of a buffer far larger than L2, counted as bytes read plus
 //    bytes written per second.
-// 2. decode_attention_cuda on Llama-3.1-8B's attention shape (8 KV heads, 4 query heads each,
+// 2. rlkv_decode_attention_cuda on Llama-3.1-8B's attention shape (8 KV heads, 4 query heads each,
 //    head_dim 128, bf16) for one layer: `batch` sequences with full caches of `len` tokens in a paged
 //    pool (16-row pages in shuffled order, as the runtime's pool after some churn), where a fraction s of
 //    the (sequence, KV head) pairs is compressed to an S + W ring instead. Achieved bandwidth = bytes of
@@ -26,7 +26,6 @@
 #include "kernels/cuda_check.h"
 
 namespace {
-
 
 // Before each timed call, a 512 MB memset evicts L2 (60 MB on an H200), so every call reads from HBM
 // as a decode step does (each layer's cache is read once per step), and keeps the GPU busy while the
@@ -76,6 +75,10 @@ double copy_bandwidth_gbs() {
   return gbs;
 }
 
+const char* variant_name(int32_t v) {
+  return v == RLKV_DECODE_VARIANT_TC ? "tc" : v == RLKV_DECODE_VARIANT_COOP ? "coop" : "lane";
+}
+
 struct Shape {
   int64_t batch, len;
   double sparsity;
@@ -120,37 +123,37 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
   int32_t* dpages;
   CUDA_OK(cudaMalloc(&dpages, pages.size() * 4));
   CUDA_OK(cudaMemcpy(dpages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
-  std::vector<kv_span> spans(static_cast<size_t>(pairs));
+  std::vector<rlkv_kv_span> spans(static_cast<size_t>(pairs));
   int64_t fi = 0, ci = 0, max_len = 0;
   double kv_bytes = 0;
   for (int64_t p = 0; p < pairs; ++p) {
     if (compressed[size_t(p)]) {
       const int64_t n = std::min(sh.len, ring);
-      spans[size_t(p)] = kv_span{static_cast<char*>(kr) + size_t(ci) * ring * row,
-                                 static_cast<char*>(vr) + size_t(ci) * ring * row, nullptr, 0, n};
+      spans[size_t(p)] = rlkv_kv_span{static_cast<char*>(kr) + size_t(ci) * ring * row,
+                                      static_cast<char*>(vr) + size_t(ci) * ring * row, nullptr, 0, n};
       ++ci;
     } else {
-      spans[size_t(p)] = kv_span{kp, vp, dpages + fi * pages_per, page, sh.len};
+      spans[size_t(p)] = rlkv_kv_span{kp, vp, dpages + fi * pages_per, page, sh.len};
       ++fi;
     }
     kv_bytes += 2.0 * double(spans[size_t(p)].len) * double(row);
     max_len = std::max(max_len, spans[size_t(p)].len);
   }
-  kv_span* dspans;
-  CUDA_OK(cudaMalloc(&dspans, spans.size() * sizeof(kv_span)));
-  CUDA_OK(cudaMemcpy(dspans, spans.data(), spans.size() * sizeof(kv_span), cudaMemcpyHostToDevice));
-  decode_attention_args a =
-      decode_attention_args_packed(sh.batch, Hkv * G, Hkv, D, q, out, dspans, 0.08838834764831845f, KV_DTYPE_BF16);
+  rlkv_kv_span* dspans;
+  CUDA_OK(cudaMalloc(&dspans, spans.size() * sizeof(rlkv_kv_span)));
+  CUDA_OK(cudaMemcpy(dspans, spans.data(), spans.size() * sizeof(rlkv_kv_span), cudaMemcpyHostToDevice));
+  rlkv_decode_args a =
+      rlkv_decode_args_packed(sh.batch, Hkv * G, Hkv, D, q, out, dspans, 0.08838834764831845f, RLKV_DTYPE_BF16);
   a.max_len = max_len;
   a.variant = sh.variant;
-  a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
+  a.workspace_bytes = rlkv_decode_attention_cuda_workspace_bytes(&a);
   void* ws = nullptr;
   if (a.workspace_bytes > 0) CUDA_OK(cudaMalloc(&ws, size_t(a.workspace_bytes)));
   a.workspace = ws;
   const double ms = time_ms(
       [&] {
-        if (decode_attention_cuda(&a, nullptr) != KERNEL_STATUS_OK) {
-          std::fprintf(stderr, "decode_attention_cuda failed: %s\n", cudaGetErrorString(cudaGetLastError()));
+        if (rlkv_decode_attention_cuda(&a, nullptr) != RLKV_STATUS_OK) {
+          std::fprintf(stderr, "rlkv_decode_attention_cuda failed: %s\n", cudaGetErrorString(cudaGetLastError()));
           std::exit(1);
         }
       },
@@ -159,13 +162,15 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
   // Theory at the sparsity actually built (round(s * pairs) of the pairs).
   const double s_real = double(n_comp) / double(pairs);
   const double theory = 1.0 / ((1.0 - s_real) + s_real * double(std::min(sh.len, ring)) / double(sh.len));
-  std::printf("{\"bench\": \"decode_attention\", \"variant\": \"%s\", \"dtype\": \"bf16\", \"batch\": %lld, \"kv_heads\": %lld, \"group\": %lld, "
-              "\"head_dim\": %lld, \"len\": %lld, \"sparsity\": %.4f, \"sink\": %lld, \"window\": %lld, \"kv_bytes\": %.0f, "
-              "\"ms\": %.4f, \"gb_per_s\": %.1f, \"of_copy\": %.3f, \"speedup_vs_dense\": %.3f, \"theory\": %.3f, "
-              "\"of_theory\": %.3f, \"workspace_bytes\": %lld}\n",
-              sh.variant == DECODE_VARIANT_COOP ? "coop" : "lane", (long long)sh.batch, (long long)Hkv, (long long)G, (long long)D, (long long)sh.len, s_real,
-              (long long)S, (long long)W, kv_bytes, ms, gbs, gbs / copy_gbs, dense_ms > 0 ? dense_ms / ms : 1.0, theory,
-              dense_ms > 0 ? (dense_ms / ms) / theory : 1.0, (long long)a.workspace_bytes);
+  std::printf(
+      "{\"bench\": \"decode_attention\", \"variant\": \"%s\", \"dtype\": \"bf16\", \"batch\": %lld, \"kv_heads\": "
+      "%lld, \"group\": %lld, "
+      "\"head_dim\": %lld, \"len\": %lld, \"sparsity\": %.4f, \"sink\": %lld, \"window\": %lld, \"kv_bytes\": %.0f, "
+      "\"ms\": %.4f, \"gb_per_s\": %.1f, \"of_copy\": %.3f, \"speedup_vs_dense\": %.3f, \"theory\": %.3f, "
+      "\"of_theory\": %.3f, \"workspace_bytes\": %lld}\n",
+      variant_name(sh.variant), (long long)sh.batch, (long long)Hkv, (long long)G, (long long)D, (long long)sh.len,
+      s_real, (long long)S, (long long)W, kv_bytes, ms, gbs, gbs / copy_gbs, dense_ms > 0 ? dense_ms / ms : 1.0, theory,
+      dense_ms > 0 ? (dense_ms / ms) / theory : 1.0, (long long)a.workspace_bytes);
   std::fflush(stdout);
   for (void* p : {kp, vp, kr, vr, q, out, static_cast<void*>(dpages), static_cast<void*>(dspans), ws})
     if (p) CUDA_OK(cudaFree(p));
@@ -180,17 +185,36 @@ int main(int argc, char** argv) {
     std::printf("bench_attention_cuda: no CUDA device; skipped\n");
     return 77;
   }
-  // Evaluation windows of docs/design.md (S = 16, W = 64); `--quick` runs the shortest list.
+  // Evaluation windows of docs/design.md (S = 16, W = 64); `--quick` runs the shortest list;
+  // `--only BATCH,LEN,SPARSITY,VARIANT` (variant tc | lane | coop) one shape, without the copy
+  // ceiling (for a profiler).
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   const int64_t S = 16, W = 64;
+  if (argc > 2 && std::string(argv[1]) == "--only") {
+    long long b = 0, len = 0;
+    double s = 0;
+    char v[16] = {0};
+    if (std::sscanf(argv[2], "%lld,%lld,%lf,%15s", &b, &len, &s, v) != 4 || b < 1 || len < 1 || s < 0 || s > 1) {
+      std::fprintf(stderr, "bench_attention_cuda: --only expects BATCH,LEN,SPARSITY,VARIANT, got '%s'\n", argv[2]);
+      return 2;
+    }
+    const std::string vs = v;
+    const int32_t variant = vs == "tc"     ? RLKV_DECODE_VARIANT_TC
+                            : vs == "coop" ? RLKV_DECODE_VARIANT_COOP
+                                           : RLKV_DECODE_VARIANT_LANE;
+    run({b, len, s, variant}, S, W, 1.0, 0);
+    return 0;
+  }
   cudaDeviceProp prop{};
   CUDA_OK(cudaGetDeviceProperties(&prop, 0));
   std::printf("{\"bench\": \"device\", \"name\": \"%s\", \"sms\": %d, \"l2_bytes\": %d}\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize);
   const double copy = copy_bandwidth_gbs();
-  std::vector<int64_t> lens = quick ? std::vector<int64_t>{4096, 32768} : std::vector<int64_t>{4096, 8192, 16384, 32768};
-  // Both score variants of the split kernel (kernels/attention.h, decode_variant) on every shape.
-  for (int32_t variant : {int32_t(DECODE_VARIANT_LANE), int32_t(DECODE_VARIANT_COOP)})
+  std::vector<int64_t> lens =
+      quick ? std::vector<int64_t>{4096, 32768} : std::vector<int64_t>{4096, 8192, 16384, 32768};
+  // Every variant (kernels/attention.h, rlkv_decode_variant) on every shape.
+  for (int32_t variant :
+       {int32_t(RLKV_DECODE_VARIANT_TC), int32_t(RLKV_DECODE_VARIANT_LANE), int32_t(RLKV_DECODE_VARIANT_COOP)})
     for (int64_t batch : {int64_t(32), int64_t(4)})
       for (int64_t len : lens) {
         double dense = 0;

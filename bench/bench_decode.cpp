@@ -27,9 +27,9 @@ int main(int argc, char** argv) try {
       "batch", po::value(&batches)->default_value("1,8,32"), "batch sizes")(
       "prompt-len", po::value(&prompt_len)->default_value(16), "prompt tokens")(
       "new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")(
-      "threads", po::value(&threads)->default_value(2), "CPU threads")(
-      "sink", po::value(&sink)->default_value(4), "S")("window", po::value(&window)->default_value(16), "W")(
-      "repeats", po::value(&repeats)->default_value(3), "timed runs per setting (best is reported)");
+      "threads", po::value(&threads)->default_value(2), "CPU threads")("sink", po::value(&sink)->default_value(4), "S")(
+      "window", po::value(&window)->default_value(16), "W")("repeats", po::value(&repeats)->default_value(3),
+                                                            "timed runs per setting (best is reported)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);

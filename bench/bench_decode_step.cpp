@@ -83,9 +83,9 @@ int main(int argc, char** argv) try {
       "steps", po::value(&steps)->default_value(16), "timed decode steps")(
       "layers", po::value(&layers)->default_value(32), "")("hidden", po::value(&hidden)->default_value(4096), "")(
       "heads", po::value(&heads)->default_value(32), "")("kv-heads", po::value(&kv_heads)->default_value(8), "")(
-      "head-dim", po::value(&head_dim)->default_value(128), "")(
-      "intermediate", po::value(&inter)->default_value(14336), "")(
-      "vocab", po::value(&vocab)->default_value(128256), "")(
+      "head-dim", po::value(&head_dim)->default_value(128), "")("intermediate", po::value(&inter)->default_value(14336),
+                                                                "")("vocab", po::value(&vocab)->default_value(128256),
+                                                                    "")(
       "dtype", po::value(&dtype_name_opt)->default_value("bfloat16"), "float32 | bfloat16 | float16")(
       "sink", po::value(&sink)->default_value(16), "S")("window", po::value(&window)->default_value(64), "W")(
       "page-size", po::value(&page)->default_value(16), "rows per page of the full-head pool")(
@@ -195,11 +195,21 @@ int main(int argc, char** argv) try {
           dense_ms[{mode, B}] = ms;
           dense_kv[B] = kv_read;
         }
-        nlohmann::json j = {{"bench", "decode_step"}, {"mode", mode}, {"device", device.str()},
-                            {"graph_captures", sd ? sd->captures() : 0}, {"aten_ops_per_step", ops}, {"dtype", dtype_name(dtype)},
-                            {"layers", layers}, {"batch", B}, {"context", context}, {"sparsity", s},
-                            {"sink", sink}, {"window", window}, {"ms_per_step", ms},
-                            {"tokens_per_s", double(B) * 1e3 / ms}, {"weight_bytes", weight_bytes},
+        nlohmann::json j = {{"bench", "decode_step"},
+                            {"mode", mode},
+                            {"device", device.str()},
+                            {"graph_captures", sd ? sd->captures() : 0},
+                            {"aten_ops_per_step", ops},
+                            {"dtype", dtype_name(dtype)},
+                            {"layers", layers},
+                            {"batch", B},
+                            {"context", context},
+                            {"sparsity", s},
+                            {"sink", sink},
+                            {"window", window},
+                            {"ms_per_step", ms},
+                            {"tokens_per_s", double(B) * 1e3 / ms},
+                            {"weight_bytes", weight_bytes},
                             {"kv_bytes_read_per_step", kv_read},
                             {"gb_per_s_weights_plus_kv", (weight_bytes + kv_read) / (ms * 1e-3) / 1e9}};
         if (s > 0.0 && dense_ms.count({mode, B})) {

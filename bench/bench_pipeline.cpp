@@ -11,9 +11,9 @@
 #include <random>
 #include <thread>
 
-#include "core/run_context.h"
-#include "comm/transport.h"
 #include "comm/collectives.h"
+#include "comm/transport.h"
+#include "core/run_context.h"
 #include "learner/learner_role.h"
 #include "rewards/reward_role.h"
 
@@ -33,7 +33,8 @@ std::string response_text(const Shape& s, std::mt19937& rng) {
   if (s.task == RewardTask::kToy) {
     t = "23+45=68;68+12=80;80+67=147;147+30=177;177+18=195;195+44=239;239+71=310;A:310";
   } else {
-    const char* words[] = {"Let", "us", "compute", "the", "sum", "of", "$x^2$", "and", "\\frac{1}{2}", "so", "we", "get"};
+    const char* words[] = {"Let",   "us",  "compute",      "the", "sum", "of",
+                           "$x^2$", "and", "\\frac{1}{2}", "so",  "we",  "get"};
     while (int64_t(t.size()) < s.text_bytes) t += std::string(words[rng() % 12]) + " ";
     t += "Therefore the answer is \\boxed{" + std::to_string(rng() % 100) + "}.";
   }
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
   const int64_t steps = argc > 1 ? std::atoll(argv[1]) : 200;
   const int actors = argc > 2 ? std::atoi(argv[2]) : 2;
   const int reward_threads = argc > 3 ? std::atoi(argv[3]) : 1;
-  for (const Shape& shape : {Shape{"toy", 4, 4, 100, RewardTask::kToy}, Shape{"llama-8b", 32, 8, 4096, RewardTask::kMath}}) {
+  for (const Shape& shape :
+       {Shape{"toy", 4, 4, 100, RewardTask::kToy}, Shape{"llama-8b", 32, 8, 4096, RewardTask::kMath}}) {
     run_stop_flag().store(false);
     Context ctx;
     Publisher pub(ctx);

@@ -66,8 +66,9 @@ std::vector<rlkv::RolloutGroup> make_groups(int64_t rollouts, int g, bool think,
     group.answer = a.reference;
     group.ref_len = 1000;
     for (int k = 0; k < g; ++k) {
-      const std::string tail = std::string(think ? "</think>\n\nThe final answer is $\\boxed{" : "So the answer is $\\boxed{") +
-                               (rng() % 2 ? a.right : a.wrong) + "}$.";
+      const std::string tail =
+          std::string(think ? "</think>\n\nThe final answer is $\\boxed{" : "So the answer is $\\boxed{") +
+          (rng() % 2 ? a.right : a.wrong) + "}$.";
       rlkv::RolloutGroup::Rollout r;
       r.response = (think ? "<think>\n" : "") + reasoning(bytes - tail.size() - (think ? 8 : 0), rng) + tail;
       r.length = 1000 + int64_t(rng() % 1000);
@@ -118,7 +119,8 @@ int main(int argc, char** argv) {
       const rlkv::Reference ref = rlkv::prepare_reference(group.answer, opts);
       work += ref.work;
       for (const auto& r : group.rollouts) {
-        const rlkv::RewardScore s = rlkv::score_response(r.response, r.length, r.finish_reason, ref, group.ref_len, opts);
+        const rlkv::RewardScore s =
+            rlkv::score_response(r.response, r.length, r.finish_reason, ref, group.ref_len, opts);
         work += s.work;
         hits += s.budget_hit ? 1 : 0;
         correct += s.correct ? 1 : 0;

@@ -40,8 +40,8 @@ int64_t status_kb(const char* field) {
 
 int main(int argc, char** argv) try {
   MpiSession mpi(&argc, &argv);
-  std::shared_ptr<Collectives> world = mpi.active() ? std::shared_ptr<Collectives>(mpi_world())
-                                                    : std::shared_ptr<Collectives>(local_collectives());
+  std::shared_ptr<Collectives> world =
+      mpi.active() ? std::shared_ptr<Collectives>(mpi_world()) : std::shared_ptr<Collectives>(local_collectives());
   po::options_description desc("bench_tp");
   std::string model_dir, dtype_name_opt;
   int64_t layers, hidden, heads, kv_heads, inter, vocab, batch, steps, threads;
@@ -54,8 +54,8 @@ int main(int argc, char** argv) try {
       "vocab", po::value(&vocab)->default_value(32000), "random model: vocabulary")(
       "dtype", po::value(&dtype_name_opt)->default_value("float32"), "weights")(
       "batch", po::value(&batch)->default_value(8), "decode batch")(
-      "steps", po::value(&steps)->default_value(32), "decode steps")(
-      "threads", po::value(&threads)->default_value(1), "CPU threads per rank");
+      "steps", po::value(&steps)->default_value(32), "decode steps")("threads", po::value(&threads)->default_value(1),
+                                                                     "CPU threads per rank");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);

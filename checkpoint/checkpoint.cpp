@@ -27,7 +27,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -35,6 +34,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/coding.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -55,33 +56,15 @@ constexpr const char* kHistorySeries[] = {"reward_mean",    "correct_mean", "spa
 constexpr int64_t kMaxDim = int64_t(1) << 20;
 constexpr int64_t kMaxHeads = int64_t(1) << 26;
 
-
-void put_u32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-void put_u64(unsigned char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t get_u32(const unsigned char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
 std::array<unsigned char, kUserBlock> make_header(uint64_t payload_bytes, uint32_t payload_crc) {
   std::array<unsigned char, kUserBlock> h{};
   std::memcpy(h.data(), kMagic, 8);
-  put_u32(h.data() + 8, kHeaderVersion);
-  put_u32(h.data() + 12, kUserBlock);
-  put_u64(h.data() + 16, payload_bytes);
-  put_u32(h.data() + 24, payload_crc);
+  encode_fixed32(h.data() + 8, kHeaderVersion);
+  encode_fixed32(h.data() + 12, kUserBlock);
+  encode_fixed64(h.data() + 16, payload_bytes);
+  encode_fixed32(h.data() + 24, payload_crc);
   std::memcpy(h.data() + 32, kHeaderNote, std::strlen(kHeaderNote));
-  put_u32(h.data() + 28, crc32_update(0, h.data(), h.size()));
+  encode_fixed32(h.data() + 28, crc32_update(0, h.data(), h.size()));
   return h;
 }
 
@@ -90,12 +73,6 @@ bool has_hdf5_signature_at(const std::string& bytes, size_t offset) {
 }
 
 // ---- errors ----------------------------------------------------------------------------------------
-
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  return s;
-}
 
 [[noreturn]] void fail_read(const std::string& path, const std::string& problem) {
   throw UserError(one_line(str_cat("checkpoint ", path, ": ", problem)));
@@ -234,11 +211,11 @@ class Writer {
 
   void dataset(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
                const void* data) const {
-    H5Id space = check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose,
-                       "H5Screate_simple");
+    H5Id space =
+        check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose, "H5Screate_simple");
     H5Id dcpl = object_plist(H5P_DATASET_CREATE);
-    H5Id d = check(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                   H5Dclose, str_cat("creating dataset ", name));
+    H5Id d = check(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
+                   str_cat("creating dataset ", name));
     hsize_t n = 1;
     for (hsize_t x : dims) n *= x;
     if (n > 0) check(H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), str_cat("writing ", name));
@@ -256,8 +233,7 @@ class Writer {
     // The temporary file is ours alone; lock-less file systems (NFS, Lustre) must not fail the save.
     check(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking");
 #endif
-    H5Id f = check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose,
-                   str_cat("creating ", tmp));
+    H5Id f = check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose, str_cat("creating ", tmp));
     hid_t root = f.get();
     const hsize_t L = static_cast<hsize_t>(s.num_layers), H = static_cast<hsize_t>(s.num_kv_heads);
     const hsize_t N = s.history.step.size();
@@ -342,14 +318,9 @@ void seal_file(const std::string& path, Fail fail) {
   const auto header = make_header(size - kUserBlock, crc);
   if (::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()))
     fail(str_cat("cannot write the header of ", path, " (", errno_text(), ")"));
-  if (::fsync(fd) != 0) fail(str_cat("fsync of ", path, " failed (", errno_text(), ")"));
-}
-
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // durability of the rename is best effort where the directory cannot be opened
-  ::fsync(fd);
-  ::close(fd);
+  std::error_code ec;
+  sync_file(fd, ec);
+  if (ec) fail(str_cat("fsync of ", path, " failed (", ec.message(), ")"));
 }
 
 // ckpt-<step>.h5 with a canonical decimal step (no sign, no leading zeros): the step, else -1.
@@ -400,7 +371,8 @@ std::string fmt_float(double x) { return str_cat(x); }
 
 // Inconsistencies the learner could only produce by a bug (sizes, counters, history order).
 std::string structure_problem(const CheckpointState& s) {
-  if (s.num_layers < 1 || s.num_layers > kMaxDim) return str_cat("num_layers ", s.num_layers, " is not in [1, ", kMaxDim, "]");
+  if (s.num_layers < 1 || s.num_layers > kMaxDim)
+    return str_cat("num_layers ", s.num_layers, " is not in [1, ", kMaxDim, "]");
   if (s.num_kv_heads < 1 || s.num_kv_heads > kMaxDim)
     return str_cat("num_kv_heads ", s.num_kv_heads, " is not in [1, ", kMaxDim, "]");
   const int64_t n = s.num_layers * s.num_kv_heads;
@@ -409,9 +381,13 @@ std::string structure_problem(const CheckpointState& s) {
   if (s.logits.size() != un) return str_cat("logits has ", s.logits.size(), " values, expected L x H_kv = ", n);
   if (s.adam_m.size() != un) return str_cat("optimizer m has ", s.adam_m.size(), " values, expected ", n);
   if (s.adam_v.size() != un) return str_cat("optimizer v has ", s.adam_v.size(), " values, expected ", n);
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"step", s.step}, {"policy_version", s.policy_version},
-                         {"sink", s.sink}, {"window", s.window}, {"data_epoch", s.data_epoch},
-                         {"data_position", s.data_position}, {"optimizer step", s.adam_step}})
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"step", s.step},
+                         {"policy_version", s.policy_version},
+                         {"sink", s.sink},
+                         {"window", s.window},
+                         {"data_epoch", s.data_epoch},
+                         {"data_position", s.data_position},
+                         {"optimizer step", s.adam_step}})
     if (v < 0) return str_cat(name, " is negative (", v, ")");
   const CheckpointHistory& h = s.history;
   const size_t N = h.step.size();
@@ -441,10 +417,12 @@ std::string value_problem(const CheckpointState& s) {
   for (size_t k = 0; k < s.adam_v.size(); ++k)
     if (s.adam_v[k] < 0) return str_cat("optimizer v[", k, "] is negative (", s.adam_v[k], ")");
   if (!finite_all(s.history.logits, &i)) return str_cat("history logits[", i, "] is ", fmt_float(s.history.logits[i]));
-  for (auto [name, v] : {std::pair<const char*, double>{"optimizer lr", s.lr}, {"optimizer eps", s.eps},
+  for (auto [name, v] : {std::pair<const char*, double>{"optimizer lr", s.lr},
+                         {"optimizer eps", s.eps},
                          {"optimizer weight_decay", s.weight_decay}})
     if (!std::isfinite(v) || v < 0) return str_cat(name, " is ", fmt_float(v), ", expected finite and >= 0");
-  for (auto [name, v] : {std::pair<const char*, double>{"optimizer betas[0]", s.beta1}, {"optimizer betas[1]", s.beta2}})
+  for (auto [name, v] :
+       {std::pair<const char*, double>{"optimizer betas[0]", s.beta1}, {"optimizer betas[1]", s.beta2}})
     if (!(v >= 0 && v < 1)) return str_cat(name, " is ", fmt_float(v), ", expected in [0, 1)");
   if (!std::isfinite(s.penalty_beta)) return str_cat("penalty_beta is ", fmt_float(s.penalty_beta));
   return {};
@@ -466,8 +444,7 @@ class Reader {
     hid_t id = H5Oopen(loc, name, H5P_DEFAULT);
     if (id < 0) fail(str_cat("cannot open ", where, " (", h5_detail(), ")"));
     H5Id o(id, H5Oclose);
-    if (H5Iget_type(id) != type)
-      fail(str_cat(where, " is not a ", type == H5I_GROUP ? "group" : "dataset"));
+    if (H5Iget_type(id) != type) fail(str_cat(where, " is not a ", type == H5I_GROUP ? "group" : "dataset"));
     return o;
   }
 
@@ -557,7 +534,8 @@ class Reader {
     H5Id dcpl(H5Dget_create_plist(d.get()), H5Pclose);
     const bool filtered = dcpl.ok() && H5Pget_nfilters(dcpl.get()) > 0;
     const uint64_t cap = filtered ? stored * 1100 : stored;
-    if (elem == 0 || n > cap / elem) fail(str_cat(what, " stores ", stored, " bytes, too few for shape ", shape_text(dims)));
+    if (elem == 0 || n > cap / elem)
+      fail(str_cat(what, " stores ", stored, " bytes, too few for shape ", shape_text(dims)));
     std::vector<T> v(static_cast<size_t>(n));
     if (H5Dread(d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
       fail(str_cat("cannot read ", what, " (", h5_detail(), ")"));
@@ -590,10 +568,14 @@ class Reader {
 
   static const char* class_name(H5T_class_t c) {
     switch (c) {
-      case H5T_INTEGER: return "integer";
-      case H5T_FLOAT: return "floating point";
-      case H5T_STRING: return "string";
-      default: return "other";
+      case H5T_INTEGER:
+        return "integer";
+      case H5T_FLOAT:
+        return "floating point";
+      case H5T_STRING:
+        return "string";
+      default:
+        return "other";
     }
   }
 
@@ -712,12 +694,13 @@ std::string read_sealed_bytes(const std::string& path) {
   auto* h = reinterpret_cast<unsigned char*>(head.data());
   unsigned char zeroed[kUserBlock];
   std::memcpy(zeroed, h, kUserBlock);
-  put_u32(zeroed + 28, 0);
-  if (crc32_update(0, zeroed, kUserBlock) != get_u32(h + 28)) fail_read(path, "is corrupted (header checksum mismatch)");
-  if (get_u32(h + 8) != kHeaderVersion)
-    fail_read(path, str_cat("has header version ", get_u32(h + 8), ", this build reads ", kHeaderVersion));
-  if (get_u32(h + 12) != kUserBlock) fail_read(path, "is corrupted (bad user block size in header)");
-  const uint64_t expect = get_u64(h + 16);
+  encode_fixed32(zeroed + 28, 0);
+  if (crc32_update(0, zeroed, kUserBlock) != decode_fixed32(h + 28))
+    fail_read(path, "is corrupted (header checksum mismatch)");
+  if (decode_fixed32(h + 8) != kHeaderVersion)
+    fail_read(path, str_cat("has header version ", decode_fixed32(h + 8), ", this build reads ", kHeaderVersion));
+  if (decode_fixed32(h + 12) != kUserBlock) fail_read(path, "is corrupted (bad user block size in header)");
+  const uint64_t expect = decode_fixed64(h + 16);
   if (size - kUserBlock < expect)
     fail_read(path, str_cat("is truncated (", size, " bytes, its header says ", expect + kUserBlock, ")"));
   if (size - kUserBlock > expect)
@@ -726,7 +709,7 @@ std::string read_sealed_bytes(const std::string& path) {
   std::string bytes(static_cast<size_t>(size), '\0');
   read_at(bytes.data(), size, 0);
   const uint32_t crc = crc32_update(0, reinterpret_cast<const unsigned char*>(bytes.data()) + kUserBlock, expect);
-  if (crc != get_u32(h + 24) || std::memcmp(bytes.data(), head.data(), kUserBlock) != 0)
+  if (crc != decode_fixed32(h + 24) || std::memcmp(bytes.data(), head.data(), kUserBlock) != 0)
     fail_read(path, "is corrupted (data checksum mismatch)");
   return bytes;
 }
@@ -764,8 +747,7 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
       fs::remove(it->path(), rm);
     }
 
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = str_cat(path, ".tmp-", ::getpid(), "-", counter++);
+  const std::string tmp = temp_path_for(path);  // ckpt-<step>.h5.tmp-<pid>-<n>: is_temp_name's form
   try {
     {
       std::lock_guard<std::mutex> lock(h5_mutex());
@@ -773,13 +755,14 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
       Writer(path).write_hdf5(tmp, s);
     }
     seal_file(tmp, [&](const std::string& problem) { fail_write(path, problem); });
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail_write(path, str_cat("rename failed (", errno_text(), ")"));
+    std::error_code rename_ec;
+    rename_durably(tmp, path, rename_ec);
+    if (rename_ec) fail_write(path, str_cat("rename failed (", rename_ec.message(), ")"));
   } catch (...) {
     std::error_code rm;
     fs::remove(tmp, rm);
     throw;
   }
-  fsync_dir(dir);
 
   if (keep_last > 0) {
     auto all = list_checkpoints(dir);
@@ -788,7 +771,8 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
       if (excess == 0) break;
       if (step == s.step) continue;  // the file just written stays, even when older ones have higher steps
       std::error_code rm;
-      if (!fs::remove(p, rm) && rm) log_warn(str_cat("checkpoint: cannot delete ", p.string(), " (", rm.message(), ")"));
+      if (!fs::remove(p, rm) && rm)
+        log_warn(str_cat("checkpoint: cannot delete ", p.string(), " (", rm.message(), ")"));
       --excess;
     }
   }
@@ -826,7 +810,8 @@ std::optional<std::string> latest_checkpoint(const std::string& dir, std::vector
     try {
       const CheckpointState s = read_checkpoint(path);
       if (s.step == it->first) return path;
-      if (skipped) skipped->push_back(str_cat("checkpoint ", path, ": holds step ", s.step, ", its name says ", it->first));
+      if (skipped)
+        skipped->push_back(str_cat("checkpoint ", path, ": holds step ", s.step, ", its name says ", it->first));
     } catch (const UserError& e) {
       if (skipped) skipped->push_back(e.what());
     }

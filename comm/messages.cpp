@@ -15,6 +15,10 @@
 #include <limits>
 #include <string_view>
 
+#include "core/coding.h"
+#include "core/finish_reason.h"
+#include "core/utf8.h"
+
 namespace rlkv {
 namespace {
 
@@ -26,73 +30,21 @@ constexpr size_t kMaxMapPairs = 256;
 
 [[noreturn]] void fail(MessageErrorKind kind, const std::string& msg) { throw MessageError(kind, msg); }
 
-#define MSG_CHECK(cond, where, ...) \
-  do {                              \
+#define MSG_CHECK(cond, where, ...)                                                   \
+  do {                                                                                \
     if (!(cond)) fail(MessageErrorKind::kPayload, str_cat(where, ": ", __VA_ARGS__)); \
   } while (0)
 
-// ---- little-endian scalars ----------------------------------------------------------------------
-
-void put_u16(char* p, uint16_t v) {
-  p[0] = static_cast<char>(v & 0xff);
-  p[1] = static_cast<char>(v >> 8);
-}
-void put_u32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-uint16_t get_u16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t get_u32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
-}
-
 // ---- UTF-8 ----------------------------------------------------------------------------------------
-
-// Length of the valid UTF-8 sequence at s[i..n) (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
-// or 0 if the bytes there are not one.
-size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
-  const unsigned c = s[i];
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;  // overlong
-    if (c == 0xED) hi = 0x9F;  // surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;  // overlong
-    if (c == 0xF4) hi = 0x8F;  // > U+10FFFF
-  } else {
-    return 0;
-  }
-  if (n - i < len) return 0;
-  if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-  for (size_t k = 2; k < len; ++k)
-    if ((s[i + k] & 0xC0) != 0x80) return 0;
-  return len;
-}
-
-bool valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (size_t i = 0; i < s.size();) {
-    size_t l = utf8_seq_len(p, i, s.size());
-    if (l == 0) return false;
-    i += l;
-  }
-  return true;
-}
 
 // Each byte that does not start a valid sequence becomes U+FFFD.
 std::string sanitize_utf8(const std::string& s) {
-  if (valid_utf8(s)) return s;
+  if (is_valid_utf8(s)) return s;
   std::string out;
   out.reserve(s.size() + 16);
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   for (size_t i = 0; i < s.size();) {
-    size_t l = utf8_seq_len(p, i, s.size());
+    size_t l = utf8_sequence_length(p + i, s.size() - i);
     if (l == 0) {
       out += "\xEF\xBF\xBD";
       ++i;
@@ -106,10 +58,12 @@ std::string sanitize_utf8(const std::string& s) {
 
 // ---- semantic checks (encoder and decoder) ---------------------------------------------------------
 
-void check_string(const std::string& s, const std::string& where, const char* field, size_t max_bytes, bool allow_empty) {
+void check_string(const std::string& s, const std::string& where, const char* field, size_t max_bytes,
+                  bool allow_empty) {
   MSG_CHECK(allow_empty || !s.empty(), where, "field '", field, "' must not be empty");
-  MSG_CHECK(s.size() <= max_bytes, where, "field '", field, "' has ", s.size(), " bytes, more than the cap of ", max_bytes);
-  MSG_CHECK(valid_utf8(s), where, "field '", field, "' is not valid UTF-8");
+  MSG_CHECK(s.size() <= max_bytes, where, "field '", field, "' has ", s.size(), " bytes, more than the cap of ",
+            max_bytes);
+  MSG_CHECK(is_valid_utf8(s), where, "field '", field, "' is not valid UTF-8");
 }
 
 void check_shape(int64_t layers, int64_t heads, const std::string& where) {
@@ -128,8 +82,6 @@ void check_policy(const PolicyMsg& m) {
   MSG_CHECK(m.theta.size() == n, w, "theta has ", m.theta.size(), " values, expected num_layers * num_kv_heads = ", n);
   for (size_t i = 0; i < n; ++i) MSG_CHECK(std::isfinite(m.theta[i]), w, "theta[", i, "] is not finite");
 }
-
-bool is_valid_finish(const std::string& s) { return s == "eos" || s == "stop" || s == "length" || s == "repetition"; }
 
 // What a group's tokens and text must look like.
 enum class TextRule {
@@ -164,11 +116,13 @@ void check_group(const RolloutGroupMsg& m, bool scored, TextRule text) {
   for (size_t r = 0; r < m.rollouts.size(); ++r) {
     const Rollout& ro = m.rollouts[r];
     const std::string rw = str_cat(w, " rollouts[", r, "]");
-    MSG_CHECK(ro.mask.size() == n, rw, "mask has ", ro.mask.size(), " entries, expected num_layers * num_kv_heads = ", n);
-    for (size_t i = 0; i < n; ++i) MSG_CHECK(ro.mask[i] <= 1, rw, "mask[", i, "] = ", int(ro.mask[i]), ", expected 0 or 1");
+    MSG_CHECK(ro.mask.size() == n, rw, "mask has ", ro.mask.size(),
+              " entries, expected num_layers * num_kv_heads = ", n);
+    for (size_t i = 0; i < n; ++i)
+      MSG_CHECK(ro.mask[i] <= 1, rw, "mask[", i, "] = ", int(ro.mask[i]), ", expected 0 or 1");
     MSG_CHECK(ro.length >= 0 && ro.length <= kMaxTokens, rw, "length = ", ro.length, ", expected 0..", kMaxTokens);
     MSG_CHECK(ro.prompt_tokens >= 0, rw, "prompt_tokens = ", ro.prompt_tokens, " is negative");
-    MSG_CHECK(is_valid_finish(ro.finish_reason), rw, "finish_reason '", ro.finish_reason.substr(0, 32),
+    MSG_CHECK(is_valid_finish_reason(ro.finish_reason), rw, "finish_reason '", ro.finish_reason.substr(0, 32),
               "', expected eos, stop, length or repetition");
     if (text == TextRule::kOmitted) {
       MSG_CHECK(ro.tokens.empty() && ro.text.empty(), rw, "carries tokens or text although text_omitted is set");
@@ -207,7 +161,9 @@ struct FrameBuffer {
 };
 using Packer = msgpack::packer<FrameBuffer>;
 
-void pack_key(Packer& pk, const char* key) { pk.pack_str(static_cast<uint32_t>(std::strlen(key))).pack_str_body(key, static_cast<uint32_t>(std::strlen(key))); }
+void pack_key(Packer& pk, const char* key) {
+  pk.pack_str(static_cast<uint32_t>(std::strlen(key))).pack_str_body(key, static_cast<uint32_t>(std::strlen(key)));
+}
 void pack_string(Packer& pk, const char* key, const std::string& v) {
   pack_key(pk, key);
   pk.pack_str(static_cast<uint32_t>(v.size())).pack_str_body(v.data(), static_cast<uint32_t>(v.size()));
@@ -229,7 +185,10 @@ void pack_f64(Packer& pk, FrameBuffer& buf, const char* key, double v) {
 }
 void pack_bool(Packer& pk, const char* key, bool v) {
   pack_key(pk, key);
-  if (v) pk.pack_true(); else pk.pack_false();
+  if (v)
+    pk.pack_true();
+  else
+    pk.pack_false();
 }
 // Packed little-endian values as one `bin`.
 template <typename T>
@@ -238,9 +197,13 @@ void pack_le_array(Packer& pk, const char* key, const std::vector<T>& v) {
   pack_key(pk, key);
   std::string raw(v.size() * sizeof(T), '\0');
   for (size_t i = 0; i < v.size(); ++i) {
-    uint32_t u = 0;
-    std::memcpy(&u, &v[i], sizeof(T));
-    for (size_t b = 0; b < sizeof(T); ++b) raw[i * sizeof(T) + b] = static_cast<char>((u >> (8 * b)) & 0xff);
+    if constexpr (sizeof(T) == 1) {
+      raw[i] = static_cast<char>(v[i]);
+    } else {
+      uint32_t u = 0;
+      std::memcpy(&u, &v[i], sizeof(T));
+      encode_fixed32(&raw[i * sizeof(T)], u);
+    }
   }
   pk.pack_bin(static_cast<uint32_t>(raw.size())).pack_bin_body(raw.data(), static_cast<uint32_t>(raw.size()));
 }
@@ -253,12 +216,10 @@ std::string finish_frame(FrameBuffer& buf, MessageType type) {
                                              " bytes exceeds the cap of ", kMaxPayloadBytes));
   char* h = buf.bytes.data();
   std::memcpy(h, kMagic, 4);
-  put_u16(h + 4, kMessageFormatVersion);
-  put_u16(h + 6, static_cast<uint16_t>(type));
-  put_u32(h + 8, static_cast<uint32_t>(payload));
-  char crc[4];
-  put_u32(crc, crc32(buf.bytes.data(), kMessageHeaderBytes + payload));
-  buf.bytes.append(crc, 4);
+  encode_fixed16(h + 4, kMessageFormatVersion);
+  encode_fixed16(h + 6, static_cast<uint16_t>(type));
+  encode_fixed32(h + 8, static_cast<uint32_t>(payload));
+  put_fixed32(&buf.bytes, crc32(buf.bytes.data(), kMessageHeaderBytes + payload));
   return std::move(buf.bytes);
 }
 
@@ -305,7 +266,7 @@ void pack_group(Packer& pk, FrameBuffer& buf, const RolloutGroupMsg& m, bool sco
 // `m` itself when every text is valid UTF-8 (the common case, no copy), else a cleaned copy in `store`.
 const RolloutGroupMsg& with_clean_text(const RolloutGroupMsg& m, RolloutGroupMsg& store) {
   bool clean = true;
-  for (const Rollout& r : m.rollouts) clean = clean && valid_utf8(r.text);
+  for (const Rollout& r : m.rollouts) clean = clean && is_valid_utf8(r.text);
   if (clean) return m;
   store = m;
   for (Rollout& r : store.rollouts) r.text = sanitize_utf8(r.text);
@@ -328,20 +289,22 @@ Frame parse_frame(const void* data, size_t size) {
     fail(MessageErrorKind::kFraming, str_cat("message truncated: ", size, " bytes, a frame has at least ",
                                              kMessageHeaderBytes + kMessageTrailerBytes));
   if (std::memcmp(p, kMagic, 4) != 0) fail(MessageErrorKind::kFraming, "message: bad magic (expected \"RLKV\")");
-  const uint16_t version = get_u16(p + 4);
+  const uint16_t version = decode_fixed16(p + 4);
   if (version != kMessageFormatVersion)
-    fail(MessageErrorKind::kVersion, str_cat("message: format version ", version, ", this build speaks version ",
-                                             kMessageFormatVersion));
-  const uint16_t type = get_u16(p + 6);
+    fail(MessageErrorKind::kVersion,
+         str_cat("message: format version ", version, ", this build speaks version ", kMessageFormatVersion));
+  const uint16_t type = decode_fixed16(p + 6);
   if (!known_type(type)) fail(MessageErrorKind::kType, str_cat("message: unknown message type ", type));
-  const uint32_t n = get_u32(p + 8);
+  const uint32_t n = decode_fixed32(p + 8);
   if (n > kMaxPayloadBytes)
-    fail(MessageErrorKind::kFraming, str_cat("message: declared payload of ", n, " bytes exceeds the cap of ", kMaxPayloadBytes));
+    fail(MessageErrorKind::kFraming,
+         str_cat("message: declared payload of ", n, " bytes exceeds the cap of ", kMaxPayloadBytes));
   const size_t want = kMessageHeaderBytes + static_cast<size_t>(n) + kMessageTrailerBytes;
   if (size != want)
-    fail(MessageErrorKind::kFraming, str_cat("message: ", size, " bytes, but the header declares a payload of ", n,
-                                             " bytes (frame of ", want, ")", size < want ? " (truncated)" : " (trailing bytes)"));
-  const uint32_t crc_wire = get_u32(p + kMessageHeaderBytes + n);
+    fail(MessageErrorKind::kFraming,
+         str_cat("message: ", size, " bytes, but the header declares a payload of ", n, " bytes (frame of ", want, ")",
+                 size < want ? " (truncated)" : " (trailing bytes)"));
+  const uint32_t crc_wire = decode_fixed32(p + kMessageHeaderBytes + n);
   const uint32_t crc_have = crc32(p, kMessageHeaderBytes + n);
   if (crc_wire != crc_have) fail(MessageErrorKind::kFraming, "message: CRC mismatch (corrupted frame)");
   return Frame{static_cast<MessageType>(type), reinterpret_cast<const char*>(p + kMessageHeaderBytes), n};
@@ -366,7 +329,8 @@ class MapReader {
 
   const msgpack::object& need(const char* key) const {
     const std::string_view k(key);
-    auto it = std::lower_bound(keys_.begin(), keys_.end(), k, [](const Entry& e, std::string_view s) { return e.key < s; });
+    auto it =
+        std::lower_bound(keys_.begin(), keys_.end(), k, [](const Entry& e, std::string_view s) { return e.key < s; });
     MSG_CHECK(it != keys_.end() && it->key == k, where_, "field '", key, "' is missing");
     return *it->val;
   }
@@ -410,11 +374,10 @@ class MapReader {
     std::vector<T> out(count);
     const auto* p = reinterpret_cast<const unsigned char*>(o.via.bin.ptr);
     for (size_t i = 0; i < count; ++i) {
-      uint32_t u = 0;
-      for (size_t b = 0; b < sizeof(T); ++b) u |= static_cast<uint32_t>(p[i * sizeof(T) + b]) << (8 * b);
       if constexpr (sizeof(T) == 1) {
-        out[i] = static_cast<T>(u);
+        out[i] = static_cast<T>(p[i]);
       } else {
+        const uint32_t u = decode_fixed32(p + i * sizeof(T));
         std::memcpy(&out[i], &u, sizeof(T));
       }
     }
@@ -533,19 +496,20 @@ HelloMsg read_hello(const MapReader& r) {
 
 void require_type(const Frame& f, MessageType want) {
   if (f.type != want)
-    fail(MessageErrorKind::kType, str_cat("message: expected a ", message_type_name(want), " message, got ",
-                                          message_type_name(f.type)));
+    fail(MessageErrorKind::kType,
+         str_cat("message: expected a ", message_type_name(want), " message, got ", message_type_name(f.type)));
 }
 
 void check_run_id(const std::string& got, const std::string& want, const char* what) {
   if (!want.empty() && got != want)
-    fail(MessageErrorKind::kForeignRun, str_cat(what, " message from run '", got.substr(0, 64), "', this is run '", want, "'"));
+    fail(MessageErrorKind::kForeignRun,
+         str_cat(what, " message from run '", got.substr(0, 64), "', this is run '", want, "'"));
 }
 
 void check_receiver_shape(int64_t L, int64_t H, int64_t want_L, int64_t want_H, const char* what) {
   if ((want_L > 0 && L != want_L) || (want_H > 0 && H != want_H))
-    fail(MessageErrorKind::kShape, str_cat(what, " message for ", L, " x ", H, " heads, this model has ", want_L,
-                                           " x ", want_H));
+    fail(MessageErrorKind::kShape,
+         str_cat(what, " message for ", L, " x ", H, " heads, this model has ", want_L, " x ", want_H));
 }
 
 }  // namespace
@@ -554,28 +518,35 @@ void check_receiver_shape(int64_t L, int64_t H, int64_t want_L, int64_t want_H, 
 
 const char* message_type_name(MessageType t) {
   switch (t) {
-    case MessageType::kPolicy: return "policy";
-    case MessageType::kRolloutGroup: return "rollout_group";
-    case MessageType::kScoredGroup: return "scored_group";
-    case MessageType::kHello: return "hello";
+    case MessageType::kPolicy:
+      return "policy";
+    case MessageType::kRolloutGroup:
+      return "rollout_group";
+    case MessageType::kScoredGroup:
+      return "scored_group";
+    case MessageType::kHello:
+      return "hello";
   }
   return "unknown";
 }
 
 const char* message_error_kind_name(MessageErrorKind k) {
   switch (k) {
-    case MessageErrorKind::kFraming: return "framing";
-    case MessageErrorKind::kVersion: return "version";
-    case MessageErrorKind::kType: return "type";
-    case MessageErrorKind::kPayload: return "payload";
-    case MessageErrorKind::kForeignRun: return "foreign_run";
-    case MessageErrorKind::kShape: return "shape";
+    case MessageErrorKind::kFraming:
+      return "framing";
+    case MessageErrorKind::kVersion:
+      return "version";
+    case MessageErrorKind::kType:
+      return "type";
+    case MessageErrorKind::kPayload:
+      return "payload";
+    case MessageErrorKind::kForeignRun:
+      return "foreign_run";
+    case MessageErrorKind::kShape:
+      return "shape";
   }
   return "unknown";
 }
-
-bool is_finish_reason(const std::string& s) { return is_valid_finish(s); }
-
 
 bool operator==(const PolicyMsg& a, const PolicyMsg& b) {
   return a.run_id == b.run_id && a.policy_version == b.policy_version && a.step == b.step &&
@@ -591,9 +562,9 @@ bool operator==(const Rollout& a, const Rollout& b) {
 }
 bool operator==(const RolloutGroupMsg& a, const RolloutGroupMsg& b) {
   return a.run_id == b.run_id && a.actor_id == b.actor_id && a.prompt_id == b.prompt_id &&
-         a.prompt_index == b.prompt_index && a.position == b.position && a.policy_version == b.policy_version && a.answer == b.answer &&
-         a.ref_len == b.ref_len && a.num_layers == b.num_layers && a.num_kv_heads == b.num_kv_heads &&
-         a.behaviour_keep_prob == b.behaviour_keep_prob && a.rollouts == b.rollouts;
+         a.prompt_index == b.prompt_index && a.position == b.position && a.policy_version == b.policy_version &&
+         a.answer == b.answer && a.ref_len == b.ref_len && a.num_layers == b.num_layers &&
+         a.num_kv_heads == b.num_kv_heads && a.behaviour_keep_prob == b.behaviour_keep_prob && a.rollouts == b.rollouts;
 }
 bool operator==(const ScoredGroupMsg& a, const ScoredGroupMsg& b) {
   return static_cast<const RolloutGroupMsg&>(a) == static_cast<const RolloutGroupMsg&>(b) &&
@@ -658,17 +629,19 @@ MessageType peek_message_type(const void* data, size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
   if (size < kMessageHeaderBytes) fail(MessageErrorKind::kFraming, str_cat("message truncated: ", size, " bytes"));
   if (std::memcmp(p, kMagic, 4) != 0) fail(MessageErrorKind::kFraming, "message: bad magic (expected \"RLKV\")");
-  if (get_u16(p + 4) != kMessageFormatVersion)
-    fail(MessageErrorKind::kVersion, str_cat("message: format version ", get_u16(p + 4), ", this build speaks version ",
-                                             kMessageFormatVersion));
-  if (!known_type(get_u16(p + 6))) fail(MessageErrorKind::kType, str_cat("message: unknown message type ", get_u16(p + 6)));
-  return static_cast<MessageType>(get_u16(p + 6));
+  const uint16_t version = decode_fixed16(p + 4), type = decode_fixed16(p + 6);
+  if (version != kMessageFormatVersion)
+    fail(MessageErrorKind::kVersion,
+         str_cat("message: format version ", version, ", this build speaks version ", kMessageFormatVersion));
+  if (!known_type(type)) fail(MessageErrorKind::kType, str_cat("message: unknown message type ", type));
+  return static_cast<MessageType>(type);
 }
 
 Message decode_message(const void* data, size_t size) {
   const Frame f = parse_frame(data, size);
   switch (f.type) {
-    case MessageType::kPolicy: return with_payload(f, read_policy);
+    case MessageType::kPolicy:
+      return with_payload(f, read_policy);
     case MessageType::kRolloutGroup:
       return with_payload(f, [](const MapReader& r) {
         RolloutGroupMsg m;
@@ -681,7 +654,8 @@ Message decode_message(const void* data, size_t size) {
         read_group(r, m, true, &m.text_omitted);
         return Message(std::move(m));
       });
-    case MessageType::kHello: break;
+    case MessageType::kHello:
+      break;
   }
   return with_payload(f, read_hello);
 }

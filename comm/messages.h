@@ -42,19 +42,19 @@
 namespace rlkv {
 
 constexpr uint16_t kMessageFormatVersion = 1;
-constexpr size_t kMessageHeaderBytes = 12;   // magic, version, type, payload length
-constexpr size_t kMessageTrailerBytes = 4;   // CRC-32 of the payload
+constexpr size_t kMessageHeaderBytes = 12;  // magic, version, type, payload length
+constexpr size_t kMessageTrailerBytes = 4;  // CRC-32 of the header and the payload
 // Caps. The payload cap bounds what a receiver allocates for one frame; the others bound fields so
 // that one bad actor cannot make the learner hold gigabytes of text.
-constexpr uint32_t kMaxPayloadBytes = 1u << 30;          // 1 GiB
+constexpr uint32_t kMaxPayloadBytes = 1u << 30;  // 1 GiB
 constexpr size_t kMaxMessageBytes = kMessageHeaderBytes + kMaxPayloadBytes + kMessageTrailerBytes;
-constexpr size_t kMaxIdBytes = 1024;                      // run_id, actor_id, prompt_id, host
-constexpr size_t kMaxAnswerBytes = 1u << 20;              // reference answer, 1 MiB
-constexpr size_t kMaxTextBytes = 16u << 20;               // generated text of one rollout, 16 MiB
+constexpr size_t kMaxIdBytes = 1024;          // run_id, actor_id, prompt_id, host
+constexpr size_t kMaxAnswerBytes = 1u << 20;  // reference answer, 1 MiB
+constexpr size_t kMaxTextBytes = 16u << 20;   // generated text of one rollout, 16 MiB
 constexpr int64_t kMaxLayers = 4096, kMaxKvHeads = 4096;
-constexpr int64_t kMaxHeads = 1 << 20;                    // num_layers * num_kv_heads
-constexpr int64_t kMaxRollouts = 1 << 16;                 // G per group
-constexpr int64_t kMaxTokens = 1 << 24;                   // generated tokens of one rollout
+constexpr int64_t kMaxHeads = 1 << 20;     // num_layers * num_kv_heads
+constexpr int64_t kMaxRollouts = 1 << 16;  // G per group
+constexpr int64_t kMaxTokens = 1 << 24;    // generated tokens of one rollout
 
 enum class MessageType : uint16_t { kPolicy = 1, kRolloutGroup = 2, kScoredGroup = 3, kHello = 4 };
 const char* message_type_name(MessageType t);  // "policy", "rollout_group", "scored_group", "hello"
@@ -91,9 +91,6 @@ struct PolicyMsg {
   std::string rollouts_endpoint;  // where actors push rollout groups (for elastic actors); may be empty
 };
 
-// Finish reasons, as runtime/generator.h names them.
-bool is_finish_reason(const std::string& s);  // eos | stop | length | repetition
-
 // Reward of one rollout (docs/design.md section 4); present only in scored groups.
 struct RolloutScore {
   int32_t correct = 0;  // 0 or 1
@@ -102,12 +99,12 @@ struct RolloutScore {
 };
 
 struct Rollout {
-  std::vector<uint8_t> mask;    // [L * H_kv] sampled head mask, 1 = full cache, 0 = compressed
-  std::vector<int32_t> tokens;  // generated token ids (EOS included when it ended the sequence)
-  std::string text;             // decoded generated text (UTF-8, see encode note)
-  int64_t length = 0;           // generated tokens; == tokens.size() whenever tokens travel
-  std::string finish_reason = "eos";
-  int64_t prompt_tokens = 0;    // prompt length in tokens
+  std::vector<uint8_t> mask;          // [L * H_kv] sampled head mask, 1 = full cache, 0 = compressed
+  std::vector<int32_t> tokens;        // generated token ids (EOS included when it ended the sequence)
+  std::string text;                   // decoded generated text (UTF-8, see encode note)
+  int64_t length = 0;                 // generated tokens; == tokens.size() whenever tokens travel
+  std::string finish_reason = "eos";  // a name of core/finish_reason.h: eos | stop | length | repetition
+  int64_t prompt_tokens = 0;          // prompt length in tokens
   std::optional<RolloutScore> score;  // required in ScoredGroupMsg, ignored in RolloutGroupMsg
 };
 
@@ -117,13 +114,13 @@ struct RolloutGroupMsg {
   std::string run_id;
   std::string actor_id;
   std::string prompt_id;
-  int64_t prompt_index = 0;      // index in the dataset (>= 0)
-  int64_t position = 0;          // global prompt position (step * prompts_per_step + slot; >= 0)
-  int64_t policy_version = 0;    // version the masks were sampled from (>= 0)
-  std::string answer;            // reference answer from the dataset
-  double ref_len = 0;            // full-cache reference length in tokens; <= 0: unknown
-  int64_t num_layers = 0;        // L
-  int64_t num_kv_heads = 0;      // H_kv
+  int64_t prompt_index = 0;                // index in the dataset (>= 0)
+  int64_t position = 0;                    // global prompt position (step * prompts_per_step + slot; >= 0)
+  int64_t policy_version = 0;              // version the masks were sampled from (>= 0)
+  std::string answer;                      // reference answer from the dataset
+  double ref_len = 0;                      // full-cache reference length in tokens; <= 0: unknown
+  int64_t num_layers = 0;                  // L
+  int64_t num_kv_heads = 0;                // H_kv
   std::vector<float> behaviour_keep_prob;  // [L * H_kv] sigmoid(theta) at sampling time, in [0, 1]
   std::vector<Rollout> rollouts;           // G >= 1
 };
@@ -141,8 +138,8 @@ struct ScoredGroupMsg : RolloutGroupMsg {
 struct HelloMsg {
   std::string run_id;
   std::string actor_id;
-  int64_t pid = 0;   // >= 0
-  std::string host;  // hostname, may be empty
+  int64_t pid = 0;        // >= 0
+  std::string host;       // hostname, may be empty
   int64_t in_flight = 0;  // groups the actor starts generating now (its claim; the learner counts
                           // claims never delivered by actors that went silent as lost)
 };
@@ -184,6 +181,5 @@ inline HelloMsg decode_hello(const std::string& f) { return decode_hello(f.data(
 void validate(const PolicyMsg& m, const std::string& run_id, int64_t num_layers, int64_t num_kv_heads);
 void validate(const RolloutGroupMsg& m, const std::string& run_id, int64_t num_layers, int64_t num_kv_heads);
 void validate(const HelloMsg& m, const std::string& run_id);
-
 
 }  // namespace rlkv

@@ -47,7 +47,7 @@ struct Socket::Impl {
   Context::Impl& ctx;
   zmq::socket_t sock;
   bool closed = false;
-  bool terminated = false;  // the context was shut down: every call fails fast from now on
+  bool terminated = false;                // the context was shut down: every call fails fast from now on
   std::vector<std::string> inproc_bound;  // ours, removed from ctx.inproc_bound at close
   Impl(Context::Impl& c, int type) : ctx(c), sock(c.ctx, type) {}
   bool usable() const { return !closed && !terminated; }
@@ -278,8 +278,8 @@ std::optional<T> receive_typed(Receiver& r, milliseconds timeout, const ReceiveE
     try {
       const MessageType got = peek_message_type(frame->data(), frame->size());
       if (got != want)
-        throw MessageError(MessageErrorKind::kType, str_cat("expected a ", message_type_name(want), " message, got ",
-                                                            message_type_name(got)));
+        throw MessageError(MessageErrorKind::kType,
+                           str_cat("expected a ", message_type_name(want), " message, got ", message_type_name(got)));
       T m = decode(frame->data(), frame->size());
       validate(m, expect.run_id, expect.num_layers, expect.num_kv_heads);
       return m;

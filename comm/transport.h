@@ -18,8 +18,10 @@
 //  - The policy is latest-wins: Publisher and Subscriber both set ZMQ_CONFLATE (each queue keeps only
 //    the newest frame, so a slow actor never reads an old policy and a publisher never drops the
 //    newest one at a full queue), and Subscriber::receive() also drains to the newest frame it sees.
-//    A subscriber that connects late misses what was sent before (PUB/SUB "slow joiner"), so the
-//    learner should republish its current policy periodically, not only when it changes.
+//    A subscriber that connects late misses what was sent before (PUB/SUB "slow joiner"), and a
+//    burst's last frame is not guaranteed to arrive (the test suite once saw, under load, a
+//    subscriber poll for 120 s without receiving it), so the learner republishes its current policy
+//    periodically (every 0.5 s), not only when it changes.
 //  - Pushers deliver only to live peers (ZMQ_IMMEDIATE): when every puller is gone, send() waits at
 //    most its timeout and returns false, instead of queueing for a peer that will never read. A
 //    puller that dies costs the frames in its queue and those sent before the pusher noticed

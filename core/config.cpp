@@ -18,96 +18,94 @@ void describe(po::options_description& d, Config& c) {
   auto& k = c.cache;
   auto& r = c.rollout;
   auto& t = c.runtime;
-  d.add_options()
-      ("model.path", po::value(&m.path), "Hugging Face model directory")
-      ("model.dtype", po::value(&m.dtype)->default_value(m.dtype), "float32 | bfloat16 | float16")
-      ("model.prompt_template", po::value(&m.prompt_template)->default_value(m.prompt_template),
-       "text wrapped around each prompt; contains {prompt}")
-      ("model.add_special_tokens", po::value(&m.add_special_tokens)->default_value(m.add_special_tokens),
-       "let the tokenizer add its special tokens (e.g. BOS)")
-      ("model.load", po::value(&m.load)->default_value(m.load),
-       "tensor-parallel weight loading: shard (each rank reads its share) | broadcast (one reader per node)")
-      ("actor.tensor_parallel", po::value(&c.actor.tensor_parallel)->default_value(c.actor.tensor_parallel),
-       "ranks per tensor-parallel actor group (under mpirun)")
-      ("cache.sink", po::value(&k.sink)->default_value(k.sink), "sink tokens S of a compressed head")
-      ("cache.window", po::value(&k.window)->default_value(k.window), "recent tokens W of a compressed head")
-      ("cache.page_size", po::value(&k.page_size)->default_value(k.page_size), "slots per full-pool page")
-      ("rollout.temperature", po::value(&r.temperature)->default_value(r.temperature), "0 = greedy")
-      ("rollout.top_p", po::value(&r.top_p)->default_value(r.top_p), "nucleus sampling mass")
-      ("rollout.top_k", po::value(&r.top_k)->default_value(r.top_k), "top-k sampling, 0 = off")
-      ("rollout.max_new_tokens", po::value(&r.max_new_tokens)->default_value(r.max_new_tokens), "length cap")
-      ("rollout.seed", po::value(&r.seed)->default_value(r.seed), "sampling seed")
-      ("rollout.repetition_every", po::value(&r.repetition_every)->default_value(r.repetition_every),
-       "repetition detector period K (0 = off)")
-      ("rollout.repetition_min_distinct",
-       po::value(&r.repetition_min_distinct)->default_value(r.repetition_min_distinct),
-       "stop when the last K tokens hold fewer distinct tokens")
-      ("rollout.stop", po::value(&r.stop)->composing(), "stop string (repeatable)")
-      ("runtime.threads", po::value(&t.threads)->default_value(t.threads), "CPU threads, 0 = all cores")
-      ("runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch")
-      ("runtime.device", po::value(&t.device)->default_value(t.device),
-       "cpu | cuda (the GPU of the rank's local rank) | cuda:N")
-      ("runtime.cuda_graphs", po::value(&t.cuda_graphs)->default_value(t.cuda_graphs),
-       "decode steps through device-resident tables, captured as CUDA graphs on a GPU (true | false)")
-      ("rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")
-      ("rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
-       "prompts per learner step (B)");
+  d.add_options()("model.path", po::value(&m.path), "Hugging Face model directory")(
+      "model.dtype", po::value(&m.dtype)->default_value(m.dtype), "float32 | bfloat16 | float16")(
+      "model.prompt_template", po::value(&m.prompt_template)->default_value(m.prompt_template),
+      "text wrapped around each prompt; contains {prompt}")(
+      "model.add_special_tokens", po::value(&m.add_special_tokens)->default_value(m.add_special_tokens),
+      "let the tokenizer add its special tokens (e.g. BOS)")(
+      "model.load", po::value(&m.load)->default_value(m.load),
+      "tensor-parallel weight loading: shard (each rank reads its share) | broadcast (one reader per node)")(
+      "actor.tensor_parallel", po::value(&c.actor.tensor_parallel)->default_value(c.actor.tensor_parallel),
+      "ranks per tensor-parallel actor group (under mpirun)")("cache.sink", po::value(&k.sink)->default_value(k.sink),
+                                                              "sink tokens S of a compressed head")(
+      "cache.window", po::value(&k.window)->default_value(k.window), "recent tokens W of a compressed head")(
+      "cache.page_size", po::value(&k.page_size)->default_value(k.page_size), "slots per full-pool page")(
+      "rollout.temperature", po::value(&r.temperature)->default_value(r.temperature), "0 = greedy")(
+      "rollout.top_p", po::value(&r.top_p)->default_value(r.top_p), "nucleus sampling mass")(
+      "rollout.top_k", po::value(&r.top_k)->default_value(r.top_k), "top-k sampling, 0 = off")(
+      "rollout.max_new_tokens", po::value(&r.max_new_tokens)->default_value(r.max_new_tokens), "length cap")(
+      "rollout.seed", po::value(&r.seed)->default_value(r.seed), "sampling seed")(
+      "rollout.repetition_every", po::value(&r.repetition_every)->default_value(r.repetition_every),
+      "repetition detector period K (0 = off)")(
+      "rollout.repetition_min_distinct",
+      po::value(&r.repetition_min_distinct)->default_value(r.repetition_min_distinct),
+      "stop when the last K tokens hold fewer distinct tokens")("rollout.stop", po::value(&r.stop)->composing(),
+                                                                "stop string (repeatable)")(
+      "runtime.threads", po::value(&t.threads)->default_value(t.threads), "CPU threads, 0 = all cores")(
+      "runtime.max_batch", po::value(&t.max_batch)->default_value(t.max_batch), "sequences per decode batch")(
+      "runtime.device", po::value(&t.device)->default_value(t.device),
+      "cpu | cuda (the GPU of the rank's local rank) | cuda:N")(
+      "runtime.cuda_graphs", po::value(&t.cuda_graphs)->default_value(t.cuda_graphs),
+      "decode steps through device-resident tables, captured as CUDA graphs on a GPU (true | false)")(
+      "rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")(
+      "rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
+      "prompts per learner step (B)");
   auto& dt = c.data;
   auto& tr = c.train;
   auto& pl = c.policy;
   auto& rw = c.reward;
   auto& pc = c.placement;
-  d.add_options()
-      ("data.path", po::value(&dt.path), "JSONL problems")
-      ("data.format", po::value(&dt.format)->default_value(dt.format), "plain | gsm8k | math | deepscaler")
-      ("data.id_field", po::value(&dt.id_field), "field holding the problem id (default from data.format)")
-      ("data.prompt_field", po::value(&dt.prompt_field), "field holding the prompt (default from data.format)")
-      ("data.answer_field", po::value(&dt.answer_field), "field holding the answer (default from data.format)")
-      ("data.solution_field", po::value(&dt.solution_field),
-       "field whose boxed answer is used when the answer field is absent (math: solution)")
-      ("prepare.samples", po::value(&c.prepare.samples)->default_value(c.prepare.samples), "samples per problem")
-      ("prepare.min_pass_rate", po::value(&c.prepare.min_pass_rate)->default_value(c.prepare.min_pass_rate),
-       "lowest pass rate kept")
-      ("prepare.max_pass_rate", po::value(&c.prepare.max_pass_rate)->default_value(c.prepare.max_pass_rate),
-       "highest pass rate kept")
-      ("prepare.chunk", po::value(&c.prepare.chunk)->default_value(c.prepare.chunk), "problems per journal commit")
-      ("train.steps", po::value(&tr.steps)->default_value(tr.steps), "learner steps")
-      ("train.mode", po::value(&tr.mode)->default_value(tr.mode), "sync | async")
-      ("train.seed", po::value(&tr.seed)->default_value(tr.seed), "seed of data order, masks and sampling")
-      ("train.output_dir", po::value(&tr.output_dir)->default_value(tr.output_dir), "checkpoints and metrics")
-      ("train.checkpoint_every", po::value(&tr.checkpoint_every)->default_value(tr.checkpoint_every),
-       "steps between checkpoints")
-      ("train.keep_checkpoints", po::value(&tr.keep_checkpoints)->default_value(tr.keep_checkpoints),
-       "checkpoints kept (0 = all)")
-      ("train.max_staleness", po::value(&tr.max_staleness)->default_value(tr.max_staleness),
-       "async: oldest usable policy version, relative")
-      ("train.step_timeout", po::value(&tr.step_timeout)->default_value(tr.step_timeout),
-       "seconds to wait for a step's groups")
-      ("train.actor_timeout", po::value(&tr.actor_timeout)->default_value(tr.actor_timeout),
-       "seconds of silence after which an actor is presumed dead")
-      ("train.run_id", po::value(&tr.run_id)->default_value(tr.run_id), "run id (empty: generated)")
-      ("policy.init_keep_prob", po::value(&pl.init_keep_prob)->default_value(pl.init_keep_prob), "initial p")
-      ("policy.lr", po::value(&pl.lr)->default_value(pl.lr), "Adam learning rate on the gate logits")
-      ("policy.beta", po::value(&pl.beta)->default_value(pl.beta), "sparsity penalty weight")
-      ("policy.tau", po::value(&pl.tau)->default_value(pl.tau), "correctness gate of the penalty")
-      ("policy.target_sparsity", po::value(&pl.target_sparsity)->default_value(pl.target_sparsity),
-       "expected sparsity the penalty controller aims at (0 = paper's adaptive penalty)")
-      ("policy.penalty", po::value(&pl.penalty)->default_value(pl.penalty),
-       "sum (beta' * sum of p over heads) | mean (the paper's beta' * mean of p)")
-      ("policy.adv_norm", po::value(&pl.adv_norm)->default_value(pl.adv_norm), "group | batch")
-      ("policy.clip_eps", po::value(&pl.clip_eps)->default_value(pl.clip_eps), "importance ratio clip")
-      ("policy.grad_clip", po::value(&pl.grad_clip)->default_value(pl.grad_clip), "gradient norm clip")
-      ("reward.task", po::value(&rw.task)->default_value(rw.task),
-       "auto (the model directory's rlkv_task, else math) | math | toy")
-      ("reward.slack", po::value(&rw.slack)->default_value(rw.slack), "free length beyond ref_len")
-      ("reward.lambda_len", po::value(&rw.lambda_len)->default_value(rw.lambda_len), "excess length weight")
-      ("reward.threads", po::value(&rw.threads)->default_value(rw.threads), "reward worker threads")
-      ("placement.actors", po::value(&pc.actors)->default_value(pc.actors), "actor threads per actor process")
-      ("placement.learners", po::value(&pc.learners)->default_value(pc.learners), "learner ranks under MPI")
-      ("placement.reward_workers", po::value(&pc.reward_workers)->default_value(pc.reward_workers),
-       "reward-worker ranks under MPI")
-      ("placement.bind_address", po::value(&pc.bind_address)->default_value(pc.bind_address),
-       "address tcp:// endpoints bind to");
+  d.add_options()("data.path", po::value(&dt.path), "JSONL problems")(
+      "data.format", po::value(&dt.format)->default_value(dt.format), "plain | gsm8k | math | deepscaler")(
+      "data.id_field", po::value(&dt.id_field), "field holding the problem id (default from data.format)")(
+      "data.prompt_field", po::value(&dt.prompt_field), "field holding the prompt (default from data.format)")(
+      "data.answer_field", po::value(&dt.answer_field), "field holding the answer (default from data.format)")(
+      "data.solution_field", po::value(&dt.solution_field),
+      "field whose boxed answer is used when the answer field is absent (math: solution)")(
+      "prepare.samples", po::value(&c.prepare.samples)->default_value(c.prepare.samples), "samples per problem")(
+      "prepare.min_pass_rate", po::value(&c.prepare.min_pass_rate)->default_value(c.prepare.min_pass_rate),
+      "lowest pass rate kept")("prepare.max_pass_rate",
+                               po::value(&c.prepare.max_pass_rate)->default_value(c.prepare.max_pass_rate),
+                               "highest pass rate kept")(
+      "prepare.chunk", po::value(&c.prepare.chunk)->default_value(c.prepare.chunk), "problems per journal commit")(
+      "train.steps", po::value(&tr.steps)->default_value(tr.steps), "learner steps")(
+      "train.mode", po::value(&tr.mode)->default_value(tr.mode), "sync | async")(
+      "train.seed", po::value(&tr.seed)->default_value(tr.seed), "seed of data order, masks and sampling")(
+      "train.output_dir", po::value(&tr.output_dir)->default_value(tr.output_dir), "checkpoints and metrics")(
+      "train.checkpoint_every", po::value(&tr.checkpoint_every)->default_value(tr.checkpoint_every),
+      "steps between checkpoints")("train.keep_checkpoints",
+                                   po::value(&tr.keep_checkpoints)->default_value(tr.keep_checkpoints),
+                                   "checkpoints kept (0 = all)")(
+      "train.max_staleness", po::value(&tr.max_staleness)->default_value(tr.max_staleness),
+      "async: oldest usable policy version, relative")("train.step_timeout",
+                                                       po::value(&tr.step_timeout)->default_value(tr.step_timeout),
+                                                       "seconds to wait for a step's groups")(
+      "train.actor_timeout", po::value(&tr.actor_timeout)->default_value(tr.actor_timeout),
+      "seconds of silence after which an actor is presumed dead")(
+      "train.run_id", po::value(&tr.run_id)->default_value(tr.run_id), "run id (empty: generated)")(
+      "policy.init_keep_prob", po::value(&pl.init_keep_prob)->default_value(pl.init_keep_prob), "initial p")(
+      "policy.lr", po::value(&pl.lr)->default_value(pl.lr), "Adam learning rate on the gate logits")(
+      "policy.beta", po::value(&pl.beta)->default_value(pl.beta), "sparsity penalty weight")(
+      "policy.tau", po::value(&pl.tau)->default_value(pl.tau), "correctness gate of the penalty")(
+      "policy.target_sparsity", po::value(&pl.target_sparsity)->default_value(pl.target_sparsity),
+      "expected sparsity the penalty controller aims at (0 = paper's adaptive penalty)")(
+      "policy.penalty", po::value(&pl.penalty)->default_value(pl.penalty),
+      "sum (beta' * sum of p over heads) | mean (the paper's beta' * mean of p)")(
+      "policy.adv_norm", po::value(&pl.adv_norm)->default_value(pl.adv_norm), "group | batch")(
+      "policy.clip_eps", po::value(&pl.clip_eps)->default_value(pl.clip_eps), "importance ratio clip")(
+      "policy.grad_clip", po::value(&pl.grad_clip)->default_value(pl.grad_clip), "gradient norm clip")(
+      "reward.task", po::value(&rw.task)->default_value(rw.task),
+      "auto (the model directory's rlkv_task, else math) | math | toy")(
+      "reward.slack", po::value(&rw.slack)->default_value(rw.slack), "free length beyond ref_len")(
+      "reward.lambda_len", po::value(&rw.lambda_len)->default_value(rw.lambda_len), "excess length weight")(
+      "reward.threads", po::value(&rw.threads)->default_value(rw.threads), "reward worker threads")(
+      "placement.actors", po::value(&pc.actors)->default_value(pc.actors), "actor threads per actor process")(
+      "placement.learners", po::value(&pc.learners)->default_value(pc.learners), "learner ranks under MPI")(
+      "placement.reward_workers", po::value(&pc.reward_workers)->default_value(pc.reward_workers),
+      "reward-worker ranks under MPI")("placement.bind_address",
+                                       po::value(&pc.bind_address)->default_value(pc.bind_address),
+                                       "address tcp:// endpoints bind to");
 }
 
 void validate(const Config& c) {
@@ -122,17 +120,17 @@ void validate(const Config& c) {
              "config key model.prompt_template: must contain {prompt}");
   RLKV_CHECK(c.cache.sink >= 0, "config key cache.sink: expected >= 0, got ", c.cache.sink);
   RLKV_CHECK(c.cache.window >= 1, "config key cache.window: expected >= 1, got ", c.cache.window);
-  RLKV_CHECK(c.cache.page_size >= 1 && c.cache.page_size <= 4096,
-             "config key cache.page_size: expected 1..4096, got ", c.cache.page_size);
+  RLKV_CHECK(c.cache.page_size >= 1 && c.cache.page_size <= 4096, "config key cache.page_size: expected 1..4096, got ",
+             c.cache.page_size);
   RLKV_CHECK(c.rollout.temperature >= 0 && c.rollout.temperature < 1e6,
              "config key rollout.temperature: expected >= 0, got ", c.rollout.temperature);
-  RLKV_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1,
-             "config key rollout.top_p: expected in (0, 1], got ", c.rollout.top_p);
+  RLKV_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "config key rollout.top_p: expected in (0, 1], got ",
+             c.rollout.top_p);
   RLKV_CHECK(c.rollout.top_k >= 0, "config key rollout.top_k: expected >= 0, got ", c.rollout.top_k);
   RLKV_CHECK(c.rollout.max_new_tokens >= 1 && c.rollout.max_new_tokens <= (int64_t(1) << 24),
              "config key rollout.max_new_tokens: expected 1..16777216, got ", c.rollout.max_new_tokens);
-  RLKV_CHECK(c.rollout.repetition_every >= 0,
-             "config key rollout.repetition_every: expected >= 0, got ", c.rollout.repetition_every);
+  RLKV_CHECK(c.rollout.repetition_every >= 0, "config key rollout.repetition_every: expected >= 0, got ",
+             c.rollout.repetition_every);
   RLKV_CHECK(c.rollout.repetition_min_distinct >= 0 &&
                  (c.rollout.repetition_every == 0 || c.rollout.repetition_min_distinct <= c.rollout.repetition_every),
              "config key rollout.repetition_min_distinct: expected 0..rollout.repetition_every, got ",
@@ -145,8 +143,8 @@ void validate(const Config& c) {
     RLKV_CHECK(d == "cpu" || d == "cuda" || indexed, "config key runtime.device: expected cpu, cuda or cuda:N, got '",
                d, "'");
   }
-  RLKV_CHECK(c.runtime.threads >= 0 && c.runtime.threads <= 1024,
-             "config key runtime.threads: expected 0..1024, got ", c.runtime.threads);
+  RLKV_CHECK(c.runtime.threads >= 0 && c.runtime.threads <= 1024, "config key runtime.threads: expected 0..1024, got ",
+             c.runtime.threads);
   RLKV_CHECK(c.rollout.group_size >= 1 && c.rollout.group_size <= 4096,
              "config key rollout.group_size: expected 1..4096, got ", c.rollout.group_size);
   RLKV_CHECK(c.rollout.prompts_per_step >= 1 && c.rollout.prompts_per_step <= 1000000,
@@ -170,8 +168,8 @@ void validate(const Config& c) {
   RLKV_CHECK(one_of(c.policy.adv_norm, {"group", "batch"}), "config key policy.adv_norm: expected group or batch");
   RLKV_CHECK(c.policy.clip_eps > 0 && c.policy.clip_eps < 1, "config key policy.clip_eps: expected in (0, 1)");
   RLKV_CHECK(c.policy.grad_clip >= 0, "config key policy.grad_clip: expected >= 0");
-  RLKV_CHECK(one_of(c.reward.task, {"auto", "math", "toy"}), "config key reward.task: expected auto, math or toy, got '",
-             c.reward.task, "'");
+  RLKV_CHECK(one_of(c.reward.task, {"auto", "math", "toy"}),
+             "config key reward.task: expected auto, math or toy, got '", c.reward.task, "'");
   RLKV_CHECK(c.reward.slack >= 0, "config key reward.slack: expected >= 0");
   RLKV_CHECK(c.reward.lambda_len >= 0, "config key reward.lambda_len: expected >= 0");
   RLKV_CHECK(c.reward.threads >= 1 && c.reward.threads <= 256, "config key reward.threads: expected 1..256");
@@ -215,8 +213,9 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   }
   try {
     // Overrides are stored first: Boost keeps the first value stored for a key.
-    po::store(po::command_line_parser(args).options(desc).style(po::command_line_style::long_allow_adjacent |
-                                                                po::command_line_style::allow_long)
+    po::store(po::command_line_parser(args)
+                  .options(desc)
+                  .style(po::command_line_style::long_allow_adjacent | po::command_line_style::allow_long)
                   .run(),
               vm);
   } catch (const po::unknown_option& e) {

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <exception>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace rlkv {
@@ -23,5 +25,37 @@ struct RunIdentity {
 
 // Raised by the launcher on SIGINT / SIGTERM or when a role fails; every role loop polls it.
 std::atomic<bool>& run_stop_flag();
+
+// A role on a thread of its own: runs `f`, keeps its exception and raises the run's stop flag when
+// it throws, so that one failing role stops the others. Neither copied nor moved (the thread writes
+// into this object: keep them in a std::deque); destruction joins.
+class RoleThread {
+ public:
+  template <typename F>
+  explicit RoleThread(F f) {
+    t_ = std::thread([this, f]() mutable {
+      try {
+        f();
+      } catch (...) {
+        error_ = std::current_exception();
+        run_stop_flag().store(true);
+      }
+      done_.store(true);
+    });
+  }
+  RoleThread(const RoleThread&) = delete;
+  RoleThread& operator=(const RoleThread&) = delete;
+  ~RoleThread() { join(); }
+  void join() {
+    if (t_.joinable()) t_.join();
+  }
+  bool done() const { return done_.load(); }           // `f` has returned or thrown
+  std::exception_ptr error() const { return error_; }  // valid once joined
+
+ private:
+  std::thread t_;
+  std::exception_ptr error_;
+  std::atomic<bool> done_{false};
+};
 
 }  // namespace rlkv

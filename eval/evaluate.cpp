@@ -36,8 +36,14 @@ int64_t eval_passes(const EvalRequest& r, int64_t heads) {
 Evaluator::Evaluator(const Model& m, const Tokenizer& tok, GeneratorOptions go,
                      std::vector<std::vector<int32_t>> prompts, std::vector<Problem> problems,
                      const RewardOptions& reward, int64_t total_passes)
-    : model_(m), tok_(tok), go_(std::move(go)), prompts_(std::move(prompts)), problems_(std::move(problems)),
-      reward_(reward), total_(total_passes * int64_t(problems_.size())), tty_(isatty(2)) {
+    : model_(m),
+      tok_(tok),
+      go_(std::move(go)),
+      prompts_(std::move(prompts)),
+      problems_(std::move(problems)),
+      reward_(reward),
+      total_(total_passes * int64_t(problems_.size())),
+      tty_(isatty(2)) {
   // References are read once; correctness uses the same verifier as training (rewards/).
   for (const auto& p : problems_) refs_.push_back(prepare_reference(p.answer, reward_));
 }
@@ -49,7 +55,7 @@ EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {
   const auto results = gen.run(reqs, [&](const GenerationResult&) { tick(); });
   const ModelConfig& c = model_.config();
   const int64_t ring = go_.sink + go_.window;
-  const double row_bytes = 2.0 * double(kv_dtype_size(to_kv_dtype(model_.dtype()))) * double(c.head_dim);
+  const double row_bytes = 2.0 * double(rlkv_dtype_size(to_kv_dtype(model_.dtype()))) * double(c.head_dim);
   int64_t full_heads = 0;
   for (uint8_t k : keep) full_heads += k;
   const int64_t comp_heads = int64_t(keep.size()) - full_heads;
@@ -213,11 +219,11 @@ void print_eval_rows(const std::vector<EvalRow>& rows, int64_t num_layers, int64
     else
       std::snprintf(accs, sizeof accs, "%.1f", 100 * r.accuracy);
     std::printf("%-12s %8.3f %-14s %9s %8.1f %7.1f%% %7.1f%% %10.0f %6.1f%%\n", r.method.c_str(), r.sparsity,
-                r.detail.substr(0, 14).c_str(), accs, r.mean_length, 100 * r.truncated, 100 * r.repetition,
-                r.kv_bytes, 100 * r.kv_fraction);
+                r.detail.substr(0, 14).c_str(), accs, r.mean_length, 100 * r.truncated, 100 * r.repetition, r.kv_bytes,
+                100 * r.kv_fraction);
   }
-  const bool single_head = rows.size() == size_t(1 + num_layers * num_kv_heads) && rows.size() > 1 &&
-                           rows[1].method == "single-head";
+  const bool single_head =
+      rows.size() == size_t(1 + num_layers * num_kv_heads) && rows.size() > 1 && rows[1].method == "single-head";
   if (!single_head) return;
   std::printf("\naccuracy drop (points) when only this KV head is compressed; rows = layers, columns = KV heads\n");
   for (int64_t l = 0; l < num_layers; ++l) {

@@ -38,10 +38,10 @@ struct EvalRow {
 
 // What `rlkv eval` asks for beyond the problems: the method, its mask source and sparsities.
 struct EvalRequest {
-  std::string method = "full";      // full | rlkv | random | streaming | single-head
-  std::string mask;                 // rlkv: a mask source (masks/mask_spec.h)
-  std::vector<double> sparsities;   // rlkv, random
-  int64_t seeds = 5;                // random: masks per sparsity
+  std::string method = "full";     // full | rlkv | random | streaming | single-head
+  std::string mask;                // rlkv: a mask source (masks/mask_spec.h)
+  std::vector<double> sparsities;  // rlkv, random
+  int64_t seeds = 5;               // random: masks per sparsity
 };
 
 // Checks the method and its arguments (UserError naming the flag).

@@ -61,8 +61,7 @@ nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<Genera
 // The journals of one output: OUT.journal.<rank>, one verdict per line, appended a chunk at a time.
 class Journals {
  public:
-  Journals(const std::string& output, int64_t problems, int64_t chunk)
-      : output_(output), n_(problems), chunk_(chunk) {
+  Journals(const std::string& output, int64_t problems, int64_t chunk) : output_(output), n_(problems), chunk_(chunk) {
     const fs::path out(output);
     prefix_ = out.filename().string() + ".journal.";
     dir_ = out.has_parent_path() ? out.parent_path() : ".";
@@ -133,8 +132,8 @@ class Journals {
 };
 
 // Generates and judges this rank's chunks, appending each to `journal`. Returns false when stopped.
-bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model& model, const Tokenizer& tok,
-                int rank, int ranks, Verdicts& done, std::ofstream& journal, const std::string& journal_path) {
+bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model& model, const Tokenizer& tok, int rank,
+                int ranks, Verdicts& done, std::ofstream& journal, const std::string& journal_path) {
   const int64_t n = int64_t(data.problems.size()), K = o.samples;
   Generator gen(model, &tok, o.generation);
   const bool tty = isatty(2) && rank == 0;
@@ -191,8 +190,8 @@ void write_output(const PrepareOptions& o, const LoadedProblems& data, const Ver
 
 }  // namespace
 
-PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, const Model& model,
-                          const Tokenizer& tok, Collectives& world) {
+PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, const Model& model, const Tokenizer& tok,
+                          Collectives& world) {
   RLKV_CHECK(o.samples >= 1, "prepare: samples must be >= 1");
   RLKV_CHECK(o.chunk >= 1, "prepare: chunk must be >= 1");
   PrepareResult res;

@@ -28,25 +28,25 @@ class Model;
 class Tokenizer;
 
 struct PrepareOptions {
-  std::string output;              // OUT.jsonl; journals are OUT.journal.<rank> beside it
-  int64_t samples = 4;             // K
-  int64_t chunk = 64;              // problems per journal entry
+  std::string output;   // OUT.jsonl; journals are OUT.journal.<rank> beside it
+  int64_t samples = 4;  // K
+  int64_t chunk = 64;   // problems per journal entry
   double min_pass_rate = 0.25, max_pass_rate = 1.0;
   std::string prompt_template = "{prompt}";
   bool add_special_tokens = true;
-  GeneratorOptions generation;     // full cache for every sample
-  RewardOptions reward;            // its task already resolved
+  GeneratorOptions generation;  // full cache for every sample
+  RewardOptions reward;         // its task already resolved
 };
 
 struct PrepareResult {
-  bool interrupted = false;        // the run stop flag was raised; the journals keep what is done
+  bool interrupted = false;  // the run stop flag was raised; the journals keep what is done
   int64_t problems = 0, done = 0, kept = 0;
-  std::map<std::string, int64_t> dropped;  // reason -> count (rank 0)
+  std::map<std::string, int64_t> dropped;             // reason -> count (rank 0)
   int64_t samples_scored = 0, samples_extracted = 0;  // rank 0: for the wrong-task warning
 };
 
 // Runs this rank's share of `data` and, on rank 0, writes the output once every chunk is done.
-PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, const Model& model,
-                          const Tokenizer& tok, Collectives& world);
+PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, const Model& model, const Tokenizer& tok,
+                          Collectives& world);
 
 }  // namespace rlkv

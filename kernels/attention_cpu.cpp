@@ -64,9 +64,9 @@ inline uint16_t float_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000;
   const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return uint16_t(sign | 0x7e00);      // NaN
-  if (absx >= 0x477ff000u) return uint16_t(sign | 0x7c00);     // overflow -> inf (after rounding)
-  if (absx < 0x33000001u) return uint16_t(sign);               // underflow -> 0
+  if (absx > 0x7f800000u) return uint16_t(sign | 0x7e00);   // NaN
+  if (absx >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // overflow -> inf (after rounding)
+  if (absx < 0x33000001u) return uint16_t(sign);            // underflow -> 0
   int32_t e = int32_t(absx >> 23) - 127 + 15;
   uint32_t m = absx & 0x7fffff;
   if (e <= 0) {  // subnormal half
@@ -92,17 +92,17 @@ inline const char* span_row(const void* base, const int32_t* pages, int64_t page
 }
 
 // Loads `n` elements of `dtype` at `src` as floats into `dst`.
-inline void load_row(const void* src, kv_dtype dtype, int64_t n, float* dst) {
+inline void load_row(const void* src, rlkv_dtype dtype, int64_t n, float* dst) {
   switch (dtype) {
-    case KV_DTYPE_F32:
+    case RLKV_DTYPE_F32:
       std::memcpy(dst, src, size_t(n) * 4);
       break;
-    case KV_DTYPE_BF16: {
+    case RLKV_DTYPE_BF16: {
       auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i]);
       break;
     }
-    case KV_DTYPE_F16: {
+    case RLKV_DTYPE_F16: {
       auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_float(s[i]);
       break;
@@ -110,17 +110,17 @@ inline void load_row(const void* src, kv_dtype dtype, int64_t n, float* dst) {
   }
 }
 
-inline void store_row(const float* src, kv_dtype dtype, int64_t n, void* dst) {
+inline void store_row(const float* src, rlkv_dtype dtype, int64_t n, void* dst) {
   switch (dtype) {
-    case KV_DTYPE_F32:
+    case RLKV_DTYPE_F32:
       std::memcpy(dst, src, size_t(n) * 4);
       break;
-    case KV_DTYPE_BF16: {
+    case RLKV_DTYPE_BF16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(src[i]);
       break;
     }
-    case KV_DTYPE_F16: {
+    case RLKV_DTYPE_F16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = float_to_f16(src[i]);
       break;
@@ -159,8 +159,8 @@ inline void dot4(const float* __restrict q, const float* __restrict k0, const fl
 }
 
 // y += p0 x0 + p1 x1 + p2 x2 + p3 x3: one load and store of y per four rows.
-inline void axpy4(const float* p, const float* __restrict x0, const float* __restrict x1,
-                  const float* __restrict x2, const float* __restrict x3, float* __restrict y, int64_t n) {
+inline void axpy4(const float* p, const float* __restrict x0, const float* __restrict x1, const float* __restrict x2,
+                  const float* __restrict x3, float* __restrict y, int64_t n) {
   const float p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += p0 * x0[i] + p1 * x1[i] + p2 * x2[i] + p3 * x3[i];
@@ -174,7 +174,7 @@ struct Scratch {
 // Calls f(first_slot, rows, k_rows, v_rows) for each run of contiguous rows of a span: one run for a
 // contiguous span, one per page for a paged one (no division per row).
 template <typename F>
-inline void for_each_run(const kv_span& sp, int64_t row_bytes, F&& f) {
+inline void for_each_run(const rlkv_kv_span& sp, int64_t row_bytes, F&& f) {
   if (sp.pages == nullptr) {
     f(int64_t(0), sp.len, static_cast<const char*>(sp.k), static_cast<const char*>(sp.v));
     return;
@@ -188,15 +188,15 @@ inline void for_each_run(const kv_span& sp, int64_t row_bytes, F&& f) {
 
 // All query heads of one (sequence, KV head) span. Cloned for x86-64-v3 (AVX2 + FMA) where the CPU
 // has it; the default clone is plain x86-64.
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void attend_span(const decode_attention_args& a, int64_t s, int64_t h, Scratch& w) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_span(const rlkv_decode_args& a, int64_t s,
+                                                                             int64_t h, Scratch& w) {
   const int64_t group = a.num_q_heads / a.num_kv_heads;
   const int64_t d = a.head_dim;
-  const kv_span& sp = a.spans[s * a.num_kv_heads + h];
-  const size_t esz = kv_dtype_size(a.dtype);
+  const rlkv_kv_span& sp = a.spans[s * a.num_kv_heads + h];
+  const size_t esz = rlkv_dtype_size(a.dtype);
   const int64_t row_bytes = d * int64_t(esz);
   const int64_t n = sp.len;
-  const bool f32 = a.dtype == KV_DTYPE_F32;
+  const bool f32 = a.dtype == RLKV_DTYPE_F32;
 
   w.q.resize(size_t(group * d));
   w.scores.resize(size_t(group * n));  // [group, n]
@@ -274,24 +274,24 @@ void attend_span(const decode_attention_args& a, int64_t s, int64_t h, Scratch& 
   }
 }
 
-bool dtype_ok(kv_dtype t) { return t == KV_DTYPE_F32 || t == KV_DTYPE_F16 || t == KV_DTYPE_BF16; }
+bool dtype_ok(rlkv_dtype t) { return t == RLKV_DTYPE_F32 || t == RLKV_DTYPE_F16 || t == RLKV_DTYPE_BF16; }
 
 }  // namespace
 
-extern "C" size_t kv_dtype_size(kv_dtype dtype) { return dtype == KV_DTYPE_F32 ? 4 : 2; }
+extern "C" size_t rlkv_dtype_size(rlkv_dtype dtype) { return dtype == RLKV_DTYPE_F32 ? 4 : 2; }
 
-extern "C" kernel_status decode_attention_cpu(const decode_attention_args* a, int num_threads) {
-  if (a == nullptr || !dtype_ok(a->dtype)) return KERNEL_STATUS_BAD_ARGS;
+extern "C" rlkv_status rlkv_decode_attention_cpu(const rlkv_decode_args* a, int num_threads) {
+  if (a == nullptr || !dtype_ok(a->dtype)) return RLKV_STATUS_BAD_ARGS;
   if (a->num_seqs < 0 || a->num_kv_heads <= 0 || a->num_q_heads <= 0 || a->head_dim <= 0 ||
       a->num_q_heads % a->num_kv_heads != 0)
-    return KERNEL_STATUS_BAD_ARGS;
-  if (a->num_seqs == 0) return KERNEL_STATUS_OK;
-  if (a->q == nullptr || a->out == nullptr || a->spans == nullptr) return KERNEL_STATUS_BAD_ARGS;
+    return RLKV_STATUS_BAD_ARGS;
+  if (a->num_seqs == 0) return RLKV_STATUS_OK;
+  if (a->q == nullptr || a->out == nullptr || a->spans == nullptr) return RLKV_STATUS_BAD_ARGS;
   const int64_t items = a->num_seqs * a->num_kv_heads;
   for (int64_t i = 0; i < items; ++i) {
-    const kv_span& sp = a->spans[i];
+    const rlkv_kv_span& sp = a->spans[i];
     if (sp.len <= 0 || sp.k == nullptr || sp.v == nullptr || (sp.pages != nullptr && sp.page_size <= 0))
-      return KERNEL_STATUS_BAD_ARGS;
+      return RLKV_STATUS_BAD_ARGS;
   }
   const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nt) if (items > 1)
@@ -300,29 +300,29 @@ extern "C" kernel_status decode_attention_cpu(const decode_attention_args* a, in
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < items; ++i) attend_span(*a, i / a->num_kv_heads, i % a->num_kv_heads, scratch);
   }
-  return KERNEL_STATUS_OK;
+  return RLKV_STATUS_OK;
 }
 
-extern "C" kernel_status kv_write_cpu(const kv_write_item* items, int64_t num_items, int64_t head_dim,
-                                      kv_dtype dtype, int num_threads) {
+extern "C" rlkv_status rlkv_kv_write_cpu(const rlkv_kv_write_item* items, int64_t num_items, int64_t head_dim,
+                                         rlkv_dtype dtype, int num_threads) {
   if (num_items < 0 || head_dim <= 0 || !dtype_ok(dtype) || (num_items > 0 && items == nullptr))
-    return KERNEL_STATUS_BAD_ARGS;
-  const int64_t row_bytes = head_dim * int64_t(kv_dtype_size(dtype));
+    return RLKV_STATUS_BAD_ARGS;
+  const int64_t row_bytes = head_dim * int64_t(rlkv_dtype_size(dtype));
   for (int64_t i = 0; i < num_items; ++i) {
-    const kv_write_item& it = items[i];
+    const rlkv_kv_write_item& it = items[i];
     if (it.k == nullptr || it.v == nullptr || it.k_src == nullptr || it.v_src == nullptr || it.slot < 0 ||
         (it.pages != nullptr && it.page_size <= 0))
-      return KERNEL_STATUS_BAD_ARGS;
+      return RLKV_STATUS_BAD_ARGS;
   }
   // Rows are small: the copy is memory bound and threads only help for large batches.
   const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
 #pragma omp parallel for num_threads(nt) if (num_items > 256)
   for (int64_t i = 0; i < num_items; ++i) {
-    const kv_write_item& it = items[i];
+    const rlkv_kv_write_item& it = items[i];
     char* kd = const_cast<char*>(span_row(it.k, it.pages, it.page_size, it.slot, row_bytes));
     char* vd = const_cast<char*>(span_row(it.v, it.pages, it.page_size, it.slot, row_bytes));
     std::memcpy(kd, it.k_src, size_t(row_bytes));
     std::memcpy(vd, it.v_src, size_t(row_bytes));
   }
-  return KERNEL_STATUS_OK;
+  return RLKV_STATUS_OK;
 }

@@ -34,6 +34,7 @@
 #include <cstring>
 
 #include "kernels/attention_cuda.h"
+#include "kernels/cuda_mma.cuh"
 
 #ifdef RLKV_SIMT_EMU
 #define RLKV_CUDA_FN(name) name##_emu
@@ -43,7 +44,7 @@
 #else
 #include <cuda_runtime.h>
 #define RLKV_CUDA_FN(name) name
-#define RLKV_DYN_SMEM(T, name)                   \
+#define RLKV_DYN_SMEM(T, name)                  \
   extern __shared__ float4 rlkv_dyn_smem_raw[]; \
   T* name = reinterpret_cast<T*>(rlkv_dyn_smem_raw)
 #define RLKV_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
@@ -53,7 +54,7 @@
 namespace rlkv_cuda {
 
 constexpr int kWarps = 4, kThreads = 32 * kWarps;
-constexpr int64_t kMinSplit = 256;     // slots per block at least (a block's fixed cost is amortised)
+constexpr int64_t kMinSplit = 256;      // slots per block at least (a block's fixed cost is amortised)
 constexpr int64_t kSplitGranule = 128;  // split lengths are multiples of kWarps tiles of 32
 constexpr int kBlocksPerSm = 4;         // split until about this many blocks per SM
 constexpr int kGenericChunk = 128;      // generic kernel: slots scored per pass (= threads)
@@ -63,10 +64,20 @@ constexpr float kLog2e = 1.4426950408889634f;
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <typename T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
 
 __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -87,17 +98,21 @@ __device__ __forceinline__ int64_t row_of(const int32_t* pages, int64_t page_siz
 }
 
 // 32-bit words holding storage elements -> floats (little-endian: element 2i is the low half).
-template <typename T> __device__ __forceinline__ void unpack(const uint32_t* w, float* out, int n);
-template <> __device__ __forceinline__ void unpack<float>(const uint32_t* w, float* out, int n) {
+template <typename T>
+__device__ __forceinline__ void unpack(const uint32_t* w, float* out, int n);
+template <>
+__device__ __forceinline__ void unpack<float>(const uint32_t* w, float* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = __uint_as_float(w[i]);
 }
-template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint32_t* w, float* out, int n) {
+template <>
+__device__ __forceinline__ void unpack<__nv_bfloat16>(const uint32_t* w, float* out, int n) {
   for (int i = 0; i < n / 2; ++i) {
     out[2 * i] = __uint_as_float(w[i] << 16);
     out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
   }
 }
-template <> __device__ __forceinline__ void unpack<__half>(const uint32_t* w, float* out, int n) {
+template <>
+__device__ __forceinline__ void unpack<__half>(const uint32_t* w, float* out, int n) {
   for (int i = 0; i < n / 2; ++i) {
     __half2_raw r;
     r.x = static_cast<unsigned short>(w[i] & 0xffffu);
@@ -137,6 +152,26 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Online-softmax merge of n partial results of one output element (warps of a block, or splits of
+// a span): running maxima m[j * ml_stride] (base-2 exponent domain), sums l[j * ml_stride] and
+// unnormalised outputs o[j * o_stride]. The result is the same kind of partial (its output o / l is
+// the element, exact up to rounding). A partial that saw no token (max -inf, sum and output 0)
+// weighs nothing; at least one partial saw a token.
+struct softmax_partial {
+  float m, l, o;
+};
+__device__ __forceinline__ softmax_partial merge_partials(const float* m, const float* l, const float* o, int64_t n,
+                                                          int64_t ml_stride, int64_t o_stride) {
+  softmax_partial r{-INFINITY, 0.f, 0.f};
+  for (int64_t j = 0; j < n; ++j) r.m = fmaxf(r.m, m[j * ml_stride]);
+  for (int64_t j = 0; j < n; ++j) {
+    const float f = exp2f(m[j * ml_stride] - r.m);
+    r.l += l[j * ml_stride] * f;
+    r.o += o[j * o_stride] * f;
+  }
+  return r;
+}
+
 // Workspace of a split launch: for each (sequence, KV head) pair and split, the unnormalised output
 // [G, D] then, after all of those, the running max [G] and sum [G] (base-2 exponent domain).
 struct split_workspace {
@@ -155,21 +190,23 @@ __device__ __forceinline__ split_workspace workspace_of(float* base, int64_t pai
 
 // Grid (splits, KV heads, sequences), kThreads threads. GM >= G query heads per KV head.
 template <typename T, int D, int GM, bool kCoopScores>
-__global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention_args a, float* ws_base) {
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(rlkv_decode_args a, float* ws_base) {
+  // Phase 1: this block's slots [begin, end) of its span, split `split` of nsplit.
   const int64_t split = blockIdx.x, h = blockIdx.y, s = blockIdx.z;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
-  const kv_span sp = a.spans[s * Hkv + h];
+  const rlkv_kv_span sp = a.spans[s * Hkv + h];
   const int64_t split_len = span_split_len(sp.len, gridDim.x);
   const int64_t begin = split * split_len;
   if (begin >= sp.len) return;  // the whole block: this span needs fewer splits
   const int64_t end = imin(sp.len, begin + split_len);
   const int64_t nsplit = (sp.len + split_len - 1) / split_len;  // <= gridDim.x
 
+  // Phase 2: the queries of the KV head's group into shared memory.
   RLKV_DYN_SMEM(float, smem);
-  float* qs = smem;                    // [GM, D] queries, pre-scaled by scale * log2(e)
-  float* wmax = qs + GM * D;           // [kWarps, GM]
-  float* wsum = wmax + kWarps * GM;    // [kWarps, GM]
-  float* wacc = wsum + kWarps * GM;    // [kWarps, GM, D]
+  float* qs = smem;                  // [GM, D] queries, pre-scaled by scale * log2(e)
+  float* wmax = qs + GM * D;         // [kWarps, GM]
+  float* wsum = wmax + kWarps * GM;  // [kWarps, GM]
+  float* wacc = wsum + kWarps * GM;  // [kWarps, GM, D]
   const T* qb = static_cast<const T*>(a.q);
   const float qscale = a.scale * kLog2e;
   for (int i = threadIdx.x; i < GM * D; i += kThreads) {
@@ -182,11 +219,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
   constexpr int kVec = 16 / int(sizeof(T));  // elements per 16-byte load
   constexpr int kChunks = D / kVec;          // 16-byte loads per K row
   constexpr int kBatch = kChunks < 8 ? kChunks : 8;
-  constexpr int kLane = D / 32;              // V elements per lane
-  constexpr int kRows = 8;                   // V rows loaded before they are used
+  constexpr int kLane = D / 32;  // V elements per lane
+  constexpr int kRows = 8;       // V rows loaded before they are used
   const T* kbase = static_cast<const T*>(sp.k);
   const T* vbase = static_cast<const T*>(sp.v);
 
+  // Phase 3: the running softmax state per query head: the max m (the same on every lane of a warp),
+  // this lane's share of the sum l, and its kLane elements of the output acc.
   float m[GM], l[GM], acc[GM][kLane];
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
@@ -196,10 +235,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
     for (int e = 0; e < kLane; ++e) acc[g][e] = 0.f;
   }
 
+  // Phase 4: the warps take tiles of 32 slots in turn (lane i: slot t0 + i); per tile 4a scores q . k,
+  // 4b the online softmax, 4c p * V accumulated.
   for (int64_t t0 = begin + 32 * warp; t0 < end; t0 += 32 * kWarps) {
     const int64_t slot = t0 + lane;
     const bool valid = slot < end;
     const int64_t off = valid ? row_of(sp.pages, sp.page_size, slot) * D : 0;  // elements
+    // Phase 4a: scores, sc[g] = q_g . k of this lane's slot.
     float sc[GM];
 #pragma unroll
     for (int g = 0; g < GM; ++g) sc[g] = 0.f;
@@ -271,7 +313,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
         }
       }
     }
-    // Online softmax over the tile (base 2). corr rescales what was accumulated before this tile;
+    // Phase 4b: online softmax over the tile (base 2). corr rescales what was accumulated before this tile;
     // m is -inf before the first tile (corr = 0) and finite after (every tile has a valid slot).
     float p[GM];
 #pragma unroll
@@ -287,6 +329,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
       for (int e = 0; e < kLane; ++e) acc[g][e] *= corr;
       m[g] = mn;
     }
+    // Phase 4c: acc += p * V over the tile's rows, kRows V rows loaded before they are used.
     const int rows = int(imin(32, end - t0));
     for (int r0 = 0; r0 < rows; r0 += kRows) {
       float vf[kRows][kLane];
@@ -311,7 +354,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
     }
   }
 
-  // Merge the warps (a warp without tiles has m = -inf, l = 0, acc = 0 and weighs nothing).
+  // Phase 5: each warp's m, l and acc into shared memory, to merge the warps (a warp without tiles
+  // has m = -inf, l = 0, acc = 0 and weighs nothing).
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
     if (g >= G) break;
@@ -324,29 +368,22 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
     for (int e = 0; e < kLane; ++e) wacc[(warp * GM + g) * D + lane * kLane + e] = acc[g][e];
   }
   __syncthreads();
+  // Phase 6: one thread per (query head, element) merges the warps; a span of one split writes the
+  // output, otherwise this split's O, M and L go to the workspace for combine_splits_kernel.
   T* ob = static_cast<T*>(a.out);
   const int64_t pair = s * Hkv + h, splits = gridDim.x;
   const split_workspace ws = workspace_of(ws_base, Hkv * a.num_seqs, splits, G, D);
   for (int i = threadIdx.x; i < G * D; i += kThreads) {
     const int g = i / D, d = i % D;
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, wmax[w * GM + g]);
-    float L = 0.f, O = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float f = exp2f(wmax[w * GM + g] - M);
-      L += wsum[w * GM + g] * f;
-      O += wacc[(w * GM + g) * D + d] * f;
-    }
+    const softmax_partial r = merge_partials(wmax + g, wsum + g, wacc + g * D + d, kWarps, GM, GM * D);
     if (nsplit == 1) {
-      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(O / L);
+      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(r.o / r.l);
     } else {
       const int64_t at = pair * splits + split;
-      ws.out[(at * G + g) * D + d] = O;
+      ws.out[(at * G + g) * D + d] = r.o;
       if (d == 0) {
-        ws.max[at * G + g] = M;
-        ws.sum[at * G + g] = L;
+        ws.max[at * G + g] = r.m;
+        ws.sum[at * G + g] = r.l;
       }
     }
   }
@@ -354,8 +391,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(decode_attention
 
 // Grid (KV heads, sequences): merges the splits of the spans that had more than one.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attention_args a, int64_t splits,
-                                                                  const float* ws_base) {
+__global__ void __launch_bounds__(kThreads)
+    combine_splits_kernel(rlkv_decode_args a, int64_t splits, const float* ws_base) {
   const int64_t h = blockIdx.x, s = blockIdx.y;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim;
   const int64_t len = a.spans[s * Hkv + h].len;
@@ -367,15 +404,9 @@ __global__ void __launch_bounds__(kThreads) combine_splits_kernel(decode_attenti
   T* ob = static_cast<T*>(a.out);
   for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
     const int64_t g = i / D, d = i % D;
-    float M = -INFINITY;
-    for (int64_t j = 0; j < nsplit; ++j) M = fmaxf(M, ws.max[(first + j) * G + g]);
-    float L = 0.f, O = 0.f;
-    for (int64_t j = 0; j < nsplit; ++j) {
-      const float f = exp2f(ws.max[(first + j) * G + g] - M);
-      L += ws.sum[(first + j) * G + g] * f;
-      O += ws.out[((first + j) * G + g) * D + d] * f;
-    }
-    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(O / L);
+    const softmax_partial r = merge_partials(ws.max + first * G + g, ws.sum + first * G + g,
+                                             ws.out + (first * G + g) * D + d, nsplit, G, G * D);
+    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(r.o / r.l);
   }
 }
 
@@ -404,17 +435,17 @@ __device__ float block_sum(float v, float* red) {
 // Any head_dim <= 256 and G * head_dim <= kGenericMaxGroupDim: one block per (KV head, sequence)
 // walks the span in chunks of kGenericChunk slots, one thread per slot for the scores.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) decode_generic_kernel(decode_attention_args a) {
+__global__ void __launch_bounds__(kThreads) decode_generic_kernel(rlkv_decode_args a) {
   const int64_t h = blockIdx.x, s = blockIdx.y;
   const int64_t G = a.num_q_heads / a.num_kv_heads, D = a.head_dim;
-  const kv_span sp = a.spans[s * a.num_kv_heads + h];
+  const rlkv_kv_span sp = a.spans[s * a.num_kv_heads + h];
   RLKV_DYN_SMEM(float, smem);
-  float* q = smem;                       // [G, D]
-  float* acc = q + G * D;                // [G, D]
-  float* p = acc + G * D;                // [G, kGenericChunk] probabilities of the chunk
-  float* m = p + G * kGenericChunk;      // [G] running max
-  float* l = m + G;                      // [G] running sum
-  float* red = l + G;                    // [kThreads / 32]
+  float* q = smem;                   // [G, D]
+  float* acc = q + G * D;            // [G, D]
+  float* p = acc + G * D;            // [G, kGenericChunk] probabilities of the chunk
+  float* m = p + G * kGenericChunk;  // [G] running max
+  float* l = m + G;                  // [G] running sum
+  float* red = l + G;                // [kThreads / 32]
   const T* qb = static_cast<const T*>(a.q);
   for (int64_t i = threadIdx.x; i < G * D; i += kThreads) {
     const int64_t g = i / D, d = i % D;
@@ -471,8 +502,8 @@ __global__ void __launch_bounds__(kThreads) decode_generic_kernel(decode_attenti
 
 // One block per item: copies its K and V rows into their slots.
 template <typename T>
-__global__ void kv_write_kernel(const kv_write_item* items, int64_t D) {
-  const kv_write_item it = items[blockIdx.x];  // grid: exactly n blocks
+__global__ void kv_write_kernel(const rlkv_kv_write_item* items, int64_t D) {
+  const rlkv_kv_write_item it = items[blockIdx.x];  // grid: exactly n blocks
   const int64_t row = row_of(it.pages, it.page_size, it.slot) * D;
   T* kd = static_cast<T*>(it.k) + row;
   T* vd = static_cast<T*>(it.v) + row;
@@ -483,6 +514,12 @@ __global__ void kv_write_kernel(const kv_write_item* items, int64_t D) {
     vd[d] = vs[d];
   }
 }
+
+}  // namespace rlkv_cuda
+
+#include "kernels/attention_cuda_tc.cuh"
+
+namespace rlkv_cuda {
 
 // ---- host side ----------------------------------------------------------------------------------
 
@@ -512,18 +549,18 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct launch_plan {
   bool split_kernel = false;  // decode_split_kernel (else decode_generic_kernel)
   int gm = 0;                 // group bucket of the split kernel
-  int64_t splits = 1;  // blocks per span (each span divides its own length over them: span_split_len)
+  int64_t splits = 1;         // blocks per span (each span divides its own length over them: span_split_len)
   size_t smem = 0;
   int64_t workspace_bytes = 0;
 };
 
-inline bool shape_ok(const decode_attention_args* a) {
+inline bool shape_ok(const rlkv_decode_args* a) {
   return a != nullptr && a->num_seqs >= 0 && a->num_kv_heads > 0 && a->num_q_heads > 0 && a->head_dim > 0 &&
          a->num_q_heads % a->num_kv_heads == 0 && a->max_len >= 0 && a->num_seqs <= 65535 && a->num_kv_heads <= 65535 &&
-         a->variant >= DECODE_VARIANT_DEFAULT && a->variant <= DECODE_VARIANT_COOP;
+         a->variant >= RLKV_DECODE_VARIANT_DEFAULT && a->variant <= RLKV_DECODE_VARIANT_TC;
 }
 
-inline launch_plan plan(const decode_attention_args& a, int sms) {
+inline launch_plan plan(const rlkv_decode_args& a, int sms) {
   launch_plan p;
   const int64_t G = a.num_q_heads / a.num_kv_heads, D = a.head_dim, pairs = a.num_seqs * a.num_kv_heads;
   p.split_kernel = (D == 64 || D == 128 || D == 256) && G <= 8;
@@ -536,95 +573,134 @@ inline launch_plan plan(const decode_attention_args& a, int sms) {
   if (a.max_len <= 0 || pairs == 0) return p;  // no bound on the lengths: one block per span
   const int64_t want = ceil_div(int64_t(kBlocksPerSm) * sms, pairs);
   const int64_t most = ceil_div(a.max_len, kMinSplit);
-  p.splits = want > most ? most : want;  // both >= 1
+  p.splits = want > most ? most : want;                                 // both >= 1
   p.splits = ceil_div(a.max_len, span_split_len(a.max_len, p.splits));  // none left empty by the granule
   if (p.splits > 1) p.workspace_bytes = int64_t(sizeof(float)) * pairs * p.splits * G * (D + 2);
   return p;
 }
 
 template <typename T, int D, int GM>
-void launch_split(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
-  auto* k = a.variant == DECODE_VARIANT_COOP ? &decode_split_kernel<T, D, GM, true> : &decode_split_kernel<T, D, GM, false>;
+void launch_split(const rlkv_decode_args& a, const launch_plan& p, cudaStream_t st) {
+  auto* k = a.variant == RLKV_DECODE_VARIANT_COOP ? &decode_split_kernel<T, D, GM, true>
+                                                  : &decode_split_kernel<T, D, GM, false>;
   const dim3 grid(unsigned(p.splits), unsigned(a.num_kv_heads), unsigned(a.num_seqs));
   RLKV_LAUNCH(k, grid, dim3(kThreads), p.smem, st, a, static_cast<float*>(a.workspace));
 }
 
 template <typename T, int D>
-void launch_split_d(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
+void launch_split_d(const rlkv_decode_args& a, const launch_plan& p, cudaStream_t st) {
   switch (p.gm) {
-    case 1: launch_split<T, D, 1>(a, p, st); break;
-    case 2: launch_split<T, D, 2>(a, p, st); break;
-    case 4: launch_split<T, D, 4>(a, p, st); break;
-    default: launch_split<T, D, 8>(a, p, st); break;
+    case 1:
+      launch_split<T, D, 1>(a, p, st);
+      break;
+    case 2:
+      launch_split<T, D, 2>(a, p, st);
+      break;
+    case 4:
+      launch_split<T, D, 4>(a, p, st);
+      break;
+    default:
+      launch_split<T, D, 8>(a, p, st);
+      break;
   }
 }
 
 template <typename T>
-kernel_status launch_decode(const decode_attention_args& a, const launch_plan& p, cudaStream_t st) {
+rlkv_status launch_decode(const rlkv_decode_args& a, const launch_plan& p, cudaStream_t st) {
   if (!p.split_kernel) {
     auto* k = &decode_generic_kernel<T>;
 #ifndef RLKV_SIMT_EMU
-    if (p.smem > 48 * 1024 && cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem)) != cudaSuccess)
-      return KERNEL_STATUS_DEVICE_ERROR;
+    if (p.smem > 48 * 1024 &&
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem)) != cudaSuccess)
+      return RLKV_STATUS_DEVICE_ERROR;
 #endif
     RLKV_LAUNCH(k, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), p.smem, st, a);
-    return RLKV_LAUNCH_OK() ? KERNEL_STATUS_OK : KERNEL_STATUS_DEVICE_ERROR;
+    return RLKV_LAUNCH_OK() ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
   }
   switch (a.head_dim) {
-    case 64: launch_split_d<T, 64>(a, p, st); break;
-    case 128: launch_split_d<T, 128>(a, p, st); break;
-    default: launch_split_d<T, 256>(a, p, st); break;
+    case 64:
+      launch_split_d<T, 64>(a, p, st);
+      break;
+    case 128:
+      launch_split_d<T, 128>(a, p, st);
+      break;
+    default:
+      launch_split_d<T, 256>(a, p, st);
+      break;
   }
-  if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
+  if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   if (p.splits > 1) {
     auto* c = &combine_splits_kernel<T>;
     RLKV_LAUNCH(c, dim3(unsigned(a.num_kv_heads), unsigned(a.num_seqs)), dim3(kThreads), 0, st, a, p.splits,
                 static_cast<const float*>(a.workspace));
-    if (!RLKV_LAUNCH_OK()) return KERNEL_STATUS_DEVICE_ERROR;
+    if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   }
-  return KERNEL_STATUS_OK;
+  return RLKV_STATUS_OK;
 }
 
 }  // namespace rlkv_cuda
 
-extern "C" int64_t RLKV_CUDA_FN(decode_attention_cuda_workspace_bytes)(const decode_attention_args* a) {
+extern "C" int64_t RLKV_CUDA_FN(rlkv_decode_attention_cuda_workspace_bytes)(const rlkv_decode_args* a) {
   if (!rlkv_cuda::shape_ok(a)) return 0;
+  if (rlkv_cuda::tc_applies(*a)) return rlkv_cuda::tc_layout(*a, rlkv_cuda::num_sms()).bytes();
   return rlkv_cuda::plan(*a, rlkv_cuda::num_sms()).workspace_bytes;
 }
 
-extern "C" kernel_status RLKV_CUDA_FN(decode_attention_cuda)(const decode_attention_args* a, void* stream) {
+extern "C" rlkv_status RLKV_CUDA_FN(rlkv_decode_attention_cuda)(const rlkv_decode_args* a, void* stream) {
   using namespace rlkv_cuda;
-  if (!shape_ok(a)) return KERNEL_STATUS_BAD_ARGS;
-  if (a->num_seqs == 0) return KERNEL_STATUS_OK;
+  if (!shape_ok(a)) return RLKV_STATUS_BAD_ARGS;
+  if (a->num_seqs == 0) return RLKV_STATUS_OK;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  (void)st;
+  if (tc_applies(*a)) {
+    const int sms = num_sms();
+    if (a->workspace == nullptr || a->workspace_bytes < tc_layout(*a, sms).bytes()) return RLKV_STATUS_BAD_ARGS;
+    return a->dtype == RLKV_DTYPE_BF16 ? tc_launch<__nv_bfloat16>(*a, sms, st) : tc_launch<__half>(*a, sms, st);
+  }
   const int64_t G = a->num_q_heads / a->num_kv_heads;
   const launch_plan p = plan(*a, num_sms());
   if (!p.split_kernel && (a->head_dim > 256 || G * a->head_dim > kGenericMaxGroupDim || G > kThreads))
-    return KERNEL_STATUS_UNSUPPORTED;
+    return RLKV_STATUS_UNSUPPORTED;
   if (p.workspace_bytes > 0 && (a->workspace == nullptr || a->workspace_bytes < p.workspace_bytes))
-    return KERNEL_STATUS_BAD_ARGS;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  (void)st;
+    return RLKV_STATUS_BAD_ARGS;
   switch (a->dtype) {
-    case KV_DTYPE_F32: return launch_decode<float>(*a, p, st);
-    case KV_DTYPE_F16: return launch_decode<__half>(*a, p, st);
-    case KV_DTYPE_BF16: return launch_decode<__nv_bfloat16>(*a, p, st);
-    default: return KERNEL_STATUS_BAD_ARGS;
+    case RLKV_DTYPE_F32:
+      return launch_decode<float>(*a, p, st);
+    case RLKV_DTYPE_F16:
+      return launch_decode<__half>(*a, p, st);
+    case RLKV_DTYPE_BF16:
+      return launch_decode<__nv_bfloat16>(*a, p, st);
+    default:
+      return RLKV_STATUS_BAD_ARGS;
   }
 }
 
-extern "C" kernel_status RLKV_CUDA_FN(kv_write_cuda)(const kv_write_item* items, int64_t n, int64_t head_dim,
-                                                     kv_dtype dtype, void* stream) {
+extern "C" rlkv_status RLKV_CUDA_FN(rlkv_kv_write_cuda)(const rlkv_kv_write_item* items, int64_t n, int64_t head_dim,
+                                                        rlkv_dtype dtype, void* stream) {
   using namespace rlkv_cuda;
-  if (n < 0 || head_dim <= 0 || (n > 0 && items == nullptr) || n > INT32_MAX) return KERNEL_STATUS_BAD_ARGS;
-  if (n == 0) return KERNEL_STATUS_OK;
+  if (n < 0 || head_dim <= 0 || (n > 0 && items == nullptr) || n > INT32_MAX) return RLKV_STATUS_BAD_ARGS;
+  if (n == 0) return RLKV_STATUS_OK;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   (void)st;
   const dim3 grid{unsigned(n)}, block{head_dim >= 128 ? 128u : 32u};
   switch (dtype) {
-    case KV_DTYPE_F32: { auto* k = &kv_write_kernel<float>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
-    case KV_DTYPE_F16: { auto* k = &kv_write_kernel<__half>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
-    case KV_DTYPE_BF16: { auto* k = &kv_write_kernel<__nv_bfloat16>; RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim); break; }
-    default: return KERNEL_STATUS_BAD_ARGS;
+    case RLKV_DTYPE_F32: {
+      auto* k = &kv_write_kernel<float>;
+      RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim);
+      break;
+    }
+    case RLKV_DTYPE_F16: {
+      auto* k = &kv_write_kernel<__half>;
+      RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim);
+      break;
+    }
+    case RLKV_DTYPE_BF16: {
+      auto* k = &kv_write_kernel<__nv_bfloat16>;
+      RLKV_LAUNCH(k, grid, block, 0, st, items, head_dim);
+      break;
+    }
+    default:
+      return RLKV_STATUS_BAD_ARGS;
   }
-  return RLKV_LAUNCH_OK() ? KERNEL_STATUS_OK : KERNEL_STATUS_DEVICE_ERROR;
+  return RLKV_LAUNCH_OK() ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
 }

@@ -1,5 +1,5 @@
 // CUDA_OK(call): for the standalone GPU programs (op tests, benchmarks) that own their process: prints
-// the CUDA error with its place and exits 1. Library code returns kernel_status instead.
+// the CUDA error with its place and exits 1. Library code returns rlkv_status instead.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -7,11 +7,12 @@
 // What it models: threadIdx / blockIdx / blockDim / gridDim, dynamic shared memory (filled with NaN
 // bytes, so reading shared memory before writing it shows up), __syncthreads() (a block barrier that
 // exited threads no longer count for, as on sm_70+), warp shuffles and __syncwarp() (per-warp
-// barriers with an exchange buffer). A barrier that can never complete (threads of one block or warp
-// waiting at different barriers, i.e. divergent __syncthreads / shuffles) aborts the emulation with a
-// message instead of hanging.
-// What it does not model: memory ordering between blocks, timing, the memory hierarchy, alignment
-// faults (a misaligned vector load works here and faults on a GPU), register / shared-memory limits.
+// barriers with an exchange buffer), and a warp all-gather (warp_allgather) on which
+// kernels/cuda_mma.cuh builds its emulation of cp.async, ldmatrix and mma.sync. A barrier that can never complete
+// (threads of one block or warp waiting at different barriers, i.e. divergent __syncthreads / shuffles) aborts the
+// emulation with a message instead of hanging. What it does not model: memory ordering between blocks, timing, the
+// memory hierarchy, alignment faults (a misaligned vector load works here and faults on a GPU), register /
+// shared-memory limits.
 //
 // Include it instead of the CUDA runtime, before the kernel source, in one host-compiled translation
 // unit per program (it defines the switch routine; x86-64 only: System V assembly). Not thread safe:
@@ -76,11 +77,14 @@ struct Fiber {
   bool done = false;
 };
 
+constexpr size_t kGatherBytes = 64;  // the most one lane contributes to a warp_allgather
+
 struct Block {
   uint3 idx{};
   Barrier block_bar;
   std::vector<Barrier> warp_bars;
-  std::vector<uint64_t> exchange;  // [threads]: one shuffle value per thread
+  std::vector<uint64_t> exchange;     // [threads]: one shuffle value per thread
+  std::vector<unsigned char> gather;  // [threads * kGatherBytes]: warp_allgather contributions
   std::vector<unsigned char> smem;
   std::vector<Fiber> fibers;
   size_t current = 0;
@@ -164,6 +168,7 @@ void launch(dim3 grid, dim3 threads, size_t smem_bytes, Kernel kernel, Args... a
         b.warp_bars.resize((n + 31) / 32);
         for (unsigned w = 0; w < b.warp_bars.size(); ++w) b.warp_bars[w].expected = int(std::min(32u, n - 32 * w));
         b.exchange.assign(n, 0);
+        b.gather.assign(size_t(n) * kGatherBytes, 0);
         b.smem.assign(smem_bytes, 0xff);  // NaN floats: uninitialised reads show
         b.body = [&] { kernel(args...); };
         b.fibers.resize(n);
@@ -174,9 +179,9 @@ void launch(dim3 grid, dim3 threads, size_t smem_bytes, Kernel kernel, Args... a
           // with the stack aligned as after a call.
           uintptr_t top = (reinterpret_cast<uintptr_t>(stacks[t].data()) + kStack) & ~uintptr_t(15);
           void** sp = reinterpret_cast<void**>(top);
-          *--sp = nullptr;                                    // entry()'s return address (never used)
-          *--sp = reinterpret_cast<void*>(&entry);            // popped by ret
-          for (int r = 0; r < 6; ++r) *--sp = nullptr;        // rbp rbx r12 r13 r14 r15
+          *--sp = nullptr;                              // entry()'s return address (never used)
+          *--sp = reinterpret_cast<void*>(&entry);      // popped by ret
+          for (int r = 0; r < 6; ++r) *--sp = nullptr;  // rbp rbx r12 r13 r14 r15
           f.sp = sp;
         }
         block() = &b;
@@ -193,8 +198,10 @@ void launch(dim3 grid, dim3 threads, size_t smem_bytes, Kernel kernel, Args... a
             progressed = true;
             if (f.done) --live;
           }
-          if (!progressed) fail("deadlock: threads of a block wait at barriers that cannot complete "
-                                "(divergent __syncthreads or warp shuffle)");
+          if (!progressed)
+            fail(
+                "deadlock: threads of a block wait at barriers that cannot complete "
+                "(divergent __syncthreads or warp shuffle)");
         }
         block() = nullptr;
       }
@@ -220,6 +227,20 @@ T exchange(T v, unsigned src_lane_of_me(unsigned lane, int arg), int arg) {
   T out;
   std::memcpy(&out, &got, sizeof(T));
   return out;
+}
+
+// Every lane of the calling (full) warp contributes `bytes` (<= kGatherBytes) from `mine`; `all`
+// receives the 32 contributions in lane order. Warp-collective, like a shuffle.
+inline void warp_allgather(const void* mine, size_t bytes, void* all) {
+  if (bytes > kGatherBytes) fail("warp_allgather: too many bytes per lane");
+  const unsigned t = linear_tid(), warp = t / 32;
+  Block& b = *block();
+  if (b.warp_bars[warp].expected != 32) fail("warp_allgather needs a full warp");
+  std::memcpy(&b.gather[size_t(t) * kGatherBytes], mine, bytes);
+  arrive_and_wait(b.warp_bars[warp]);
+  for (unsigned l = 0; l < 32; ++l)
+    std::memcpy(static_cast<unsigned char*>(all) + l * bytes, &b.gather[size_t(warp * 32 + l) * kGatherBytes], bytes);
+  arrive_and_wait(b.warp_bars[warp]);
 }
 
 struct ThreadIdx {
@@ -261,14 +282,18 @@ rlkv_emu_switch:
 #define gridDim (emu::grid_dim())
 
 inline void __syncthreads() { emu::arrive_and_wait(emu::block()->block_bar); }
-inline void __syncwarp(unsigned = 0xffffffffu) { emu::arrive_and_wait(emu::block()->warp_bars[emu::linear_tid() / 32]); }
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  emu::arrive_and_wait(emu::block()->warp_bars[emu::linear_tid() / 32]);
+}
 template <class T>
 T __shfl_xor_sync(unsigned, T v, int lane_mask) {
-  return emu::exchange<T>(v, [](unsigned lane, int m) { return lane ^ unsigned(m); }, lane_mask);
+  return emu::exchange<T>(
+      v, [](unsigned lane, int m) { return lane ^ unsigned(m); }, lane_mask);
 }
 template <class T>
 T __shfl_sync(unsigned, T v, int src_lane) {
-  return emu::exchange<T>(v, [](unsigned, int s) { return unsigned(s); }, src_lane);
+  return emu::exchange<T>(
+      v, [](unsigned, int s) { return unsigned(s); }, src_lane);
 }
 inline float __expf(float x) { return std::exp(x); }
 inline float __uint_as_float(unsigned u) {

@@ -6,8 +6,8 @@
 #include <thread>
 
 #include "core/config.h"
-#include "problems/dataset.h"
 #include "core/error.h"
+#include "problems/dataset.h"
 #include "runtime/generator.h"
 
 namespace po = boost::program_options;
@@ -64,6 +64,12 @@ DatasetFields dataset_fields(const Config& cfg) {
   f.answer = cfg.data.answer_field;
   f.solution = cfg.data.solution_field;
   return f;
+}
+
+int actor_thread_share(const Config& cfg, int ranks_on_node) {
+  if (cfg.runtime.threads > 0) return int(cfg.runtime.threads);
+  const int cores = int(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, ranks_on_node * int(std::max<int64_t>(1, cfg.placement.actors))));
 }
 
 int set_intra_op_threads(const Config& cfg, int ranks_on_node) {

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-
 namespace rlkv {
 
 struct ParsedArgs {
@@ -35,6 +34,11 @@ DatasetFields dataset_fields(const Config& cfg);
 // Sets LibTorch's intra-op threads of this process: runtime.threads when given, else the node's cores
 // shared evenly by the `ranks_on_node` ranks on it (at least 1). Returns the count.
 int set_intra_op_threads(const Config& cfg, int ranks_on_node = 1);
+
+// Intra-op threads of each actor thread (runtime/model_thread.h): runtime.threads when given, else
+// the node's cores shared evenly by its `ranks_on_node` ranks and each rank's placement.actors
+// actor threads (at least 1), so that actor threads never oversubscribe the cores.
+int actor_thread_share(const Config& cfg, int ranks_on_node);
 
 int cmd_generate(int argc, char** argv);
 int cmd_score(int argc, char** argv);

@@ -49,15 +49,15 @@ int cmd_actor(int argc, char** argv) {
   std::signal(SIGTERM, on_actor_signal);
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
-  const std::string actor_id =
-      args.vm.count("id") ? args.vm["id"].as<std::string>() : "elastic-" + std::string(host) + "-" + std::to_string(getpid());
+  const std::string actor_id = args.vm.count("id") ? args.vm["id"].as<std::string>()
+                                                   : "elastic-" + std::string(host) + "-" + std::to_string(getpid());
 
   auto local = local_collectives();
   TrainSetup setup = make_train_setup(cfg, *local);
   ActorRoleOptions o = setup.actor;
   o.id.run_id.clear();  // join whatever run publishes on the endpoint
   o.actor_id = actor_id;
-  o.sync = false;       // elastic actors never wait for a version
+  o.sync = false;  // elastic actors never wait for a version
   o.elastic = true;
   if (args.vm.count("halt-after-groups")) o.halt_after_groups = args.vm["halt-after-groups"].as<int64_t>();
   if (args.vm.count("halt-marker")) o.halt_marker = args.vm["halt-marker"].as<std::string>();

@@ -28,7 +28,8 @@ std::vector<double> parse_list(const std::string& s, const char* what) {
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const double v = std::strtod(item.c_str(), &end);
-    RLKV_CHECK(end && *end == '\0' && !item.empty() && v >= 0 && v <= 1, what, ": '", item, "' is not a number in [0, 1]");
+    RLKV_CHECK(end && *end == '\0' && !item.empty() && v >= 0 && v <= 1, what, ": '", item,
+               "' is not a number in [0, 1]");
     out.push_back(v);
   }
   RLKV_CHECK(!out.empty(), what, ": empty list");
@@ -39,36 +40,37 @@ std::vector<double> parse_list(const std::string& s, const char* what) {
 
 int cmd_eval(int argc, char** argv) {
   po::options_description desc("rlkv eval options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("config", po::value<std::string>(), "INI config file")
-      ("model", po::value<std::string>(), "model directory (model.path)")
-      ("data", po::value<std::string>(), "problems, JSONL {id, prompt, answer}")
-      ("method", po::value<std::string>()->default_value("full"), "full | rlkv | random | streaming | single-head")
-      ("mask", po::value<std::string>(), "rlkv: head scores (adapter_weights.tsv / full_attention_heads.tsv or a directory)")
-      ("sparsity", po::value<std::string>(), "rlkv / random: fractions of KV heads compressed, e.g. 0.25,0.5,0.75")
-      ("seeds", po::value<int64_t>()->default_value(5), "random: masks per sparsity")
-      ("task", po::value<std::string>(), "answer checking: toy | math (default: the model directory's rlkv_task, else math)")
-      ("limit", po::value<int64_t>()->default_value(0), "use the first N problems (0 = all)")
-      ("output", po::value<std::string>(), "write results as JSON")
-      ("scores-out", po::value<std::string>(), "single-head: write the accuracy drops as DIR/adapter_weights.tsv")
-      ("sink", po::value<int64_t>(), "cache.sink")
-      ("window", po::value<int64_t>(), "cache.window")
-      ("max-new-tokens", po::value<int64_t>(), "rollout.max_new_tokens")
-      ("max-batch", po::value<int64_t>(), "runtime.max_batch")
-      ("threads", po::value<int64_t>(), "runtime.threads")
-      ("raw", "do not apply model.prompt_template");
+  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI config file")(
+      "model", po::value<std::string>(), "model directory (model.path)")("data", po::value<std::string>(),
+                                                                         "problems, JSONL {id, prompt, answer}")(
+      "method", po::value<std::string>()->default_value("full"), "full | rlkv | random | streaming | single-head")(
+      "mask", po::value<std::string>(),
+      "rlkv: head scores (adapter_weights.tsv / full_attention_heads.tsv or a directory)")(
+      "sparsity", po::value<std::string>(), "rlkv / random: fractions of KV heads compressed, e.g. 0.25,0.5,0.75")(
+      "seeds", po::value<int64_t>()->default_value(5), "random: masks per sparsity")(
+      "task", po::value<std::string>(),
+      "answer checking: toy | math (default: the model directory's rlkv_task, else math)")(
+      "limit", po::value<int64_t>()->default_value(0), "use the first N problems (0 = all)")(
+      "output", po::value<std::string>(), "write results as JSON")(
+      "scores-out", po::value<std::string>(), "single-head: write the accuracy drops as DIR/adapter_weights.tsv")(
+      "sink", po::value<int64_t>(), "cache.sink")("window", po::value<int64_t>(), "cache.window")(
+      "max-new-tokens", po::value<int64_t>(), "rollout.max_new_tokens")(
+      "max-batch", po::value<int64_t>(), "runtime.max_batch")("threads", po::value<int64_t>(), "runtime.threads")(
+      "raw", "do not apply model.prompt_template");
   ParsedArgs args = parse_args(argc, argv, desc);
   const auto& vm = args.vm;
   if (vm.count("help")) {
-    std::cout << "usage: rlkv eval --model DIR --data FILE.jsonl --method M [options] [--section.key=value ...]\n" << desc;
+    std::cout << "usage: rlkv eval --model DIR --data FILE.jsonl --method M [options] [--section.key=value ...]\n"
+              << desc;
     return 0;
   }
   auto flag = [&](const char* name, const char* key) {
     if (!vm.count(name)) return;
     const auto& v = vm[name].value();
-    if (auto* p = boost::any_cast<std::string>(&v)) args.overrides.push_back(std::string(key) + "=" + *p);
-    else if (auto* i = boost::any_cast<int64_t>(&v)) args.overrides.push_back(std::string(key) + "=" + std::to_string(*i));
+    if (auto* p = boost::any_cast<std::string>(&v))
+      args.overrides.push_back(std::string(key) + "=" + *p);
+    else if (auto* i = boost::any_cast<int64_t>(&v))
+      args.overrides.push_back(std::string(key) + "=" + std::to_string(*i));
   };
   flag("model", "model.path");
   flag("sink", "cache.sink");
@@ -119,9 +121,13 @@ int cmd_eval(int argc, char** argv) {
   if (vm.count("scores-out"))
     write_single_head_scores(vm["scores-out"].as<std::string>(), rows, mc.num_layers, mc.num_kv_heads);
   if (vm.count("output")) {
-    nlohmann::json j = {{"model", cfg.model.path}, {"data", vm["data"].as<std::string>()},
-                        {"problems", int64_t(problems.size())}, {"sink", cfg.cache.sink}, {"window", cfg.cache.window},
-                        {"max_new_tokens", cfg.rollout.max_new_tokens}, {"method", req.method},
+    nlohmann::json j = {{"model", cfg.model.path},
+                        {"data", vm["data"].as<std::string>()},
+                        {"problems", int64_t(problems.size())},
+                        {"sink", cfg.cache.sink},
+                        {"window", cfg.cache.window},
+                        {"max_new_tokens", cfg.rollout.max_new_tokens},
+                        {"method", req.method},
                         {"rows", nlohmann::json::array()}};
     for (const EvalRow& r : rows) j["rows"].push_back(eval_row_json(r));
     write_file_atomic(vm["output"].as<std::string>(), j.dump(2) + "\n");

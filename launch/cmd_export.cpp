@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "core/error.h"
-#include "masks/mask_export.h"
 #include "launch/cli.h"
+#include "masks/mask_export.h"
 #include "masks/mask_spec.h"
 #include "runtime/model_config.h"
 
@@ -24,8 +24,8 @@ int cmd_export(int argc, char** argv) {
       "format", po::value(&format), "rlkv-sglang | duo | json | layers")(
       "sparsity", po::value(&sparsity)->default_value(0.5), "fraction of KV heads compressed (json, layers)")(
       "output", po::value(&output), "output directory (rlkv-sglang, duo) or file (json, layers)")(
-      "sink", po::value(&sink), "S, when the source does not record it")(
-      "window", po::value(&window), "W, when the source does not record it")(
+      "sink", po::value(&sink), "S, when the source does not record it")("window", po::value(&window),
+                                                                         "W, when the source does not record it")(
       "model", po::value(&model_dir), "model directory: names the model and gives head_dim for kv_bytes_per_token")(
       "kv-bytes", po::value(&bytes)->default_value(2), "bytes per KV element of the engine (kv_bytes_per_token)")(
       "max-seq-len", po::value(&max_len)->default_value(131072), "window of a full layer (layers format)");
@@ -68,9 +68,10 @@ int cmd_export(int argc, char** argv) {
     export_json(output, s, keep, info);
   } else {
     const double realised = export_layers(output, s, keep, info);
-    std::printf("per-head sparsity %.3f (%lld of %lld KV heads compressed) -> per-layer realised sparsity %.3f "
-                "(layers whose every KV head is compressed slide; the others keep full caches)\n",
-                sparsity, (long long)compressed, (long long)keep.size(), realised);
+    std::printf(
+        "per-head sparsity %.3f (%lld of %lld KV heads compressed) -> per-layer realised sparsity %.3f "
+        "(layers whose every KV head is compressed slide; the others keep full caches)\n",
+        sparsity, (long long)compressed, (long long)keep.size(), realised);
   }
   std::fprintf(stderr, "wrote %s (%s, %lld x %lld heads, %lld compressed at sparsity %.3f)\n", output.c_str(),
                format.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads, (long long)compressed, sparsity);

@@ -45,8 +45,8 @@ int cmd_inspect(int argc, char** argv) {
   const size_t steps = h.step.size(), k = std::min<size_t>(10, steps);
   const double reward_first = mean_of(h.reward_mean, 0, k), reward_last = mean_of(h.reward_mean, steps - k, steps);
   auto head_json = [&](size_t i) {
-    return nlohmann::json{{"layer", int64_t(i) / s.num_kv_heads}, {"kv_head", int64_t(i) % s.num_kv_heads},
-                          {"keep_prob", p[i]}};
+    return nlohmann::json{
+        {"layer", int64_t(i) / s.num_kv_heads}, {"kv_head", int64_t(i) % s.num_kv_heads}, {"keep_prob", p[i]}};
   };
   nlohmann::json top_heads = nlohmann::json::array(), bottom_heads = nlohmann::json::array();
   for (size_t i = 0; i < std::min<size_t>(size_t(top), n); ++i) top_heads.push_back(head_json(order[i]));
@@ -77,11 +77,14 @@ int cmd_inspect(int argc, char** argv) {
               s.run_id.c_str(), s.model.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads);
   std::printf("cache        sink %lld, window %lld\nstep         %lld (policy version %lld)\n", (long long)s.sink,
               (long long)s.window, (long long)s.step, (long long)s.policy_version);
-  std::printf("sparsity     %.3f expected (1 - mean keep probability); penalty weight %.4f\n", sparsity, s.penalty_beta);
+  std::printf("sparsity     %.3f expected (1 - mean keep probability); penalty weight %.4f\n", sparsity,
+              s.penalty_beta);
   if (steps)
-    std::printf("reward       %.3f over the first %zu steps -> %.3f over the last %zu\n", reward_first, k, reward_last, k);
+    std::printf("reward       %.3f over the first %zu steps -> %.3f over the last %zu\n", reward_first, k, reward_last,
+                k);
   std::printf("top heads    ");
-  for (const auto& t : top_heads) std::printf(" L%lld.H%lld=%.3f", (long long)t["layer"], (long long)t["kv_head"], double(t["keep_prob"]));
+  for (const auto& t : top_heads)
+    std::printf(" L%lld.H%lld=%.3f", (long long)t["layer"], (long long)t["kv_head"], double(t["keep_prob"]));
   std::printf("\nbottom heads ");
   for (const auto& t : bottom_heads)
     std::printf(" L%lld.H%lld=%.3f", (long long)t["layer"], (long long)t["kv_head"], double(t["keep_prob"]));

@@ -42,15 +42,19 @@ void report(const PrepareResult& r, const LoadedProblems& data, const PrepareOpt
 
 int cmd_prepare(int argc, char** argv) {
   po::options_description desc("rlkv prepare options");
-  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI config (model, data, rollout, prepare)")(
-      "input", po::value<std::string>(), "candidate problems, JSONL")("output", po::value<std::string>(), "kept problems, JSONL");
+  desc.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                 "INI config (model, data, rollout, prepare)")(
+      "input", po::value<std::string>(), "candidate problems, JSONL")("output", po::value<std::string>(),
+                                                                      "kept problems, JSONL");
   ParsedArgs args = parse_args(argc, argv, desc);
   if (args.vm.count("help")) {
-    std::cout << "usage: rlkv prepare --config FILE --input IN.jsonl --output OUT.jsonl [--section.key=value ...]\n" << desc;
+    std::cout << "usage: rlkv prepare --config FILE --input IN.jsonl --output OUT.jsonl [--section.key=value ...]\n"
+              << desc;
     return 0;
   }
   RLKV_CHECK(args.vm.count("config"), "rlkv prepare needs --config FILE");
-  RLKV_CHECK(args.vm.count("input") && args.vm.count("output"), "rlkv prepare needs --input IN.jsonl and --output OUT.jsonl");
+  RLKV_CHECK(args.vm.count("input") && args.vm.count("output"),
+             "rlkv prepare needs --input IN.jsonl and --output OUT.jsonl");
   const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
   const std::string input = args.vm["input"].as<std::string>(), output = args.vm["output"].as<std::string>();
   RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");

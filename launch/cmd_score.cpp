@@ -4,19 +4,18 @@
 // (other fields are kept). Output: the same lines, fields and order kept, with "correct", "excess",
 // "reward" and "extracted" added (rewards/reward.h). A bad line (not JSON, a missing or ill-typed
 // field) is reported on stderr as FILE:LINE and skipped; with --strict the first one fails the command
-// (exit 2, one line naming the file and line). Blank lines are ignored. The output is written to a
-// temporary file next to it and renamed at the end, so it is never seen half-written.
-#include <unistd.h>
-
+// (exit 2, one line naming the file and line). Blank lines are ignored. The output is written
+// durably (core/durable_file.h): it is never seen half-written, and a failed run leaves it untouched.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/durable_file.h"
 #include "core/error.h"
+#include "core/finish_reason.h"
 #include "launch/cli.h"
 #include "rewards/reward.h"
 
@@ -28,32 +27,21 @@ namespace {
 
 constexpr int kMaxReportedBadLines = 20;
 
-// Removes the temporary output unless commit() renamed it into place.
-class TempOutput {
- public:
-  explicit TempOutput(const std::string& final_path)
-      : final_(final_path), tmp_(final_path + ".tmp." + std::to_string(::getpid())) {}
-  ~TempOutput() {
-    if (!committed_) std::remove(tmp_.c_str());
-  }
-  const std::string& path() const { return tmp_; }
-  void commit() {
-    std::error_code ec;
-    std::filesystem::rename(tmp_, final_, ec);
-    if (ec) throw std::runtime_error(str_cat(final_, ": cannot rename ", tmp_, " into place: ", ec.message()));
-    committed_ = true;
-  }
-
- private:
-  std::string final_, tmp_;
-  bool committed_ = false;
-};
-
 struct Rollout {
   std::string response, answer, finish_reason;
   int64_t length = 0;
   double ref_len = 0;
 };
+
+// What a line with a bad finish_reason is told: the list of valid names, quoted.
+std::string finish_reason_problem() {
+  std::string names;
+  for (const FinishReason r : kFinishReasons) {
+    if (!names.empty()) names += ", ";
+    names += str_cat('"', finish_reason_name(r), '"');
+  }
+  return "field 'finish_reason' must be one of " + names;
+}
 
 // Checks the fields of one parsed line; returns "" when fine, else what is wrong.
 std::string read_rollout(const Json& j, Rollout* r) {
@@ -64,17 +52,20 @@ std::string read_rollout(const Json& j, Rollout* r) {
   if (!(id.is_string() || id.is_number_integer())) return "field 'id' must be a string or an integer";
   if (!j["response"].is_string()) return "field 'response' must be a string";
   const Json& answer = j["answer"];
-  if (answer.is_string()) r->answer = answer.get<std::string>();
-  else if (answer.is_number()) r->answer = answer.dump();
-  else return "field 'answer' must be a string or a number";
+  if (answer.is_string())
+    r->answer = answer.get<std::string>();
+  else if (answer.is_number())
+    r->answer = answer.dump();
+  else
+    return "field 'answer' must be a string or a number";
   const Json& length = j["length"];
   if (!length.is_number_integer() || (!length.is_number_unsigned() && length.get<int64_t>() < 0))
     return "field 'length' must be an integer >= 0 (tokens)";
   const Json& ref_len = j["ref_len"];
   if (!ref_len.is_number() || !(ref_len.get<double>() >= 0) || !std::isfinite(ref_len.get<double>()))
     return "field 'ref_len' must be a number >= 0 (tokens; 0 = unknown)";
-  if (!j["finish_reason"].is_string() || !known_finish_reason(j["finish_reason"].get<std::string>()))
-    return "field 'finish_reason' must be one of \"eos\", \"stop\", \"length\", \"repetition\"";
+  if (!j["finish_reason"].is_string() || !is_valid_finish_reason(j["finish_reason"].get<std::string>()))
+    return finish_reason_problem();
   r->response = j["response"].get<std::string>();
   r->length = length.is_number_unsigned() ? int64_t(std::min<uint64_t>(length.get<uint64_t>(), uint64_t(INT64_MAX)))
                                           : length.get<int64_t>();
@@ -87,16 +78,15 @@ std::string read_rollout(const Json& j, Rollout* r) {
 
 int cmd_score(int argc, char** argv) {
   po::options_description desc("rlkv score options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("input", po::value<std::string>(), "rollouts, JSONL: {id, response, answer, length, ref_len, finish_reason}")
-      ("output", po::value<std::string>(), "scored JSONL: each line with correct, excess, reward, extracted added")
-      ("task", po::value<std::string>()->default_value("math"), "toy (integer after the last A:) | math")
-      ("strict", "fail (exit 2) on the first bad line instead of skipping it")
-      ("slack", po::value<double>()->default_value(kDefaultSlack), "free length beyond ref_len, as a fraction of it")
-      ("lambda-len", po::value<double>()->default_value(kDefaultLambdaLen), "weight of the excess-length penalty")
-      ("work-budget", po::value<int64_t>()->default_value(RewardOptions().work_budget),
-       "work steps allowed per response (rewards/work_budget.h)");
+  desc.add_options()("help,h", "show this help")(
+      "input", po::value<std::string>(), "rollouts, JSONL: {id, response, answer, length, ref_len, finish_reason}")(
+      "output", po::value<std::string>(), "scored JSONL: each line with correct, excess, reward, extracted added")(
+      "task", po::value<std::string>()->default_value("math"), "toy (integer after the last A:) | math")(
+      "strict", "fail (exit 2) on the first bad line instead of skipping it")(
+      "slack", po::value<double>()->default_value(kDefaultSlack), "free length beyond ref_len, as a fraction of it")(
+      "lambda-len", po::value<double>()->default_value(kDefaultLambdaLen), "weight of the excess-length penalty")(
+      "work-budget", po::value<int64_t>()->default_value(RewardOptions().work_budget),
+      "work steps allowed per response (rewards/work_budget.h)");
   const ParsedArgs args = parse_args(argc, argv, desc);
   const auto& vm = args.vm;
   if (vm.count("help")) {
@@ -123,9 +113,7 @@ int cmd_score(int argc, char** argv) {
 
   std::ifstream in(input, std::ios::binary);
   RLKV_CHECK(in, input, ": cannot open for reading");
-  TempOutput tmp(output);
-  std::ofstream out(tmp.path(), std::ios::binary | std::ios::trunc);
-  RLKV_CHECK(out, output, ": cannot open ", tmp.path(), " for writing");
+  DurableFileWriter out(output);
 
   int64_t line_no = 0, scored = 0, bad = 0, correct = 0, budget_hits = 0;
   double reward_sum = 0;
@@ -145,7 +133,8 @@ int cmd_score(int argc, char** argv) {
     }
     if (!why.empty()) {
       RLKV_CHECK(!strict, input, ":", line_no, ": ", why);
-      if (bad < kMaxReportedBadLines) std::fprintf(stderr, "rlkv score: %s:%lld: %s (skipped)\n", input.c_str(), (long long)line_no, why.c_str());
+      if (bad < kMaxReportedBadLines)
+        std::fprintf(stderr, "rlkv score: %s:%lld: %s (skipped)\n", input.c_str(), (long long)line_no, why.c_str());
       ++bad;
       continue;
     }
@@ -155,22 +144,21 @@ int cmd_score(int argc, char** argv) {
     j["excess"] = s.excess;
     j["reward"] = s.reward;
     j["extracted"] = s.extracted;
-    out << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
+    out.append(j.dump(-1, ' ', false, Json::error_handler_t::replace) + '\n');
     ++scored;
     correct += s.correct ? 1 : 0;
     budget_hits += s.budget_hit || ref.budget_hit ? 1 : 0;
     reward_sum += s.reward;
   }
   RLKV_CHECK(!in.bad(), input, ": read error after line ", line_no);
-  out.flush();
-  out.close();
-  if (!out) throw std::runtime_error(str_cat(output, ": write failed (", tmp.path(), ")"));
-  tmp.commit();
+  out.commit();
   if (bad > kMaxReportedBadLines)
     std::fprintf(stderr, "rlkv score: ... %lld more bad lines not shown\n", (long long)(bad - kMaxReportedBadLines));
-  std::fprintf(stderr, "rlkv score: %lld scored (%lld correct, mean reward %.4f), %lld bad lines skipped, %lld work-budget hits -> %s\n",
-               (long long)scored, (long long)correct, scored ? reward_sum / double(scored) : 0.0, (long long)bad,
-               (long long)budget_hits, output.c_str());
+  std::fprintf(
+      stderr,
+      "rlkv score: %lld scored (%lld correct, mean reward %.4f), %lld bad lines skipped, %lld work-budget hits -> %s\n",
+      (long long)scored, (long long)correct, scored ? reward_sum / double(scored) : 0.0, (long long)bad,
+      (long long)budget_hits, output.c_str());
   return 0;
 }
 

@@ -23,7 +23,6 @@ void add_task_options(po::options_description& d, ToyTaskOptions& t) {
       "num-max", po::value(&t.num_max)->default_value(t.num_max), "largest operand");
 }
 
-
 int toy_data(int argc, char** argv) {
   ToyTaskOptions t;
   int64_t n = 0, seed = 0;
@@ -83,7 +82,8 @@ int toy_train(int argc, char** argv) {
 }  // namespace
 
 int cmd_toy(int argc, char** argv) {
-  const char* usage = "usage: rlkv toy data --n N --seed S --output FILE.jsonl | rlkv toy train --output DIR [options]\n";
+  const char* usage =
+      "usage: rlkv toy data --n N --seed S --output FILE.jsonl | rlkv toy train --output DIR [options]\n";
   RLKV_CHECK(argc >= 2, "rlkv toy needs a subcommand (data or train)");
   const std::string sub = argv[1];
   if (sub == "--help" || sub == "-h") {

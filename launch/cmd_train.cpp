@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <chrono>
+#include <csignal>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -21,15 +22,15 @@
 #include <thread>
 
 #include "actors/actor_role.h"
+#include "comm/collectives.h"
 #include "core/config.h"
-#include "problems/dataset.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/cli.h"
-#include "launch/train_setup.h"
-#include "comm/collectives.h"
 #include "launch/tp_setup.h"
+#include "launch/train_setup.h"
 #include "learner/learner_role.h"
+#include "problems/dataset.h"
 #include "rewards/reward_role.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -49,29 +50,209 @@ Role role_of(int rank, int size, const PlacementOptions& p) {
   return Role::kActor;
 }
 
-// Runs `f` on a thread; an exception stops the whole run and is rethrown by join().
-class RoleThread {
- public:
-  template <typename F>
-  explicit RoleThread(F f) {
-    t_ = std::thread([this, f]() mutable {
-      try {
-        f();
-      } catch (...) {
-        error_ = std::current_exception();
-        run_stop_flag().store(true);
-      }
+// Joins every thread, then rethrows the first thread's error (in start order), if any.
+void join_all(std::deque<RoleThread>& threads) {
+  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    if (t.error()) std::rethrow_exception(t.error());
+}
+
+// The single-process layout's sockets bound: inproc:// for the role threads, and tcp:// on
+// placement.bind_address for elastic actors (OUTPUT_DIR/endpoints.json and a log line say where).
+RunEndpoints bind_single_process(Publisher& pub, Puller& scored, Puller& rollouts, const Config& cfg,
+                                 const std::string& config_path, TrainSetup& setup) {
+  RunEndpoints ep;
+  ep.policy = pub.bind("inproc://rlkv-policy");
+  ep.scored = scored.bind("inproc://rlkv-scored");
+  ep.rollouts = {rollouts.bind("inproc://rlkv-rollouts")};
+  // Elastic actors (`rlkv actor --connect`) join over tcp.
+  const std::string tcp_policy = pub.bind(tcp_endpoint(cfg.placement.bind_address));
+  const std::string tcp_rollouts = rollouts.bind(tcp_endpoint(cfg.placement.bind_address));
+  setup.learner.rollouts_endpoint = tcp_rollouts;
+  write_endpoints_file(cfg.train.output_dir, tcp_policy, {tcp_rollouts});
+  log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " + config_path +
+           " --connect " + tcp_policy);
+  return ep;
+}
+
+// Every role as threads of this process: one reward worker, placement.actors actor threads, the
+// learner on this thread. Returns the exit status (1 when interrupted by a signal).
+int run_single_process(const Config& cfg, const std::string& config_path, Collectives& world, TrainSetup& setup) {
+  RLKV_CHECK(cfg.actor.tensor_parallel == 1, "actor.tensor_parallel = ", cfg.actor.tensor_parallel,
+             " needs mpirun (launch/mpirun.sh -np learners + reward workers + a multiple of it)");
+  Context ctx;
+  Publisher pub(ctx);
+  Puller scored(ctx), rollouts(ctx);
+  const RunEndpoints ep = bind_single_process(pub, scored, rollouts, cfg, config_path, setup);
+  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
+  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+  std::deque<RoleThread> threads;
+  threads.emplace_back([&] { run_reward_role(ctx, rollouts, ep, setup.id, setup.reward); });
+  for (int64_t a = 0; a < cfg.placement.actors; ++a) {
+    threads.emplace_back([&, a] {
+      ActorRoleOptions ao = setup.actor;
+      ao.actor.generation.num_threads = actor_thread_share(cfg, 1);
+      ao.index = a;
+      ao.num_actors = cfg.placement.actors;
+      ao.actor_id = "actor-" + std::to_string(a);
+      run_actor_role(ctx, ep, model, tok, setup.problems, ao);
     });
   }
-  void join() {
-    if (t_.joinable()) t_.join();
+  std::exception_ptr learner_error;
+  LearnerRoleResult res;
+  try {
+    res = run_learner_role(&pub, &scored, world, setup.learner);
+  } catch (...) {
+    learner_error = std::current_exception();
   }
-  std::exception_ptr error() const { return error_; }
+  run_stop_flag().store(true);  // roles that missed the stop policy (e.g. after an error) stop too
+  for (auto& t : threads) t.join();
+  if (learner_error) std::rethrow_exception(learner_error);
+  join_all(threads);
+  report_train_result(res, setup);
+  return res.interrupted ? 1 : 0;
+}
 
- private:
-  std::thread t_;
-  std::exception_ptr error_;
+// The sockets a rank binds under mpirun: learner rank 0 the policy publisher and the scored-group
+// puller, a reward worker its rollout puller; every rank then learns every endpoint (allgather).
+RunEndpoints exchange_endpoints(Collectives& world, Role role, const Config& cfg, Context& ctx,
+                                std::unique_ptr<Publisher>& pub, std::unique_ptr<Puller>& pull) {
+  const int rank = world.rank();
+  nlohmann::json mine = {{"rank", rank}, {"role", int(role)}};
+  if (role == Role::kLearner && rank == 0) {
+    pub = std::make_unique<Publisher>(ctx);
+    pull = std::make_unique<Puller>(ctx);
+    mine["policy"] = pub->bind(tcp_endpoint(cfg.placement.bind_address));
+    mine["scored"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+  } else if (role == Role::kReward) {
+    pull = std::make_unique<Puller>(ctx);
+    mine["rollouts"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+  }
+  RunEndpoints ep;
+  for (const auto& s : world.allgather(mine.dump())) {
+    auto j = nlohmann::json::parse(s);
+    if (j.contains("policy")) ep.policy = j["policy"];
+    if (j.contains("scored")) ep.scored = j["scored"];
+    if (j.contains("rollouts")) ep.rollouts.push_back(j["rollouts"]);
+  }
+  return ep;
+}
+
+// The actor ranks cut into tensor-parallel groups (every rank takes part in the collectives).
+struct ActorGroups {
+  std::shared_ptr<Collectives> ranks;  // all actor ranks (color 1) or all others (color 0)
+  std::shared_ptr<Collectives> node;   // this node's ranks of `ranks`
+  std::shared_ptr<Collectives> group;  // this rank's group (actor ranks), or all non-actor ranks
+  int num_groups = 0, group_index = 0;
 };
+
+// Actor groups: the actor ranks of each node, in rank order, form groups of actor.tensor_parallel
+// ranks (a group never spans nodes: its collectives run after every layer). The node's actor ranks
+// also share one reader with model.load = broadcast.
+ActorGroups form_actor_groups(Collectives& world, bool is_actor, int tp) {
+  const int rank = world.rank();
+  ActorGroups g;
+  g.ranks = world.split(is_actor ? 1 : 0);
+  g.node = g.ranks->split_node();
+  // This rank's group leader (the node's actor ranks in rank order, cut into runs of tp), shared
+  // with every rank so that every rank refuses a bad layout alike and numbers the groups alike.
+  const std::vector<std::string> members = g.node->allgather(std::to_string(rank));
+  const int node_rank = g.node->rank(), node_size = g.node->size();
+  const int leader = std::stoi(members[size_t(node_rank / tp * tp)]);
+  const std::vector<std::string> seen =
+      world.allgather(is_actor ? std::to_string(leader) + " " + std::to_string(node_size) : std::string("-"));
+  std::vector<int> leaders;
+  for (const auto& e : seen) {
+    if (e == "-") continue;
+    const int n = std::stoi(e.substr(e.find(' ') + 1));
+    RLKV_CHECK(n % tp == 0, "a node has ", n,
+               " actor rank(s), which cannot form groups of "
+               "actor.tensor_parallel = ",
+               tp,
+               " (groups never span nodes; on one node, mpirun -np must be "
+               "learners + reward workers + a multiple of ",
+               tp, ")");
+    leaders.push_back(std::stoi(e.substr(0, e.find(' '))));
+  }
+  std::sort(leaders.begin(), leaders.end());
+  leaders.erase(std::unique(leaders.begin(), leaders.end()), leaders.end());
+  g.num_groups = int(leaders.size());
+  g.group_index = int(std::lower_bound(leaders.begin(), leaders.end(), leader) - leaders.begin());
+  g.group = world.split(is_actor ? 1 + leader : 0);
+  return g;
+}
+
+// An actor rank: a group's leader runs placement.actors actor threads (numbered across the job),
+// the other ranks of its group follow it through the model's tensor collectives.
+void run_actor_rank(Context& ctx, const RunEndpoints& ep, const Config& cfg, const TrainSetup& setup,
+                    const ActorGroups& groups, int rank) {
+  const int tp = int(cfg.actor.tensor_parallel);
+  const Model model = load_group_model(cfg, groups.group, groups.node);
+  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+  ActorRoleOptions ao = setup.actor;
+  ao.actor.generation.num_threads = actor_thread_share(cfg, groups.node->size());
+  std::deque<RoleThread> threads;
+  if (groups.group->rank() > 0) {
+    threads.emplace_back([&] { run_actor_follower(*groups.group, model, tok, setup.problems, ao.actor); });
+  } else {
+    // Each actor group runs placement.actors actor threads; actor index across the job.
+    for (int64_t a = 0; a < cfg.placement.actors; ++a) {
+      threads.emplace_back([&, a] {
+        ActorRoleOptions o = ao;
+        o.num_actors = int64_t(groups.num_groups) * cfg.placement.actors;
+        o.index = int64_t(groups.group_index) * cfg.placement.actors + a;
+        o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
+        if (tp > 1) o.group = groups.group;
+        run_actor_role(ctx, ep, model, tok, setup.problems, o);
+      });
+    }
+  }
+  join_all(threads);
+}
+
+// Under mpirun: ranks [0, placement.learners) learners, the last placement.reward_workers ranks
+// reward workers, the ranks between them actors. Returns 0; an error or a signal throws.
+int run_under_mpirun(const Config& cfg, const std::string& config_path, Collectives& world, TrainSetup& setup) {
+  const int rank = world.rank(), size = world.size();
+  RLKV_CHECK(size >= cfg.placement.learners + cfg.placement.reward_workers + 1, "mpirun -np ", size,
+             " is too few ranks for ", cfg.placement.learners, " learner(s), ", cfg.placement.reward_workers,
+             " reward worker(s) and at least one actor");
+  const Role role = role_of(rank, size, cfg.placement);
+  Context ctx;
+  std::unique_ptr<Publisher> pub;
+  std::unique_ptr<Puller> pull;
+  const RunEndpoints ep = exchange_endpoints(world, role, cfg, ctx, pub, pull);
+  setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
+  auto learner_comm = world.split(role == Role::kLearner ? 0 : 1);
+  const int tp = int(cfg.actor.tensor_parallel);
+  RLKV_CHECK(tp == 1 || cfg.placement.actors == 1, "actor.tensor_parallel = ", tp,
+             " needs placement.actors = 1 (a tensor-parallel group runs one actor)");
+  const ActorGroups actor_groups = form_actor_groups(world, role == Role::kActor, tp);
+  if (rank == 0) {
+    write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
+    log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
+             "rlkv actor --config " + config_path + " --connect " + ep.policy);
+  }
+  std::exception_ptr error;
+  try {
+    if (role == Role::kLearner) {
+      LearnerRoleResult res = run_learner_role(pub.get(), pull.get(), *learner_comm, setup.learner);
+      if (rank == 0) report_train_result(res, setup);
+      if (res.interrupted) throw std::runtime_error("training interrupted by a signal");
+    } else if (role == Role::kReward) {
+      run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
+    } else {
+      run_actor_rank(ctx, ep, cfg, setup, actor_groups, rank);
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  pub.reset();
+  pull.reset();
+  if (error) std::rethrow_exception(error);
+  world.barrier();
+  return 0;
+}
 
 }  // namespace
 
@@ -85,7 +266,8 @@ int cmd_train(int argc, char** argv) {
     return 0;
   }
   RLKV_CHECK(args.vm.count("config"), "rlkv train needs --config FILE (e.g. configs/toy.ini)");
-  const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
+  const std::string config_path = args.vm["config"].as<std::string>();
+  const Config cfg = load_config(config_path, args.overrides);
   const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
 
   MpiSession mpi(nullptr, nullptr);
@@ -95,157 +277,8 @@ int cmd_train(int argc, char** argv) {
 
   TrainSetup setup = make_train_setup(cfg, *world);
   setup.learner.resume = resume;
-  const int rank = world->rank(), size = world->size();
-
-  if (size == 1) {
-    RLKV_CHECK(cfg.actor.tensor_parallel == 1, "actor.tensor_parallel = ", cfg.actor.tensor_parallel,
-               " needs mpirun (launch/mpirun.sh -np learners + reward workers + a multiple of it)");
-    Context ctx;
-    Publisher pub(ctx);
-    Puller scored(ctx), rollouts(ctx);
-    RunEndpoints ep;
-    ep.policy = pub.bind("inproc://rlkv-policy");
-    ep.scored = scored.bind("inproc://rlkv-scored");
-    ep.rollouts = {rollouts.bind("inproc://rlkv-rollouts")};
-    // Elastic actors (`rlkv actor --connect`) join over tcp.
-    const std::string tcp_policy = pub.bind(tcp_endpoint(cfg.placement.bind_address));
-    const std::string tcp_rollouts = rollouts.bind(tcp_endpoint(cfg.placement.bind_address));
-    setup.learner.rollouts_endpoint = tcp_rollouts;
-    write_endpoints_file(cfg.train.output_dir, tcp_policy, {tcp_rollouts});
-    log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " +
-             args.vm["config"].as<std::string>() + " --connect " + tcp_policy);
-
-    const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
-    const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
-    std::vector<RoleThread> threads;
-    threads.emplace_back([&] { run_reward_role(ctx, rollouts, ep, setup.id, setup.reward); });
-    for (int64_t a = 0; a < cfg.placement.actors; ++a) {
-      threads.emplace_back([&, a] {
-        ActorRoleOptions ao = setup.actor;
-        ao.index = a;
-        ao.num_actors = cfg.placement.actors;
-        ao.actor_id = "actor-" + std::to_string(a);
-        run_actor_role(ctx, ep, model, tok, setup.problems, ao);
-      });
-    }
-    std::exception_ptr learner_error;
-    LearnerRoleResult res;
-    try {
-      res = run_learner_role(&pub, &scored, *world, setup.learner);
-    } catch (...) {
-      learner_error = std::current_exception();
-    }
-    run_stop_flag().store(true);  // roles that missed the stop policy (e.g. after an error) stop too
-    for (auto& t : threads) t.join();
-    if (learner_error) std::rethrow_exception(learner_error);
-    for (auto& t : threads)
-      if (t.error()) std::rethrow_exception(t.error());
-    report_train_result(res, setup);
-    return res.interrupted ? 1 : 0;
-  }
-
-  // Under mpirun.
-  RLKV_CHECK(size >= cfg.placement.learners + cfg.placement.reward_workers + 1, "mpirun -np ", size,
-             " is too few ranks for ", cfg.placement.learners, " learner(s), ", cfg.placement.reward_workers,
-             " reward worker(s) and at least one actor");
-  const Role role = role_of(rank, size, cfg.placement);
-  Context ctx;
-  std::unique_ptr<Publisher> pub;
-  std::unique_ptr<Puller> pull;
-  nlohmann::json mine = {{"rank", rank}, {"role", int(role)}};
-  if (role == Role::kLearner && rank == 0) {
-    pub = std::make_unique<Publisher>(ctx);
-    pull = std::make_unique<Puller>(ctx);
-    mine["policy"] = pub->bind(tcp_endpoint(cfg.placement.bind_address));
-    mine["scored"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
-  } else if (role == Role::kReward) {
-    pull = std::make_unique<Puller>(ctx);
-    mine["rollouts"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
-  }
-  RunEndpoints ep;
-  for (const auto& s : world->allgather(mine.dump())) {
-    auto j = nlohmann::json::parse(s);
-    if (j.contains("policy")) ep.policy = j["policy"];
-    if (j.contains("scored")) ep.scored = j["scored"];
-    if (j.contains("rollouts")) ep.rollouts.push_back(j["rollouts"]);
-  }
-  setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
-  auto learner_comm = world->split(role == Role::kLearner ? 0 : 1);
-  // Actor groups: the actor ranks of each node, in rank order, form groups of
-  // actor.tensor_parallel ranks (a group never spans nodes: its collectives run after every layer).
-  // The node's actor ranks also share one reader with model.load = broadcast.
-  const int tp = int(cfg.actor.tensor_parallel);
-  RLKV_CHECK(tp == 1 || cfg.placement.actors == 1, "actor.tensor_parallel = ", tp,
-             " needs placement.actors = 1 (a tensor-parallel group runs one actor)");
-  const bool is_actor = role == Role::kActor;
-  std::shared_ptr<Collectives> actor_ranks = world->split(is_actor ? 1 : 0);
-  std::shared_ptr<Collectives> actor_node = actor_ranks->split_node();
-  // This rank's group leader (the node's actor ranks in rank order, cut into runs of tp), shared
-  // with every rank so that every rank refuses a bad layout alike and numbers the groups alike.
-  const std::vector<std::string> members = actor_node->allgather(std::to_string(rank));
-  const int node_rank = actor_node->rank(), node_size = actor_node->size();
-  const int leader = std::stoi(members[size_t(node_rank / tp * tp)]);
-  const std::vector<std::string> seen = world->allgather(
-      is_actor ? std::to_string(leader) + " " + std::to_string(node_size) : std::string("-"));
-  std::vector<int> leaders;
-  for (const auto& e : seen) {
-    if (e == "-") continue;
-    const int n = std::stoi(e.substr(e.find(' ') + 1));
-    RLKV_CHECK(n % tp == 0, "a node has ", n, " actor rank(s), which cannot form groups of "
-               "actor.tensor_parallel = ", tp, " (groups never span nodes; on one node, mpirun -np must be "
-               "learners + reward workers + a multiple of ", tp, ")");
-    leaders.push_back(std::stoi(e.substr(0, e.find(' '))));
-  }
-  std::sort(leaders.begin(), leaders.end());
-  leaders.erase(std::unique(leaders.begin(), leaders.end()), leaders.end());
-  const int num_groups = int(leaders.size());
-  const int group_index = int(std::lower_bound(leaders.begin(), leaders.end(), leader) - leaders.begin());
-  std::shared_ptr<Collectives> actor_group = world->split(is_actor ? 1 + leader : 0);
-  if (rank == 0) {
-    write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
-    log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
-             "rlkv actor --config " + args.vm["config"].as<std::string>() + " --connect " + ep.policy);
-  }
-  std::exception_ptr error;
-  try {
-    if (role == Role::kLearner) {
-      LearnerRoleResult res = run_learner_role(pub.get(), pull.get(), *learner_comm, setup.learner);
-      if (rank == 0) report_train_result(res, setup);
-      if (res.interrupted) throw std::runtime_error("training interrupted by a signal");
-    } else if (role == Role::kReward) {
-      run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
-    } else {
-      const Model model = load_group_model(cfg, actor_group, actor_node);
-      const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
-      ActorRoleOptions ao = setup.actor;
-      std::vector<RoleThread> threads;
-      if (actor_group->rank() > 0) {
-        threads.emplace_back([&] { run_actor_follower(*actor_group, model, tok, setup.problems, ao.actor); });
-      } else {
-        // Each actor group runs placement.actors actor threads; actor index across the job.
-        for (int64_t a = 0; a < cfg.placement.actors; ++a) {
-          threads.emplace_back([&, a] {
-            ActorRoleOptions o = ao;
-            o.num_actors = int64_t(num_groups) * cfg.placement.actors;
-            o.index = int64_t(group_index) * cfg.placement.actors + a;
-            o.actor_id = "rank" + std::to_string(rank) + "-actor" + std::to_string(a);
-            if (tp > 1) o.group = actor_group;
-            run_actor_role(ctx, ep, model, tok, setup.problems, o);
-          });
-        }
-      }
-      for (auto& t : threads) t.join();
-      for (auto& t : threads)
-        if (t.error()) std::rethrow_exception(t.error());
-    }
-  } catch (...) {
-    error = std::current_exception();
-  }
-  pub.reset();
-  pull.reset();
-  if (error) std::rethrow_exception(error);
-  world->barrier();
-  return 0;
+  if (world->size() == 1) return run_single_process(cfg, config_path, *world, setup);
+  return run_under_mpirun(cfg, config_path, *world, setup);
 }
 
 }  // namespace rlkv

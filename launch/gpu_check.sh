@@ -74,6 +74,22 @@ if command -v compute-sanitizer > /dev/null; then
   done
 fi
 run_step bench_attention_cuda "$K/bench_attention_cuda" $QUICK
+# The peers on the same shapes and GPU (PyTorch SDPA: cuDNN and flash backends), then the table of
+# ratios: fraction of the copy, rlkv vs cuDNN, speed-up at s = 0.5 / 0.8 against the theory.
+run_step sdpa_anchor "${TORCH_PYTHON:-python3}" bench/sdpa_anchor.py $QUICK
+grep '^{' "$OUT/log.txt" | python3 bench/attention_summary.py | tee -a "$OUT/summary.txt"
+# Nsight Compute on the main kernel (batch 32, 32k tokens, s = 0 and 0.8): DRAM throughput,
+# achieved occupancy, registers and the top warp stall reasons.
+if command -v ncu > /dev/null; then
+  for shape in 32,32768,0,tc 32,32768,0.8,tc; do
+    note "ncu: decode_tc_kernel at $shape"
+    timeout 120 ncu --clock-control none --kernel-name regex:decode_tc_kernel --launch-skip 3 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+      "$K/bench_attention_cuda" --only "$shape" 2>&1 \
+      | grep -E 'DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Duration|Stall|Warp Cycles Per Issued' \
+      | tee -a "$OUT/summary.txt" >> "$OUT/log.txt"
+  done
+fi
 note "stage 1 done after $((SECONDS - START)) s"
 fi
 [[ " $STAGES " != *" 2 "* ]] && finish

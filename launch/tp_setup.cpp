@@ -7,10 +7,10 @@
 
 #include "comm/collectives.h"
 #include "core/config.h"
-#include "core/log.h"
 #include "core/error.h"
-#include "runtime/torch_attention.h"
+#include "core/log.h"
 #include "runtime/tensor_comm.h"
+#include "runtime/torch_attention.h"
 #ifdef RLKV_WITH_NCCL
 #include "runtime/tensor_comm_nccl.h"
 #endif
@@ -23,9 +23,9 @@ namespace {
 std::string load_report(const LoadStats& s, int rank, int size) {
   const double mib = 1024.0 * 1024.0;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "rank %d/%d: read %.2f MiB of weights from storage, received %.2f MiB, holds %.2f MiB (%.2f s)",
-                rank, size, double(s.bytes_read) / mib, double(s.bytes_received) / mib, double(s.weight_bytes) / mib,
-                s.seconds);
+  std::snprintf(
+      buf, sizeof buf, "rank %d/%d: read %.2f MiB of weights from storage, received %.2f MiB, holds %.2f MiB (%.2f s)",
+      rank, size, double(s.bytes_read) / mib, double(s.bytes_received) / mib, double(s.weight_bytes) / mib, s.seconds);
   return buf;
 }
 
@@ -34,7 +34,8 @@ std::string load_report(const LoadStats& s, int rank, int size) {
 at::Device resolve_device(const Config& cfg) {
   const std::string& d = cfg.runtime.device;
   if (d == "cpu") return at::kCPU;
-  RLKV_CHECK(cuda_kernels_available(), "runtime.device = ", d, ": this build has no GPU path (it needs nvcc at "
+  RLKV_CHECK(cuda_kernels_available(), "runtime.device = ", d,
+             ": this build has no GPU path (it needs nvcc at "
              "build time and a CUDA LibTorch, e.g. -DCMAKE_PREFIX_PATH=<site-packages>/torch of a PyTorch wheel)");
   RLKV_CHECK(at::hasCUDA(), "runtime.device = ", d, ": no GPU is visible to this process");
   const int n = int(at::detail::getCUDAHooks().getNumGPUs());
@@ -67,7 +68,8 @@ Model load_group_model(const Config& cfg, const std::shared_ptr<Collectives>& gr
   if (cfg.model.load == "broadcast" && node && node->size() > 1) lo.reader_group = host_tensor_comm(node);
   LoadStats st;
   Model m = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), lo, &st);
-  if (parallel || lo.reader_group) log_info(load_report(st, parallel ? group->rank() : 0, parallel ? group->size() : 1));
+  if (parallel || lo.reader_group)
+    log_info(load_report(st, parallel ? group->rank() : 0, parallel ? group->size() : 1));
   return m;
 }
 

@@ -16,7 +16,6 @@
 
 namespace rlkv {
 
-
 TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
   RLKV_CHECK(!cfg.data.path.empty(), "config key data.path is not set");

@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "actors/actor_role.h"
-#include "core/config.h"
-#include "problems/dataset.h"
-#include "launch/cli.h"
 #include "comm/collectives.h"
+#include "core/config.h"
+#include "launch/cli.h"
 #include "learner/learner_role.h"
+#include "problems/dataset.h"
 #include "rewards/reward_worker.h"
 
 namespace rlkv {

@@ -6,15 +6,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 #include <variant>
 
+#include "core/coding.h"
 #include "core/error.h"
+#include "core/finish_reason.h"
 #include "core/log.h"
 #include "learner/step_collector.h"
 
@@ -101,8 +103,7 @@ std::string pack(const std::vector<ScoredGroupMsg>& groups) {
   std::string out;
   for (const auto& g : groups) {
     const std::string f = encode(g);
-    const uint64_t n = f.size();
-    out.append(reinterpret_cast<const char*>(&n), 8);
+    put_fixed64(&out, f.size());
     out += f;
   }
   return out;
@@ -112,8 +113,7 @@ std::vector<ScoredGroupMsg> unpack(const std::string& bytes) {
   std::vector<ScoredGroupMsg> out;
   size_t off = 0;
   while (off + 8 <= bytes.size()) {
-    uint64_t n = 0;
-    std::memcpy(&n, bytes.data() + off, 8);
+    const uint64_t n = decode_fixed64(bytes.data() + off);
     off += 8;
     RLKV_ASSERT(off + n <= bytes.size(), "learner broadcast truncated");
     out.push_back(decode_scored_group(bytes.data() + off, size_t(n)));
@@ -144,246 +144,375 @@ std::string eta_text(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   char buf[32];
   const int s = int(seconds);
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, (s / 60) % 60);
-  else std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
   return buf;
 }
 
-}  // namespace
+// Rank 0's view of a step's rollouts, for the metrics line and the progress line.
+struct RolloutTotals {
+  double rollouts = 0, tokens = 0;
+  double length_ratio = 0;    // mean of length / ref_len over the rollouts of groups with a ref_len
+  double truncated_rate = 0;  // fraction of rollouts that hit the length cap
+};
 
-LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& learners, const LearnerRoleOptions& o) {
+RolloutTotals rollout_totals(const std::vector<ScoredGroupMsg>& groups) {
+  double len_ratio = 0, truncated = 0, tokens = 0, rollouts = 0, n_ratio = 0;
+  for (const auto& g : groups)
+    for (const auto& r : g.rollouts) {
+      rollouts += 1;
+      tokens += double(r.length);
+      truncated += parse_finish_reason(r.finish_reason) == FinishReason::kLength ? 1 : 0;
+      if (g.ref_len > 0) {
+        len_ratio += double(r.length) / g.ref_len;
+        n_ratio += 1;
+      }
+    }
+  RolloutTotals t;
+  t.rollouts = rollouts;
+  t.tokens = tokens;
+  t.length_ratio = n_ratio > 0 ? len_ratio / n_ratio : 0;
+  t.truncated_rate = rollouts > 0 ? truncated / rollouts : 0;
+  return t;
+}
+
+// This rank's share of the step's groups: group i goes to learner rank i % size.
+std::vector<PolicyGroup> rank_share(const std::vector<ScoredGroupMsg>& groups, const Collectives& learners) {
+  std::vector<PolicyGroup> mine;
+  for (size_t i = 0; i < groups.size(); ++i)
+    if (int(i % size_t(learners.size())) == learners.rank()) mine.push_back(policy_group(groups[i]));
+  return mine;
+}
+
+// The sum of every rank's partial gradient and counters, in one all-reduce (the same on every rank).
+HeadPolicy::Partial sum_over_ranks(const HeadPolicy::Partial& part, Collectives& learners) {
+  std::vector<double> buf = part.grad_sum;
+  for (double x : {part.rollouts, part.reward_sum, part.correct_sum, part.clipped, part.terms}) buf.push_back(x);
+  learners.allreduce_sum(buf);
+  HeadPolicy::Partial total;
+  const size_t n = part.grad_sum.size();
+  total.grad_sum.assign(buf.begin(), buf.begin() + int64_t(n));
+  total.rollouts = buf[n];
+  total.reward_sum = buf[n + 1];
+  total.correct_sum = buf[n + 2];
+  total.clipped = buf[n + 3];
+  total.terms = buf[n + 4];
+  return total;
+}
+
+// Learner rank 0 must hold both sockets; true on rank 0.
+bool root_with_sockets(const Collectives& learners, const Publisher* pub, const Puller* pull) {
   const bool root = learners.rank() == 0;
   RLKV_ASSERT(!root || (pub && pull), "learner rank 0 needs its sockets");
-  const RunIdentity& id = o.id;
-  HeadPolicy policy(id.num_layers, id.num_kv_heads, o.policy);
-  LearnerRoleResult res;
-  int64_t start = 0;
-  std::string resume_path = o.resume;
-  if (resume_path == "auto") {
-    std::vector<std::string> skipped;
-    auto latest = latest_checkpoint(o.output_dir, &skipped);
-    for (const auto& s : skipped) log_warn("resume: skipping damaged checkpoint " + s);
-    resume_path = latest ? *latest : "";
-    if (!latest && root) log_info("resume auto: no checkpoint in " + o.output_dir + ", starting from scratch");
-  }
-  if (!resume_path.empty()) {
-    CheckpointState s = read_checkpoint(resume_path);
-    RLKV_CHECK(s.num_layers == id.num_layers && s.num_kv_heads == id.num_kv_heads, resume_path, ": checkpoint is for ",
-               s.num_layers, " x ", s.num_kv_heads, " heads, the model has ", id.num_layers, " x ", id.num_kv_heads);
-    policy.mutable_theta() = s.logits;
-    policy.adam_m() = s.adam_m;
-    policy.adam_v() = s.adam_v;
-    policy.set_adam_step(s.adam_step);
-    policy.set_penalty_beta(s.penalty_beta);
-    res.history = s.history;
-    start = s.step;
-    if (root) log_info("resumed from " + resume_path + " at step " + std::to_string(start));
-  }
-  res.first_step = start;
-  const std::string metrics_path = o.output_dir + "/metrics.jsonl";
-  std::ofstream metrics;
-  if (root) {
-    std::filesystem::create_directories(o.output_dir);
-    truncate_metrics(metrics_path, start);
-    if (start == 0) std::ofstream(metrics_path, std::ios::trunc);
-    metrics.open(metrics_path, std::ios::app);
-    RLKV_CHECK(metrics.good(), metrics_path, ": cannot open for writing");
-  }
+  return root;
+}
 
-  StepCollector collector(o.sync, o.prompts_per_step, o.max_staleness);
-  ActorBook actors(o.actor_timeout);
-  int64_t wrong_type = 0;
-  DropCounter drops("learner scored groups");
-  const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
-  const auto t_run = Clock::now();
-  int64_t last_ckpt_step = -1;
+// One run of the learner role: the policy, the step collector, the actor book, the metrics stream
+// and the result. Every rank resumes, shares the step's groups and computes the same update; rank 0
+// alone talks to the actors, writes metrics and checkpoints, and publishes the stop policy.
+class LearnerRun {
+ public:
+  LearnerRun(Publisher* pub, Puller* pull, Collectives& learners, const LearnerRoleOptions& o)
+      : pub_(pub),
+        pull_(pull),
+        learners_(learners),
+        o_(o),
+        id_(o.id),
+        root_(root_with_sockets(learners, pub, pull)),
+        policy_(id_.num_layers, id_.num_kv_heads, o.policy),
+        collector_(o.sync, o.prompts_per_step, o.max_staleness),
+        actors_(o.actor_timeout),
+        expect_{id_.run_id, id_.num_layers, id_.num_kv_heads} {}
 
-  auto checkpoint = [&](int64_t step) {
-    CheckpointState s;
-    s.run_id = id.run_id;
-    s.model = o.model;
-    s.num_layers = id.num_layers;
-    s.num_kv_heads = id.num_kv_heads;
-    s.sink = o.sink;
-    s.window = o.window;
-    s.step = step;
-    s.policy_version = step;
-    s.config = o.config_text;
-    s.logits = policy.theta();
-    s.adam_m = policy.adam_m();
-    s.adam_v = policy.adam_v();
-    s.adam_step = policy.adam_step();
-    s.lr = o.policy.lr;
-    s.beta1 = o.policy.beta1;
-    s.beta2 = o.policy.beta2;
-    s.eps = o.policy.adam_eps;
-    s.weight_decay = o.policy.weight_decay;
-    s.penalty_beta = policy.penalty_beta();
-    s.history = res.history;
-    // Masks and sampling streams are functions of (train.seed, position); positions of step s
-    // follow from s, so the seed and the position are the whole random state of a sync run.
-    s.rng_states["data"] = "seed=" + std::to_string(o.data_seed);
-    s.data_position = step * o.prompts_per_step;
-    s.data_epoch = 0;
-    res.last_checkpoint = write_checkpoint(o.output_dir, s, int(o.keep_checkpoints));
-    last_ckpt_step = step;
-  };
-
-  for (int64_t step = start; step < o.steps; ++step) {
-    const auto t_step = Clock::now();
-    std::vector<ScoredGroupMsg> groups;
-    if (root) {
-      collector.begin_step(step);
-      const std::string frame = encode(policy_message(policy, id, step, false, o.rollouts_endpoint));
-      pub->send(frame, milliseconds(0));
-      auto last_pub = Clock::now();
-      while (!collector.complete() && !run_stop_flag().load()) {
-        RLKV_CHECK(secs_since(t_step) < o.step_timeout, "step ", step, ": only ", collector.counts().used,
-                   " groups used so far and the step is still incomplete after ", o.step_timeout,
-                   " s (train.step_timeout); are the actors and reward workers running?");
-        // Republish for subscribers that joined late (PUB/SUB drops what was sent before them).
-        if (secs_since(last_pub) > 0.5) {
-          pub->send(frame, milliseconds(0));
-          last_pub = Clock::now();
-        }
-        auto msg = receive_message(*pull, milliseconds(100), expect, drops);
-        if (!msg) continue;
-        if (auto* hello = std::get_if<HelloMsg>(&*msg)) {
-          actors.claim(hello->actor_id, hello->in_flight);
-        } else if (auto* g = std::get_if<ScoredGroupMsg>(&*msg)) {
-          actors.delivered(g->actor_id);
-          const int64_t pos = g->position;
-          collector.offer(std::move(*g), pos);
-        } else {
-          ++wrong_type;
-        }
+  LearnerRoleResult run() {
+    resume();
+    if (root_) open_metrics();
+    t_run_ = Clock::now();
+    for (int64_t step = start_; step < o_.steps; ++step) {
+      const auto t_step = Clock::now();
+      std::vector<ScoredGroupMsg> groups;
+      if (root_) groups = collect_step(step, t_step);
+      if (stopped_on_any_rank()) {
+        if (root_)
+          log_warn("interrupted during step " + std::to_string(step + 1) + "; stopping after step " +
+                   std::to_string(step));
+        break;
       }
-      if (!collector.complete()) {  // interrupted (SIGINT / SIGTERM): keep what is done
-        res.interrupted = true;
-      } else {
-        groups = collector.take();
+      const auto t_learn = Clock::now();
+      share_groups(groups);
+      const StepStats st = compute_update(groups);
+      res_.learner_seconds += secs_since(t_learn);
+      res_.last_step = step + 1;
+      if (root_) end_step(step, t_step, groups, st);
+    }
+    if (root_) finish_run();
+    return result();
+  }
+
+ private:
+  // Restores the policy, the Adam state and the history from o.resume ("auto": the newest valid
+  // checkpoint in the output directory; none there: from scratch).
+  void resume() {
+    std::string resume_path = o_.resume;
+    if (resume_path == "auto") {
+      std::vector<std::string> skipped;
+      auto latest = latest_checkpoint(o_.output_dir, &skipped);
+      for (const auto& s : skipped) log_warn("resume: skipping damaged checkpoint " + s);
+      resume_path = latest ? *latest : "";
+      if (!latest && root_) log_info("resume auto: no checkpoint in " + o_.output_dir + ", starting from scratch");
+    }
+    if (!resume_path.empty()) {
+      CheckpointState s = read_checkpoint(resume_path);
+      RLKV_CHECK(s.num_layers == id_.num_layers && s.num_kv_heads == id_.num_kv_heads, resume_path,
+                 ": checkpoint is for ", s.num_layers, " x ", s.num_kv_heads, " heads, the model has ", id_.num_layers,
+                 " x ", id_.num_kv_heads);
+      policy_.mutable_theta() = s.logits;
+      policy_.adam_m() = s.adam_m;
+      policy_.adam_v() = s.adam_v;
+      policy_.set_adam_step(s.adam_step);
+      policy_.set_penalty_beta(s.penalty_beta);
+      res_.history = s.history;
+      start_ = s.step;
+      if (root_) log_info("resumed from " + resume_path + " at step " + std::to_string(start_));
+    }
+    res_.first_step = start_;
+  }
+
+  // Rank 0: metrics.jsonl, cut back to the resumed step (emptied when starting from scratch), for appending.
+  void open_metrics() {
+    const std::string metrics_path = o_.output_dir + "/metrics.jsonl";
+    std::filesystem::create_directories(o_.output_dir);
+    truncate_metrics(metrics_path, start_);
+    if (start_ == 0) std::ofstream(metrics_path, std::ios::trunc);
+    metrics_.open(metrics_path, std::ios::app);
+    RLKV_CHECK(metrics_.good(), metrics_path, ": cannot open for writing");
+  }
+
+  // Rank 0: publishes the step's policy and receives until the step is complete, republishing for
+  // late subscribers. Returns the step's groups; stopped by a signal first: none, and res_.interrupted.
+  std::vector<ScoredGroupMsg> collect_step(int64_t step, Clock::time_point t_step) {
+    collector_.begin_step(step);
+    const std::string frame = encode(policy_message(policy_, id_, step, false, o_.rollouts_endpoint));
+    pub_->send(frame, milliseconds(0));
+    auto last_pub = Clock::now();
+    while (!collector_.complete() && !run_stop_flag().load()) {
+      RLKV_CHECK(secs_since(t_step) < o_.step_timeout, "step ", step, ": only ", collector_.counts().used,
+                 " groups used so far and the step is still incomplete after ", o_.step_timeout,
+                 " s (train.step_timeout); are the actors and reward workers running?");
+      // Republish for subscribers that joined late (PUB/SUB drops what was sent before them).
+      if (secs_since(last_pub) > 0.5) {
+        pub_->send(frame, milliseconds(0));
+        last_pub = Clock::now();
       }
+      auto msg = receive_message(*pull_, milliseconds(100), expect_, drops_);
+      if (msg) take_message(std::move(*msg));
     }
-    // Every learner rank learns whether rank 0 stopped.
-    if (learners.size() > 1) {
-      std::vector<double> flag{res.interrupted ? 1.0 : 0.0};
-      learners.allreduce_sum(flag);
-      res.interrupted = flag[0] > 0;
+    if (!collector_.complete()) {  // interrupted (SIGINT / SIGTERM): keep what is done
+      res_.interrupted = true;
+      return {};
     }
-    if (res.interrupted) {
-      if (root) log_warn("interrupted during step " + std::to_string(step + 1) + "; stopping after step " +
-                         std::to_string(step));
-      break;
+    return collector_.take();
+  }
+
+  // An actor's claim (HelloMsg) goes to the actor book, a scored group to the collector as well.
+  void take_message(Message&& msg) {
+    if (auto* hello = std::get_if<HelloMsg>(&msg)) {
+      actors_.claim(hello->actor_id, hello->in_flight);
+    } else if (auto* g = std::get_if<ScoredGroupMsg>(&msg)) {
+      actors_.delivered(g->actor_id);
+      const int64_t pos = g->position;
+      collector_.offer(std::move(*g), pos);
+    } else {
+      ++wrong_type_;
     }
-    const auto t_learn = Clock::now();
-    // Each learner rank takes its share of the step's groups.
-    if (learners.size() > 1) {
-      std::string bytes = root ? pack(groups) : std::string();
-      learners.broadcast(bytes, 0);
-      if (!root) groups = unpack(bytes);
+  }
+
+  // Every learner rank learns whether rank 0 stopped.
+  bool stopped_on_any_rank() {
+    if (learners_.size() > 1) {
+      std::vector<double> flag{res_.interrupted ? 1.0 : 0.0};
+      learners_.allreduce_sum(flag);
+      res_.interrupted = flag[0] > 0;
     }
-    std::vector<PolicyGroup> mine;
-    for (size_t i = 0; i < groups.size(); ++i)
-      if (int(i % size_t(learners.size())) == learners.rank()) mine.push_back(policy_group(groups[i]));
+    return res_.interrupted;
+  }
+
+  // Rank 0's groups, broadcast to the other learner ranks.
+  void share_groups(std::vector<ScoredGroupMsg>& groups) {
+    if (learners_.size() <= 1) return;
+    std::string bytes = root_ ? pack(groups) : std::string();
+    learners_.broadcast(bytes, 0);
+    if (!root_) groups = unpack(bytes);
+  }
+
+  // Reward moments and partial gradients of this rank's share, summed over the ranks, then applied.
+  StepStats compute_update(const std::vector<ScoredGroupMsg>& groups) {
+    const std::vector<PolicyGroup> mine = rank_share(groups, learners_);
     std::vector<double> moments = HeadPolicy::reward_moments(mine);
-    learners.allreduce_sum(moments);
-    HeadPolicy::Partial part = policy.partial_gradient(mine, &moments);
-    std::vector<double> buf = part.grad_sum;
-    for (double x : {part.rollouts, part.reward_sum, part.correct_sum, part.clipped, part.terms}) buf.push_back(x);
-    learners.allreduce_sum(buf);
-    HeadPolicy::Partial total;
-    const size_t n = part.grad_sum.size();
-    total.grad_sum.assign(buf.begin(), buf.begin() + int64_t(n));
-    total.rollouts = buf[n];
-    total.reward_sum = buf[n + 1];
-    total.correct_sum = buf[n + 2];
-    total.clipped = buf[n + 3];
-    total.terms = buf[n + 4];
-    const StepStats st = policy.apply(total);
-    res.learner_seconds += secs_since(t_learn);
-    res.last_step = step + 1;
-    if (!root) continue;
+    learners_.allreduce_sum(moments);
+    const HeadPolicy::Partial part = policy_.partial_gradient(mine, &moments);
+    return policy_.apply(sum_over_ranks(part, learners_));
+  }
 
-    // Metrics of the step (rank 0 sees every group).
-    double len_ratio = 0, truncated = 0, tokens = 0, rollouts = 0, n_ratio = 0;
-    for (const auto& g : groups)
-      for (const auto& r : g.rollouts) {
-        rollouts += 1;
-        tokens += double(r.length);
-        truncated += r.finish_reason == "length" ? 1 : 0;
-        if (g.ref_len > 0) {
-          len_ratio += double(r.length) / g.ref_len;
-          n_ratio += 1;
-        }
-      }
-    len_ratio = n_ratio > 0 ? len_ratio / n_ratio : 0;
-    truncated = rollouts > 0 ? truncated / rollouts : 0;
+  // Rank 0 after a step's update: history, metrics line, checkpoint every N steps, progress.
+  void end_step(int64_t step, Clock::time_point t_step, const std::vector<ScoredGroupMsg>& groups,
+                const StepStats& st) {
+    const RolloutTotals t = rollout_totals(groups);
     const double dt = secs_since(t_step);
-    auto& h = res.history;
+    record_history(step, st, t);
+    write_metrics(step, st, t, dt);
+    if (o_.checkpoint_every > 0 && (step + 1) % o_.checkpoint_every == 0) checkpoint(step + 1);
+    report_progress(step, st, t, dt);
+  }
+
+  // The step's row of the history kept in checkpoints (theta after the update included).
+  void record_history(int64_t step, const StepStats& st, const RolloutTotals& t) {
+    auto& h = res_.history;
     h.step.push_back(step + 1);
     h.reward_mean.push_back(st.reward_mean);
     h.correct_mean.push_back(st.correct_mean);
     h.sparsity_expected.push_back(st.sparsity_expected);
     h.penalty_weight.push_back(st.penalty_weight);
-    h.length_ratio.push_back(len_ratio);
-    h.truncated_rate.push_back(truncated);
-    h.logits.insert(h.logits.end(), policy.theta().begin(), policy.theta().end());
+    h.length_ratio.push_back(t.length_ratio);
+    h.truncated_rate.push_back(t.truncated_rate);
+    h.logits.insert(h.logits.end(), policy_.theta().begin(), policy_.theta().end());
+  }
+
+  // One line of metrics.jsonl, flushed.
+  void write_metrics(int64_t step, const StepStats& st, const RolloutTotals& t, double dt) {
     nlohmann::json stale = nlohmann::json::object();
-    for (const auto& [k, v] : collector.staleness()) stale[std::to_string(k)] = v;
-    const auto& cc = collector.counts();
+    for (const auto& [k, v] : collector_.staleness()) stale[std::to_string(k)] = v;
+    const auto& cc = collector_.counts();
     nlohmann::json j = {{"step", step + 1},
                         {"policy_version", step + 1},
                         {"reward_mean", st.reward_mean},
                         {"correct_mean", st.correct_mean},
-                        {"length_ratio", len_ratio},
-                        {"truncated_rate", truncated},
+                        {"length_ratio", t.length_ratio},
+                        {"truncated_rate", t.truncated_rate},
                         {"sparsity_expected", st.sparsity_expected},
                         {"penalty_weight", st.penalty_weight},
                         {"grad_norm", st.grad_norm},
                         {"clipped_fraction", st.clipped_fraction},
                         {"staleness", stale},
                         {"groups_dropped", {{"stale", cc.stale}, {"duplicate", cc.duplicate}, {"foreign", cc.foreign}}},
-                        {"messages_dropped", drops.total() + wrong_type},
-                        {"groups_lost", actors.lost()},
-                        {"actors_live", actors.live()},
-                        {"rollouts", int64_t(rollouts)},
-                        {"rollouts_per_s", rollouts / dt},
-                        {"tokens_per_s", tokens / dt},
+                        {"messages_dropped", drops_.total() + wrong_type_},
+                        {"groups_lost", actors_.lost()},
+                        {"actors_live", actors_.live()},
+                        {"rollouts", int64_t(t.rollouts)},
+                        {"rollouts_per_s", t.rollouts / dt},
+                        {"tokens_per_s", t.tokens / dt},
                         {"step_seconds", dt},
-                        {"elapsed_seconds", secs_since(t_run)}};
-    metrics << j.dump() << "\n";
-    metrics.flush();
-    if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) checkpoint(step + 1);
-    const double per_step = secs_since(t_run) / double(step + 1 - start);
+                        {"elapsed_seconds", secs_since(t_run_)}};
+    metrics_ << j.dump() << "\n";
+    metrics_.flush();
+  }
+
+  // The live line on a terminal (o.progress), else a log line every 10 steps, at the first and the last.
+  void report_progress(int64_t step, const StepStats& st, const RolloutTotals& t, double dt) {
+    const double per_step = secs_since(t_run_) / double(step + 1 - start_);
     char line[256];
     std::snprintf(line, sizeof line,
                   "step %lld/%lld  reward %.3f  correct %.3f  sparsity %.3f  %.1f rollouts/s  %.0f tok/s  ETA %s",
-                  (long long)(step + 1), (long long)o.steps, st.reward_mean, st.correct_mean, st.sparsity_expected,
-                  rollouts / dt, tokens / dt, eta_text(per_step * double(o.steps - step - 1)).c_str());
-    if (o.progress) {
+                  (long long)(step + 1), (long long)o_.steps, st.reward_mean, st.correct_mean, st.sparsity_expected,
+                  t.rollouts / dt, t.tokens / dt, eta_text(per_step * double(o_.steps - step - 1)).c_str());
+    if (o_.progress) {
       std::fprintf(stderr, "\r%s\x1b[K", line);
       std::fflush(stderr);
-    } else if ((step + 1) % 10 == 0 || step + 1 == o.steps || step == start) {
+    } else if ((step + 1) % 10 == 0 || step + 1 == o_.steps || step == start_) {
       log_info(line);
     }
   }
-  if (root) {
-    if (o.progress) std::fprintf(stderr, "\n");
-    if (last_ckpt_step != res.last_step && res.last_step > start) checkpoint(res.last_step);
-    // The stop policy (with the final theta): actors and reward workers finish and exit.
-    const std::string frame = encode(policy_message(policy, id, res.last_step > 0 ? res.last_step : start, true, o.rollouts_endpoint));
+
+  // Rank 0 after the last step (or the stop): a checkpoint of the last step, then the stop policy.
+  void finish_run() {
+    if (o_.progress) std::fprintf(stderr, "\n");
+    if (last_ckpt_step_ != res_.last_step && res_.last_step > start_) checkpoint(res_.last_step);
+    publish_stop();
+  }
+
+  // Writes the checkpoint after `step` steps (keeping o.keep_checkpoints of them).
+  void checkpoint(int64_t step) {
+    res_.last_checkpoint = write_checkpoint(o_.output_dir, checkpoint_state(step), int(o_.keep_checkpoints));
+    last_ckpt_step_ = step;
+  }
+
+  CheckpointState checkpoint_state(int64_t step) {
+    CheckpointState s;
+    s.run_id = id_.run_id;
+    s.model = o_.model;
+    s.num_layers = id_.num_layers;
+    s.num_kv_heads = id_.num_kv_heads;
+    s.sink = o_.sink;
+    s.window = o_.window;
+    s.step = step;
+    s.policy_version = step;
+    s.config = o_.config_text;
+    s.logits = policy_.theta();
+    s.adam_m = policy_.adam_m();
+    s.adam_v = policy_.adam_v();
+    s.adam_step = policy_.adam_step();
+    s.lr = o_.policy.lr;
+    s.beta1 = o_.policy.beta1;
+    s.beta2 = o_.policy.beta2;
+    s.eps = o_.policy.adam_eps;
+    s.weight_decay = o_.policy.weight_decay;
+    s.penalty_beta = policy_.penalty_beta();
+    s.history = res_.history;
+    // Masks and sampling streams are functions of (train.seed, position); positions of step s
+    // follow from s, so the seed and the position are the whole random state of a sync run.
+    s.rng_states["data"] = "seed=" + std::to_string(o_.data_seed);
+    s.data_position = step * o_.prompts_per_step;
+    s.data_epoch = 0;
+    return s;
+  }
+
+  // The stop policy (with the final theta), sent 5 times 100 ms apart: actors and reward workers
+  // finish and exit.
+  void publish_stop() {
+    const std::string frame =
+        encode(policy_message(policy_, id_, res_.last_step > 0 ? res_.last_step : start_, true, o_.rollouts_endpoint));
     for (int i = 0; i < 5; ++i) {
-      pub->send(frame, milliseconds(0));
+      pub_->send(frame, milliseconds(0));
       std::this_thread::sleep_for(milliseconds(100));
     }
   }
-  res.theta = policy.theta();
-  res.seconds = secs_since(t_run);
-  res.dropped_messages = drops.total() + wrong_type;
-  res.groups_lost = actors.lost();
-  res.actor_groups = actors.delivered_counts();
-  res.groups = collector.counts();
-  return res;
+
+  // The result: final theta, wall time, and the counts of drops, lost groups and delivered groups.
+  LearnerRoleResult result() {
+    res_.theta = policy_.theta();
+    res_.seconds = secs_since(t_run_);
+    res_.dropped_messages = drops_.total() + wrong_type_;
+    res_.groups_lost = actors_.lost();
+    res_.actor_groups = actors_.delivered_counts();
+    res_.groups = collector_.counts();
+    return std::move(res_);
+  }
+
+  Publisher* pub_;
+  Puller* pull_;
+  Collectives& learners_;
+  const LearnerRoleOptions& o_;
+  const RunIdentity& id_;
+  const bool root_;
+  HeadPolicy policy_;
+  LearnerRoleResult res_;
+  int64_t start_ = 0;  // the step resumed at
+  std::ofstream metrics_;
+  StepCollector collector_;
+  ActorBook actors_;
+  int64_t wrong_type_ = 0;  // good frames of a type the learner does not take
+  DropCounter drops_{"learner scored groups"};
+  const ReceiveExpect expect_;
+  Clock::time_point t_run_;
+  int64_t last_ckpt_step_ = -1;
+};
+
+}  // namespace
+
+LearnerRoleResult run_learner_role(Publisher* pub, Puller* pull, Collectives& learners, const LearnerRoleOptions& o) {
+  return LearnerRun(pub, pull, learners, o).run();
 }
 
 }  // namespace rlkv

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
-#include "core/run_context.h"
-#include "comm/transport.h"
 #include "comm/collectives.h"
+#include "comm/transport.h"
+#include "core/run_context.h"
 #include "learner/policy.h"
 #include "learner/step_collector.h"
 
@@ -24,21 +24,21 @@ namespace rlkv {
 
 struct LearnerRoleOptions {
   RunIdentity id;
-  std::string model;               // recorded in checkpoints
+  std::string model;  // recorded in checkpoints
   int64_t sink = 0, window = 0;
-  std::string config_text;         // the run's INI text with its overrides (effective_config_text), for checkpoints
+  std::string config_text;  // the run's INI text with its overrides (effective_config_text), for checkpoints
   int64_t steps = 1, prompts_per_step = 8, group_size = 4;
   bool sync = true;
   int64_t max_staleness = 2;
   std::string output_dir;
   int64_t checkpoint_every = 10, keep_checkpoints = 3;
   double step_timeout = 600;
-  double actor_timeout = 30;       // an actor silent this long is presumed dead (its claims: lost)
-  std::string resume;              // "", a checkpoint path, or "auto"
+  double actor_timeout = 30;  // an actor silent this long is presumed dead (its claims: lost)
+  std::string resume;         // "", a checkpoint path, or "auto"
   int64_t data_seed = 0;
   PolicyOptions policy;
-  bool progress = false;           // one-line live display (rank 0 on a terminal)
-  std::string rollouts_endpoint;   // announced in policy messages for elastic actors
+  bool progress = false;          // one-line live display (rank 0 on a terminal)
+  std::string rollouts_endpoint;  // announced in policy messages for elastic actors
 };
 
 struct LearnerRoleResult {
@@ -46,10 +46,11 @@ struct LearnerRoleResult {
   std::vector<float> theta;
   CheckpointHistory history;
   std::string last_checkpoint;
-  double seconds = 0, learner_seconds = 0;  // wall time, and time in gradient + update + publish
+  // Wall time, and the time spent sharing the step's groups, in gradients and in the update.
+  double seconds = 0, learner_seconds = 0;
   int64_t dropped_messages = 0;
   int64_t groups_lost = 0;
-  bool interrupted = false;  // stopped by a signal before train.steps (the last checkpoint is kept)
+  bool interrupted = false;                     // stopped by a signal before train.steps (the last checkpoint is kept)
   std::map<std::string, int64_t> actor_groups;  // groups delivered per actor id
   CollectorCounts groups;
 };

@@ -13,8 +13,8 @@
 //   as the policy-gradient signal of one head, A (m - p) ~ p (1 - p) * (advantage gap), whatever the
 //   model's head count, so beta is O(0.1-1) for any model; the mean divides that gradient by the
 //   head count L * H, so a mean run with beta equals a sum run with beta / (L * H). The real-model
-//   recipes use the mean with the paper's beta. beta' is either the paper's adaptive weight [rbar > tau] beta (exp(rbar) - 1)
-//   with rbar the step's mean correctness, or, with a target sparsity, a dual-ascent controller that
+//   recipes use the mean with the paper's beta. beta' is either the paper's adaptive weight [rbar > tau] beta
+//   (exp(rbar) - 1) with rbar the step's mean correctness, or, with a target sparsity, a dual-ascent controller that
 //   moves beta (PI control) until the expected sparsity 1 - mean(p) reaches the target. The controller's weight
 //   may go negative (a bonus for keeping heads when the policy is sparser than the target); positive
 //   pressure is gated by rbar > tau like the paper's.
@@ -34,8 +34,8 @@ struct PolicyOptions {
   double init_keep_prob = 0.9;  // p0
   double lr = 1e-2;
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.0;
-  double grad_clip = 1.0;       // max L2 norm of the gradient (0 = off)
-  double clip_eps = 0.2;        // PPO ratio clip
+  double grad_clip = 1.0;          // max L2 norm of the gradient (0 = off)
+  double clip_eps = 0.2;           // PPO ratio clip
   std::string adv_norm = "group";  // group | batch
   double adv_eps = 1e-6;
   double beta = 1.0;            // penalty weight (adaptive form) or initial weight (target form)

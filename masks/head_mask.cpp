@@ -1,11 +1,11 @@
 #include "masks/head_mask.h"
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -69,7 +69,8 @@ HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
   s.format = "json";
   for (const auto& row : j["scores"]) {
     RLKV_CHECK(row.is_array() && !row.empty(), origin, ": every row of 'scores' must be a non-empty list");
-    RLKV_CHECK(s.num_kv_heads == 0 || int64_t(row.size()) == s.num_kv_heads, origin, ": 'scores' rows differ in length");
+    RLKV_CHECK(s.num_kv_heads == 0 || int64_t(row.size()) == s.num_kv_heads, origin,
+               ": 'scores' rows differ in length");
     s.num_kv_heads = int64_t(row.size());
     for (const auto& v : row) {
       RLKV_CHECK(v.is_number() && std::isfinite(v.get<double>()), origin, ": 'scores' holds a non-number");
@@ -116,7 +117,8 @@ HeadScores load_head_scores(const std::string& path) {
         throw UserError(str_cat(cfg, ": not valid JSON"));
       }
       if (j.is_object() && j.contains("sink_size") && j["sink_size"].is_number_integer()) s.sink = j["sink_size"];
-      if (j.is_object() && j.contains("recent_size") && j["recent_size"].is_number_integer()) s.window = j["recent_size"];
+      if (j.is_object() && j.contains("recent_size") && j["recent_size"].is_number_integer())
+        s.window = j["recent_size"];
     }
   }
   return s;

@@ -12,7 +12,6 @@
 namespace rlkv {
 namespace {
 
-
 void make_dir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -31,7 +30,8 @@ nlohmann::json rows(const HeadScores& s) {
   nlohmann::json out = nlohmann::json::array();
   for (int64_t l = 0; l < s.num_layers; ++l) {
     nlohmann::json r = nlohmann::json::array();
-    for (int64_t h = 0; h < s.num_kv_heads; ++h) r.push_back(std::stod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)]))));
+    for (int64_t h = 0; h < s.num_kv_heads; ++h)
+      r.push_back(std::stod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)]))));
     out.push_back(r);
   }
   return out;
@@ -55,17 +55,22 @@ void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
 }
 
 void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info) {
-  RLKV_CHECK(info.sink >= 0 && info.window >= 1, "duo export needs the windows: give --sink S --window W (the source "
+  RLKV_CHECK(info.sink >= 0 && info.window >= 1,
+             "duo export needs the windows: give --sink S --window W (the source "
              "does not record them)");
   make_dir(dir);
   write_file_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
-  nlohmann::json cfg = {{"sink_size", info.sink}, {"recent_size", info.window}, {"sparsity", info.sparsity},
-                        {"exported_by", "rlkv"}, {"source", s.source}};
+  nlohmann::json cfg = {{"sink_size", info.sink},
+                        {"recent_size", info.window},
+                        {"sparsity", info.sparsity},
+                        {"exported_by", "rlkv"},
+                        {"source", s.source}};
   if (!info.model.empty()) cfg["model"] = info.model;
   write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
 }
 
-void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep, const ExportInfo& info) {
+void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
+                 const ExportInfo& info) {
   nlohmann::json full = nlohmann::json::array();
   int64_t full_heads = 0;
   for (int64_t l = 0; l < s.num_layers; ++l) {

@@ -22,16 +22,17 @@ namespace rlkv {
 
 struct ExportInfo {
   std::string model;
-  int64_t sink = -1, window = -1;    // -1: unknown
+  int64_t sink = -1, window = -1;  // -1: unknown
   double sparsity = 0;
-  int64_t head_dim = -1;             // for kv_bytes_per_token (-1: unknown)
-  int64_t bytes_per_element = 2;     // the inference engine's KV dtype (bf16 / fp16 by default)
+  int64_t head_dim = -1;                 // for kv_bytes_per_token (-1: unknown)
+  int64_t bytes_per_element = 2;         // the inference engine's KV dtype (bf16 / fp16 by default)
   int64_t max_sequence_length = 131072;  // window of a full layer in max_attention_window
 };
 
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s);
 void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info);
-void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep, const ExportInfo& info);
+void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
+                 const ExportInfo& info);
 // Returns the realised sparsity (fraction of KV heads in sliding-window layers).
 double export_layers(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
                      const ExportInfo& info);

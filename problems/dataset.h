@@ -13,8 +13,8 @@ struct Problem {
   std::string id;
   std::string prompt;
   std::string answer;
-  double ref_len = 0;    // tokens of the full-cache model's correct answers (0 = unknown)
-  double pass_rate = -1; // full-cache pass rate (-1 = unknown)
+  double ref_len = 0;     // tokens of the full-cache model's correct answers (0 = unknown)
+  double pass_rate = -1;  // full-cache pass rate (-1 = unknown)
 };
 
 struct DatasetFields {
@@ -28,7 +28,7 @@ std::vector<Problem> load_problems(const std::string& path, const DatasetFields&
 // of each returned problem's line is kept in `raw`.
 struct LoadedProblems {
   std::vector<Problem> problems;
-  std::vector<std::string> raw;      // the line's JSON text
+  std::vector<std::string> raw;  // the line's JSON text
   std::vector<std::string> errors;
 };
 LoadedProblems load_problems_lenient(const std::string& path, const DatasetFields& fields = {});

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+
+#include "core/finish_reason.h"
 
 namespace rlkv {
 
@@ -12,11 +15,8 @@ double length_excess(int64_t length, double ref_len, double slack) {
 }
 
 bool finish_forces_wrong(std::string_view finish_reason) {
-  return finish_reason == "length" || finish_reason == "repetition";
-}
-
-bool known_finish_reason(std::string_view r) {
-  return r == "eos" || r == "stop" || r == "length" || r == "repetition";
+  const std::optional<FinishReason> r = parse_finish_reason(finish_reason);
+  return r && is_failed_generation(*r);
 }
 
 }  // namespace rlkv

@@ -24,11 +24,9 @@ constexpr double kDefaultLambdaLen = 0.25;
 
 double length_excess(int64_t length, double ref_len, double slack);
 
-// "length" (hit the cap) or "repetition" (stopped by the repetition detector).
+// "length" (hit the cap) or "repetition" (stopped by the repetition detector): a failed generation
+// (core/finish_reason.h). Any other name, valid or not, does not force the answer wrong.
 bool finish_forces_wrong(std::string_view finish_reason);
-
-// The finish reasons the generator writes (runtime/generator.h): eos, stop, length, repetition.
-bool known_finish_reason(std::string_view finish_reason);
 
 inline double length_reward(bool correct, double excess, double lambda_len) {
   return (correct ? 1.0 : 0.0) - lambda_len * excess;

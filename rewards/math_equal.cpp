@@ -50,8 +50,10 @@ std::vector<std::string_view> split_top(std::string_view s, Sep sep, WorkBudget&
       i += cmd.size();
       continue;
     }
-    if (c == '(' || c == '[' || c == '{') ++depth;
-    else if (c == ')' || c == ']' || c == '}') --depth;
+    if (c == '(' || c == '[' || c == '{')
+      ++depth;
+    else if (c == ')' || c == ']' || c == '}')
+      --depth;
     if (depth < 0) return {s};
     if (depth != 0) continue;
     if ((sep == Sep::kComma && c == ',' && !thousands_comma(s, i)) || (sep == Sep::kEquals && c == '=')) {

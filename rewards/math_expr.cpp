@@ -188,10 +188,11 @@ ExprValue variable(std::string_view name) {
 }
 
 bool is_greek(std::string_view n) {
-  for (std::string_view g : {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-                             "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
-                             "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma",
-                             "Phi", "Psi", "Omega"})
+  for (std::string_view g :
+       {"alpha",    "beta",    "gamma", "delta",  "epsilon", "varepsilon", "zeta",  "eta",   "theta",
+        "vartheta", "iota",    "kappa", "lambda", "mu",      "nu",         "xi",    "rho",   "sigma",
+        "tau",      "upsilon", "phi",   "varphi", "chi",     "psi",        "omega", "Gamma", "Delta",
+        "Theta",    "Lambda",  "Xi",    "Sigma",  "Phi",     "Psi",        "Omega"})
     if (n == g) return true;
   return false;
 }
@@ -411,8 +412,11 @@ class Parser {
       ExprValue r = combine(x, x);
       for (int p = 0; p < kEvalPoints; ++p) {
         const double a = x.at[p];
-        r.at[p] = cmd == "sin" ? std::sin(a) : cmd == "cos" ? std::cos(a) : cmd == "tan" ? std::tan(a)
-                : cmd == "exp" ? std::exp(a) : std::log(a);
+        r.at[p] = cmd == "sin"   ? std::sin(a)
+                  : cmd == "cos" ? std::cos(a)
+                  : cmd == "tan" ? std::tan(a)
+                  : cmd == "exp" ? std::exp(a)
+                                 : std::log(a);
       }
       return r;
     }
@@ -546,8 +550,10 @@ class Parser {
       std::from_chars(mant.data() + lead, mant.data() + mant.size(), m);
       i128 p10 = 1;
       for (int64_t k = 0; k < (shift < 0 ? -shift : shift); ++k) p10 *= 10;
-      if (shift >= 0) set_rational(v, i128(m) * p10, 1);
-      else set_rational(v, m, p10);
+      if (shift >= 0)
+        set_rational(v, i128(m) * p10, 1);
+      else
+        set_rational(v, m, p10);
     }
     if (!decimal && i_ > first && is_integer(v)) {
       int64_t n = 0, d = 1;

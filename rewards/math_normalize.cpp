@@ -33,9 +33,9 @@ struct Utf8Rewrite {
 };
 // Multi-byte characters with a LaTeX / ASCII meaning. "\t" marks a thin space (see kThin below).
 constexpr Utf8Rewrite kUtf8[] = {
-    {"\xE2\x88\x92", "-"},      {"\xC3\x97", "\\times "}, {"\xC3\xB7", "\\div "},  {"\xCF\x80", "\\pi "},
-    {"\xE2\x88\x9E", "\\infty "}, {"\xC2\xB0", ""},        {"\xE2\x88\x9A", "\\sqrt"}, {"\xE2\x89\xA4", "\\le "},
-    {"\xE2\x89\xA5", "\\ge "},  {"\xC2\xA0", " "},        {"\xE2\x80\x89", "\t"},  {"\xE2\x80\xAF", "\t"},
+    {"\xE2\x88\x92", "-"},        {"\xC3\x97", "\\times "}, {"\xC3\xB7", "\\div "},     {"\xCF\x80", "\\pi "},
+    {"\xE2\x88\x9E", "\\infty "}, {"\xC2\xB0", ""},         {"\xE2\x88\x9A", "\\sqrt"}, {"\xE2\x89\xA4", "\\le "},
+    {"\xE2\x89\xA5", "\\ge "},    {"\xC2\xA0", " "},        {"\xE2\x80\x89", "\t"},     {"\xE2\x80\xAF", "\t"},
     {"\xE2\x88\xAA", "\\cup "},
 };
 
@@ -56,8 +56,10 @@ bool unit_like(std::string_view t, WorkBudget& budget) {
   bool letter = false;
   for (char c : t) {
     budget.charge();
-    if (is_alpha(c)) letter = true;
-    else if (!(c == ' ' || c == '.' || c == '/')) return false;
+    if (is_alpha(c))
+      letter = true;
+    else if (!(c == ' ' || c == '.' || c == '/'))
+      return false;
   }
   return letter;
 }
@@ -86,202 +88,309 @@ void drop_trailing_words(std::string& s, WorkBudget& budget) {
   s.resize(k);
 }
 
-}  // namespace
+// The left-to-right pass over a trimmed answer: each step rewrites the construct at s[i] (a
+// character, a control symbol, a control word with its argument) into `out`.
+class LatexScan {
+ public:
+  LatexScan(std::string_view s, WorkBudget& budget)
+      : s_(s), n_(s.size()), budget_(budget), close_(match_braces(s, budget)) {
+    out_.reserve(n_);
+  }
 
-std::string normalize_answer(std::string_view in, WorkBudget& budget) {
-  const std::string_view s = trim(in, budget);
-  const size_t n = s.size();
-  const std::vector<size_t> close = match_braces(s, budget);
-  std::vector<size_t> skip;  // '}' of unwrapped \text{...} groups still ahead, innermost on top
-  std::string out;
-  out.reserve(n);
-  auto space = [&] {
-    if (!out.empty() && out.back() != ' ') out += ' ';
-  };
-  // A thin space between two digits joins them (3\,000); elsewhere it separates.
-  auto thin = [&](size_t next) {
-    if (!out.empty() && is_digit(out.back()) && next < n && is_digit(s[next])) return;
-    space();
-  };
-
-  size_t i = 0;
-  while (i < n) {
-    budget.charge();
-    while (!skip.empty() && skip.back() < i) skip.pop_back();
-    if (!skip.empty() && i == skip.back()) {
-      skip.pop_back();
-      ++i;
-      continue;
+  std::string run() {
+    while (i_ < n_) {
+      budget_.charge();
+      if (at_unwrapped_close()) continue;
+      step();
     }
-    const char c = s[i];
+    return std::move(out_);
+  }
+
+ private:
+  // One construct at s[i]: dispatches on its first byte.
+  void step() {
+    const char c = s_[i_];
     if (static_cast<unsigned char>(c) >= 0x80) {
-      bool done = false;
-      for (const auto& r : kUtf8) {
-        if (!match_at(s, i, r.from)) continue;
-        i += r.from.size();
-        if (r.to == "\t") thin(i);
-        else if (r.to == " ") space();
-        else out += r.to;
-        done = true;
-        break;
-      }
-      if (!done) out += s[i++];
-      continue;
-    }
-    if (c == '$') {
-      ++i;
-      continue;
-    }
-    if (c == '~' || is_space(c)) {
+      utf8_char();
+    } else if (c == '$') {
+      ++i_;
+    } else if (c == '~' || is_space(c)) {
       space();
-      ++i;
-      continue;
+      ++i_;
+    } else if (c == '{' && match_at(s_, i_, "{,}")) {
+      out_ += ',';
+      i_ += 3;
+    } else if (c == '^') {
+      caret();
+    } else if (c != '\\') {
+      out_ += lower(c);
+      ++i_;
+    } else {
+      backslash();
     }
-    if (c == '{' && match_at(s, i, "{,}")) {
-      out += ',';
-      i += 3;
-      continue;
+  }
+
+  // The '}' of an unwrapped \text{...} group: dropped (groups already passed are forgotten).
+  bool at_unwrapped_close() {
+    while (!skip_.empty() && skip_.back() < i_) skip_.pop_back();
+    if (skip_.empty() || i_ != skip_.back()) return false;
+    skip_.pop_back();
+    ++i_;
+    return true;
+  }
+
+  // White space, '~' and spacing commands: one space, never two, none at the start.
+  void space() {
+    if (!out_.empty() && out_.back() != ' ') out_ += ' ';
+  }
+
+  // A thin space between two digits joins them (3\,000); elsewhere it separates.
+  void thin(size_t next) {
+    if (!out_.empty() && is_digit(out_.back()) && next < n_ && is_digit(s_[next])) return;
+    space();
+  }
+
+  // A multi-byte character: rewritten by kUtf8 when listed there, else its first byte copied.
+  void utf8_char() {
+    for (const auto& r : kUtf8) {
+      if (!match_at(s_, i_, r.from)) continue;
+      i_ += r.from.size();
+      if (r.to == "\t")
+        thin(i_);
+      else if (r.to == " ")
+        space();
+      else
+        out_ += r.to;
+      return;
     }
-    if (c == '^') {
-      bool degree = false;
-      for (std::string_view d : {"^\\circ", "^{\\circ}", "^\\degree", "^{\\degree}", "^{}"}) {
-        if (match_at(s, i, d) && !(d.back() != '}' && i + d.size() < n && is_alpha(s[i + d.size()]))) {
-          i += d.size();
-          degree = true;
-          break;
-        }
+    out_ += s_[i_++];
+  }
+
+  // Degrees (^\circ, ^{\circ}, ^\degree, ^{\degree}) and an empty power ^{}: dropped; any other '^' kept.
+  void caret() {
+    for (std::string_view d : {"^\\circ", "^{\\circ}", "^\\degree", "^{\\degree}", "^{}"}) {
+      if (match_at(s_, i_, d) && !(d.back() != '}' && i_ + d.size() < n_ && is_alpha(s_[i_ + d.size()]))) {
+        i_ += d.size();
+        return;
       }
-      if (degree) continue;
-      out += c;
-      ++i;
-      continue;
     }
-    if (c != '\\') {
-      out += lower(c);
-      ++i;
-      continue;
+    out_ += '^';
+    ++i_;
+  }
+
+  // A backslash: a control symbol (\, \% \{ ...) or a control word (\frac ...); a last lone one is dropped.
+  void backslash() {
+    if (i_ + 1 >= n_) {
+      ++i_;
+      return;
     }
-    // A backslash: a control symbol (\, \% \{ ...) or a control word (\frac ...).
-    if (i + 1 >= n) {
-      ++i;
-      continue;
+    if (!is_alpha(s_[i_ + 1]))
+      control_symbol();
+    else
+      control_word();
+  }
+
+  // Control symbols: delimiters \( \) \[ \] and currency \$ dropped, \% -> %, \! dropped, thin
+  // spaces \, \: \; "\ " as thin(), a line break \\ as a space; others kept.
+  void control_symbol() {
+    const char d = s_[i_ + 1];
+    i_ += 2;
+    switch (d) {
+      case '$':
+      case '(':
+      case ')':
+      case '[':
+      case ']':
+        break;
+      case '%':
+        out_ += '%';
+        break;
+      case '!':
+        break;
+      case ',':
+      case ':':
+      case ';':
+      case ' ':
+        thin(i_);
+        break;
+      case '\\':
+        space();
+        break;
+      default:
+        out_ += '\\';
+        out_ += d;
     }
-    const char d = s[i + 1];
-    if (!is_alpha(d)) {
-      i += 2;
-      switch (d) {
-        case '$': case '(': case ')': case '[': case ']': break;
-        case '%': out += '%'; break;
-        case '!': break;
-        case ',': case ':': case ';': case ' ': thin(i); break;
-        case '\\': space(); break;
-        default:
-          out += '\\';
-          out += d;
-      }
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < n && is_alpha(s[j])) {
-      budget.charge();
+  }
+
+  // A control word: dropped, rewritten to its canonical synonym, unwrapped with its argument, or kept.
+  void control_word() {
+    size_t j = i_ + 1;
+    while (j < n_ && is_alpha(s_[j])) {
+      budget_.charge();
       ++j;
     }
-    const std::string_view name = s.substr(i + 1, j - i - 1);
-    i = j;
-    if (one_of(name, {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
-                      "Biggl", "Biggr", "middle"})) {
-      if (i < n && s[i] == '.') ++i;  // \left. is an invisible delimiter
-      continue;
-    }
-    if (one_of(name, {"displaystyle", "textstyle", "scriptstyle", "limits", "nolimits", "circ", "degree"})) continue;
-    if (one_of(name, {"quad", "qquad", "enspace", "thinspace", "medspace", "thickspace"})) {
-      space();
-      continue;
-    }
-    if (one_of(name, {"dfrac", "tfrac", "cfrac"})) {
-      out += "\\frac";
-      continue;
-    }
-    if (one_of(name, {"dbinom", "tbinom"})) {
-      out += "\\binom";
-      continue;
-    }
-    if (one_of(name, {"le", "leq", "leqslant"})) { out += "\\le "; continue; }
-    if (one_of(name, {"ge", "geq", "geqslant"})) { out += "\\ge "; continue; }
-    if (one_of(name, {"ne", "neq"})) { out += "\\ne "; continue; }
-    if (name == "lbrace") { out += "\\{"; continue; }
-    if (name == "rbrace") { out += "\\}"; continue; }
-    if (name == "ast") { out += "\\cdot "; continue; }
-    if (name == "infin") { out += "\\infty "; continue; }
-    if (name == "varnothing") { out += "\\emptyset "; continue; }
+    const std::string_view name = s_.substr(i_ + 1, j - i_ - 1);
+    i_ = j;
+    if (layout_command(name) || synonym_command(name)) return;
     const bool text_like = one_of(name, {"text", "textrm", "textnormal", "textup", "textsf", "texttt", "mbox", "hbox",
                                          "mathrm", "textbf", "textit", "emph"});
     if (text_like || one_of(name, {"mathbf", "mathit", "mathsf", "mathtt", "boldsymbol", "bm", "boxed", "fbox",
                                    "operatorname", "mathnormal"})) {
-      size_t k = i;
-      while (k < n && is_space(s[k])) {
-        budget.charge();
-        ++k;
-      }
-      if (k >= n || s[k] != '{' || close[k] == npos) continue;  // no argument: drop the command
-      const std::string_view arg = s.substr(k + 1, close[k] - k - 1);
-      const char prev = last_nonspace(out);
-      if (text_like && (is_digit(prev) || prev == '}' || prev == ')') && unit_like(arg, budget)) {
-        // A unit ("10\text{ cm}^2"): dropped, with its power, when nothing but a separator follows.
-        size_t e = close[k] + 1;
-        for (std::string_view p : {"^{2}", "^{3}", "^2", "^3"})
-          if (match_at(s, e, p)) {
-            e += p.size();
-            break;
-          }
-        size_t f = e;
-        while (f < n && is_space(s[f])) {
-          budget.charge();
-          ++f;
-        }
-        if (f >= n || s[f] == ',' || s[f] == ')' || s[f] == ']' || s[f] == ';' || s[f] == '.' ||
-            match_at(s, f, "\\}") || match_at(s, f, "\\\\") || match_at(s, f, "$")) {
-          i = e;
-          continue;
-        }
-      }
-      skip.push_back(close[k]);
-      i = k + 1;
-      continue;
+      argument_command(text_like);
+      return;
     }
-    out += '\\';
-    out += name;
+    out_ += '\\';
+    out_ += name;
   }
 
-  // Clean-up: trim, "percent", trailing period, unit words, redundant outer braces.
-  std::string_view t = trim(out, budget);
-  std::string r(t);
+  // Sizing (\left, \big ...; \left. included), style (\displaystyle ...) and degree words: dropped;
+  // spacing words (\quad ...): a space. True when `name` is one of them.
+  bool layout_command(std::string_view name) {
+    if (one_of(name, {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
+                      "Biggl", "Biggr", "middle"})) {
+      if (i_ < n_ && s_[i_] == '.') ++i_;  // \left. is an invisible delimiter
+      return true;
+    }
+    if (one_of(name, {"displaystyle", "textstyle", "scriptstyle", "limits", "nolimits", "circ", "degree"})) return true;
+    if (one_of(name, {"quad", "qquad", "enspace", "thinspace", "medspace", "thickspace"})) {
+      space();
+      return true;
+    }
+    return false;
+  }
+
+  // Commands with a canonical synonym (\dfrac -> \frac, \leq -> \le, \lbrace -> \{ ...): rewritten.
+  // True when `name` is one of them.
+  bool synonym_command(std::string_view name) {
+    if (one_of(name, {"dfrac", "tfrac", "cfrac"}))
+      out_ += "\\frac";
+    else if (one_of(name, {"dbinom", "tbinom"}))
+      out_ += "\\binom";
+    else if (one_of(name, {"le", "leq", "leqslant"}))
+      out_ += "\\le ";
+    else if (one_of(name, {"ge", "geq", "geqslant"}))
+      out_ += "\\ge ";
+    else if (one_of(name, {"ne", "neq"}))
+      out_ += "\\ne ";
+    else if (name == "lbrace")
+      out_ += "\\{";
+    else if (name == "rbrace")
+      out_ += "\\}";
+    else if (name == "ast")
+      out_ += "\\cdot ";
+    else if (name == "infin")
+      out_ += "\\infty ";
+    else if (name == "varnothing")
+      out_ += "\\emptyset ";
+    else
+      return false;
+    return true;
+  }
+
+  // \text{...}, \mathbf{...}, \boxed{...} and friends: a unit after a number goes (drop_unit),
+  // otherwise the argument stays and its closing brace is dropped when reached; no argument: the
+  // command alone goes.
+  void argument_command(bool text_like) {
+    size_t k = i_;
+    while (k < n_ && is_space(s_[k])) {
+      budget_.charge();
+      ++k;
+    }
+    if (k >= n_ || s_[k] != '{' || close_[k] == npos) return;  // no argument: drop the command
+    const std::string_view arg = s_.substr(k + 1, close_[k] - k - 1);
+    const char prev = last_nonspace(out_);
+    if (text_like && (is_digit(prev) || prev == '}' || prev == ')') && unit_like(arg, budget_) && drop_unit(k)) return;
+    skip_.push_back(close_[k]);
+    i_ = k + 1;
+  }
+
+  // A unit ("10\text{ cm}^2", its argument closing at close[k]): dropped, with its power, when
+  // nothing but a separator follows. True when dropped.
+  bool drop_unit(size_t k) {
+    size_t e = close_[k] + 1;
+    for (std::string_view p : {"^{2}", "^{3}", "^2", "^3"})
+      if (match_at(s_, e, p)) {
+        e += p.size();
+        break;
+      }
+    size_t f = e;
+    while (f < n_ && is_space(s_[f])) {
+      budget_.charge();
+      ++f;
+    }
+    if (f >= n_ || s_[f] == ',' || s_[f] == ')' || s_[f] == ']' || s_[f] == ';' || s_[f] == '.' ||
+        match_at(s_, f, "\\}") || match_at(s_, f, "\\\\") || match_at(s_, f, "$")) {
+      i_ = e;
+      return true;
+    }
+    return false;
+  }
+
+  const std::string_view s_;
+  const size_t n_;
+  WorkBudget& budget_;
+  const std::vector<size_t> close_;  // match_braces(s)
+  std::vector<size_t> skip_;         // '}' of unwrapped \text{...} groups still ahead, innermost on top
+  std::string out_;
+  size_t i_ = 0;
+};
+
+// A final word "percent" (alone, after a space or after a digit) -> "%", the spaces before it dropped.
+void percent_word_to_sign(std::string& r) {
   if (r.size() >= 7 && r.compare(r.size() - 7, 7, "percent") == 0 &&
       (r.size() == 7 || r[r.size() - 8] == ' ' || is_digit(r[r.size() - 8]))) {
     r.resize(r.size() - 7);
     while (!r.empty() && r.back() == ' ') r.pop_back();
     r += '%';
   }
+}
+
+// Trailing periods and spaces go (a control symbol "\." stays).
+void drop_trailing_periods(std::string& r, WorkBudget& budget) {
   while (!r.empty() && (r.back() == '.' || r.back() == ' ')) {
     budget.charge();
     if (r.size() >= 2 && r.back() == '.' && r[r.size() - 2] == '\\') break;
     r.pop_back();
   }
-  drop_trailing_words(r, budget);
+}
+
+// Trailing spaces go.
+void drop_trailing_spaces(std::string& r, WorkBudget& budget) {
   while (!r.empty() && r.back() == ' ') {
     budget.charge();
     r.pop_back();
   }
-  if (!r.empty() && r.front() == '{') {
-    const std::vector<size_t> m = match_braces(r, budget);
-    size_t layers = 0;
-    while (2 * layers + 1 < r.size() && r[layers] == '{' && m[layers] == r.size() - 1 - layers) {
-      budget.charge();
-      ++layers;
-    }
-    if (layers > 0) r = std::string(trim(std::string_view(r).substr(layers, r.size() - 2 * layers), budget));
+}
+
+// Braces around the whole answer go, every layer of them: "{{5}}" -> "5".
+void strip_outer_braces(std::string& r, WorkBudget& budget) {
+  if (r.empty() || r.front() != '{') return;
+  const std::vector<size_t> m = match_braces(r, budget);
+  size_t layers = 0;
+  while (2 * layers + 1 < r.size() && r[layers] == '{' && m[layers] == r.size() - 1 - layers) {
+    budget.charge();
+    ++layers;
   }
+  if (layers > 0) r = std::string(trim(std::string_view(r).substr(layers, r.size() - 2 * layers), budget));
+}
+
+// The clean-up after the scan: trim, "percent", trailing period, unit words, redundant outer braces.
+std::string clean_up(std::string_view scanned, WorkBudget& budget) {
+  std::string r(trim(scanned, budget));
+  percent_word_to_sign(r);
+  drop_trailing_periods(r, budget);
+  drop_trailing_words(r, budget);
+  drop_trailing_spaces(r, budget);
+  strip_outer_braces(r, budget);
   return r;
+}
+
+}  // namespace
+
+std::string normalize_answer(std::string_view in, WorkBudget& budget) {
+  const std::string_view s = trim(in, budget);
+  const std::string out = LatexScan(s, budget).run();
+  return clean_up(out, budget);
 }
 
 std::string compact(std::string_view s, WorkBudget& budget) {

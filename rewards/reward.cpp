@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/finish_reason.h"
 #include "rewards/math_equal.h"
 
 namespace rlkv {
@@ -44,8 +45,9 @@ RewardScore score_response(std::string_view response, int64_t length, std::strin
     const Extracted x = extract_answer(response, o.task, budget);
     s.extracted = x.text;
     if (forced) {
-      s.why = str_cat(finish_reason == "length" ? "truncated at the length cap" : "stopped by the repetition detector",
-                      ": wrong, excess 1");
+      const bool capped = finish_reason == finish_reason_name(FinishReason::kLength);
+      s.why =
+          str_cat(capped ? "truncated at the length cap" : "stopped by the repetition detector", ": wrong, excess 1");
     } else if (!reference.usable) {
       s.why = "reference unusable: " + reference.why;
     } else if (!x.found) {

@@ -50,7 +50,7 @@ struct RewardScore {
   std::string extracted;  // the answer found in the response ("" when none)
   std::string why;        // one line: how it was judged
   bool budget_hit = false;
-  int64_t work = 0;       // steps used on the response (<= work_budget)
+  int64_t work = 0;  // steps used on the response (<= work_budget)
 };
 
 RewardScore score_response(std::string_view response, int64_t length, std::string_view finish_reason,

@@ -3,8 +3,8 @@
 // learner's stop policy. Malformed and foreign messages are dropped and counted.
 #pragma once
 
-#include "core/run_context.h"
 #include "comm/transport.h"
+#include "core/run_context.h"
 #include "rewards/reward_worker.h"
 
 namespace rlkv {

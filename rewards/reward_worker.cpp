@@ -21,8 +21,8 @@ ScoredGroup score_group(RolloutGroup group, const RewardOptions& options) {
 RewardWorker::RewardWorker(const RewardWorkerOptions& options, Sink sink)
     : options_(options), sink_(std::move(sink)), in_(options.max_pending) {
   check_reward_options(options_.reward);
-  RLKV_CHECK(options_.num_threads >= 1 && options_.num_threads <= 256, "reward worker: num_threads must be in [1, 256], got ",
-             options_.num_threads);
+  RLKV_CHECK(options_.num_threads >= 1 && options_.num_threads <= 256,
+             "reward worker: num_threads must be in [1, 256], got ", options_.num_threads);
   RLKV_CHECK(options_.max_pending >= 1, "reward worker: max_pending must be >= 1");
   running_ = options_.num_threads;
   threads_.reserve(size_t(options_.num_threads));

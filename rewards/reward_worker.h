@@ -47,15 +47,15 @@ namespace rlkv {
 struct RolloutGroup {
   struct Rollout {
     std::string response;
-    int64_t length = 0;                // generated tokens
+    int64_t length = 0;                 // generated tokens
     std::string finish_reason = "eos";  // eos | stop | length | repetition
-    std::any payload;                  // opaque to the worker (e.g. the head mask used)
+    std::any payload;                   // opaque to the worker (e.g. the head mask used)
   };
   std::string prompt_id;
   std::string answer;  // reference answer as in the dataset (bare, "#### 42", or a boxed solution)
   double ref_len = 0;  // full-cache reference length in tokens (<= 0: unknown)
   std::vector<Rollout> rollouts;
-  std::any payload;    // opaque to the worker (e.g. policy version)
+  std::any payload;  // opaque to the worker (e.g. policy version)
 };
 
 struct ScoredGroup {
@@ -63,7 +63,7 @@ struct ScoredGroup {
   std::vector<RewardScore> scores;  // scores[i] belongs to group.rollouts[i]
   std::string reference_why;        // how the reference was read (or why it could not be)
   bool reference_budget_hit = false;
-  int64_t reference_work = 0;       // steps spent on the reference
+  int64_t reference_work = 0;  // steps spent on the reference
 };
 
 // Scores one group on the calling thread (what each pool thread does).
@@ -71,7 +71,7 @@ ScoredGroup score_group(RolloutGroup group, const RewardOptions& options);
 
 struct RewardWorkerOptions {
   RewardOptions reward;
-  int num_threads = 2;     // pool size
+  int num_threads = 2;      // pool size
   size_t max_pending = 64;  // groups waiting before push() blocks
 };
 

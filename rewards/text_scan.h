@@ -60,8 +60,8 @@ inline bool match_at(std::string_view s, size_t pos, std::string_view needle, bo
 
 // Last occurrence of `needle` starting strictly before `end` (npos when none). Charges one step per
 // starting position tried.
-inline size_t rfind(std::string_view s, std::string_view needle, WorkBudget& budget, size_t end = std::string_view::npos,
-                    bool ci = false) {
+inline size_t rfind(std::string_view s, std::string_view needle, WorkBudget& budget,
+                    size_t end = std::string_view::npos, bool ci = false) {
   if (needle.empty() || s.size() < needle.size()) return std::string_view::npos;
   size_t pos = std::min(end == std::string_view::npos ? s.size() : end, s.size() - needle.size() + 1);
   while (pos > 0) {

@@ -16,16 +16,6 @@
 
 namespace rlkv {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::kEos: return "eos";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kRepetition: return "repetition";
-  }
-  return "?";
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -37,6 +27,288 @@ struct Active {
   Rng rng;
   int32_t last = 0;
   bool done = false;
+};
+
+// One Generator::run over the generator's model, cache, static decoders and statistics: the
+// requests, their results, the queue of requests not yet admitted and the active sequences.
+// Each step is admission (queued requests join, with one batched prefill) or one decode step of
+// the active batch; both sample a token per sequence and retire the finished ones.
+class GenerationRun {
+ public:
+  using Statics = std::map<int64_t, std::unique_ptr<StaticDecode>>;
+  GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache,
+                Statics& statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
+                const std::function<void(const GenerationResult&)>& on_done)
+      : model_(model),
+        tok_(tok),
+        opts_(opts),
+        cache_(cache),
+        statics_(statics),
+        stats_(stats),
+        requests_(requests),
+        on_done_(on_done),
+        cfg_(model.config()) {
+    check_requests();
+    eos_.insert(opts_.eos_ids.begin(), opts_.eos_ids.end());
+    results_.resize(requests_.size());
+    for (size_t i = 0; i < requests_.size(); ++i) queue_.push_back(i);
+    use_static_ = (opts_.resident_tables || opts_.cuda_graphs) && (model_.tp() == nullptr || model_.tp()->size() == 1);
+  }
+
+  std::vector<GenerationResult> run() {
+    try {
+      while (!queue_.empty() || !active_.empty()) {
+        if (!queue_.empty() && int64_t(active_.size()) < opts_.max_batch) {
+          admit();
+          continue;  // admit more before decoding if slots freed up
+        }
+        decode_step();
+      }
+    } catch (...) {
+      for (auto& a : active_) cache_.release(a.seq);
+      throw;
+    }
+    return std::move(results_);
+  }
+
+ private:
+  // Prompts not empty and inside the vocabulary, head masks of one entry per KV head (or none).
+  void check_requests() const {
+    const int64_t V = cfg_.vocab_size;
+    const int64_t heads_total = cfg_.num_layers * cfg_.num_kv_heads;
+    for (const auto& r : requests_) {
+      RLKV_CHECK(!r.prompt.empty(), "request ", r.id, ": empty prompt");
+      for (int32_t t : r.prompt)
+        RLKV_CHECK(t >= 0 && t < V, "request ", r.id, ": token id ", t, " outside the vocabulary");
+      RLKV_CHECK(r.keep.empty() || int64_t(r.keep.size()) == heads_total, "request ", r.id, ": head mask of ",
+                 r.keep.size(), " entries for ", heads_total, " KV heads");
+    }
+  }
+
+  // Admits queued requests into free batch slots with one batched prefill.
+  void admit() {
+    const auto t0 = Clock::now();
+    const std::vector<size_t> idx = dequeue(std::min(queue_.size(), size_t(opts_.max_batch) - active_.size()));
+    const at::Tensor tokens = padded_prompts(idx);
+    const size_t first_new = active_.size();
+    const std::vector<int64_t> seqs = join(idx);
+    prefill(idx, seqs, tokens, first_new);
+    note_memory();
+    stats_.prefill_seconds += since(t0);
+    retire();
+  }
+
+  std::vector<size_t> dequeue(size_t take) {
+    std::vector<size_t> idx(queue_.begin(), queue_.begin() + int64_t(take));
+    queue_.erase(queue_.begin(), queue_.begin() + int64_t(take));
+    return idx;
+  }
+
+  // The prompts of `idx`, right-padded with zeros to the longest: [idx.size(), longest].
+  at::Tensor padded_prompts(const std::vector<size_t>& idx) const {
+    int64_t tmax = 0;
+    for (size_t i : idx) tmax = std::max<int64_t>(tmax, int64_t(requests_[i].prompt.size()));
+    at::Tensor tokens = at::zeros({int64_t(idx.size()), tmax}, at::kLong);
+    auto acc = tokens.accessor<int64_t, 2>();
+    for (size_t r = 0; r < idx.size(); ++r) {
+      const auto& req = requests_[idx[r]];
+      for (size_t t = 0; t < req.prompt.size(); ++t) acc[int64_t(r)][int64_t(t)] = req.prompt[t];
+    }
+    return tokens;
+  }
+
+  // New sequences join: a cache sequence with this rank's share of the head mask, room for the
+  // prompt, their results' ids, then their place in the active batch. Returns the cache sequences.
+  std::vector<int64_t> join(const std::vector<size_t>& idx) {
+    const TpShard& shard = model_.shard();
+    std::vector<int64_t> seqs;
+    for (size_t i : idx) {
+      const auto& req = requests_[i];
+      const int64_t seq = cache_.add_sequence(shard.local_mask(req.keep, cfg_.num_layers, cfg_.num_kv_heads));
+      cache_.reserve(seq, int64_t(req.prompt.size()));
+      seqs.push_back(seq);
+      results_[i].id = req.id;
+      results_[i].prompt_len = int64_t(req.prompt.size());
+      stats_.prompt_tokens += int64_t(req.prompt.size());
+      ++stats_.sequences;
+    }
+    for (size_t r = 0; r < idx.size(); ++r)
+      active_.push_back(Active{idx[r], seqs[r], Rng(opts_.seed, requests_[idx[r]].stream)});
+    return seqs;
+  }
+
+  // Full attention over the padded prompts, writing each prompt's K / V into its cache, then the
+  // first token of each new sequence (active_[first_new...]) sampled from its last position.
+  void prefill(const std::vector<size_t>& idx, const std::vector<int64_t>& seqs, const at::Tensor& tokens,
+               size_t first_new) {
+    const size_t take = idx.size();
+    at::Tensor hidden =
+        model_.forward_dense(tokens.to(model_.device()), [&](int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+          for (size_t r = 0; r < take; ++r) {
+            const int64_t T = int64_t(requests_[idx[r]].prompt.size());
+            cache_.write_prefill(seqs[r], layer, k[int64_t(r)].narrow(0, 0, T).contiguous(),
+                                 v[int64_t(r)].narrow(0, 0, T).contiguous(), opts_.num_threads);
+          }
+        });
+    std::vector<at::Tensor> last;
+    std::vector<Active*> rows;
+    for (size_t r = 0; r < take; ++r) {
+      const int64_t T = int64_t(requests_[idx[r]].prompt.size());
+      cache_.set_length(seqs[r], T);
+      last.push_back(hidden[int64_t(r)][T - 1]);
+      rows.push_back(&active_[first_new + r]);
+    }
+    sample_rows(model_.logits(at::stack(last)), rows);
+  }
+
+  // One decode step of every active sequence: its last token in, its next token sampled.
+  void decode_step() {
+    const auto t0 = Clock::now();
+    std::vector<int64_t> seqs;
+    std::vector<int64_t> toks;
+    std::vector<Active*> rows;
+    for (auto& a : active_) {
+      seqs.push_back(a.seq);
+      toks.push_back(a.last);
+      rows.push_back(&a);
+    }
+    sample_rows(model_.logits(decode_forward(seqs, toks)), rows);
+    ++stats_.decode_steps;
+    note_memory();
+    stats_.decode_seconds += since(t0);
+    retire();
+  }
+
+  // The decode forward pass: through a StaticDecode of this batch size (made on first use) when
+  // use_static_, else the model's eager step.
+  at::Tensor decode_forward(const std::vector<int64_t>& seqs, const std::vector<int64_t>& toks) {
+    if (!use_static_)
+      return model_.forward_decode(at::tensor(toks).to(model_.device()), cache_, seqs, opts_.num_threads);
+    auto& sd = statics_[int64_t(seqs.size())];
+    if (!sd) {
+      StaticDecodeOptions so;
+      so.cuda_graph = opts_.cuda_graphs;
+      so.num_threads = opts_.num_threads;
+      sd = std::make_unique<StaticDecode>(model_, cache_, int64_t(seqs.size()), so);
+    }
+    return sd->step(at::tensor(toks), seqs);
+  }
+
+  // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
+  // tokens; rank 0's are broadcast anyway so that the group can never drift apart.
+  void sample_rows(const at::Tensor& logits, std::vector<Active*>& rows) {
+    const int64_t V = cfg_.vocab_size;
+    at::Tensor toks;
+    if (!logits.device().is_cpu() && opts_.sample_on_device) {
+      // Only the chosen tokens come back (runtime/sampling_device.h), once, after the group's
+      // broadcast on the device; the rows' uniforms are drawn here.
+      std::vector<double> u(rows.size(), 0.0);
+      if (opts_.sampling.temperature > 0)
+        for (size_t b = 0; b < rows.size(); ++b) u[b] = rows[b]->rng.uniform();
+      toks = sample_rows_on_device(logits, opts_.sampling, u);
+      if (model_.tp()) model_.tp()->broadcast(toks, 0);
+      toks = toks.to(at::kCPU).contiguous();
+    } else {
+      toks = at::empty({int64_t(rows.size())}, at::kInt);
+      at::Tensor lg = logits.to(at::kCPU).contiguous();
+      const float* base = lg.data_ptr<float>();
+      int32_t* t = toks.data_ptr<int32_t>();
+      for (size_t b = 0; b < rows.size(); ++b)
+        t[b] = sample_token(base + int64_t(b) * V, V, opts_.sampling, rows[b]->rng, scratch_);
+      if (model_.tp()) model_.tp()->broadcast(toks, 0);
+    }
+    const int32_t* t = toks.data_ptr<int32_t>();
+    for (size_t b = 0; b < rows.size(); ++b) accept(*rows[b], t[b]);
+  }
+
+  // Appends a sampled token to sequence `a` and decides whether it is finished, checking in order:
+  // EOS, a stop string, the repetition detector, the length cap.
+  void accept(Active& a, int32_t tok) {
+    GenerationResult& res = results_[a.index];
+    res.tokens.push_back(tok);
+    a.last = tok;
+    ++stats_.generated_tokens;
+    if (eos_.count(tok)) {
+      finish(a, FinishReason::kEos);
+    } else if (tok_ && !tok_->is_special(tok) && append_text_to_stop(res, tok)) {
+      finish(a, FinishReason::kStop);
+    } else if (repetitive(res.tokens)) {
+      finish(a, FinishReason::kRepetition);
+    } else if (int64_t(res.tokens.size()) >= opts_.max_new_tokens) {
+      finish(a, FinishReason::kLength);
+    }
+  }
+
+  void finish(Active& a, FinishReason why) {
+    results_[a.index].finish = why;
+    a.done = true;
+  }
+
+  // Appends the token's bytes to the text; true when a stop string now ends the text (which is then
+  // cut right after it). A stop string can only end inside the bytes just added.
+  bool append_text_to_stop(GenerationResult& res, int32_t tok) const {
+    const std::string bytes = tok_->token_bytes(tok);
+    const size_t before = res.text.size();
+    res.text += bytes;
+    for (const auto& s : opts_.stop) {
+      const size_t from = before >= s.size() ? before - s.size() + 1 : 0;
+      const size_t at = res.text.find(s, from);
+      if (at != std::string::npos) {
+        res.text.resize(at + s.size());
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Every repetition_every tokens: fewer than repetition_min_distinct distinct among the last ones.
+  bool repetitive(const std::vector<int32_t>& tokens) const {
+    const int64_t n = int64_t(tokens.size());
+    const int64_t K = opts_.repetition_every;
+    if (!(K > 0 && n % K == 0)) return false;
+    std::unordered_set<int32_t> distinct(tokens.end() - K, tokens.end());
+    return int64_t(distinct.size()) < opts_.repetition_min_distinct;
+  }
+
+  // Peak KV bytes: allocated, by the formula, and with every head of the live sequences full.
+  void note_memory() {
+    const int64_t local_heads = cfg_.num_layers * model_.local_config().num_kv_heads;
+    cache_.update_peak();
+    int64_t tokens = 0;
+    for (const auto& a : active_) tokens += cache_.length(a.seq);
+    const int64_t full =
+        2 * int64_t(rlkv_dtype_size(to_kv_dtype(model_.dtype()))) * cfg_.head_dim * local_heads * tokens;
+    stats_.peak_kv_full_bytes = std::max(stats_.peak_kv_full_bytes, full);
+    stats_.peak_kv_allocated_bytes = std::max(stats_.peak_kv_allocated_bytes, cache_.peak_allocated_bytes());
+    stats_.peak_kv_formula_bytes = std::max(stats_.peak_kv_formula_bytes, cache_.peak_formula_bytes());
+  }
+
+  // Finished sequences leave: their cache is released and on_done sees their result.
+  void retire() {
+    for (auto& a : active_)
+      if (a.done) {
+        cache_.release(a.seq);
+        if (on_done_) on_done_(results_[a.index]);
+      }
+    auto done = [](const Active& a) { return a.done; };
+    active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  }
+
+  const Model& model_;
+  const Tokenizer* tok_;
+  const GeneratorOptions& opts_;
+  KvCache& cache_;
+  Statics& statics_;
+  GenerationStats& stats_;
+  const std::vector<GenerationRequest>& requests_;
+  const std::function<void(const GenerationResult&)>& on_done_;
+  const ModelConfig& cfg_;
+  std::unordered_set<int64_t> eos_;
+  std::vector<GenerationResult> results_;
+  std::deque<size_t> queue_;  // indices of requests not yet admitted, in request order
+  std::vector<Active> active_;
+  SamplingScratch scratch_;
+  bool use_static_ = false;
 };
 
 }  // namespace
@@ -56,200 +328,7 @@ Generator::~Generator() = default;
 std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest>& requests,
                                              const std::function<void(const GenerationResult&)>& on_done) {
   at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
-  const ModelConfig& cfg = model_.config();
-  const int64_t V = cfg.vocab_size;
-  const int64_t heads_total = cfg.num_layers * cfg.num_kv_heads;
-  const int64_t local_heads = cfg.num_layers * model_.local_config().num_kv_heads;
-  const TpShard& shard = model_.shard();
-  for (const auto& r : requests) {
-    RLKV_CHECK(!r.prompt.empty(), "request ", r.id, ": empty prompt");
-    for (int32_t t : r.prompt) RLKV_CHECK(t >= 0 && t < V, "request ", r.id, ": token id ", t, " outside the vocabulary");
-    RLKV_CHECK(r.keep.empty() || int64_t(r.keep.size()) == heads_total, "request ", r.id, ": head mask of ",
-               r.keep.size(), " entries for ", heads_total, " KV heads");
-  }
-  const std::unordered_set<int64_t> eos(opts_.eos_ids.begin(), opts_.eos_ids.end());
-  size_t max_stop = 0;
-  for (const auto& s : opts_.stop) max_stop = std::max(max_stop, s.size());
-
-  std::vector<GenerationResult> results(requests.size());
-  std::deque<size_t> queue;
-  for (size_t i = 0; i < requests.size(); ++i) queue.push_back(i);
-  std::vector<Active> active;
-  SamplingScratch scratch;
-  KvCache& cache = *cache_;
-  const bool use_static = (opts_.resident_tables || opts_.cuda_graphs) &&
-                          (model_.tp() == nullptr || model_.tp()->size() == 1);
-
-  // Appends a sampled token to sequence `a` and decides whether it is finished.
-  auto accept = [&](Active& a, int32_t tok) {
-    GenerationResult& res = results[a.index];
-    res.tokens.push_back(tok);
-    a.last = tok;
-    ++stats_.generated_tokens;
-    if (eos.count(tok)) {
-      res.finish = FinishReason::kEos;
-      a.done = true;
-      return;
-    }
-    if (tok_ && !tok_->is_special(tok)) {
-      const std::string bytes = tok_->token_bytes(tok);
-      const size_t before = res.text.size();
-      res.text += bytes;
-      // A stop string can only end inside the bytes just added.
-      for (const auto& s : opts_.stop) {
-        const size_t from = before >= s.size() ? before - s.size() + 1 : 0;
-        const size_t at = res.text.find(s, from);
-        if (at != std::string::npos) {
-          res.text.resize(at + s.size());
-          res.finish = FinishReason::kStop;
-          a.done = true;
-          return;
-        }
-      }
-    }
-    const int64_t n = int64_t(res.tokens.size());
-    const int64_t K = opts_.repetition_every;
-    if (K > 0 && n % K == 0) {
-      std::unordered_set<int32_t> distinct(res.tokens.end() - K, res.tokens.end());
-      if (int64_t(distinct.size()) < opts_.repetition_min_distinct) {
-        res.finish = FinishReason::kRepetition;
-        a.done = true;
-        return;
-      }
-    }
-    if (n >= opts_.max_new_tokens) {
-      res.finish = FinishReason::kLength;
-      a.done = true;
-    }
-  };
-
-  // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
-  // tokens; rank 0's are broadcast anyway so that the group can never drift apart.
-  auto sample_rows = [&](const at::Tensor& logits, std::vector<Active*>& rows) {
-    at::Tensor toks;
-    if (!logits.device().is_cpu() && opts_.sample_on_device) {
-      // Only the chosen tokens come back (runtime/sampling_device.h), once, after the group's
-      // broadcast on the device; the rows' uniforms are drawn here.
-      std::vector<double> u(rows.size(), 0.0);
-      if (opts_.sampling.temperature > 0)
-        for (size_t b = 0; b < rows.size(); ++b) u[b] = rows[b]->rng.uniform();
-      toks = sample_rows_on_device(logits, opts_.sampling, u);
-      if (model_.tp()) model_.tp()->broadcast(toks, 0);
-      toks = toks.to(at::kCPU).contiguous();
-    } else {
-      toks = at::empty({int64_t(rows.size())}, at::kInt);
-      at::Tensor lg = logits.to(at::kCPU).contiguous();
-      const float* base = lg.data_ptr<float>();
-      int32_t* t = toks.data_ptr<int32_t>();
-      for (size_t b = 0; b < rows.size(); ++b)
-        t[b] = sample_token(base + int64_t(b) * V, V, opts_.sampling, rows[b]->rng, scratch);
-      if (model_.tp()) model_.tp()->broadcast(toks, 0);
-    }
-    const int32_t* t = toks.data_ptr<int32_t>();
-    for (size_t b = 0; b < rows.size(); ++b) accept(*rows[b], t[b]);
-  };
-
-  auto note_memory = [&]() {
-    cache.update_peak();
-    int64_t tokens = 0;
-    for (const auto& a : active) tokens += cache.length(a.seq);
-    const int64_t full = 2 * int64_t(kv_dtype_size(to_kv_dtype(model_.dtype()))) * cfg.head_dim * local_heads * tokens;
-    stats_.peak_kv_full_bytes = std::max(stats_.peak_kv_full_bytes, full);
-    stats_.peak_kv_allocated_bytes = std::max(stats_.peak_kv_allocated_bytes, cache.peak_allocated_bytes());
-    stats_.peak_kv_formula_bytes = std::max(stats_.peak_kv_formula_bytes, cache.peak_formula_bytes());
-  };
-
-  auto retire = [&]() {
-    for (auto& a : active)
-      if (a.done) {
-        cache.release(a.seq);
-        if (on_done) on_done(results[a.index]);
-      }
-    active.erase(std::remove_if(active.begin(), active.end(), [](const Active& a) { return a.done; }), active.end());
-  };
-
-  try {
-    while (!queue.empty() || !active.empty()) {
-      // Admit queued requests into free batch slots with one batched prefill.
-      if (!queue.empty() && int64_t(active.size()) < opts_.max_batch) {
-        const auto t0 = Clock::now();
-        const size_t take = std::min(queue.size(), size_t(opts_.max_batch) - active.size());
-        std::vector<size_t> idx(queue.begin(), queue.begin() + int64_t(take));
-        queue.erase(queue.begin(), queue.begin() + int64_t(take));
-        int64_t tmax = 0;
-        for (size_t i : idx) tmax = std::max<int64_t>(tmax, int64_t(requests[i].prompt.size()));
-        at::Tensor tokens = at::zeros({int64_t(take), tmax}, at::kLong);
-        auto acc = tokens.accessor<int64_t, 2>();
-        std::vector<int64_t> seqs;
-        for (size_t r = 0; r < take; ++r) {
-          const auto& req = requests[idx[r]];
-          for (size_t t = 0; t < req.prompt.size(); ++t) acc[int64_t(r)][int64_t(t)] = req.prompt[t];
-          const int64_t seq = cache.add_sequence(shard.local_mask(req.keep, cfg.num_layers, cfg.num_kv_heads));
-          cache.reserve(seq, int64_t(req.prompt.size()));
-          seqs.push_back(seq);
-          results[idx[r]].id = req.id;
-          results[idx[r]].prompt_len = int64_t(req.prompt.size());
-          stats_.prompt_tokens += int64_t(req.prompt.size());
-          ++stats_.sequences;
-        }
-        const size_t first_new = active.size();
-        for (size_t r = 0; r < take; ++r)
-          active.push_back(Active{idx[r], seqs[r], Rng(opts_.seed, requests[idx[r]].stream)});
-        at::Tensor hidden = model_.forward_dense(tokens.to(model_.device()), [&](int64_t layer, const at::Tensor& k,
-                                                                                 const at::Tensor& v) {
-          for (size_t r = 0; r < take; ++r) {
-            const int64_t T = int64_t(requests[idx[r]].prompt.size());
-            cache.write_prefill(seqs[r], layer, k[int64_t(r)].narrow(0, 0, T).contiguous(),
-                                v[int64_t(r)].narrow(0, 0, T).contiguous(), opts_.num_threads);
-          }
-        });
-        std::vector<at::Tensor> last;
-        std::vector<Active*> rows;
-        for (size_t r = 0; r < take; ++r) {
-          const int64_t T = int64_t(requests[idx[r]].prompt.size());
-          cache.set_length(seqs[r], T);
-          last.push_back(hidden[int64_t(r)][T - 1]);
-          rows.push_back(&active[first_new + r]);
-        }
-        sample_rows(model_.logits(at::stack(last)), rows);
-        note_memory();
-        stats_.prefill_seconds += since(t0);
-        retire();
-        continue;  // admit more before decoding if slots freed up
-      }
-      const auto t0 = Clock::now();
-      std::vector<int64_t> seqs;
-      std::vector<int64_t> toks;
-      std::vector<Active*> rows;
-      for (auto& a : active) {
-        seqs.push_back(a.seq);
-        toks.push_back(a.last);
-        rows.push_back(&a);
-      }
-      at::Tensor hidden;
-      if (use_static) {
-        auto& sd = static_[int64_t(seqs.size())];
-        if (!sd) {
-          StaticDecodeOptions so;
-          so.cuda_graph = opts_.cuda_graphs;
-          so.num_threads = opts_.num_threads;
-          sd = std::make_unique<StaticDecode>(model_, cache, int64_t(seqs.size()), so);
-        }
-        hidden = sd->step(at::tensor(toks), seqs);
-      } else {
-        hidden = model_.forward_decode(at::tensor(toks).to(model_.device()), cache, seqs, opts_.num_threads);
-      }
-      sample_rows(model_.logits(hidden), rows);
-      ++stats_.decode_steps;
-      note_memory();
-      stats_.decode_seconds += since(t0);
-      retire();
-    }
-  } catch (...) {
-    for (auto& a : active) cache.release(a.seq);
-    throw;
-  }
-  return results;
+  return GenerationRun(model_, tok_, opts_, *cache_, static_, stats_, requests, on_done).run();
 }
 
 }  // namespace rlkv

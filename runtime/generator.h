@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/finish_reason.h"
 #include "runtime/sampling.h"
 
 namespace rlkv {
@@ -25,9 +26,6 @@ class Model;
 class Tokenizer;
 class KvCache;
 class StaticDecode;
-
-enum class FinishReason { kEos, kStop, kLength, kRepetition };
-const char* finish_reason_name(FinishReason r);  // "eos", "stop", "length", "repetition"
 
 struct GenerationRequest {
   int64_t id = 0;

@@ -7,24 +7,36 @@
 
 namespace rlkv {
 
-kv_dtype to_kv_dtype(at::ScalarType t) {
+rlkv_dtype to_kv_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return KV_DTYPE_F32;
-    case at::kHalf: return KV_DTYPE_F16;
-    case at::kBFloat16: return KV_DTYPE_BF16;
-    default: RLKV_CHECK(false, "KV cache dtype must be float32, float16 or bfloat16");
+    case at::kFloat:
+      return RLKV_DTYPE_F32;
+    case at::kHalf:
+      return RLKV_DTYPE_F16;
+    case at::kBFloat16:
+      return RLKV_DTYPE_BF16;
+    default:
+      RLKV_CHECK(false, "KV cache dtype must be float32, float16 or bfloat16");
   }
-  return KV_DTYPE_F32;
+  return RLKV_DTYPE_F32;
 }
 
 KvCache::KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
                  int64_t page_size, PageLists page_lists)
-    : cfg_(cfg), dtype_(dtype), device_(device), kdtype_(to_kv_dtype(dtype)), sink_(sink), window_(window),
-      page_size_(page_size), head_dim_(cfg.head_dim), heads_(cfg.num_kv_heads), layers_(cfg.num_layers) {
+    : cfg_(cfg),
+      dtype_(dtype),
+      device_(device),
+      kdtype_(to_kv_dtype(dtype)),
+      sink_(sink),
+      window_(window),
+      page_size_(page_size),
+      head_dim_(cfg.head_dim),
+      heads_(cfg.num_kv_heads),
+      layers_(cfg.num_layers) {
   use_table_ = page_lists == PageLists::table || (page_lists == PageLists::automatic && !device.is_cpu());
   RLKV_CHECK(sink >= 0 && window >= 1, "cache: sink must be >= 0 and window >= 1");
   RLKV_CHECK(page_size >= 1, "cache: page_size must be >= 1");
-  esz_ = int64_t(kv_dtype_size(kdtype_));
+  esz_ = int64_t(rlkv_dtype_size(kdtype_));
   auto opts = at::TensorOptions().dtype(dtype).device(device);
   k_pages_ = at::empty({0, page_size_, head_dim_}, opts);
   v_pages_ = at::empty({0, page_size_, head_dim_}, opts);
@@ -34,8 +46,8 @@ KvCache::KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device
 
 int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep) {
   const size_t n = size_t(layers_ * heads_);
-  RLKV_CHECK(keep.empty() || keep.size() == n, "head mask has ", keep.size(), " entries, the model has ",
-             layers_, " x ", heads_, " = ", n, " KV heads");
+  RLKV_CHECK(keep.empty() || keep.size() == n, "head mask has ", keep.size(), " entries, the model has ", layers_,
+             " x ", heads_, " = ", n, " KV heads");
   int64_t id;
   if (!free_seq_ids_.empty()) {
     id = free_seq_ids_.back();
@@ -89,8 +101,7 @@ void KvCache::reserve_capacity(int64_t pages, int64_t rings) {
   if (rings > k_rings_.size(0)) grow(k_rings_, v_rings_, free_rings_, sink_ + window_, rings);
 }
 
-void KvCache::grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit,
-                   int64_t at_least) {
+void KvCache::grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit, int64_t at_least) {
   const int64_t old_cap = k.size(0);
   const int64_t new_cap = std::max<int64_t>({16, old_cap * 2, at_least});
   auto opts = k.options();
@@ -200,15 +211,14 @@ void KvCache::end_step(const std::vector<int64_t>& seqs) {
   for (int64_t s : seqs) set_length(s, length(s) + 1);
 }
 
-void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, const at::Tensor& v,
-                            int num_threads) {
+void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, const at::Tensor& v, int num_threads) {
   const Seq& s = seq_ref(seq);
   RLKV_ASSERT(k.dim() == 3 && k.size(1) == heads_ && k.size(2) == head_dim_ && k.is_contiguous() &&
                   v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
               "write_prefill: bad K/V");
   const int64_t T = k.size(0);
   table_flush();
-  std::vector<kv_write_item> items;
+  std::vector<rlkv_kv_write_item> items;
   items.reserve(size_t(T * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
@@ -223,14 +233,14 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
   kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
 }
 
-void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k,
-                           const at::Tensor& v, int num_threads) {
+void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                           int num_threads) {
   const int64_t B = int64_t(seqs.size());
-  RLKV_ASSERT(k.dim() == 3 && k.size(0) == B && k.size(1) == heads_ && k.size(2) == head_dim_ &&
-                  k.is_contiguous() && v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
+  RLKV_ASSERT(k.dim() == 3 && k.size(0) == B && k.size(1) == heads_ && k.size(2) == head_dim_ && k.is_contiguous() &&
+                  v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
               "write_decode: bad K/V");
   table_flush();
-  std::vector<kv_write_item> items(size_t(B * heads_));
+  std::vector<rlkv_kv_write_item> items(size_t(B * heads_));
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
   for (int64_t b = 0; b < B; ++b) {
@@ -244,16 +254,16 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
   kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
 }
 
-kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
-  kv_span sp{};
+rlkv_kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
+  rlkv_kv_span sp{};
   if (s.keep[i]) {
     sp.k = k_pages_.data_ptr();
     sp.v = v_pages_.data_ptr();
     if (use_table_) {
       RLKV_ASSERT(dirty_at_.empty(), "page table used before its flush");
       const int64_t row = int64_t(&s - seqs_.data()) * layers_ * heads_ + int64_t(i);
-      RLKV_ASSERT(n <= int64_t(s.pages[i].size()) * page_size_ && (n == 0 || row < table_rows_),
-                  "span of ", n, " tokens beyond the reserved pages");
+      RLKV_ASSERT(n <= int64_t(s.pages[i].size()) * page_size_ && (n == 0 || row < table_rows_), "span of ", n,
+                  " tokens beyond the reserved pages");
       if (n == 0) return sp;
       sp.pages = page_table_.data_ptr<int32_t>() + row * table_cols_;
     } else {
@@ -271,22 +281,22 @@ kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
   return sp;
 }
 
-kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const kv_span& sp, const char* k_src,
-                                  const char* v_src) const {
+rlkv_kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const rlkv_kv_span& sp, const char* k_src,
+                                       const char* v_src) const {
   RLKV_ASSERT(!s.keep[i] || int64_t(s.pages[i].size()) * page_size_ > pos, "KV write before reserve");
-  kv_write_item it{};
+  rlkv_kv_write_item it{};
   it.k = const_cast<void*>(sp.k);  // the pools are ours to write; spans are read-only views of them
   it.v = const_cast<void*>(sp.v);
   it.pages = sp.pages;
   it.page_size = sp.page_size;
-  it.slot = s.keep[i] ? pos : kv_ring_slot(pos, sink_, window_);
+  it.slot = s.keep[i] ? pos : rlkv_ring_slot(pos, sink_, window_);
   it.k_src = k_src;
   it.v_src = v_src;
   return it;
 }
 
-std::vector<kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const {
-  std::vector<kv_span> out(seqs.size() * size_t(heads_));
+std::vector<rlkv_kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const {
+  std::vector<rlkv_kv_span> out(seqs.size() * size_t(heads_));
   for (size_t b = 0; b < seqs.size(); ++b) {
     const Seq& s = seq_ref(seqs[b]);
     for (int64_t h = 0; h < heads_; ++h)
@@ -295,8 +305,8 @@ std::vector<kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t la
   return out;
 }
 
-void KvCache::step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_write_item* items, const char* k_src,
-                          const char* v_src, int64_t src_layer_stride) {
+void KvCache::step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans, rlkv_kv_write_item* items,
+                          const char* k_src, const char* v_src, int64_t src_layer_stride) {
   table_flush();
   const size_t B = seqs.size(), H = size_t(heads_);
   for (int64_t l = 0; l < layers_; ++l)

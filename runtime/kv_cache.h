@@ -2,7 +2,7 @@
 //   - full heads: a paged pool of rows [page, page_size, head_dim]; a (sequence, layer, head) takes a
 //     new page every page_size tokens;
 //   - compressed heads: a pool of fixed rings of S + W rows; position p lives in slot p if p < S,
-//     else S + (p - S) mod W (kv_ring_slot), so the ring always holds the S sink and W most recent
+//     else S + (p - S) mod W (rlkv_ring_slot), so the ring always holds the S sink and W most recent
 //     positions.
 // Each sequence has its own head mask (keep[l * H_kv + h] = 1: full), so one batch mixes masks.
 // Pools grow by doubling when a free list runs dry (the base pointers move then, which is why kernel
@@ -59,16 +59,16 @@ class KvCache {
   // `seqs` and returns their lengths (the new tokens' positions); end_step advances each by one.
   std::vector<int64_t> begin_step(const std::vector<int64_t>& seqs);
   void end_step(const std::vector<int64_t>& seqs);
-  // Kernel view of `layer` for `seqs`, [seqs.size() * H_kv], for sequences of length `len_after`
-  // tokens each (their current length, or +1 during a decode step).
-  std::vector<kv_span> spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const;
+  // Kernel view of `layer` for `seqs`, [seqs.size() * H_kv], each sequence taken at
+  // length(seq) + `extra_tokens` tokens (0: as it is; 1 during a decode step, the new token included).
+  std::vector<rlkv_kv_span> spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const;
 
   // Tables of one decode step for every layer, written to host memory (a pinned mirror of the device
   // tables of runtime/static_decode.h): spans[l * B * H_kv + b * H_kv + h] over length(seq) + 1 tokens,
   // and items[same index] writing the new token at position length(seq), read from
   // k_src + l * src_layer_stride + (b * H_kv + h) * head_dim elements (v_src likewise; strides and
   // offsets in bytes). Every sequence must be reserved for length + 1 first.
-  void step_tables(const std::vector<int64_t>& seqs, kv_span* spans, kv_write_item* items, const char* k_src,
+  void step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans, rlkv_kv_write_item* items, const char* k_src,
                    const char* v_src, int64_t src_layer_stride);
 
   int64_t allocated_bytes() const;
@@ -89,23 +89,23 @@ class KvCache {
   struct Seq {
     bool live = false;
     int64_t len = 0;
-    std::vector<uint8_t> keep;               // [L * H]
-    std::vector<std::vector<int32_t>> pages; // [L * H], full heads
-    std::vector<int32_t> ring;               // [L * H], compressed heads (-1 for full)
+    std::vector<uint8_t> keep;                // [L * H]
+    std::vector<std::vector<int32_t>> pages;  // [L * H], full heads
+    std::vector<int32_t> ring;                // [L * H], compressed heads (-1 for full)
   };
   int32_t take_page();
   int32_t take_ring();
   void grow(at::Tensor& k, at::Tensor& v, std::vector<int32_t>& free, int64_t rows_per_unit, int64_t at_least = 0);
   const Seq& seq_ref(int64_t seq) const;
-  kv_span span_of(const Seq& s, size_t head_index, int64_t tokens) const;
+  rlkv_kv_span span_of(const Seq& s, size_t head_index, int64_t tokens) const;
   // The write of position `pos` of a head into its span `sp` = span_of(s, head_index, pos + 1).
-  kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const kv_span& sp, const char* k_src,
-                           const char* v_src) const;
+  rlkv_kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const rlkv_kv_span& sp, const char* k_src,
+                                const char* v_src) const;
 
   ModelConfig cfg_;
   at::ScalarType dtype_;
   at::Device device_;
-  kv_dtype kdtype_;
+  rlkv_dtype kdtype_;
   int64_t sink_, window_, page_size_, head_dim_, heads_, layers_;
   int64_t esz_;
   at::Tensor k_pages_, v_pages_;  // [capacity, page_size, head_dim]
@@ -117,15 +117,15 @@ class KvCache {
   int64_t peak_allocated_ = 0, peak_formula_ = 0;
   // Page table (PageLists::table): row (seq * L * H + i) holds the pages of head i of seq.
   bool use_table_ = false;
-  at::Tensor page_table_;                 // int32 [table_rows_, table_cols_] on device_
+  at::Tensor page_table_;  // int32 [table_rows_, table_cols_] on device_
   int64_t table_rows_ = 0, table_cols_ = 0;
-  std::vector<int64_t> dirty_at_;         // flat offsets of entries set since the last flush
+  std::vector<int64_t> dirty_at_;  // flat offsets of entries set since the last flush
   std::vector<int32_t> dirty_page_;
   void table_note(int64_t seq, size_t i);  // after s.pages[i] grew by one page
-  void table_flush();                     // applies the noted entries (rebuilding if it must grow)
+  void table_flush();                      // applies the noted entries (rebuilding if it must grow)
   void table_rebuild(int64_t rows, int64_t cols);
 };
 
-kv_dtype to_kv_dtype(at::ScalarType t);
+rlkv_dtype to_kv_dtype(at::ScalarType t);
 
 }  // namespace rlkv

@@ -11,9 +11,9 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
 #include "runtime/safetensors.h"
+#include "runtime/torch_attention.h"
 
 namespace rlkv {
 
@@ -26,10 +26,14 @@ at::ScalarType parse_dtype(const std::string& name) {
 
 const char* dtype_name(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    default: return "other";
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    default:
+      return "other";
   }
 }
 
@@ -37,9 +41,12 @@ namespace {
 
 at::ScalarType torch_dtype_of(SafetensorsDtype d, const std::string& origin, const std::string& name) {
   switch (d) {
-    case SAFETENSORS_DTYPE_F32: return at::kFloat;
-    case SAFETENSORS_DTYPE_BF16: return at::kBFloat16;
-    case SAFETENSORS_DTYPE_F16: return at::kHalf;
+    case SAFETENSORS_DTYPE_F32:
+      return at::kFloat;
+    case SAFETENSORS_DTYPE_BF16:
+      return at::kBFloat16;
+    case SAFETENSORS_DTYPE_F16:
+      return at::kHalf;
     default:
       throw UserError(str_cat(origin, ": tensor '", name, "' has dtype ", safetensors_dtype_name(d),
                               " (expected F32, BF16 or F16)"));
@@ -200,7 +207,8 @@ Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, d
   at::Generator gen = at::detail::createCPUGenerator(seed);
   auto f32 = at::TensorOptions().dtype(at::kFloat);
   auto normal = [&](std::vector<int64_t> shape) {
-    if (!device.is_cpu()) return at::empty(shape, at::TensorOptions().dtype(dtype).device(device)).normal_(0.0, init_std);
+    if (!device.is_cpu())
+      return at::empty(shape, at::TensorOptions().dtype(dtype).device(device)).normal_(0.0, init_std);
     return at::normal(0.0, init_std, shape, gen, f32).to(dtype);
   };
   auto ones = [&](int64_t n) { return at::ones({n}, f32.device(device)).to(dtype); };
@@ -307,18 +315,18 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   if (!device_.is_cpu()) pos = pos.pin_memory().to(device_, /*non_blocking=*/true);
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const int64_t hkv = local_.num_kv_heads;
-  at::Tensor x = forward_decode_with(tokens, pos, [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
-                                                      const at::Tensor& v) {
-    cache.write_decode(seqs, l, k, v, num_threads);
-    return decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
-                            cache.pages_on_device());
-  });
+  at::Tensor x =
+      forward_decode_with(tokens, pos, [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        cache.write_decode(seqs, l, k, v, num_threads);
+        return decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
+                                cache.pages_on_device());
+      });
   cache.end_step(seqs);
   return x;
 }
 
 at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor& pos,
-                                     const DecodeAttention& attend) const {
+                                      const DecodeAttention& attend) const {
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
   const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
@@ -386,8 +394,8 @@ std::vector<std::pair<std::string, at::Tensor>> Model::hf_tensors() const {
 std::vector<at::Tensor> Model::parameters() const {
   std::vector<at::Tensor> ps{w_.embed};
   for (const auto& lw : w_.layers) {
-    for (const at::Tensor* t : {&lw.input_norm, &lw.wqkv, &lw.bqkv, &lw.q_norm, &lw.k_norm, &lw.wo, &lw.post_norm,
-                                &lw.w_gate_up, &lw.w_down})
+    for (const at::Tensor* t :
+         {&lw.input_norm, &lw.wqkv, &lw.bqkv, &lw.q_norm, &lw.k_norm, &lw.wo, &lw.post_norm, &lw.w_gate_up, &lw.w_down})
       if (t->defined()) ps.push_back(*t);
   }
   ps.push_back(w_.final_norm);

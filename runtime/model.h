@@ -43,10 +43,10 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  at::Tensor embed;           // [vocab, hidden]
+  at::Tensor embed;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
-  at::Tensor final_norm;      // [hidden]
-  at::Tensor lm_head;         // [vocab, hidden]; the same tensor as embed when tied
+  at::Tensor final_norm;  // [hidden]
+  at::Tensor lm_head;     // [vocab, hidden]; the same tensor as embed when tied
 };
 
 struct LoadOptions {

@@ -87,10 +87,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& origi
   Reader r{j, origin};
   ModelConfig c;
   c.model_type = r.string_or("model_type", "");
-  RLKV_CHECK(c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" ||
-                 c.model_type == "qwen3",
-             origin, ": unsupported model_type '", c.model_type,
-             "' (supported: llama, mistral, qwen2, qwen3)");
+  RLKV_CHECK(c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "qwen3",
+             origin, ": unsupported model_type '", c.model_type, "' (supported: llama, mistral, qwen2, qwen3)");
   c.vocab_size = r.integer("vocab_size", 1, INT32_MAX);
   c.hidden_size = r.integer("hidden_size", 1, kMaxDim);
   c.intermediate_size = r.integer("intermediate_size", 1, kMaxDim * 8);
@@ -216,8 +214,8 @@ std::vector<double> rope_inv_freq(const ModelConfig& c) {
       if (wavelen > low_wavelen) {
         f = f / s.factor;
       } else if (wavelen >= high_wavelen) {
-        const double smooth = (double(s.original_max_position) / wavelen - s.low_freq_factor) /
-                              (s.high_freq_factor - s.low_freq_factor);
+        const double smooth =
+            (double(s.original_max_position) / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
         f = (1 - smooth) * f / s.factor + smooth * f;
       }
     }

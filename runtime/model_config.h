@@ -12,15 +12,15 @@
 namespace rlkv {
 
 struct RopeScaling {
-  std::string type = "none";    // none | llama3 | linear
+  std::string type = "none";  // none | llama3 | linear
   double factor = 1.0;
-  double low_freq_factor = 1.0;           // llama3
-  double high_freq_factor = 4.0;          // llama3
-  int64_t original_max_position = 8192;   // llama3
+  double low_freq_factor = 1.0;          // llama3
+  double high_freq_factor = 4.0;         // llama3
+  int64_t original_max_position = 8192;  // llama3
 };
 
 struct ModelConfig {
-  std::string model_type;       // llama | mistral | qwen2 | qwen3
+  std::string model_type;  // llama | mistral | qwen2 | qwen3
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -35,7 +35,7 @@ struct ModelConfig {
   bool qk_norm = false;         // RMSNorm over head_dim on q and k before RoPE (Qwen3)
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 0;
-  std::string torch_dtype;      // as stored; informational
+  std::string torch_dtype;  // as stored; informational
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;  // from config.json and generation_config.json
   // The answer checker the directory declares for its task (`rlkv_task` in config.json: "toy" or

@@ -1,12 +1,11 @@
 #include "runtime/model_writer.h"
 
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
+#include <string_view>
 
+#include "core/coding.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "runtime/model.h"
 
@@ -17,20 +16,16 @@ namespace {
 
 const char* st_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "F32";
-    case at::kBFloat16: return "BF16";
-    case at::kHalf: return "F16";
-    default: RLKV_CHECK(false, "safetensors writer: unsupported dtype ", c10::toString(t));
+    case at::kFloat:
+      return "F32";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kHalf:
+      return "F16";
+    default:
+      RLKV_CHECK(false, "safetensors writer: unsupported dtype ", c10::toString(t));
   }
   return "";
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  RLKV_CHECK(f.good(), path, ": cannot open for writing");
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-  f.flush();
-  RLKV_CHECK(f.good(), path, ": write failed (disk full?)");
 }
 
 }  // namespace
@@ -44,26 +39,27 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   for (const auto& [name, t] : tensors) {
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     const uint64_t bytes = uint64_t(c.numel()) * uint64_t(c.element_size());
-    header[name] = {{"dtype", st_dtype(c.scalar_type())}, {"shape", c.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {
+        {"dtype", st_dtype(c.scalar_type())}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     data.push_back(c);
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // data buffer 8-byte aligned, as HF writes it
-  std::string out(8, '\0');
-  const uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((n >> (8 * i)) & 0xff);
-  out += h;
+  std::string head;
+  put_fixed64(&head, h.size());
+  DurableFileWriter out(path);
+  out.append(head + h);
   for (const at::Tensor& c : data)
-    out.append(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * size_t(c.element_size()));
-  write_file(path, out);
+    out.append(std::string_view(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * size_t(c.element_size())));
+  out.commit();
 }
 
 std::string model_config_json(const ModelConfig& c, const std::string& torch_dtype) {
-  const std::map<std::string, std::string> arch = {
-      {"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"},
-      {"qwen3", "Qwen3ForCausalLM"}};
+  const std::map<std::string, std::string> arch = {{"llama", "LlamaForCausalLM"},
+                                                   {"mistral", "MistralForCausalLM"},
+                                                   {"qwen2", "Qwen2ForCausalLM"},
+                                                   {"qwen3", "Qwen3ForCausalLM"}};
   nlohmann::json j = {{"architectures", {arch.at(c.model_type)}},
                       {"model_type", c.model_type},
                       {"vocab_size", c.vocab_size},
@@ -96,22 +92,22 @@ void save_hf_model(const Model& model, const std::string& dir, const std::string
   const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
   const fs::path parent = target.parent_path();
   fs::create_directories(parent);
-  std::random_device rd;
-  const fs::path tmp = parent / (target.filename().string() + ".tmp-" + std::to_string(rd()));
+  const fs::path tmp = temp_path_for(target.string());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);  // a leftover of a crashed process that had our pid
   fs::create_directories(tmp);
   try {
-    write_file((tmp / "config.json").string(), model_config_json(c, dtype_name(model.dtype())));
+    write_file_atomic((tmp / "config.json").string(), model_config_json(c, dtype_name(model.dtype())));
     nlohmann::json gen = {{"_from_model_config", true}};
     if (!c.bos_token_ids.empty()) gen["bos_token_id"] = c.bos_token_ids[0];
     if (!c.eos_token_ids.empty()) gen["eos_token_id"] = c.eos_token_ids[0];
-    write_file((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
-    write_file((tmp / "tokenizer.json").string(), tokenizer_json);
+    write_file_atomic((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
+    write_file_atomic((tmp / "tokenizer.json").string(), tokenizer_json);
     write_safetensors((tmp / "model.safetensors").string(), model.hf_tensors(), {{"format", "pt"}});
-    std::error_code ec;
     fs::remove_all(target, ec);
-    fs::rename(tmp, target);
+    rename_durably(tmp.string(), target.string(), ec);
+    RLKV_CHECK(!ec, dir, ": cannot rename ", tmp.string(), " into place (", ec.message(), ")");
   } catch (...) {
-    std::error_code ec;
     fs::remove_all(tmp, ec);
     throw;
   }

@@ -1,7 +1,9 @@
 // Writing models in the Hugging Face directory format that Model::load (and transformers) read:
 // config.json, model.safetensors, generation_config.json and tokenizer.json. The directory is
-// assembled under a temporary name next to the target and renamed into place, so an interrupted
-// save never leaves a half-written model.
+// assembled under a temporary name next to the target (DIR.tmp-<pid>-<n>, each file written durably,
+// core/durable_file.h), an existing DIR is removed, and the temporary is renamed into place and its
+// parent synced: an interrupted save never leaves a half-written DIR (a crash between the removal and
+// the rename leaves no DIR but the complete temporary).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,7 +19,8 @@ namespace rlkv {
 
 class Model;
 
-// Writes `tensors` (any of F32 / BF16 / F16, made contiguous on CPU) as one safetensors file.
+// Writes `tensors` (any of F32 / BF16 / F16, made contiguous on CPU) as one safetensors file, durably
+// (core/durable_file.h).
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

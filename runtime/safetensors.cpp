@@ -27,10 +27,12 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "core/coding.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -44,6 +46,7 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // hostile "[[[[..." header grow the parser's stacks.
 constexpr int kMaxJsonDepth = 16;
 constexpr size_t kMaxQuotedChars = 120;
+constexpr size_t kMaxJsonErrorChars = 300;
 
 struct DtypeEntry {
   const char* name;
@@ -52,12 +55,10 @@ struct DtypeEntry {
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {"BOOL", SAFETENSORS_DTYPE_BOOL, 1}, {"U8", SAFETENSORS_DTYPE_U8, 1},
-    {"I8", SAFETENSORS_DTYPE_I8, 1},     {"I16", SAFETENSORS_DTYPE_I16, 2},
-    {"U16", SAFETENSORS_DTYPE_U16, 2},   {"F16", SAFETENSORS_DTYPE_F16, 2},
-    {"BF16", SAFETENSORS_DTYPE_BF16, 2}, {"I32", SAFETENSORS_DTYPE_I32, 4},
-    {"U32", SAFETENSORS_DTYPE_U32, 4},   {"F32", SAFETENSORS_DTYPE_F32, 4},
-    {"F64", SAFETENSORS_DTYPE_F64, 8},   {"I64", SAFETENSORS_DTYPE_I64, 8},
+    {"BOOL", SAFETENSORS_DTYPE_BOOL, 1}, {"U8", SAFETENSORS_DTYPE_U8, 1},   {"I8", SAFETENSORS_DTYPE_I8, 1},
+    {"I16", SAFETENSORS_DTYPE_I16, 2},   {"U16", SAFETENSORS_DTYPE_U16, 2}, {"F16", SAFETENSORS_DTYPE_F16, 2},
+    {"BF16", SAFETENSORS_DTYPE_BF16, 2}, {"I32", SAFETENSORS_DTYPE_I32, 4}, {"U32", SAFETENSORS_DTYPE_U32, 4},
+    {"F32", SAFETENSORS_DTYPE_F32, 4},   {"F64", SAFETENSORS_DTYPE_F64, 8}, {"I64", SAFETENSORS_DTYPE_I64, 8},
     {"U64", SAFETENSORS_DTYPE_U64, 8},
 };
 
@@ -87,26 +88,14 @@ std::string quote(const std::string& s) {
   return out + "'";
 }
 
-// The JSON library's message, minus its "[json.exception.x.y] " tag, flattened and bounded.
-std::string one_line(const std::string& s) {
-  size_t start = 0;
+// The JSON library's message, minus its "[json.exception.x.y] " tag, on one bounded line (it quotes
+// raw input, which may be invalid UTF-8).
+std::string json_error_text(std::string_view s) {
   if (s.rfind("[json.exception.", 0) == 0) {
-    size_t close = s.find("] ");
-    if (close != std::string::npos) start = close + 2;
+    const size_t close = s.find("] ");
+    if (close != std::string_view::npos) s.remove_prefix(close + 2);
   }
-  std::string out;
-  for (size_t i = start; i < s.size(); ++i) {
-    if (out.size() >= 300) return out + "...";
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f) {  // the tag quotes raw input, which may be invalid UTF-8
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+  return one_line(s, kMaxJsonErrorChars, OneLine::kEscapeBytes);
 }
 
 std::string type_name(const json& v) { return v.type_name(); }
@@ -120,8 +109,8 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 // Reads a JSON value that must be an integer in [0, max]; `what` names it in errors.
 uint64_t non_negative(const json& v, uint64_t max, const std::string& where, const std::string& what) {
-  RLKV_CHECK(!(v.is_number_integer() && !v.is_number_unsigned()), where, ": ", what, " is negative (",
-             v.get<int64_t>(), ")");
+  RLKV_CHECK(!(v.is_number_integer() && !v.is_number_unsigned()), where, ": ", what, " is negative (", v.get<int64_t>(),
+             ")");
   RLKV_CHECK(v.is_number_unsigned(), where, ": ", what, " must be a non-negative integer, got ", type_name(v),
              v.is_number_float() ? " (a float, or an integer too large for 64 bits)" : "");
   uint64_t x = v.get<uint64_t>();
@@ -134,8 +123,8 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const json& e, uint64
   const std::string where = origin + ": tensor " + quote(name);
   RLKV_CHECK(e.is_object(), where, ": entry must be a JSON object, got ", type_name(e));
   for (auto it = e.begin(); it != e.end(); ++it)
-    RLKV_CHECK(it.key() == "dtype" || it.key() == "shape" || it.key() == "data_offsets", where,
-               ": unknown field ", quote(it.key()), " (expected dtype, shape, data_offsets)");
+    RLKV_CHECK(it.key() == "dtype" || it.key() == "shape" || it.key() == "data_offsets", where, ": unknown field ",
+               quote(it.key()), " (expected dtype, shape, data_offsets)");
   for (const char* f : {"dtype", "shape", "data_offsets"})
     RLKV_CHECK(e.contains(f), where, ": missing field '", f, "'");
 
@@ -178,13 +167,11 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const json& e, uint64
   const uint64_t u64max = std::numeric_limits<uint64_t>::max();
   info.begin = non_negative(off[0], u64max, where, "data_offsets[0]");
   info.end = non_negative(off[1], u64max, where, "data_offsets[1]");
-  RLKV_CHECK(info.begin <= info.end, where, ": data_offsets [", info.begin, ", ", info.end,
-             "] have begin > end");
+  RLKV_CHECK(info.begin <= info.end, where, ": data_offsets [", info.begin, ", ", info.end, "] have begin > end");
   RLKV_CHECK(info.end <= data_size, where, ": data_offsets [", info.begin, ", ", info.end,
              "] run past the end of the data (", data_size, " bytes; file truncated?)");
   RLKV_CHECK(info.end - info.begin == nbytes, where, ": data_offsets [", info.begin, ", ", info.end,
-             "] disagree with dtype ", dtype->name, " and shape ", shape_str(info.shape), " (", nbytes,
-             " bytes)");
+             "] disagree with dtype ", dtype->name, " and shape ", shape_str(info.shape), " (", nbytes, " bytes)");
   return info;
 }
 
@@ -203,8 +190,7 @@ json parse_json_strict(const char* text, size_t len, const std::string& origin, 
         break;
       case json::parse_event_t::key: {
         const std::string& k = parsed.get_ref<const std::string&>();
-        RLKV_CHECK(keys.empty() || keys.back().insert(k).second, origin, ": ", what, ": duplicate key ",
-                   quote(k));
+        RLKV_CHECK(keys.empty() || keys.back().insert(k).second, origin, ": ", what, ": duplicate key ", quote(k));
         break;
       }
       default:
@@ -215,7 +201,7 @@ json parse_json_strict(const char* text, size_t len, const std::string& origin, 
   try {
     return json::parse(text, text + len, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
-    throw_user_error(str_cat(origin, ": ", what, " is not valid JSON: ", one_line(e.what())));
+    throw_user_error(str_cat(origin, ": ", what, " is not valid JSON: ", json_error_text(e.what())));
   }
 }
 
@@ -236,8 +222,7 @@ const char* safetensors_dtype_name(SafetensorsDtype dtype) {
 }
 
 std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char* header, size_t header_len,
-                                                                      uint64_t data_size,
-                                                                      const std::string& origin,
+                                                                      uint64_t data_size, const std::string& origin,
                                                                       std::map<std::string, std::string>* metadata) {
   try {
     json root = parse_json_strict(header, header_len, origin, "header");
@@ -250,8 +235,8 @@ std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char
         const json& m = it.value();
         RLKV_CHECK(m.is_object(), origin, ": __metadata__ must be an object of strings, got ", type_name(m));
         for (auto mi = m.begin(); mi != m.end(); ++mi) {
-          RLKV_CHECK(mi.value().is_string(), origin, ": __metadata__ ", quote(mi.key()),
-                     " must be a string, got ", type_name(mi.value()));
+          RLKV_CHECK(mi.value().is_string(), origin, ": __metadata__ ", quote(mi.key()), " must be a string, got ",
+                     type_name(mi.value()));
           meta[mi.key()] = mi.value().get<std::string>();
         }
         continue;
@@ -276,7 +261,7 @@ std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char
     return tensors;
   } catch (const json::exception& e) {
     // Type checks above should make this unreachable; keep the no-escape promise regardless.
-    throw_user_error(str_cat(origin, ": bad header: ", one_line(e.what())));
+    throw_user_error(str_cat(origin, ": bad header: ", json_error_text(e.what())));
   }
 }
 
@@ -308,8 +293,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   // From here on the destructor will not run if we throw, so unmap by hand.
   try {
     const uint8_t* p = static_cast<const uint8_t*>(map_);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | p[i];
+    const uint64_t n = decode_fixed64(p);
     RLKV_CHECK(n <= kMaxHeaderBytes, path, ": header length ", n, " exceeds the ", kMaxHeaderBytes,
                "-byte limit (not a safetensors file?)");
     RLKV_CHECK(n <= size - 8, path, ": header length ", n, " runs past the end of the ", size,

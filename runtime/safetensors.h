@@ -20,13 +20,22 @@
 namespace rlkv {
 
 enum SafetensorsDtype {
-  SAFETENSORS_DTYPE_BOOL, SAFETENSORS_DTYPE_U8, SAFETENSORS_DTYPE_I8, SAFETENSORS_DTYPE_I16,
-  SAFETENSORS_DTYPE_U16, SAFETENSORS_DTYPE_F16, SAFETENSORS_DTYPE_BF16, SAFETENSORS_DTYPE_I32,
-  SAFETENSORS_DTYPE_U32, SAFETENSORS_DTYPE_F32, SAFETENSORS_DTYPE_F64, SAFETENSORS_DTYPE_I64,
+  SAFETENSORS_DTYPE_BOOL,
+  SAFETENSORS_DTYPE_U8,
+  SAFETENSORS_DTYPE_I8,
+  SAFETENSORS_DTYPE_I16,
+  SAFETENSORS_DTYPE_U16,
+  SAFETENSORS_DTYPE_F16,
+  SAFETENSORS_DTYPE_BF16,
+  SAFETENSORS_DTYPE_I32,
+  SAFETENSORS_DTYPE_U32,
+  SAFETENSORS_DTYPE_F32,
+  SAFETENSORS_DTYPE_F64,
+  SAFETENSORS_DTYPE_I64,
   SAFETENSORS_DTYPE_U64,
 };
 
-size_t safetensors_dtype_size(SafetensorsDtype dtype);   // bytes per element
+size_t safetensors_dtype_size(SafetensorsDtype dtype);       // bytes per element
 const char* safetensors_dtype_name(SafetensorsDtype dtype);  // "F32", ...
 
 struct SafetensorsTensorInfo {
@@ -39,10 +48,9 @@ struct SafetensorsTensorInfo {
 // Parses and validates a header. `header` is the JSON text; `data_size` the number of bytes that
 // follow it in the file. `origin` names the file in errors. Throws UserError on any inconsistency.
 // (Separate from the file reader so that the fuzz target drives it directly.)
-std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char* header, size_t header_len,
-                                                                      uint64_t data_size,
-                                                                      const std::string& origin,
-                                                                      std::map<std::string, std::string>* metadata = nullptr);
+std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(
+    const char* header, size_t header_len, uint64_t data_size, const std::string& origin,
+    std::map<std::string, std::string>* metadata = nullptr);
 
 class SafetensorsFile {
  public:

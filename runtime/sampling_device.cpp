@@ -6,12 +6,13 @@
 
 namespace rlkv {
 
-at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p, const std::vector<double>& uniforms) {
+at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p,
+                                 const std::vector<double>& uniforms) {
   RLKV_ASSERT(logits.dim() == 2, "sample_rows_on_device: logits must be [B, V]");
   const int64_t B = logits.size(0), V = logits.size(1);
   const double inf = std::numeric_limits<double>::infinity();
   at::Tensor x = at::nan_to_num(logits.to(at::kFloat), -inf, inf, -inf);  // NaN never wins
-  if (p.temperature <= 0) return x.argmax(-1).to(at::kInt);  // the first maximum on ties
+  if (p.temperature <= 0) return x.argmax(-1).to(at::kInt);               // the first maximum on ties
   RLKV_ASSERT(int64_t(uniforms.size()) == B, "sample_rows_on_device: ", uniforms.size(), " uniforms for ", B, " rows");
   // Candidates in sample_token's order: top-k sorted, or all sorted for a nucleus, else index order.
   const int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
@@ -21,8 +22,8 @@ at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams&
   } else if (p.top_p < 1.0) {
     std::tie(vals, idx) = at::sort(x, /*stable=*/true, -1, /*descending=*/true);
   }
-  at::Tensor mx = std::get<0>(vals.max(-1, /*keepdim=*/true));                           // [B, 1]
-  at::Tensor probs = ((vals - mx).to(at::kDouble) * (1.0 / p.temperature)).exp();          // [B, k]
+  at::Tensor mx = std::get<0>(vals.max(-1, /*keepdim=*/true));                     // [B, 1]
+  at::Tensor probs = ((vals - mx).to(at::kDouble) * (1.0 / p.temperature)).exp();  // [B, k]
   at::Tensor last = at::full({B, 1}, k - 1, at::TensorOptions().dtype(at::kLong).device(x.device()));
   if (p.top_p < 1.0) {
     // Nucleus: the smallest prefix whose mass reaches top_p (at least the first candidate).

@@ -22,6 +22,7 @@ namespace rlkv {
 // logits [B, V] (any float dtype, any device); uniforms [B] in [0, 1) (ignored when greedy). Returns
 // the tokens, [B] int32 on the logits' device (nothing is copied back: a tensor-parallel group
 // broadcasts them there first).
-at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p, const std::vector<double>& uniforms);
+at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams& p,
+                                 const std::vector<double>& uniforms);
 
 }  // namespace rlkv

@@ -32,7 +32,7 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
   const ModelConfig& c = model.local_config();
   const int64_t L = c.num_layers, H = c.num_kv_heads, D = c.head_dim;
   entries_ = L * batch * H;
-  const int64_t bytes = entries_ * int64_t(sizeof(kv_span) + sizeof(kv_write_item));
+  const int64_t bytes = entries_ * int64_t(sizeof(rlkv_kv_span) + sizeof(rlkv_kv_write_item));
   const bool gpu = !dev.is_cpu();
   auto host = [&](at::ScalarType t, int64_t n) {
     return at::empty({n}, at::TensorOptions().dtype(t).pinned_memory(gpu));
@@ -61,18 +61,18 @@ void StaticDecode::compute() {
   const ModelConfig& c = model_.local_config();
   const int64_t BH = batch_ * c.num_kv_heads;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  const auto* spans = static_cast<const kv_span*>(tables_dev_.data_ptr());
-  const auto* items = reinterpret_cast<const kv_write_item*>(static_cast<const char*>(tables_dev_.data_ptr()) +
-                                                             entries_ * int64_t(sizeof(kv_span)));
-  const kv_dtype kt = to_kv_dtype(model_.dtype());
+  const auto* spans = static_cast<const rlkv_kv_span*>(tables_dev_.data_ptr());
+  const auto* items = reinterpret_cast<const rlkv_kv_write_item*>(static_cast<const char*>(tables_dev_.data_ptr()) +
+                                                                  entries_ * int64_t(sizeof(rlkv_kv_span)));
+  const rlkv_dtype kt = to_kv_dtype(model_.dtype());
   const at::Device dev = model_.device();
-  at::Tensor x = model_.forward_decode_with(tok_dev_, pos_dev_, [&](int64_t l, const at::Tensor& q, const at::Tensor& k,
-                                                                    const at::Tensor& v) {
-    kv_new_[l][0].copy_(k);
-    kv_new_[l][1].copy_(v);
-    kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
-    return decode_attention_resident(q, spans + l * BH, c.num_kv_heads, scale, max_len_, opts_.num_threads);
-  });
+  at::Tensor x = model_.forward_decode_with(
+      tok_dev_, pos_dev_, [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        kv_new_[l][0].copy_(k);
+        kv_new_[l][1].copy_(v);
+        kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
+        return decode_attention_resident(q, spans + l * BH, c.num_kv_heads, scale, max_len_, opts_.num_threads);
+      });
   out_.copy_(x);
 }
 
@@ -116,7 +116,7 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   const int64_t longest = *std::max_element(positions.begin(), positions.end()) + 1;
   if (longest > max_len_) {
     max_len_ = 2 * longest;  // doubling: few re-captures as sequences lengthen
-    graph_.reset();  // the attention launch shape depends on max_len
+    graph_.reset();          // the attention launch shape depends on max_len
   }
 #ifdef RLKV_TORCH_CUDA
   // The pinned mirrors are rewritten below: the previous step's copies out of them must have run.
@@ -124,9 +124,9 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   // has waited for anyway; double buffering with events would let steps overlap.)
   if (dev.is_cuda()) c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();
 #endif
-  auto* hs = static_cast<kv_span*>(tables_host_.data_ptr());
-  auto* hi = reinterpret_cast<kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
-                                              entries_ * int64_t(sizeof(kv_span)));
+  auto* hs = static_cast<rlkv_kv_span*>(tables_host_.data_ptr());
+  auto* hi = reinterpret_cast<rlkv_kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
+                                                   entries_ * int64_t(sizeof(rlkv_kv_span)));
   const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
   cache_.step_tables(seqs, hs, hi, static_cast<const char*>(kv_new_[0][0].data_ptr()),
                      static_cast<const char*>(kv_new_[0][1].data_ptr()), layer_stride);

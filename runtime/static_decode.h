@@ -68,7 +68,7 @@ class StaticDecode {
   bool use_graph_ = false;
   int64_t max_len_ = 0;
   int64_t captures_ = 0;
-  int64_t entries_ = 0;  // layers * batch * KV heads
+  int64_t entries_ = 0;                  // layers * batch * KV heads
   at::Tensor tables_host_, tables_dev_;  // [spans | items], bytes (the same tensor on the CPU)
   at::Tensor pos_host_, pos_dev_;        // [B] int64
   at::Tensor tok_host_, tok_dev_;        // [B] int64

@@ -1,6 +1,5 @@
 #include "runtime/tensor_comm.h"
 
-
 #include "comm/collectives.h"
 #include "core/error.h"
 

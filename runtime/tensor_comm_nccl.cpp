@@ -26,15 +26,24 @@ void cuda_check(cudaError_t e, const char* what) {
 
 ncclDataType_t nccl_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ncclFloat32;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kInt: return ncclInt32;
-    case at::kLong: return ncclInt64;
-    case at::kByte: return ncclUint8;
-    case at::kChar: return ncclInt8;
-    case at::kDouble: return ncclFloat64;
-    default: throw UserError(str_cat("NCCL collectives: unsupported dtype ", at::toString(t)));
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kInt:
+      return ncclInt32;
+    case at::kLong:
+      return ncclInt64;
+    case at::kByte:
+      return ncclUint8;
+    case at::kChar:
+      return ncclInt8;
+    case at::kDouble:
+      return ncclFloat64;
+    default:
+      throw UserError(str_cat("NCCL collectives: unsupported dtype ", at::toString(t)));
   }
 }
 
@@ -68,8 +77,8 @@ class NcclTensorComm : public TensorComm {
 
   void allreduce_sum(at::Tensor& t) override {
     check(t, "allreduce");
-    nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.scalar_type()), ncclSum,
-                             comm_, current_stream(device_)),
+    nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.scalar_type()), ncclSum, comm_,
+                             current_stream(device_)),
                "allreduce");
   }
 

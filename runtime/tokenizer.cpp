@@ -54,56 +54,30 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace rlkv {
 namespace {
 
 using json = nlohmann::json;
 
-constexpr int32_t kMaxId = 1 << 24;          // refuse absurd ids (they size dense tables)
-constexpr size_t kMaxCachedWord = 256;       // bytes
+constexpr int32_t kMaxId = 1 << 24;     // refuse absurd ids (they size dense tables)
+constexpr size_t kMaxCachedWord = 256;  // bytes
 constexpr size_t kMaxCacheEntries = 1 << 16;
 
-// ---- UTF-8 ---------------------------------------------------------------------------------
-// Length of the valid (RFC 3629: no overlongs, surrogates or > U+10FFFF) sequence at p, else 0.
-size_t utf8_len(const unsigned char* p, size_t n) {
-  unsigned c = p[0];
-  if (c < 0x80) return 1;
-  if (c < 0xC2) return 0;
-  auto cont = [&](size_t i) { return i < n && (p[i] & 0xC0) == 0x80; };
-  if (c < 0xE0) return cont(1) ? 2 : 0;
-  if (c < 0xF0) {
-    if (!cont(1) || !cont(2)) return 0;
-    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)) return 0;
-    return 3;
-  }
-  if (c < 0xF5) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)) return 0;
-    return 4;
-  }
-  return 0;
-}
-
-uint32_t utf8_decode(const unsigned char* p, size_t len) {
-  if (len == 1) return p[0];
-  uint32_t cp = p[0] & (0xFF >> (len + 1));
-  for (size_t i = 1; i < len; ++i) cp = (cp << 6) | (p[i] & 0x3F);
-  return cp;
-}
-
+// ---- UTF-8 (sequences: core/utf8.h) --------------------------------------------------------
 // Code point of the character ending at `end`, or -1 if none / not valid UTF-8.
 int64_t prev_cp(std::string_view s, size_t end) {
   if (end == 0) return -1;
   size_t b = end - 1;
   while (b > 0 && end - b < 4 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
   auto p = reinterpret_cast<const unsigned char*>(s.data()) + b;
-  size_t len = utf8_len(p, s.size() - b);
+  size_t len = utf8_sequence_length(p, s.size() - b);
   return len == end - b ? int64_t(utf8_decode(p, len)) : -1;
 }
 int64_t next_cp(std::string_view s, size_t pos, size_t* len_out) {
   auto p = reinterpret_cast<const unsigned char*>(s.data()) + pos;
-  size_t len = utf8_len(p, s.size() - pos);
+  size_t len = utf8_sequence_length(p, s.size() - pos);
   *len_out = len ? len : 1;
   return len ? int64_t(utf8_decode(p, len)) : -1;
 }
@@ -138,10 +112,6 @@ const ByteTable& byte_table() {
   return t;
 }
 
-std::string one_line(std::string s) {
-  for (char& c : s) if (c == '\n' || c == '\r') c = ' ';
-  return s;
-}
 std::string jquote(const std::string& s) {  // JSON-style escaping keeps messages on one line
   return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -161,9 +131,14 @@ std::string onig_compat(const std::string& p) {
     char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       char d = p[++i];
-      if (d == 's') out += in_class ? set : "[" + set + "]";
-      else if (d == 'S' && !in_class) out += "[^" + set + "]";
-      else { out += c; out += d; }
+      if (d == 's')
+        out += in_class ? set : "[" + set + "]";
+      else if (d == 'S' && !in_class)
+        out += "[^" + set + "]";
+      else {
+        out += c;
+        out += d;
+      }
       continue;
     }
     if (!in_class && c == '[') {
@@ -175,7 +150,11 @@ std::string onig_compat(const std::string& p) {
     }
     if (in_class && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
       size_t e = p.find(":]", i + 2);
-      if (e != std::string::npos) { out.append(p, i, e + 2 - i); i = e + 1; continue; }
+      if (e != std::string::npos) {
+        out.append(p, i, e + 2 - i);
+        i = e + 1;
+        continue;
+      }
     }
     if (in_class && c == ']') in_class = false;
     out += c;
@@ -189,13 +168,13 @@ class Regex {
     std::string pat = onig_compat(pattern);
     int err = 0;
     PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(), PCRE2_UTF | PCRE2_UCP,
-                          &err, &off, nullptr);
+    code_ =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(), PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
     if (!code_) {
       PCRE2_UCHAR buf[256];
       pcre2_get_error_message(err, buf, sizeof buf);
-      throw_user_error(str_cat(where, ": invalid regex ", jquote(pattern), ": ",
-                               reinterpret_cast<char*>(buf), " at offset ", off));
+      throw_user_error(
+          str_cat(where, ": invalid regex ", jquote(pattern), ": ", reinterpret_cast<char*>(buf), " at offset ", off));
     }
     pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // failure is fine: the interpreter is used
   }
@@ -207,7 +186,10 @@ class Regex {
   void find(std::string_view s, std::vector<Seg>& out) const {
     std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
         pcre2_match_data_create_from_pattern(code_, nullptr), &pcre2_match_data_free);
-    if (!md) { out.push_back({0, s.size(), false}); return; }
+    if (!md) {
+      out.push_back({0, s.size(), false});
+      return;
+    }
     auto subj = reinterpret_cast<PCRE2_SPTR>(s.data());
     size_t pos = 0, prev = 0;
     while (pos <= s.size()) {
@@ -237,8 +219,7 @@ class Regex {
   pcre2_code* code_ = nullptr;
 };
 
-const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // ---- added-token trie (leftmost-longest) ------------------------------------------------------
 struct Trie {
@@ -253,7 +234,8 @@ struct Trie {
     int32_t n = 0;
     for (unsigned char c : s) {
       int32_t child = -1;
-      for (auto& [k, v] : nodes[n].next) if (k == c) child = v;
+      for (auto& [k, v] : nodes[n].next)
+        if (k == c) child = v;
       if (child < 0) {
         child = int32_t(nodes.size());
         nodes[n].next.push_back({c, child});
@@ -271,7 +253,11 @@ struct Trie {
     int32_t n = 0;
     for (size_t j = i; j < s.size(); ++j) {
       int32_t child = -1;
-      for (auto& [k, v] : nodes[n].next) if (k == static_cast<unsigned char>(s[j])) { child = v; break; }
+      for (auto& [k, v] : nodes[n].next)
+        if (k == static_cast<unsigned char>(s[j])) {
+          child = v;
+          break;
+        }
       if (child < 0) break;
       n = child;
       if (nodes[n].tok >= 0) best = {nodes[n].tok, j + 1 - i};
@@ -383,7 +369,8 @@ struct Loader {
   }
   int32_t id(const json& j, const std::string& f) const {
     if (!j.is_number_integer()) fail(f, "expected an integer id, got " + j.dump().substr(0, 40));
-    if (j.is_number_unsigned() ? j.get<uint64_t>() >= uint64_t(kMaxId) : (j.get<int64_t>() < 0 || j.get<int64_t>() >= kMaxId))
+    if (j.is_number_unsigned() ? j.get<uint64_t>() >= uint64_t(kMaxId)
+                               : (j.get<int64_t>() < 0 || j.get<int64_t>() >= kMaxId))
       fail(f, str_cat("id ", j.dump(), " out of range [0, ", kMaxId, ")"));
     return j.get<int32_t>();
   }
@@ -411,10 +398,14 @@ struct Loader {
       const json& a = array(j, "normalizers", f);
       for (size_t i = 0; i < a.size(); ++i) normalizer(a[i], str_cat(f, ".normalizers[", i, "]"));
       return;
-    } else if (ty == "NFC") { n = icu::Normalizer2::getNFCInstance(st);
-    } else if (ty == "NFD") { n = icu::Normalizer2::getNFDInstance(st);
-    } else if (ty == "NFKC") { n = icu::Normalizer2::getNFKCInstance(st);
-    } else if (ty == "NFKD") { n = icu::Normalizer2::getNFKDInstance(st);
+    } else if (ty == "NFC") {
+      n = icu::Normalizer2::getNFCInstance(st);
+    } else if (ty == "NFD") {
+      n = icu::Normalizer2::getNFDInstance(st);
+    } else if (ty == "NFKC") {
+      n = icu::Normalizer2::getNFKCInstance(st);
+    } else if (ty == "NFKD") {
+      n = icu::Normalizer2::getNFKDInstance(st);
     } else {
       fail(f, "unsupported normalizer " + ty);
     }
@@ -443,12 +434,18 @@ struct Loader {
       else
         fail(f + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
       std::string b = str(need(j, "behavior", f), f + ".behavior");
-      if (b == "Removed") s.behavior = Behavior::Removed;
-      else if (b == "Isolated") s.behavior = Behavior::Isolated;
-      else if (b == "MergedWithPrevious") s.behavior = Behavior::MergedWithPrevious;
-      else if (b == "MergedWithNext") s.behavior = Behavior::MergedWithNext;
-      else if (b == "Contiguous") s.behavior = Behavior::Contiguous;
-      else fail(f + ".behavior", "unsupported behavior " + jquote(b));
+      if (b == "Removed")
+        s.behavior = Behavior::Removed;
+      else if (b == "Isolated")
+        s.behavior = Behavior::Isolated;
+      else if (b == "MergedWithPrevious")
+        s.behavior = Behavior::MergedWithPrevious;
+      else if (b == "MergedWithNext")
+        s.behavior = Behavior::MergedWithNext;
+      else if (b == "Contiguous")
+        s.behavior = Behavior::Contiguous;
+      else
+        fail(f + ".behavior", "unsupported behavior " + jquote(b));
       s.invert = flag(j, "invert", f, false);
     } else if (ty == "Digits") {
       s.re = std::make_unique<Regex>(flag(j, "individual_digits", f, false) ? "\\p{N}" : "\\p{N}+", o + ": " + f);
@@ -475,12 +472,19 @@ struct Loader {
     }
     t.id_bytes.assign(by_id.size(), std::string());
     t.id_kind.assign(by_id.size(), 0);
-    for (size_t i = 0; i < by_id.size(); ++i) if (by_id[i]) { t.id_bytes[i] = *by_id[i]; t.id_kind[i] = 1; }
+    for (size_t i = 0; i < by_id.size(); ++i)
+      if (by_id[i]) {
+        t.id_bytes[i] = *by_id[i];
+        t.id_kind[i] = 1;
+      }
     t.bmp_id.assign(0x10000, -1);
     for (auto& [tok, v] : t.vocab) {
       auto p = reinterpret_cast<const unsigned char*>(tok.data());
-      size_t len = tok.empty() ? 0 : utf8_len(p, tok.size());
-      if (len && len == tok.size()) { uint32_t cp = utf8_decode(p, len); if (cp < 0x10000) t.bmp_id[cp] = v; }
+      size_t len = tok.empty() ? 0 : utf8_sequence_length(p, tok.size());
+      if (len && len == tok.size()) {
+        uint32_t cp = utf8_decode(p, len);
+        if (cp < 0x10000) t.bmp_id[cp] = v;
+      }
     }
     const json& merges = array(j, "merges", f);
     for (size_t i = 0; i < merges.size(); ++i) {
@@ -555,8 +559,10 @@ struct Loader {
         t.added[it->second] = std::move(tok);
         continue;
       }
-      if (auto it = t.vocab.find(tok.content); it != t.vocab.end()) tok.id = it->second;
-      else tok.id = int32_t(max_added >= int64_t(t.vocab.size()) ? max_added + 1 : int64_t(t.vocab.size()));
+      if (auto it = t.vocab.find(tok.content); it != t.vocab.end())
+        tok.id = it->second;
+      else
+        tok.id = int32_t(max_added >= int64_t(t.vocab.size()) ? max_added + 1 : int64_t(t.vocab.size()));
       if (tok.id >= kMaxId) fail(f + ".id", "too many ids");
       max_added = std::max<int64_t>(max_added, tok.id);
       index.emplace(tok.content, t.added.size());
@@ -625,8 +631,10 @@ struct Loader {
     if (ty == "Sequence") {
       const json& a = array(j, "decoders", f);
       for (size_t i = 0; i < a.size(); ++i) decoder(a[i], str_cat(f, ".decoders[", i, "]"));
-    } else if (ty == "ByteLevel") { t.dec_byte_level = true;
-    } else if (ty == "ByteFallback") { t.dec_byte_fallback = true;
+    } else if (ty == "ByteLevel") {
+      t.dec_byte_level = true;
+    } else if (ty == "ByteFallback") {
+      t.dec_byte_fallback = true;
     } else if (ty == "Fuse") {
     } else {
       fail(f, "unsupported decoder " + ty);
@@ -638,7 +646,10 @@ struct Loader {
     model(need(root, "model", "(top level)"), "model");
     if (const json* a = member(root, "added_tokens"); a && !a->is_null()) added_tokens(*a);
     const json null;
-    auto get = [&](const char* k) -> const json& { const json* v = member(root, k); return v ? *v : null; };
+    auto get = [&](const char* k) -> const json& {
+      const json* v = member(root, k);
+      return v ? *v : null;
+    };
     normalizer(get("normalizer"), "normalizer");
     pre_tokenizer(get("pre_tokenizer"), "pre_tokenizer");
     post_processor(get("post_processor"), "post_processor");
@@ -707,9 +718,15 @@ void Tokenizer::Impl::split_added(std::string_view s, const Trie& trie, std::vec
   size_t start_offset = 0, i = 0;
   size_t ws_from = 1, ws_end = 0;  // memo: [ws_from, ws_end) is whitespace up to a non-space
   while (!trie.empty() && i < s.size()) {
-    if (!trie.first[static_cast<unsigned char>(s[i])]) { ++i; continue; }
+    if (!trie.first[static_cast<unsigned char>(s[i])]) {
+      ++i;
+      continue;
+    }
     auto [k, len] = trie.longest(s, i);
-    if (k < 0) { ++i; continue; }
+    if (k < 0) {
+      ++i;
+      continue;
+    }
     const AddedToken& tok = added[k];
     size_t start = i, stop = i + len;
     i = stop;
@@ -741,8 +758,8 @@ void Tokenizer::Impl::split_added(std::string_view s, const Trie& trie, std::vec
   if (start_offset < s.size()) out.push_back({s.substr(start_offset), -1, 0});
 }
 
-void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string>& arena,
-                                 std::vector<Piece>& out, std::vector<Seg>& segs) const {
+void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string>& arena, std::vector<Piece>& out,
+                                 std::vector<Seg>& segs) const {
   if (p.id >= 0 || (p.flags & kRaw)) {  // tokens and invalid bytes only get the byte mapping
     if (st.byte_level) p.flags |= kMapped;
     out.push_back(p);
@@ -761,7 +778,10 @@ void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string
     s = arena.back();
   }
   uint8_t flags = st.byte_level ? kMapped : 0;
-  if (st.byte_level && !st.re) { out.push_back({s, -1, flags}); return; }
+  if (st.byte_level && !st.re) {
+    out.push_back({s, -1, flags});
+    return;
+  }
   segs.clear();
   if (st.re) {
     st.re->find(s, segs);
@@ -775,37 +795,46 @@ void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string
   } else {
     segs.push_back({0, s.size(), false});
   }
-  if (st.invert) for (Seg& g : segs) g.m = !g.m;
+  if (st.invert)
+    for (Seg& g : segs) g.m = !g.m;
   // HF SplitDelimiterBehavior; afterwards `m` means "remove". Removed and Isolated keep the
   // segments as they are (Isolated removes nothing); the merging behaviours build new ones.
   std::vector<Seg> merged;
   const std::vector<Seg>* res = &merged;
   bool prev_match = false;
   switch (st.byte_level ? Behavior::Isolated : st.behavior) {
-    case Behavior::Removed: res = &segs; break;
+    case Behavior::Removed:
+      res = &segs;
+      break;
     case Behavior::Isolated:
       for (Seg& g : segs) g.m = false;
       res = &segs;
       break;
     case Behavior::MergedWithPrevious:
       for (const Seg& g : segs) {
-        if (g.m && !prev_match && !merged.empty()) merged.back().e = g.e;
-        else merged.push_back({g.b, g.e, false});
+        if (g.m && !prev_match && !merged.empty())
+          merged.back().e = g.e;
+        else
+          merged.push_back({g.b, g.e, false});
         prev_match = g.m;
       }
       break;
     case Behavior::MergedWithNext:
       for (auto it = segs.rbegin(); it != segs.rend(); ++it) {
-        if (it->m && !prev_match && !merged.empty()) merged.back().b = it->b;
-        else merged.push_back({it->b, it->e, false});
+        if (it->m && !prev_match && !merged.empty())
+          merged.back().b = it->b;
+        else
+          merged.push_back({it->b, it->e, false});
         prev_match = it->m;
       }
       std::reverse(merged.begin(), merged.end());
       break;
     case Behavior::Contiguous:
       for (const Seg& g : segs) {
-        if (g.m == prev_match && !merged.empty()) merged.back().e = g.e;
-        else merged.push_back({g.b, g.e, false});
+        if (g.m == prev_match && !merged.empty())
+          merged.back().e = g.e;
+        else
+          merged.push_back({g.b, g.e, false});
         prev_match = g.m;
       }
       break;
@@ -816,7 +845,7 @@ void Tokenizer::Impl::apply_step(const Step& st, Piece p, std::deque<std::string
 
 int32_t Tokenizer::Impl::char_id(std::string_view ch) const {
   auto p = reinterpret_cast<const unsigned char*>(ch.data());
-  if (utf8_len(p, ch.size()) == ch.size()) {
+  if (utf8_sequence_length(p, ch.size()) == ch.size()) {
     uint32_t cp = utf8_decode(p, ch.size());
     if (cp < 0x10000) return bmp_id[cp];
   }
@@ -829,7 +858,10 @@ void Tokenizer::Impl::bpe(std::string_view w, std::vector<int32_t>& out) const {
   if (w.empty()) return;
   std::string key(w);
   if (ignore_merges)
-    if (auto it = vocab.find(key); it != vocab.end()) { out.push_back(it->second); return; }
+    if (auto it = vocab.find(key); it != vocab.end()) {
+      out.push_back(it->second);
+      return;
+    }
   bool cacheable = w.size() <= kMaxCachedWord;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mu);
@@ -838,7 +870,10 @@ void Tokenizer::Impl::bpe(std::string_view w, std::vector<int32_t>& out) const {
       return;
     }
   }
-  struct Sym { int32_t id, prev, next; bool alive; };
+  struct Sym {
+    int32_t id, prev, next;
+    bool alive;
+  };
   std::vector<Sym> sy;
   sy.reserve(w.size());
   auto add = [&](int32_t id) {
@@ -852,10 +887,13 @@ void Tokenizer::Impl::bpe(std::string_view w, std::vector<int32_t>& out) const {
     next_cp(w, i, &len);
     int32_t id = char_id(w.substr(i, len));
     if (id >= 0) {
-      if (pending_unk) { add(unk_id); pending_unk = 0; }
+      if (pending_unk) {
+        add(unk_id);
+        pending_unk = 0;
+      }
       add(id);
-    } else if (byte_fallback && std::all_of(w.begin() + i, w.begin() + i + len, [&](char c) {
-                 return fallback_id[static_cast<unsigned char>(c)] >= 0; })) {
+    } else if (byte_fallback && std::all_of(w.begin() + i, w.begin() + i + len,
+                                            [&](char c) { return fallback_id[static_cast<unsigned char>(c)] >= 0; })) {
       for (size_t b = i; b < i + len; ++b) add(fallback_id[static_cast<unsigned char>(w[b])]);
     } else if (unk_id >= 0) {
       if (pending_unk && !fuse_unk) add(unk_id);
@@ -906,13 +944,16 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special
   std::vector<Piece> pieces, first, tmp;
   t.split_added(text, t.raw_trie, first);
   for (const Piece& p : first) {
-    if (p.id >= 0) { pieces.push_back(p); continue; }
+    if (p.id >= 0) {
+      pieces.push_back(p);
+      continue;
+    }
     // Valid UTF-8 runs go through the normalizer; each invalid byte is a piece of its own.
     std::string_view s = p.text;
     auto u = reinterpret_cast<const unsigned char*>(s.data());
     for (size_t i = 0; i < s.size();) {
       size_t j = i, len;
-      while (j < s.size() && (len = utf8_len(u + j, s.size() - j)) != 0) j += len;
+      while (j < s.size() && (len = utf8_sequence_length(u + j, s.size() - j)) != 0) j += len;
       if (j > i) {
         std::string_view run = s.substr(i, j - i);
         if (!t.normalizers.empty()) {
@@ -935,7 +976,10 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special
   ids.reserve(text.size() / 3 + 8);
   std::string mapped;
   for (const Piece& p : pieces) {
-    if (p.id >= 0) { ids.push_back(p.id); continue; }
+    if (p.id >= 0) {
+      ids.push_back(p.id);
+      continue;
+    }
     if (p.flags & kMapped) {
       mapped.clear();
       for (unsigned char c : p.text) mapped += byte_table().to_utf8[c];
@@ -977,9 +1021,7 @@ std::optional<int32_t> Tokenizer::token_to_id(const std::string& token) const {
   return std::nullopt;
 }
 
-bool Tokenizer::is_special(int32_t id) const {
-  return id >= 0 && id < impl_->vocab_size && impl_->id_kind[id] == 3;
-}
+bool Tokenizer::is_special(int32_t id) const { return id >= 0 && id < impl_->vocab_size && impl_->id_kind[id] == 3; }
 
 // ---- construction ------------------------------------------------------------------------------
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

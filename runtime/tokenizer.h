@@ -37,9 +37,9 @@ class Tokenizer {
   // Raw bytes of one token (what it contributes to decode(); added tokens give their content).
   std::string token_bytes(int32_t id) const;
 
-  int64_t vocab_size() const;                            // largest id + 1, added tokens included
+  int64_t vocab_size() const;                                          // largest id + 1, added tokens included
   std::optional<int32_t> token_to_id(const std::string& token) const;  // vocab or added token
-  bool is_special(int32_t id) const;                     // an added token marked special
+  bool is_special(int32_t id) const;                                   // an added token marked special
 
  private:
   struct Impl;

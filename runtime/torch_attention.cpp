@@ -29,7 +29,8 @@ bool cuda_kernels_available() {
 namespace {
 
 [[maybe_unused]] [[noreturn]] void no_cuda_path(const char* what, at::Device d) {
-  throw UserError(str_cat(what, " on ", d.str(), " needs the CUDA kernels and a CUDA LibTorch, which this build does "
+  throw UserError(str_cat(what, " on ", d.str(),
+                          " needs the CUDA kernels and a CUDA LibTorch, which this build does "
                           "not have"));
 }
 
@@ -74,13 +75,13 @@ at::Tensor upload(const std::vector<Rec>& recs, PagesOf pages_of, bool pages_on_
 
 }  // namespace
 
-void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
+void kv_write(const std::vector<rlkv_kv_write_item>& items, int64_t head_dim, rlkv_dtype dtype, at::Device device,
               int num_threads, bool pages_on_device) {
 #if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   if (device.is_cuda() && !items.empty()) {
-    const kv_write_item* d = nullptr;
-    at::Tensor keep = upload(items, [](const kv_write_item& it) { return it.slot / it.page_size + 1; },
-                             pages_on_device, device, &d);
+    const rlkv_kv_write_item* d = nullptr;
+    at::Tensor keep = upload(
+        items, [](const rlkv_kv_write_item& it) { return it.slot / it.page_size + 1; }, pages_on_device, device, &d);
     kv_write_resident(d, int64_t(items.size()), head_dim, dtype, device, num_threads);
     return;
   }
@@ -92,35 +93,35 @@ void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtyp
 
 namespace {
 
-decode_attention_args attention_args(const at::Tensor& q, at::Tensor& out, int64_t num_kv_heads, float scale) {
+rlkv_decode_args attention_args(const at::Tensor& q, at::Tensor& out, int64_t num_kv_heads, float scale) {
   RLKV_ASSERT(q.dim() == 3 && q.is_contiguous(), "decode_attention: q must be contiguous [B, Hq, hd]");
   const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
   RLKV_ASSERT(num_kv_heads > 0 && Hq % num_kv_heads == 0, "decode_attention: Hq % Hkv != 0");
   out = at::empty_like(q);  // contiguous like q
-  return decode_attention_args_packed(B, Hq, num_kv_heads, D, q.data_ptr(), out.data_ptr(), nullptr, scale,
-                                      to_kv_dtype(q.scalar_type()));
+  return rlkv_decode_args_packed(B, Hq, num_kv_heads, D, q.data_ptr(), out.data_ptr(), nullptr, scale,
+                                 to_kv_dtype(q.scalar_type()));
 }
 
 #if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
 // Runs the CUDA kernel with `a.spans` already on the device; the split-K workspace comes from the
 // caching allocator (inside a CUDA graph capture: from the graph's pool, so replays reuse it).
-void run_cuda_attention(decode_attention_args& a, at::Device dev) {
+void run_cuda_attention(rlkv_decode_args& a, at::Device dev) {
   const c10::cuda::CUDAGuard on_device(dev);  // raw launches (and the SM count) use the current device
   at::Tensor work;
-  a.workspace_bytes = decode_attention_cuda_workspace_bytes(&a);
+  a.workspace_bytes = rlkv_decode_attention_cuda_workspace_bytes(&a);
   if (a.workspace_bytes > 0) {
     work = at::empty({a.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(dev));
     a.workspace = work.data_ptr();
   }
-  const kernel_status cst = decode_attention_cuda(&a, stream_of(dev));
-  RLKV_CHECK(cst == KERNEL_STATUS_OK, "decode_attention_cuda failed with status ", int(cst),
+  const rlkv_status cst = rlkv_decode_attention_cuda(&a, stream_of(dev));
+  RLKV_CHECK(cst == RLKV_STATUS_OK, "rlkv_decode_attention_cuda failed with status ", int(cst),
              " (supported: head_dim <= 256 and query heads per KV head * head_dim <= 4096)");
 }
 #endif
 
 }  // namespace
 
-at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
+at::Tensor decode_attention(const at::Tensor& q, const std::vector<rlkv_kv_span>& spans, int64_t num_kv_heads,
                             float scale, int num_threads, bool pages_on_device) {
   RLKV_ASSERT(q.dim() == 3 && int64_t(spans.size()) == q.size(0) * num_kv_heads, "decode_attention: ", spans.size(),
               " spans for ", q.size(0), " x ", num_kv_heads);
@@ -129,14 +130,15 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
     // The kernels read rows with 16-byte loads; pools and rings are LibTorch allocations and rows are
     // head_dim * element bytes, so a misaligned span is a bug here, not the user's.
     int64_t max_len = 0;
-    for (const kv_span& sp : spans) {
+    for (const rlkv_kv_span& sp : spans) {
       RLKV_ASSERT(reinterpret_cast<uintptr_t>(sp.k) % 16 == 0 && reinterpret_cast<uintptr_t>(sp.v) % 16 == 0,
                   "decode_attention: a span is not 16-byte aligned");
       max_len = std::max(max_len, sp.len);
     }
-    const kv_span* d = nullptr;
-    at::Tensor keep = upload(spans, [](const kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; },
-                             pages_on_device, q.device(), &d);
+    const rlkv_kv_span* d = nullptr;
+    at::Tensor keep = upload(
+        spans, [](const rlkv_kv_span& s) { return (s.len + s.page_size - 1) / s.page_size; }, pages_on_device,
+        q.device(), &d);
     return decode_attention_resident(q, d, num_kv_heads, scale, max_len, num_threads);
   }
 #else
@@ -145,10 +147,10 @@ at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spa
   return decode_attention_resident(q, spans.data(), num_kv_heads, scale, /*max_len: unused on the CPU*/ 0, num_threads);
 }
 
-at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, int64_t num_kv_heads, float scale,
+at::Tensor decode_attention_resident(const at::Tensor& q, const rlkv_kv_span* spans, int64_t num_kv_heads, float scale,
                                      int64_t max_len, int num_threads) {
   at::Tensor out;
-  decode_attention_args a = attention_args(q, out, num_kv_heads, scale);
+  rlkv_decode_args a = attention_args(q, out, num_kv_heads, scale);
   a.spans = spans;
   a.max_len = max_len;
   if (q.is_cuda()) {
@@ -160,24 +162,24 @@ at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, 
 #endif
   }
   RLKV_CHECK(q.device().is_cpu(), "decode attention on ", q.device().str(), ": only CPU and CUDA are supported");
-  const kernel_status st = decode_attention_cpu(&a, num_threads);
-  RLKV_ASSERT(st == KERNEL_STATUS_OK, "decode_attention_cpu failed with status ", int(st));
+  const rlkv_status st = rlkv_decode_attention_cpu(&a, num_threads);
+  RLKV_ASSERT(st == RLKV_STATUS_OK, "rlkv_decode_attention_cpu failed with status ", int(st));
   return out;
 }
 
-void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, kv_dtype dtype, at::Device device,
-                       int num_threads) {
+void kv_write_resident(const rlkv_kv_write_item* items, int64_t n, int64_t head_dim, rlkv_dtype dtype,
+                       at::Device device, int num_threads) {
   if (device.is_cpu()) {
-    const kernel_status st = kv_write_cpu(items, n, head_dim, dtype, num_threads);
-    RLKV_ASSERT(st == KERNEL_STATUS_OK, "kv_write_cpu failed with status ", int(st));
+    const rlkv_status st = rlkv_kv_write_cpu(items, n, head_dim, dtype, num_threads);
+    RLKV_ASSERT(st == RLKV_STATUS_OK, "rlkv_kv_write_cpu failed with status ", int(st));
     return;
   }
 #if defined(RLKV_WITH_CUDA) && defined(RLKV_TORCH_CUDA)
   RLKV_CHECK(device.is_cuda(), "KV write on ", device.str(), ": only CPU and CUDA are supported");
   if (n == 0) return;
   const c10::cuda::CUDAGuard on_device(device);  // raw launches go to the current device
-  const kernel_status st = kv_write_cuda(items, n, head_dim, dtype, stream_of(device));
-  RLKV_CHECK(st == KERNEL_STATUS_OK, "kv_write_cuda failed with status ", int(st));
+  const rlkv_status st = rlkv_kv_write_cuda(items, n, head_dim, dtype, stream_of(device));
+  RLKV_CHECK(st == RLKV_STATUS_OK, "rlkv_kv_write_cuda failed with status ", int(st));
 #else
   no_cuda_path("KV write", device);
 #endif

@@ -16,21 +16,21 @@ namespace rlkv {
 
 // q [B, Hq, head_dim] (contiguous, the cache dtype); spans [B * Hkv] (KvCache::spans).
 // Returns out [B, Hq, head_dim] in q's dtype.
-at::Tensor decode_attention(const at::Tensor& q, const std::vector<kv_span>& spans, int64_t num_kv_heads,
+at::Tensor decode_attention(const at::Tensor& q, const std::vector<rlkv_kv_span>& spans, int64_t num_kv_heads,
                             float scale, int num_threads, bool pages_on_device = false);
 
 // Writes K/V rows into cache slots on `device` (the CPU reference, or the CUDA kernel for CUDA pools).
-void kv_write(const std::vector<kv_write_item>& items, int64_t head_dim, kv_dtype dtype, at::Device device,
+void kv_write(const std::vector<rlkv_kv_write_item>& items, int64_t head_dim, rlkv_dtype dtype, at::Device device,
               int num_threads, bool pages_on_device = false);
 
 // The same kernels over tables that already live on the tensors' device (runtime/static_decode.h):
 // `spans` [B * Hkv] / `items` [n] and everything they point at are device memory (host memory on the
 // CPU); `max_len` bounds every span's len (it fixes the CUDA launch shape, so a graph can replay it).
 // Nothing is copied from the host: both can be captured in a CUDA graph.
-at::Tensor decode_attention_resident(const at::Tensor& q, const kv_span* spans, int64_t num_kv_heads, float scale,
+at::Tensor decode_attention_resident(const at::Tensor& q, const rlkv_kv_span* spans, int64_t num_kv_heads, float scale,
                                      int64_t max_len, int num_threads);
-void kv_write_resident(const kv_write_item* items, int64_t n, int64_t head_dim, kv_dtype dtype, at::Device device,
-                       int num_threads);
+void kv_write_resident(const rlkv_kv_write_item* items, int64_t n, int64_t head_dim, rlkv_dtype dtype,
+                       at::Device device, int num_threads);
 
 // True when this build can run the kernels on CUDA tensors (CUDA kernels compiled and LibTorch with CUDA).
 bool cuda_kernels_available();

@@ -8,8 +8,9 @@
 // Cases: dtypes f32 / f16 / bf16; head_dim 64 and 128 (and 256, 96 for the generic path); GQA groups 1,
 // 4 and 7 (and 2, 8, 9); span lengths 1, S + W - 1, S + W, S + W + 1, 300 and 4097, with full (paged)
 // and compressed (contiguous, at most S + W slots) spans mixed in one batch; split-K on and off (max_len
-// unknown), and under loose length bounds (as in graph replays); sentinel bytes around the output and
-// the workspace; NaN / inf checks. Inputs are seeded.
+// unknown), and under loose length bounds (as in graph replays); every case on the tensor-core path
+// (16-bit caches) and on both score variants of the CUDA-core split kernel; sentinel bytes around the
+// output and the workspace; NaN / inf checks. Inputs are seeded.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,7 +22,9 @@
 #include "kernels/attention.h"
 
 #ifdef RLKV_OP_TEST_EMU
+// The emulator first: it defines what the kernel source expects of CUDA.
 #include "kernels/simt_emu.h"
+
 #include "kernels/attention_cuda_impl.cuh"
 #else
 #include "kernels/attention_cuda.h"
@@ -41,9 +44,11 @@ void to_dev(void* d, const void* h, size_t n) { std::memcpy(d, h, n); }
 void to_host(void* h, const void* d, size_t n) { std::memcpy(h, d, n); }
 void fill(void* d, int byte, size_t n) { std::memset(d, byte, n); }
 void sync() {}
-int64_t workspace_bytes(const decode_attention_args* a) { return decode_attention_cuda_workspace_bytes_emu(a); }
-kernel_status decode(const decode_attention_args* a) { return decode_attention_cuda_emu(a, nullptr); }
-kernel_status write(const kv_write_item* it, int64_t n, int64_t d, kv_dtype t) { return kv_write_cuda_emu(it, n, d, t, nullptr); }
+int64_t workspace_bytes(const rlkv_decode_args* a) { return rlkv_decode_attention_cuda_workspace_bytes_emu(a); }
+rlkv_status decode(const rlkv_decode_args* a) { return rlkv_decode_attention_cuda_emu(a, nullptr); }
+rlkv_status write(const rlkv_kv_write_item* it, int64_t n, int64_t d, rlkv_dtype t) {
+  return rlkv_kv_write_cuda_emu(it, n, d, t, nullptr);
+}
 }  // namespace dev
 #else
 namespace dev {
@@ -62,12 +67,13 @@ void to_dev(void* d, const void* h, size_t n) { CUDA_OK(cudaMemcpy(d, h, n, cuda
 void to_host(void* h, const void* d, size_t n) { CUDA_OK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
 void fill(void* d, int byte, size_t n) { CUDA_OK(cudaMemset(d, byte, n)); }
 void sync() { CUDA_OK(cudaDeviceSynchronize()); }
-int64_t workspace_bytes(const decode_attention_args* a) { return decode_attention_cuda_workspace_bytes(a); }
-kernel_status decode(const decode_attention_args* a) { return decode_attention_cuda(a, nullptr); }
-kernel_status write(const kv_write_item* it, int64_t n, int64_t d, kv_dtype t) { return kv_write_cuda(it, n, d, t, nullptr); }
+int64_t workspace_bytes(const rlkv_decode_args* a) { return rlkv_decode_attention_cuda_workspace_bytes(a); }
+rlkv_status decode(const rlkv_decode_args* a) { return rlkv_decode_attention_cuda(a, nullptr); }
+rlkv_status write(const rlkv_kv_write_item* it, int64_t n, int64_t d, rlkv_dtype t) {
+  return rlkv_kv_write_cuda(it, n, d, t, nullptr);
+}
 }  // namespace dev
 #endif
-
 
 uint16_t f2bf(float f) {
   uint32_t b;
@@ -83,13 +89,13 @@ float bf2f(uint16_t h) {
 }
 
 // Host values stored as `dtype` bytes (f16 via the CPU's conversion in _Float16 when available).
-std::vector<uint8_t> store(const std::vector<float>& v, kv_dtype t) {
-  const size_t es = kv_dtype_size(t);
+std::vector<uint8_t> store(const std::vector<float>& v, rlkv_dtype t) {
+  const size_t es = rlkv_dtype_size(t);
   std::vector<uint8_t> out(v.size() * es);
   for (size_t i = 0; i < v.size(); ++i) {
-    if (t == KV_DTYPE_F32) {
+    if (t == RLKV_DTYPE_F32) {
       std::memcpy(&out[i * 4], &v[i], 4);
-    } else if (t == KV_DTYPE_BF16) {
+    } else if (t == RLKV_DTYPE_BF16) {
       const uint16_t h = f2bf(v[i]);
       std::memcpy(&out[i * 2], &h, 2);
     } else {
@@ -100,15 +106,15 @@ std::vector<uint8_t> store(const std::vector<float>& v, kv_dtype t) {
   return out;
 }
 
-float load(const uint8_t* p, kv_dtype t) {
-  if (t == KV_DTYPE_F32) {
+float load(const uint8_t* p, rlkv_dtype t) {
+  if (t == RLKV_DTYPE_F32) {
     float f;
     std::memcpy(&f, p, 4);
     return f;
   }
   uint16_t h;
   std::memcpy(&h, p, 2);
-  if (t == KV_DTYPE_BF16) return bf2f(h);
+  if (t == RLKV_DTYPE_BF16) return bf2f(h);
   _Float16 x;
   std::memcpy(&x, p, 2);
   return float(x);
@@ -127,22 +133,34 @@ struct DevBuf {
 };
 
 struct Case {
-  kv_dtype t;
+  rlkv_dtype t;
   int64_t D, G, len;
   bool bound = true;  // pass max_len (split-K allowed); false: max_len = 0
   int64_t slack = 0;  // max_len = len + slack: a loose bound, as a replayed CUDA graph's launch has
-  int32_t variant = DECODE_VARIANT_DEFAULT;
+  int32_t variant = RLKV_DECODE_VARIANT_DEFAULT;
+  int64_t batch = 2;  // sequences
 };
 
-// B = 2 sequences x Hkv = 2 KV heads: spans alternate between full heads (paged, `len` slots, pages
-// shuffled over one pool) and compressed heads (contiguous, min(len, S + W) slots), so every batch
-// mixes the two and, for long spans, split and unsplit heads.
+// The kernel a case runs: the tensor-core path where it applies to the variant and shape, else the
+// split kernel's score variant (or the generic kernel, for head dims the split kernel lacks).
+const char* variant_name(const Case& c, const rlkv_decode_args& a) {
+  const int64_t G = a.num_q_heads / a.num_kv_heads;
+  const bool tc = (c.variant == RLKV_DECODE_VARIANT_DEFAULT || c.variant == RLKV_DECODE_VARIANT_TC) &&
+                  c.t != RLKV_DTYPE_F32 && (c.D == 64 || c.D == 128) && G <= 8;
+  if (tc) return "tc  ";
+  if (c.D != 64 && c.D != 128 && c.D != 256) return "gen ";
+  return c.variant == RLKV_DECODE_VARIANT_COOP ? "coop" : "lane";
+}
+
+// B sequences (2 unless the case says) x Hkv = 2 KV heads: spans alternate between full heads (paged, `len` slots,
+// pages shuffled over one pool) and compressed heads (contiguous, min(len, S + W) slots), so every batch mixes the two
+// and, for long spans, split and unsplit heads.
 int run_case(const Case& c, std::mt19937& rng) {
-  const kv_dtype t = c.t;
+  const rlkv_dtype t = c.t;
   const int64_t D = c.D, G = c.G, len = c.len;
-  const int64_t B = 2, Hkv = 2, Hq = Hkv * G, page = 16, S = 16, W = 64;
+  const int64_t B = c.batch, Hkv = 2, Hq = Hkv * G, page = 16, S = 16, W = 64;
   const int64_t ring = std::min(len, S + W);
-  const size_t es = kv_dtype_size(t);
+  const size_t es = rlkv_dtype_size(t);
   std::normal_distribution<float> nd;
   std::vector<float> qf(size_t(B * Hq * D));
   for (auto& x : qf) x = nd(rng);
@@ -159,26 +177,26 @@ int run_case(const Case& c, std::mt19937& rng) {
   DevBuf dk(kb.data(), kb.size()), dv(vb.data(), vb.size()), dq(qb.data(), qb.size());
   DevBuf dpages(pages.data(), pages.size() * 4), dout(out_bytes + 2 * guard);
   dev::fill(dout.p, 0x5a, dout.n);
-  std::vector<kv_span> hspans(size_t(B * Hkv)), dspans_host(size_t(B * Hkv));
+  std::vector<rlkv_kv_span> hspans(size_t(B * Hkv)), dspans_host(size_t(B * Hkv));
   for (int64_t i = 0; i < B * Hkv; ++i) {
     const size_t base = size_t(i * pages_per * page * D) * es;
     if (i % 2 == 0) {
-      hspans[size_t(i)] = kv_span{kb.data(), vb.data(), pages.data() + i * pages_per, page, len};
-      dspans_host[size_t(i)] = kv_span{dk.p, dv.p, static_cast<int32_t*>(dpages.p) + i * pages_per, page, len};
+      hspans[size_t(i)] = rlkv_kv_span{kb.data(), vb.data(), pages.data() + i * pages_per, page, len};
+      dspans_host[size_t(i)] = rlkv_kv_span{dk.p, dv.p, static_cast<int32_t*>(dpages.p) + i * pages_per, page, len};
     } else {
-      hspans[size_t(i)] = kv_span{kb.data() + base, vb.data() + base, nullptr, 0, ring};
-      dspans_host[size_t(i)] = kv_span{dk.bytes() + base, dv.bytes() + base, nullptr, 0, ring};
+      hspans[size_t(i)] = rlkv_kv_span{kb.data() + base, vb.data() + base, nullptr, 0, ring};
+      dspans_host[size_t(i)] = rlkv_kv_span{dk.bytes() + base, dv.bytes() + base, nullptr, 0, ring};
     }
   }
-  DevBuf dspans(dspans_host.data(), dspans_host.size() * sizeof(kv_span));
+  DevBuf dspans(dspans_host.data(), dspans_host.size() * sizeof(rlkv_kv_span));
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<uint8_t> ref(out_bytes);
-  decode_attention_args a = decode_attention_args_packed(B, Hq, Hkv, D, qb.data(), ref.data(), hspans.data(), scale, t);
-  if (decode_attention_cpu(&a, 2) != KERNEL_STATUS_OK) return 1;
-  decode_attention_args g = a;
+  rlkv_decode_args a = rlkv_decode_args_packed(B, Hq, Hkv, D, qb.data(), ref.data(), hspans.data(), scale, t);
+  if (rlkv_decode_attention_cpu(&a, 2) != RLKV_STATUS_OK) return 1;
+  rlkv_decode_args g = a;
   g.q = dq.p;
   g.out = dout.bytes() + guard;
-  g.spans = static_cast<const kv_span*>(dspans.p);
+  g.spans = static_cast<const rlkv_kv_span*>(dspans.p);
   g.max_len = c.bound ? len + c.slack : 0;
   g.variant = c.variant;
   const int64_t ws = dev::workspace_bytes(&g);
@@ -187,12 +205,12 @@ int run_case(const Case& c, std::mt19937& rng) {
   dev::fill(dws.p, 0x5a, dws.n);
   g.workspace = ws > 0 ? dws.bytes() + guard : nullptr;
   g.workspace_bytes = ws;
-  const kernel_status st = dev::decode(&g);
+  const rlkv_status st = dev::decode(&g);
   dev::sync();
   std::vector<uint8_t> got(out_bytes + 2 * guard), wsg(dws.n);
   dev::to_host(got.data(), dout.p, got.size());
   dev::to_host(wsg.data(), dws.p, wsg.size());
-  int bad = st != KERNEL_STATUS_OK;
+  int bad = st != RLKV_STATUS_OK;
   for (size_t i = 0; i < guard; ++i) {
     bad += got[i] != 0x5a || got[guard + out_bytes + i] != 0x5a;
     bad += wsg[i] != 0x5a || wsg[guard + size_t(ws) + i] != 0x5a;
@@ -201,7 +219,9 @@ int run_case(const Case& c, std::mt19937& rng) {
   // different exp implementations (the kernels use exp2 of pre-scaled scores: ~1e-6 relative per term),
   // so f32 outputs of O(1) agree to ~1e-5; 16-bit outputs are rounded to the storage dtype on both
   // sides, and a rounding-boundary case differs by one ulp: 2^-8 (bf16) / 2^-11 (f16) of |value|.
-  const double tol = t == KV_DTYPE_F32 ? 2e-5 : (t == KV_DTYPE_BF16 ? 8e-3 : 1e-3);
+  // The tensor-core path also rounds the probabilities to the storage dtype before P V (as
+  // FlashAttention does): measured here at most 2.6e-3 (bf16) and 3.3e-4 (f16), inside the same bounds.
+  const double tol = t == RLKV_DTYPE_F32 ? 2e-5 : (t == RLKV_DTYPE_BF16 ? 8e-3 : 1e-3);
   double worst = 0;
   for (int64_t i = 0; i < B * Hq * D; ++i) {
     const float r = load(&ref[size_t(i) * es], t), x = load(&got[guard + size_t(i) * es], t);
@@ -209,18 +229,18 @@ int run_case(const Case& c, std::mt19937& rng) {
     worst = std::max(worst, double(std::fabs(x - r)) / (1.0 + std::fabs(r)));
   }
   const bool ok = bad == 0 && worst <= tol;
-  std::printf("%s %s dtype %d head_dim %lld group %lld len %lld%s (workspace %lld B): max rel err %.2e (tol %.0e)%s\n",
-              ok ? "ok  " : "FAIL", c.variant == DECODE_VARIANT_COOP ? "coop" : "lane", int(t), (long long)D,
-              (long long)G, (long long)len,
-              c.bound ? (c.slack ? (" max_len +" + std::to_string(c.slack)).c_str() : "") : " max_len unknown",
-              (long long)ws, worst, tol,
-              st != KERNEL_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
+  std::printf(
+      "%s %s dtype %d head_dim %lld group %lld batch %lld len %lld%s (workspace %lld B): max rel err %.2e (tol "
+      "%.0e)%s\n",
+      ok ? "ok  " : "FAIL", variant_name(c, g), int(t), (long long)D, (long long)G, (long long)B, (long long)len,
+      c.bound ? (c.slack ? (" max_len +" + std::to_string(c.slack)).c_str() : "") : " max_len unknown", (long long)ws,
+      worst, tol, st != RLKV_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
   return ok ? 0 : 1;
 }
 
 // kv_write: the same items written on both sides give byte-identical pools.
-int run_write_case(kv_dtype t, int64_t D, std::mt19937& rng) {
-  const size_t es = kv_dtype_size(t);
+int run_write_case(rlkv_dtype t, int64_t D, std::mt19937& rng) {
+  const size_t es = rlkv_dtype_size(t);
   const int64_t page = 16, pages_n = 8, n = 40;
   std::vector<uint8_t> pool(size_t(pages_n * page * D) * es, 0), src(size_t(n * D) * es);
   for (auto& b : src) b = uint8_t(rng());
@@ -228,25 +248,83 @@ int run_write_case(kv_dtype t, int64_t D, std::mt19937& rng) {
   DevBuf dpool(pool.data(), pool.size()), dvpool(pool.data(), pool.size()), dsrc(src.data(), src.size());
   DevBuf dpages(pages.data(), pages.size() * 4);
   std::vector<uint8_t> vpool = pool;
-  std::vector<kv_write_item> hi(static_cast<size_t>(n)), di(static_cast<size_t>(n));
+  std::vector<rlkv_kv_write_item> hi(static_cast<size_t>(n)), di(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t slot = (i * 7) % (int64_t(pages.size()) * page);
     const size_t at = size_t(i * D) * es;
-    hi[size_t(i)] = kv_write_item{pool.data(), vpool.data(), pages.data(), page, slot, src.data() + at, src.data() + at};
-    di[size_t(i)] = kv_write_item{dpool.p, dvpool.p, static_cast<int32_t*>(dpages.p), page, slot, dsrc.bytes() + at,
-                                  dsrc.bytes() + at};
+    hi[size_t(i)] =
+        rlkv_kv_write_item{pool.data(), vpool.data(), pages.data(), page, slot, src.data() + at, src.data() + at};
+    di[size_t(i)] = rlkv_kv_write_item{dpool.p,           dvpool.p,         static_cast<int32_t*>(dpages.p), page, slot,
+                                       dsrc.bytes() + at, dsrc.bytes() + at};
   }
-  DevBuf ditems(di.data(), di.size() * sizeof(kv_write_item));
-  if (kv_write_cpu(hi.data(), n, D, t, 1) != KERNEL_STATUS_OK) return 1;
-  const kernel_status st = dev::write(static_cast<const kv_write_item*>(ditems.p), n, D, t);
+  DevBuf ditems(di.data(), di.size() * sizeof(rlkv_kv_write_item));
+  if (rlkv_kv_write_cpu(hi.data(), n, D, t, 1) != RLKV_STATUS_OK) return 1;
+  const rlkv_status st = dev::write(static_cast<const rlkv_kv_write_item*>(ditems.p), n, D, t);
   dev::sync();
   std::vector<uint8_t> got(pool.size()), vgot(pool.size());
   dev::to_host(got.data(), dpool.p, got.size());
   dev::to_host(vgot.data(), dvpool.p, vgot.size());
-  const bool ok = st == KERNEL_STATUS_OK && got == pool && vgot == vpool;
+  const bool ok = st == RLKV_STATUS_OK && got == pool && vgot == vpool;
   std::printf("%s kv_write dtype %d head_dim %lld\n", ok ? "ok  " : "FAIL", int(t), (long long)D);
   return ok ? 0 : 1;
 }
+
+#ifdef RLKV_OP_TEST_EMU
+// The tensor-core path's plan (kernels/attention_cuda_tc.cuh) for the benchmark's shapes (8 KV heads,
+// 4 query heads each, head_dim 128, 132 SMs; a fraction s of the spans compressed to S + W = 80 slots):
+// every chunk of every span planned exactly once, full chunks before tails, and the tokens each
+// persistent block reads (it takes items round-robin) within kMaxImbalance of the mean.
+int run_plan_case(int64_t batch, int64_t len, double sparsity) {
+  constexpr double kMaxImbalance = 1.35;
+  const int64_t Hkv = 8, pairs = batch * Hkv, ring = 80, sms = 132;
+  std::vector<rlkv_kv_span> spans(size_t(pairs), rlkv_kv_span{nullptr, nullptr, nullptr, 16, len});
+  const int64_t compressed = int64_t(sparsity * double(pairs) + 0.5);
+  for (int64_t p = 0; p < compressed; ++p) spans[size_t(p * pairs / std::max<int64_t>(1, compressed))].len = ring;
+  rlkv_decode_args a =
+      rlkv_decode_args_packed(batch, Hkv * 4, Hkv, 128, nullptr, nullptr, spans.data(), 1.f, RLKV_DTYPE_BF16);
+  const rlkv_cuda::tc_plan_layout l = rlkv_cuda::tc_layout(a, int(sms));
+  std::vector<float> ws(size_t(l.bytes() / 4 + 1));
+  auto* k = &rlkv_cuda::tc_plan_kernel;
+  emu::launch(dim3(1), dim3(rlkv_cuda::kPlanThreads), rlkv_cuda::kPlanThreads * 12, k, a, static_cast<void*>(ws.data()),
+              l, int64_t(rlkv_cuda::kTcItemsPerBlock) * rlkv_cuda::tc_grid(int(sms)));
+  const rlkv_cuda::tc_plan_view v = rlkv_cuda::tc_view(ws.data(), l);
+  const int64_t C = v.header[0], n = v.header[1], grid = rlkv_cuda::tc_grid(int(sms));
+  int bad = n > l.max_items || C < 1;
+  std::vector<std::vector<int>> seen(static_cast<size_t>(pairs));
+  for (int64_t p = 0; p < pairs; ++p) seen[size_t(p)].assign(size_t((spans[size_t(p)].len + C - 1) / C), 0);
+  std::vector<int64_t> block_tokens(size_t(grid), 0);
+  bool tails_started = false;
+  for (int64_t i = 0; i < n && !bad; ++i) {
+    const int64_t p = v.items[2 * i], c = v.items[2 * i + 1];
+    if (p < 0 || p >= pairs || c < 0 || c >= int64_t(seen[size_t(p)].size())) {
+      ++bad;
+      break;
+    }
+    ++seen[size_t(p)][size_t(c)];
+    const int64_t tokens = std::min(C, spans[size_t(p)].len - c * C);
+    tails_started |= tokens < C;
+    bad += tails_started && tokens == C;  // a full chunk after a tail
+    block_tokens[size_t(i % grid)] += tokens;
+  }
+  for (const auto& s : seen)
+    for (int x : s) bad += x != 1;
+  // Each span's partial slots follow the previous span's: pair_first is the prefix sum of chunk counts.
+  for (int64_t p = 0; p < pairs; ++p) bad += v.pair_first[p + 1] - v.pair_first[p] != int64_t(seen[size_t(p)].size());
+  int64_t total = 0, most = 0;
+  for (int64_t t : block_tokens) {
+    total += t;
+    most = std::max(most, t);
+  }
+  const double imbalance = double(most) / (double(total) / double(grid));
+  const bool ok = bad == 0 && imbalance <= kMaxImbalance;
+  std::printf(
+      "%s plan batch %lld len %lld sparsity %.1f: chunk %lld tokens, %lld items for %lld blocks, most loaded "
+      "block %.2fx the mean (limit %.2f)\n",
+      ok ? "ok  " : "FAIL", (long long)batch, (long long)len, sparsity, (long long)C, (long long)n, (long long)grid,
+      imbalance, kMaxImbalance);
+  return ok ? 0 : 1;
+}
+#endif
 
 }  // namespace
 
@@ -263,14 +341,14 @@ int main(int argc, char** argv) {
   std::mt19937 rng(20261129);
   const int64_t S = 16, W = 64;
   std::vector<Case> cases;
-  for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_F16, KV_DTYPE_BF16})
+  for (rlkv_dtype t : {RLKV_DTYPE_F32, RLKV_DTYPE_F16, RLKV_DTYPE_BF16})
     for (int64_t D : {64, 128})
       for (int64_t G : {1, 4, 7})
         for (int64_t len : {int64_t(1), S + W - 1, S + W, S + W + 1, int64_t(300), int64_t(4097)})
           cases.push_back({t, D, G, len});
   // The other group buckets and head_dim 256 of the split kernel, the generic kernel (head_dim 96,
   // group 9), and launches without a length bound (one block per span, no workspace).
-  for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_BF16}) {
+  for (rlkv_dtype t : {RLKV_DTYPE_F32, RLKV_DTYPE_BF16}) {
     cases.push_back({t, 256, 2, 4097});
     cases.push_back({t, 128, 8, 1000});
     cases.push_back({t, 96, 4, 300});
@@ -281,24 +359,46 @@ int main(int argc, char** argv) {
     cases.push_back({t, 64, 1, 300, true, 5000});
     cases.push_back({t, 128, 7, 1000, true, 37});
   }
-  // Every case again with the other score variant of the split kernel.
-  const size_t base_cases = cases.size();
-  for (size_t i = 0; i < base_cases; ++i) {
-    Case c = cases[i];
-    c.variant = DECODE_VARIANT_COOP;
-    cases.push_back(c);
+  // Many spans: the tensor-core path's plan (full chunks first, tails after) over 32 and 66 spans of
+  // which half are short compressed rings, as at high sparsity.
+  for (rlkv_dtype t : {RLKV_DTYPE_F16, RLKV_DTYPE_BF16}) {
+    Case many{t, 128, 4, 4097};
+    many.batch = 16;
+    cases.push_back(many);
+    Case odd{t, 64, 8, 777};
+    odd.batch = 33;
+    cases.push_back(odd);
   }
-  if (quick) cases.erase(std::remove_if(cases.begin(), cases.end(), [](const Case& c) { return c.len > 300; }), cases.end());
+  // Every case again with each score variant of the CUDA-core split kernel (DEFAULT takes the
+  // tensor-core path for 16-bit caches of head_dim 64 / 128 and groups up to 8).
+  const size_t base_cases = cases.size();
+  for (int32_t v : {RLKV_DECODE_VARIANT_LANE, RLKV_DECODE_VARIANT_COOP})
+    for (size_t i = 0; i < base_cases; ++i) {
+      Case c = cases[i];
+      if (v == RLKV_DECODE_VARIANT_LANE && c.t == RLKV_DTYPE_F32) continue;  // DEFAULT is LANE there already
+      c.variant = v;
+      cases.push_back(c);
+    }
+  if (quick)
+    cases.erase(std::remove_if(cases.begin(), cases.end(), [](const Case& c) { return c.len > 300; }), cases.end());
   int failures = 0, n = 0;
   for (const Case& c : cases) {
     failures += run_case(c, rng);
     ++n;
   }
-  for (kv_dtype t : {KV_DTYPE_F32, KV_DTYPE_F16, KV_DTYPE_BF16})
+  for (rlkv_dtype t : {RLKV_DTYPE_F32, RLKV_DTYPE_F16, RLKV_DTYPE_BF16})
     for (int64_t D : {64, 128}) {
       failures += run_write_case(t, D, rng);
       ++n;
     }
+#ifdef RLKV_OP_TEST_EMU
+  for (int64_t batch : {32, 4})
+    for (int64_t len : {4096, 32768})
+      for (double s : {0.0, 0.5, 0.8}) {
+        failures += run_plan_case(batch, len, s);
+        ++n;
+      }
+#endif
   std::printf("%s: %d passed, %d failed\n", dev::kName, n - failures, failures);
   return failures ? 1 : 0;
 }

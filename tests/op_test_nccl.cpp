@@ -29,8 +29,8 @@ int main(int argc, char** argv) try {
     return 77;
   }
   MpiSession mpi(&argc, &argv);
-  std::shared_ptr<Collectives> world = mpi.active() ? std::shared_ptr<Collectives>(mpi_world())
-                                                    : std::shared_ptr<Collectives>(local_collectives());
+  std::shared_ptr<Collectives> world =
+      mpi.active() ? std::shared_ptr<Collectives>(mpi_world()) : std::shared_ptr<Collectives>(local_collectives());
   const int n = world->size(), r = world->rank();
   const char* lr = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
   const int device = (lr ? std::atoi(lr) : 0) % int(at::detail::getCUDAHooks().getNumGPUs());

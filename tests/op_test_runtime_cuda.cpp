@@ -3,7 +3,7 @@
 // KV-write and decode-attention kernels through runtime/torch_attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
 // (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs,
-// and two at once on threads with streams of their own.
+// and on many threads with streams of their own (20 one after another, then 4 at once).
 // The fixtures' head dims (16, 24) take the generic kernel: a random Llama-shaped model with head_dim
 // 128 and 4 query heads per KV head, decoded after a 700-token prompt, takes the split kernel with
 // split-K and its combine (and, in graph mode, a workspace from the graph's memory pool).
@@ -15,18 +15,19 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <type_traits>
 
-#include "runtime/torch_attention.h"
 #include "runtime/generator.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model.h"
+#include "runtime/model_thread.h"
 #include "runtime/model_writer.h"
 #include "runtime/sampling_device.h"
 #include "runtime/static_decode.h"
-#include "runtime/thread_stream.h"
+#include "runtime/torch_attention.h"
 #include "test_util.h"
 
 using namespace rlkv;
@@ -59,7 +60,8 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
     return out;
   }
   for (int64_t t : cont)
-    out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
+    out.push_back(
+        m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
   return out;
 }
 
@@ -93,8 +95,8 @@ int main() try {
     const int64_t B = 64, V = 32000;
     at::manual_seed(3);
     at::Tensor logits = at::randn({B, V}) * 3.0;
-    for (const SamplingParams p : {SamplingParams{0.0, 1.0, 0}, SamplingParams{1.0, 1.0, 0}, SamplingParams{0.6, 0.95, 20},
-                                   SamplingParams{1.0, 0.9, 0}}) {
+    for (const SamplingParams p : {SamplingParams{0.0, 1.0, 0}, SamplingParams{1.0, 1.0, 0},
+                                   SamplingParams{0.6, 0.95, 20}, SamplingParams{1.0, 0.9, 0}}) {
       std::vector<double> u(static_cast<size_t>(B));
       int same = 0;
       std::vector<int32_t> want(static_cast<size_t>(B));
@@ -106,16 +108,18 @@ int main() try {
       }
       const at::Tensor got = sample_rows_on_device(logits.to(gpu), p, u).cpu();
       for (int64_t b = 0; b < B; ++b) same += got[b].item<int32_t>() == want[size_t(b)];
-      check(same == B, "sampling on the GPU equals the host sampler (T " + std::to_string(p.temperature) + ", top_p " +
-                           std::to_string(p.top_p) + ", top_k " + std::to_string(p.top_k) + ")", same);
+      check(same == B,
+            "sampling on the GPU equals the host sampler (T " + std::to_string(p.temperature) + ", top_p " +
+                std::to_string(p.top_p) + ", top_k " + std::to_string(p.top_k) + ")",
+            same);
     }
   }
   using rlkv_test::fixture;
   const rlkv_test::TempDir tmp;
   const std::string split_dir = split_kernel_model(tmp / "split");
-  for (const std::string& dir : {fixture("models/llama_tiny"), fixture("models/qwen2_tiny"), fixture("models/qwen3_tiny"),
-                                fixture("models/mistral_tiny"), std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner",
-                                split_dir}) {
+  for (const std::string& dir :
+       {fixture("models/llama_tiny"), fixture("models/qwen2_tiny"), fixture("models/qwen3_tiny"),
+        fixture("models/mistral_tiny"), std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner", split_dir}) {
     for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
       const Model cpu = Model::load(dir, dt);
       const Model dev = Model::load(dir, dt, gpu);
@@ -138,7 +142,8 @@ int main() try {
         return w;
       };
       const double worst = worst_of(b);
-      check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU", worst);
+      check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU",
+            worst);
       int64_t captures = 0;
       const auto g = steps(dev, keep, prompt, cont, &captures);
       const double worst_graph = worst_of(g);
@@ -174,32 +179,36 @@ int main() try {
       same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
       check(same == 3, dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
-      // Two generators at once, as actor threads sharing a GPU run: each thread on a stream of its own
-      // (runtime/thread_stream.h), one eager and one capturing and replaying graphs (the capture must
-      // not break the other thread's host copies and allocations).
-      std::vector<std::decay_t<decltype(ga)>> par(2);
-      std::vector<std::exception_ptr> errs(2);
-      std::atomic<int> own = 0;
-      std::vector<std::thread> threads;
-      for (int i = 0; i < 2; ++i)
-        threads.emplace_back([&, i] {
-          try {
-            const ThreadStream ts(dev);
-            own += ts.active();
-            GeneratorOptions oi = o;
-            oi.cuda_graphs = i == 1;
-            par[size_t(i)] = Generator(dev, nullptr, oi).run(reqs);
-          } catch (...) {
-            errs[size_t(i)] = std::current_exception();
-          }
-        });
-      for (auto& t : threads) t.join();
-      for (auto& e : errs)
-        if (e) std::rethrow_exception(e);
-      same = 0;
-      for (size_t i = 0; i < reqs.size(); ++i) same += (ga[i].tokens == par[0][i].tokens) + (ga[i].tokens == par[1][i].tokens);
-      check(same == 6 && own == 2, dir + " two generator threads on streams of their own (eager, graphs) equal the CPU",
-            same);
+      // Generator threads as actor threads sharing a GPU run them: each under a ModelThread (its own
+      // stream, the device bound, one intra-op thread), half of them capturing and replaying graphs
+      // (a capture must not break the other threads' host copies and allocations). 20 threads one
+      // after another (threads come and go over a run), then 4 at once.
+      std::atomic<int> good{0}, own{0}, runs{0};
+      std::mutex err_mu;
+      std::exception_ptr err;
+      auto body = [&](int i) {
+        try {
+          const ModelThread mt(dev, 1);
+          own += mt.own_stream();
+          GeneratorOptions oi = o;
+          oi.cuda_graphs = i % 2 == 1;
+          const auto got = Generator(dev, nullptr, oi).run(reqs);
+          int eq = 0;
+          for (size_t r = 0; r < reqs.size(); ++r) eq += ga[r].tokens == got[r].tokens;
+          good += eq == int(reqs.size());
+          ++runs;
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(err_mu);
+          if (!err) err = std::current_exception();
+        }
+      };
+      for (int i = 0; i < 20; ++i) std::thread(body, i).join();
+      std::vector<std::thread> four;
+      for (int i = 0; i < 4; ++i) four.emplace_back(body, i);
+      for (auto& t : four) t.join();
+      if (err) std::rethrow_exception(err);
+      check(good == 24 && own == 24 && runs == 24,
+            dir + " 20 generator threads one after another and 4 at once (eager and graphs) equal the CPU", good);
     }
   }
   return failures ? 1 : 0;

@@ -9,8 +9,8 @@
 #include <random>
 
 #include "kernels/attention.h"
-#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
+#include "runtime/torch_attention.h"
 
 using namespace rlkv;
 
@@ -73,11 +73,11 @@ TEST_CASE("decode attention matches a float64 reference (paged and contiguous, G
           for (int32_t p = 0; p < int32_t(pool_k.size(0)); ++p) free_pages.push_back(p);
           std::mt19937 rng(uint32_t(n + d));
           std::shuffle(free_pages.begin(), free_pages.end(), rng);
-          std::vector<kv_span> spans(size_t(B * hkv));
+          std::vector<rlkv_kv_span> spans(size_t(B * hkv));
           for (int64_t i = 0; i < B * hkv; ++i) {
             ks.push_back(at::randn({n, d}).to(dt));
             vs.push_back(at::randn({n, d}).to(dt));
-            kv_span& sp = spans[size_t(i)];
+            rlkv_kv_span& sp = spans[size_t(i)];
             sp.len = n;
             if (i % 2 == 0) {
               for (int64_t t = 0; t < n; t += page) {
@@ -108,8 +108,8 @@ TEST_CASE("decode attention matches a float64 reference (paged and contiguous, G
                                    std::vector<bool>(size_t(n), true));
               auto got = to_double(out[b][j]);
               double err = 0;
-              for (int64_t x = 0; x < d; ++x) err = std::max(err, std::abs(got[size_t(x)] - ref[size_t(x)]) /
-                                                                    (1.0 + std::abs(ref[size_t(x)])));
+              for (int64_t x = 0; x < d; ++x)
+                err = std::max(err, std::abs(got[size_t(x)] - ref[size_t(x)]) / (1.0 + std::abs(ref[size_t(x)])));
               INFO("dtype " << c10::toString(dt) << " d " << d << " group " << group << " n " << n);
               REQUIRE(err <= tolerance(dt));
             }
@@ -124,12 +124,12 @@ TEST_CASE("decode attention leaves memory outside the output untouched") {
   at::manual_seed(7);
   at::Tensor q = at::randn({B, hq, d});
   at::Tensor k = at::randn({B, n, d}), v = at::randn({B, n, d});
-  std::vector<kv_span> spans(B);
-  for (int64_t b = 0; b < B; ++b) spans[size_t(b)] = kv_span{k[b].data_ptr(), v[b].data_ptr(), nullptr, 0, n};
+  std::vector<rlkv_kv_span> spans(B);
+  for (int64_t b = 0; b < B; ++b) spans[size_t(b)] = rlkv_kv_span{k[b].data_ptr(), v[b].data_ptr(), nullptr, 0, n};
   // Output rows of stride hq * d + 5: the gaps hold sentinels.
   const int64_t stride_seq = hq * d + 5;
   std::vector<float> buf(size_t(B * stride_seq + 8), 12345.0f);
-  decode_attention_args a{};
+  rlkv_decode_args a{};
   a.num_seqs = B;
   a.num_q_heads = hq;
   a.num_kv_heads = hkv;
@@ -142,8 +142,8 @@ TEST_CASE("decode attention leaves memory outside the output untouched") {
   a.out_stride_head = d;
   a.spans = spans.data();
   a.scale = 0.1f;
-  a.dtype = KV_DTYPE_F32;
-  REQUIRE(decode_attention_cpu(&a, 2) == KERNEL_STATUS_OK);
+  a.dtype = RLKV_DTYPE_F32;
+  REQUIRE(rlkv_decode_attention_cpu(&a, 2) == RLKV_STATUS_OK);
   for (int64_t i = 0; i < 4; ++i) REQUIRE(buf[size_t(i)] == 12345.0f);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = hq * d; i < stride_seq; ++i) REQUIRE(buf[size_t(4 + b * stride_seq + i)] == 12345.0f);
@@ -151,15 +151,15 @@ TEST_CASE("decode attention leaves memory outside the output untouched") {
 }
 
 TEST_CASE("decode attention refuses bad arguments") {
-  decode_attention_args a{};
+  rlkv_decode_args a{};
   a.num_seqs = 1;
   a.num_q_heads = 3;
   a.num_kv_heads = 2;  // 3 % 2 != 0
   a.head_dim = 8;
-  REQUIRE(decode_attention_cpu(&a, 1) == KERNEL_STATUS_BAD_ARGS);
-  REQUIRE(decode_attention_cpu(nullptr, 1) == KERNEL_STATUS_BAD_ARGS);
+  REQUIRE(rlkv_decode_attention_cpu(&a, 1) == RLKV_STATUS_BAD_ARGS);
+  REQUIRE(rlkv_decode_attention_cpu(nullptr, 1) == RLKV_STATUS_BAD_ARGS);
   a.num_q_heads = 2;
-  REQUIRE(decode_attention_cpu(&a, 1) == KERNEL_STATUS_BAD_ARGS);  // null pointers
+  REQUIRE(rlkv_decode_attention_cpu(&a, 1) == RLKV_STATUS_BAD_ARGS);  // null pointers
 }
 
 TEST_CASE("compressed heads attend over exactly the sink and the recent window, across wrap-around") {

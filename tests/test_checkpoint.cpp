@@ -1,8 +1,8 @@
 // HDF5 checkpoints (checkpoint/checkpoint.h, docs/design.md section 7): round trip of every field, atomic
 // writes and keep-last pruning, one-line UserErrors for every kind of damaged or foreign file, byte
 // flips (leveldb-style), latest_checkpoint for --resume auto, and h5py / h5dump as real readers.
-#include <catch2/catch.hpp>
 #include <hdf5.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -25,8 +25,11 @@ namespace {
 
 // A config text that exercises the string path: long, quotes, backslashes, newlines, tabs, UTF-8.
 std::string long_config(size_t bytes) {
-  std::string s = "# run \"toy\" \\ 'quoted'\n[model]\npath = models/toy-reasoner\n[notes]\ntext = \xC3\xA9t\xC3\xA9 \xE2\x80\x9C\xE6\xB5\x8B\xE8\xAF\x95\xE2\x80\x9D \xF0\x9F\x98\x80\t\r\n";
-  for (int i = 0; s.size() < bytes; ++i) s += "key_" + std::to_string(i) + " = \"value with \\\"quotes\\\"\" ; \xCE\xBB\n";
+  std::string s =
+      "# run \"toy\" \\ 'quoted'\n[model]\npath = models/toy-reasoner\n[notes]\ntext = \xC3\xA9t\xC3\xA9 "
+      "\xE2\x80\x9C\xE6\xB5\x8B\xE8\xAF\x95\xE2\x80\x9D \xF0\x9F\x98\x80\t\r\n";
+  for (int i = 0; s.size() < bytes; ++i)
+    s += "key_" + std::to_string(i) + " = \"value with \\\"quotes\\\"\" ; \xCE\xBB\n";
   s.resize(bytes);
   return s;
 }
@@ -171,12 +174,7 @@ void write_foreign_hdf5(const std::string& path, bool user_block) {
   H5Pclose(fcpl);
 }
 
-std::vector<std::string> names_in(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using rlkv_test::names_in;
 
 std::string run_capture(const std::string& cmd, int* status) {
   std::string out;

@@ -8,8 +8,8 @@
 
 #include "test_util.h"
 
-using rlkv_test::TempDir;
 using Catch::Matchers::Contains;
+using rlkv_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -73,10 +73,12 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("generate --model /m --prompt x --cache.sinc=3"), "cache.sinc");
   expect_usage_error(run("generate --model /m --prompt x --cache.sink=-1"), "cache.sink");
   expect_usage_error(run("generate --model /m --prompt x --bogus"), "--bogus");
+  expect_usage_error(
+      run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs + " --mask random:1"),
+      "--sparsity");
   expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
-                         " --mask random:1"), "--sparsity");
-  expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
-                         " --mask /nonexistent.tsv --sparsity 0.5"), "/nonexistent.tsv");
+                         " --mask /nonexistent.tsv --sparsity 0.5"),
+                     "/nonexistent.tsv");
   TempDir d;
   rlkv_test::write_text(d / "x.ini", "[model]\npath=/m\nfoo=1\n");
   expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x"), "model.foo");

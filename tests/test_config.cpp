@@ -10,7 +10,8 @@ using Catch::Matchers::Contains;
 
 TEST_CASE("defaults, INI values and command-line overrides, in that order of precedence") {
   rlkv_test::TempDir dir;
-  rlkv_test::write_text(dir / "a.ini", "[model]\npath = /m\n[cache]\nsink = 8\nwindow = 32\n[rollout]\ntemperature=0.6\n");
+  rlkv_test::write_text(dir / "a.ini",
+                        "[model]\npath = /m\n[cache]\nsink = 8\nwindow = 32\n[rollout]\ntemperature=0.6\n");
   Config c = load_config(dir / "a.ini", {"cache.window=64", "--rollout.top_k=20"});
   REQUIRE(c.model.path == "/m");
   REQUIRE(c.cache.sink == 8);

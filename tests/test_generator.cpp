@@ -1,10 +1,15 @@
 // Generation: sampling determinism, stop conditions, continuous batching and KV byte accounting.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
 
 #include "core/error.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
+#include "runtime/model_thread.h"
 #include "runtime/tokenizer.h"
 #include "test_models.h"
 #include "test_util.h"
@@ -127,7 +132,7 @@ TEST_CASE("KV bytes: allocation follows the two-pool formula, and compression sa
   full.run({{0, prompt_ids(), {}, 0}});
   comp.run({{0, prompt_ids(), half, 0}});
   const int64_t n = int64_t(prompt_ids().size()) + 40 - 1;  // tokens in the cache at the last step
-  const int64_t row = 2 * 4 * c.head_dim;                      // K and V, fp32
+  const int64_t row = 2 * 4 * c.head_dim;                   // K and V, fp32
   REQUIRE(full.stats().peak_kv_formula_bytes == row * n * heads);
   REQUIRE(full.stats().peak_kv_allocated_bytes == full.stats().peak_kv_formula_bytes);
   const int64_t compressed = heads / 2 + heads % 2;
@@ -141,4 +146,29 @@ TEST_CASE("generator refuses bad requests with a UserError") {
   REQUIRE_THROWS_AS(g.run({{0, {}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 100000}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 2}, {1, 0, 1}, 0}}), UserError);
+}
+
+// Actor threads come and go over a training run, and several share one model. Each generator
+// thread, under a ModelThread, runs with the intra-op thread count it was given (not the process
+// default of every core), and gives the tokens a single thread gives: 20 threads one after another,
+// then 4 at once.
+TEST_CASE("generator threads: 20 one after another and 4 at once, each with its own thread count") {
+  GeneratorOptions o = base_opts();
+  o.max_batch = 2;
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < 3; ++i) reqs.push_back({i, prompt_ids(), {}, uint64_t(i)});
+  const auto want = Generator(tiny_llama(), nullptr, o).run(reqs);
+  std::atomic<int> wrong_threads{0}, wrong_tokens{0};
+  auto body = [&] {
+    const ModelThread mt(tiny_llama(), 1);
+    if (at::get_num_threads() != 1) ++wrong_threads;
+    const auto got = Generator(tiny_llama(), nullptr, o).run(reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) wrong_tokens += got[i].tokens != want[i].tokens;
+  };
+  for (int i = 0; i < 20; ++i) std::thread(body).join();
+  std::vector<std::thread> four;
+  for (int i = 0; i < 4; ++i) four.emplace_back(body);
+  for (auto& t : four) t.join();
+  CHECK(wrong_threads == 0);
+  CHECK(wrong_tokens == 0);
 }

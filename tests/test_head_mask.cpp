@@ -35,8 +35,10 @@ TEST_CASE("mask at sparsity s compresses the s-fraction of heads with the lowest
     double max_dropped = -1, min_kept = 2;
     for (int64_t i = 0; i < n; ++i) {
       const double v = std::clamp(s.values[size_t(i)], 0.0, 1.0);
-      if (m[size_t(i)]) min_kept = std::min(min_kept, v);
-      else max_dropped = std::max(max_dropped, v);
+      if (m[size_t(i)])
+        min_kept = std::min(min_kept, v);
+      else
+        max_dropped = std::max(max_dropped, v);
     }
     REQUIRE(max_dropped <= min_kept + 1e-6);
   }

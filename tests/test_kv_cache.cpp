@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
-#include "runtime/torch_attention.h"
 #include "runtime/kv_cache.h"
+#include "runtime/torch_attention.h"
 
 using namespace rlkv;
 
@@ -19,7 +19,7 @@ ModelConfig tiny() {
 }
 }  // namespace
 
-TEST_CASE("pages and rings are reused after release; reserved memory stops growing") {
+TEST_CASE("pages and rings are reused after release, reserved memory stops growing") {
   KvCache cache(tiny(), at::kFloat, at::kCPU, 2, 4, 3);
   for (int round = 0; round < 5; ++round) {
     const int64_t a = cache.add_sequence({1, 0, 0, 1});
@@ -97,7 +97,7 @@ TEST_CASE("page-table caches give the same spans and attention as host page list
       at::Tensor k = at::randn({B, cfg.num_kv_heads, cfg.head_dim}), v = at::randn({B, cfg.num_kv_heads, cfg.head_dim});
       host.write_decode(hs, l, k, v, 1);
       table.write_decode(ts, l, k, v, 1);
-      const std::vector<kv_span> hsp = host.spans(hs, l, 1), tsp = table.spans(ts, l, 1);
+      const std::vector<rlkv_kv_span> hsp = host.spans(hs, l, 1), tsp = table.spans(ts, l, 1);
       REQUIRE(hsp.size() == tsp.size());
       for (size_t i = 0; i < hsp.size(); ++i) {
         REQUIRE(hsp[i].len == tsp[i].len);

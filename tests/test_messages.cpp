@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "comm/messages.h"
+#include "core/finish_reason.h"
 
 using namespace rlkv;
 using Catch::Matchers::Contains;
@@ -46,7 +47,8 @@ RolloutGroupMsg make_group(int64_t L = 2, int64_t H = 2, int G = 3, uint32_t see
   g.ref_len = 57.5;
   g.num_layers = L;
   g.num_kv_heads = H;
-  for (int64_t i = 0; i < L * H; ++i) g.behaviour_keep_prob.push_back(static_cast<float>(i + 1) / static_cast<float>(L * H + 1));
+  for (int64_t i = 0; i < L * H; ++i)
+    g.behaviour_keep_prob.push_back(static_cast<float>(i + 1) / static_cast<float>(L * H + 1));
   g.behaviour_keep_prob[0] = 1.0f;
   for (int r = 0; r < G; ++r) {
     Rollout ro;
@@ -65,7 +67,8 @@ RolloutGroupMsg make_group(int64_t L = 2, int64_t H = 2, int G = 3, uint32_t see
 ScoredGroupMsg make_scored(int64_t L = 2, int64_t H = 2, int G = 3) {
   ScoredGroupMsg s(make_group(L, H, G));
   for (size_t r = 0; r < s.rollouts.size(); ++r)
-    s.rollouts[r].score = RolloutScore{static_cast<int32_t>(r % 2), 0.125 * static_cast<double>(r), r % 2 ? 0.75 : -0.25};
+    s.rollouts[r].score =
+        RolloutScore{static_cast<int32_t>(r % 2), 0.125 * static_cast<double>(r), r % 2 ? 0.75 : -0.25};
   return s;
 }
 
@@ -86,8 +89,12 @@ std::string frame_with_payload(uint16_t type, const std::string& payload, uint16
   return f;
 }
 
-uint16_t frame_type(const std::string& f) { return static_cast<uint16_t>(static_cast<unsigned char>(f[6]) | (static_cast<unsigned char>(f[7]) << 8)); }
-std::string payload_of(const std::string& f) { return f.substr(kMessageHeaderBytes, f.size() - kMessageHeaderBytes - kMessageTrailerBytes); }
+uint16_t frame_type(const std::string& f) {
+  return static_cast<uint16_t>(static_cast<unsigned char>(f[6]) | (static_cast<unsigned char>(f[7]) << 8));
+}
+std::string payload_of(const std::string& f) {
+  return f.substr(kMessageHeaderBytes, f.size() - kMessageHeaderBytes - kMessageTrailerBytes);
+}
 
 msgpack::object& field(msgpack::object& map, const std::string& key) {
   REQUIRE(map.type == msgpack::type::MAP);
@@ -117,7 +124,10 @@ char* own_bytes(msgpack::object& o, msgpack::zone& z) {
   const char* src = o.type == msgpack::type::BIN ? o.via.bin.ptr : o.via.str.ptr;
   char* p = static_cast<char*>(z.allocate_no_align(n + 1));
   std::memcpy(p, src, n);
-  if (o.type == msgpack::type::BIN) o.via.bin.ptr = p; else o.via.str.ptr = p;
+  if (o.type == msgpack::type::BIN)
+    o.via.bin.ptr = p;
+  else
+    o.via.str.ptr = p;
   return p;
 }
 
@@ -211,7 +221,8 @@ TEST_CASE("the frame layout is the documented one: magic, LE version, type, leng
   REQUIRE(frame_type(f) == static_cast<uint16_t>(MessageType::kPolicy));
   const std::string payload = payload_of(f);
   const uint32_t n = static_cast<unsigned char>(f[8]) | (static_cast<unsigned char>(f[9]) << 8) |
-                     (static_cast<unsigned char>(f[10]) << 16) | (static_cast<uint32_t>(static_cast<unsigned char>(f[11])) << 24);
+                     (static_cast<unsigned char>(f[10]) << 16) |
+                     (static_cast<uint32_t>(static_cast<unsigned char>(f[11])) << 24);
   REQUIRE(n == payload.size());
   REQUIRE(f.size() == 16 + n);
   const uint32_t crc = crc32(f.data(), 12 + n);
@@ -224,7 +235,8 @@ TEST_CASE("the frame layout is the documented one: magic, LE version, type, leng
   REQUIRE(theta.type == msgpack::type::BIN);
   REQUIRE(theta.via.bin.size == 8);
   uint32_t u = 0;
-  for (int b = 0; b < 4; ++b) u |= static_cast<uint32_t>(static_cast<unsigned char>(theta.via.bin.ptr[4 + b])) << (8 * b);
+  for (int b = 0; b < 4; ++b)
+    u |= static_cast<uint32_t>(static_cast<unsigned char>(theta.via.bin.ptr[4 + b])) << (8 * b);
   REQUIRE(f32_from_bits(u) == p.theta[1]);
   REQUIRE(field(root, "stop").type == msgpack::type::BOOLEAN);
   // Doubles are msgpack float64 even when integral (msgpack-cxx alone would write 100.0 as 100).
@@ -336,7 +348,7 @@ TEST_CASE("field-level problems are named and rejected") {
     };
   };
   REQUIRE_THAT(policy_err(set_theta(0x7fc00000u)), Contains("theta[1]") && Contains("not finite"));  // NaN
-  REQUIRE_THAT(policy_err(set_theta(0xff800000u)), Contains("not finite"));                           // -inf
+  REQUIRE_THAT(policy_err(set_theta(0xff800000u)), Contains("not finite"));                          // -inf
   REQUIRE_THAT(policy_err([](auto& r, auto&) { remove_field(r, "theta"); }), Contains("'theta' is missing"));
   REQUIRE_THAT(policy_err([](auto& r, auto&) { field(r, "theta").via.bin.size = 12; }),
                Contains("theta has 3 values, expected num_layers * num_kv_heads = 4"));
@@ -431,7 +443,8 @@ TEST_CASE("field-level problems are named and rejected") {
   REQUIRE_THAT(scored_err([&](auto& r, auto&) { field(rollout0(r), "correct").via.u64 = 2; }), Contains("correct = 2"));
   REQUIRE_THAT(scored_err([&](auto& r, auto&) { field(rollout0(r), "excess").via.f64 = std::nan(""); }),
                Contains("excess = nan"));
-  REQUIRE_THAT(scored_err([&](auto& r, auto&) { remove_field(rollout0(r), "reward"); }), Contains("'reward' is missing"));
+  REQUIRE_THAT(scored_err([&](auto& r, auto&) { remove_field(rollout0(r), "reward"); }),
+               Contains("'reward' is missing"));
   REQUIRE_THAT(scored_err([&](auto& r, auto&) { field(r, "rollouts").via.array.size = 0; }), Contains("no rollouts"));
   REQUIRE_THAT(scored_err([&](auto& r, auto&) { field(r, "text_omitted").via.boolean = true; }),
                Contains("text_omitted is set"));
@@ -521,7 +534,7 @@ TEST_CASE("encoding refuses what decoding would reject, and cleans rollout text 
 }
 
 TEST_CASE("finish reasons are the generator's names") {
-  for (const char* r : {"eos", "stop", "length", "repetition"}) REQUIRE(is_finish_reason(r));
-  REQUIRE_FALSE(is_finish_reason("EOS"));
-  REQUIRE_FALSE(is_finish_reason(""));
+  for (const char* r : {"eos", "stop", "length", "repetition"}) REQUIRE(is_valid_finish_reason(r));
+  REQUIRE_FALSE(is_valid_finish_reason("EOS"));
+  REQUIRE_FALSE(is_valid_finish_reason(""));
 }

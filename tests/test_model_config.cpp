@@ -36,7 +36,7 @@ TEST_CASE("llama3 rope scaling divides long wavelengths by the factor and keeps 
   c.rope_scaling.factor = 8;
   c.rope_scaling.original_max_position = 8192;
   auto scaled = rope_inv_freq(c);
-  REQUIRE(scaled.front() == Approx(plain.front()));           // wavelength 2 pi: high frequency kept
+  REQUIRE(scaled.front() == Approx(plain.front()));                  // wavelength 2 pi: high frequency kept
   REQUIRE(scaled.back() == Approx(plain.back() / 8).epsilon(1e-9));  // longest wavelength: divided
 }
 

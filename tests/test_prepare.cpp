@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "toy/toy_task.h"
 #include "test_util.h"
+#include "toy/toy_task.h"
 
 namespace fs = std::filesystem;
 using rlkv_test::sh;
@@ -38,8 +38,9 @@ rlkv::ToyProblem parse_toy(const std::string& prompt) {
 }
 
 std::string prepare_cmd(const std::string& in, const std::string& out, const std::string& extra) {
-  return std::string(RLKV_BINARY) + " prepare --config " + src("configs/toy.ini") + " --model.path=" +
-         src("models/toy-reasoner") + " --input " + in + " --output " + out + " --prepare.samples=2 --runtime.max_batch=128 " + extra;
+  return std::string(RLKV_BINARY) + " prepare --config " + src("configs/toy.ini") +
+         " --model.path=" + src("models/toy-reasoner") + " --input " + in + " --output " + out +
+         " --prepare.samples=2 --runtime.max_batch=128 " + extra;
 }
 
 }  // namespace
@@ -80,8 +81,8 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "whole.jsonl", extra + " 2>/dev/null")) == 0);
   pid_t pid = fork();
   if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")).c_str(),
-          (char*)nullptr);
+    execl("/bin/sh", "sh", "-c",
+          ("exec " + prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")).c_str(), (char*)nullptr);
     _exit(127);
   }
   // Stop it once some chunks are in the journal.
@@ -102,20 +103,22 @@ TEST_CASE("each real-model recipe loads and trains two steps on a tiny model of 
   TempDir d;
   {
     std::ofstream f(d / "math.jsonl");
-    f << R"({"problem": "What is 2+3?", "answer": "5"})" << "\n"
-      << R"({"problem": "Compute 7*6.", "answer": "42"})" << "\n"
-      << R"({"problem": "Simplify 10/4.", "answer": "\\frac{5}{2}"})" << "\n";
+    f << R"({"problem": "What is 2+3?", "answer": "5"})"
+      << "\n"
+      << R"({"problem": "Compute 7*6.", "answer": "42"})"
+      << "\n"
+      << R"({"problem": "Simplify 10/4.", "answer": "\\frac{5}{2}"})"
+      << "\n";
   }
-  const std::pair<const char*, const char*> recipes[] = {
-      {"configs/llama-3.1-8b-r1.ini", "llama_tiny"},
-      {"configs/qwen-2.5-7b-r1.ini", "qwen2_tiny"},
-      {"configs/qwen3-4b-thinking.ini", "qwen3_tiny"}};
+  const std::pair<const char*, const char*> recipes[] = {{"configs/llama-3.1-8b-r1.ini", "llama_tiny"},
+                                                         {"configs/qwen-2.5-7b-r1.ini", "qwen2_tiny"},
+                                                         {"configs/qwen3-4b-thinking.ini", "qwen3_tiny"}};
   for (const auto& [cfg, model] : recipes) {
     INFO(cfg);
     const std::string out = d / model;
-    const std::string cmd = std::string(RLKV_BINARY) + " train --config " + src(cfg) + " --model.path=" +
-                            rlkv_test::fixture(std::string("models/") + model) + " --data.path=" + (d / "math.jsonl") +
-                            " --train.output_dir=" + out +
+    const std::string cmd = std::string(RLKV_BINARY) + " train --config " + src(cfg) +
+                            " --model.path=" + rlkv_test::fixture(std::string("models/") + model) +
+                            " --data.path=" + (d / "math.jsonl") + " --train.output_dir=" + out +
                             " --train.steps=2 --rollout.prompts_per_step=2 --rollout.group_size=2"
                             " --rollout.max_new_tokens=8 --cache.sink=2 --cache.window=4 --runtime.max_batch=8 >" +
                             out + ".log 2>&1";
@@ -130,10 +133,12 @@ TEST_CASE("prepare under mpirun -np 2 shares the chunks and writes the same file
     return;
   }
   TempDir d;
-  REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 200 --seed 8 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
+  REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 200 --seed 8 --output " + (d / "in.jsonl") + " 2>/dev/null") ==
+          0);
   const std::string extra = "--prepare.chunk=16";
   REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "one.jsonl", extra + " 2>/dev/null")) == 0);
-  REQUIRE(sh(src("launch/mpirun.sh") + " -np 2 " + prepare_cmd(d / "in.jsonl", d / "two.jsonl", extra + " 2>/dev/null")) == 0);
+  REQUIRE(sh(src("launch/mpirun.sh") + " -np 2 " +
+             prepare_cmd(d / "in.jsonl", d / "two.jsonl", extra + " 2>/dev/null")) == 0);
   REQUIRE(rlkv_test::read_text(d / "two.jsonl") == rlkv_test::read_text(d / "one.jsonl"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.0"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.1"));

@@ -92,7 +92,8 @@ TEST_CASE("references: bare, GSM8K ####, boxed solution") {
   WorkBudget b(kBudget);
   CHECK(extract_reference("  42 ", RewardTask::kMath, b).text == "42");
   CHECK(extract_reference("She sold 48/2 = <<48/2=24>>24.\n#### 1,024", RewardTask::kMath, b).text == "1,024");
-  CHECK(extract_reference("So the area is $\\boxed{\\frac{\\sqrt3}{2}}$.", RewardTask::kMath, b).text == "\\frac{\\sqrt3}{2}");
+  CHECK(extract_reference("So the area is $\\boxed{\\frac{\\sqrt3}{2}}$.", RewardTask::kMath, b).text ==
+        "\\frac{\\sqrt3}{2}");
   CHECK_FALSE(extract_reference("  ", RewardTask::kMath, b).found);
   CHECK(correct("so \\boxed{1024}", "Work.\n#### 1,024"));
   CHECK(correct("so \\boxed{\\dfrac{\\sqrt{3}}{2}}", "So the area is $\\boxed{\\frac{\\sqrt3}{2}}$."));
@@ -118,7 +119,8 @@ TEST_CASE("normalisation removes LaTeX noise") {
   CHECK(norm("{{5}}") == "5");
   CHECK(norm("\\!\\displaystyle\\frac{a}{b}") == "\\frac{a}{b}");
   CHECK(norm("X^2") == "x^2");
-  CHECK(norm("\xE2\x88\x92" "3 \xC3\x97 2") == "-3 \\times 2");  // Unicode minus and times
+  CHECK(norm("\xE2\x88\x92"
+             "3 \xC3\x97 2") == "-3 \\times 2");  // Unicode minus and times
 }
 
 TEST_CASE("numbers: integers, decimals, separators, signs, fractions, mixed numbers, percent, scientific") {

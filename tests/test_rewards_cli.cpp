@@ -11,8 +11,8 @@
 
 #include "test_util.h"
 
-using rlkv_test::TempDir;
 using Catch::Matchers::Contains;
+using rlkv_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,7 +44,8 @@ const char* kGood =
 TEST_CASE("rlkv score: every field kept, correct / excess / reward / extracted added") {
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", kGood);
-  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
+  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
+                    rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   REQUIRE(r.status == 0);
   CHECK_THAT(r.err, Contains("3 scored") && Contains("0 bad lines"));
@@ -65,8 +66,8 @@ TEST_CASE("rlkv score: every field kept, correct / excess / reward / extracted a
   CHECK(rows[2]["excess"] == 1.0);
   CHECK(rows[2]["reward"].get<double>() == Approx(-0.25));
   // --slack / --lambda-len change the length term.
-  const Run r2 = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out2.jsonl") +
-                     " --slack 0 --lambda-len 1");
+  const Run r2 = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
+                     rlkv_test::shell_quote(dir / "out2.jsonl") + " --slack 0 --lambda-len 1");
   REQUIRE(r2.status == 0);
   const auto rows2 = read_jsonl(dir / "out2.jsonl");
   CHECK(rows2[1]["excess"] == 1.0);
@@ -75,12 +76,14 @@ TEST_CASE("rlkv score: every field kept, correct / excess / reward / extracted a
 
 TEST_CASE("rlkv score --task toy") {
   TempDir dir;
-  rlkv_test::write_text(dir / "in.jsonl",
-                        R"({"id": 0, "response": "23+45=68;68+12=80;A:80", "answer": "80", "length": 20, "ref_len": 20, "finish_reason": "eos"})"
-                        "\n"
-                        R"({"id": 1, "response": "23+45=68;68+12=81;A:81", "answer": "80", "length": 20, "ref_len": 20, "finish_reason": "eos"})"
-                        "\n");
-  const Run r = run("--task toy --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
+  rlkv_test::write_text(
+      dir / "in.jsonl",
+      R"({"id": 0, "response": "23+45=68;68+12=80;A:80", "answer": "80", "length": 20, "ref_len": 20, "finish_reason": "eos"})"
+      "\n"
+      R"({"id": 1, "response": "23+45=68;68+12=81;A:81", "answer": "80", "length": 20, "ref_len": 20, "finish_reason": "eos"})"
+      "\n");
+  const Run r = run("--task toy --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
+                    rlkv_test::shell_quote(dir / "out.jsonl"));
   REQUIRE(r.status == 0);
   const auto rows = read_jsonl(dir / "out.jsonl");
   REQUIRE(rows.size() == 2);
@@ -92,15 +95,21 @@ TEST_CASE("rlkv score --task toy") {
 TEST_CASE("rlkv score: bad lines are reported by number and skipped, with a summary") {
   TempDir dir;
   std::string text = kGood;
-  text += "this is not json\n";                                                                     // line 4
-  text += "\n";                                                                                      // blank: ignored
-  text += R"({"id": 5, "response": "x", "answer": "1", "length": 1, "ref_len": 1})" "\n";         // line 6
-  text += R"({"id": 6, "response": 7, "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "eos"})" "\n";
-  text += R"({"id": 7, "response": "x", "answer": "1", "length": -3, "ref_len": 1, "finish_reason": "eos"})" "\n";
-  text += R"({"id": 8, "response": "x", "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "done"})" "\n";
-  text += R"([1, 2, 3])" "\n";                                                                       // line 10
+  text += "this is not json\n";  // line 4
+  text += "\n";                  // blank: ignored
+  text += R"({"id": 5, "response": "x", "answer": "1", "length": 1, "ref_len": 1})"
+          "\n";  // line 6
+  text += R"({"id": 6, "response": 7, "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "eos"})"
+          "\n";
+  text += R"({"id": 7, "response": "x", "answer": "1", "length": -3, "ref_len": 1, "finish_reason": "eos"})"
+          "\n";
+  text += R"({"id": 8, "response": "x", "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "done"})"
+          "\n";
+  text += R"([1, 2, 3])"
+          "\n";  // line 10
   rlkv_test::write_text(dir / "in.jsonl", text);
-  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
+  const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
+                    rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.err, Contains("in.jsonl:4:") && Contains("not valid JSON"));
@@ -117,7 +126,8 @@ TEST_CASE("rlkv score --strict: exit 2, one line naming file and line, no output
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", std::string(kGood) + "{\"id\": 4, \"response\": \n");
   rlkv_test::write_text(dir / "out.jsonl", "previous contents\n");
-  const Run r = run("--strict --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " + rlkv_test::shell_quote(dir / "out.jsonl"));
+  const Run r = run("--strict --input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
+                    rlkv_test::shell_quote(dir / "out.jsonl"));
   INFO("stderr: " << r.err);
   CHECK(r.status == 2);
   CHECK(lines(r.err) == 1);
@@ -132,7 +142,8 @@ TEST_CASE("rlkv score --strict: exit 2, one line naming file and line, no output
 TEST_CASE("rlkv score: usage and input errors exit 2 with one line") {
   TempDir dir;
   rlkv_test::write_text(dir / "in.jsonl", kGood);
-  const std::string in = " --input " + rlkv_test::shell_quote(dir / "in.jsonl"), out = " --output " + rlkv_test::shell_quote(dir / "o.jsonl");
+  const std::string in = " --input " + rlkv_test::shell_quote(dir / "in.jsonl"),
+                    out = " --output " + rlkv_test::shell_quote(dir / "o.jsonl");
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
            {out, "--input"},
            {in, "--output"},

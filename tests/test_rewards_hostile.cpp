@@ -35,13 +35,16 @@ std::string random_bytes(size_t n, uint32_t seed) {
 // Random text over an alphabet of the characters the parsers care about.
 std::string random_latex(size_t n, uint32_t seed) {
   static const std::string alphabet = "{}()[]\\$^_.,=%!0123456789+-*/ xabe";
-  static const char* words[] = {"\\boxed{", "\\frac", "\\sqrt", "\\text{", "\\left", "\\right", "answer is ", "</think>",
-                                "\\{", "\\}", "\\cup", "\\in ", "\\pi", "\\infty", "A:", "#### "};
+  static const char* words[] = {"\\boxed{",   "\\frac",   "\\sqrt", "\\text{", "\\left", "\\right",
+                                "answer is ", "</think>", "\\{",    "\\}",     "\\cup",  "\\in ",
+                                "\\pi",       "\\infty",  "A:",     "#### "};
   std::mt19937 rng(seed);
   std::string s;
   while (s.size() < n) {
-    if (rng() % 4 == 0) s += words[rng() % (sizeof(words) / sizeof(words[0]))];
-    else s += alphabet[rng() % alphabet.size()];
+    if (rng() % 4 == 0)
+      s += words[rng() % (sizeof(words) / sizeof(words[0]))];
+    else
+      s += alphabet[rng() % alphabet.size()];
   }
   return s;
 }
@@ -52,7 +55,8 @@ struct Outcome {
 };
 
 // Scores `response` against `answer` for both tasks; checks the promises every call keeps.
-Outcome score_both(const std::string& response, const std::string& answer, int64_t budget = RewardOptions().work_budget) {
+Outcome score_both(const std::string& response, const std::string& answer,
+                   int64_t budget = RewardOptions().work_budget) {
   Outcome out;
   for (RewardTask task : {RewardTask::kToy, RewardTask::kMath}) {
     RewardOptions o;
@@ -137,15 +141,26 @@ TEST_CASE("invalid UTF-8 and NUL bytes are ordinary bytes") {
   score_both("\\boxed{\xff\xfe\xc3}", "\xff\xfe\xc3");
   score_both("\\boxed{42\xE2\x88}", "42");  // a truncated multi-byte sequence at the end
   score_both("\xE2\x88\x92", "\xE2");
-  Outcome o = score_both("\\boxed{\xE2\x88\x92" "3}", "-3");  // Unicode minus
+  Outcome o = score_both(
+      "\\boxed{\xE2\x88\x92"
+      "3}",
+      "-3");  // Unicode minus
   CHECK(o.score.correct);
-  const std::string with_nul("\\boxed{4\0" "2}", 11);
+  const std::string with_nul(
+      "\\boxed{4\0"
+      "2}",
+      11);
   o = score_both(with_nul, "42");
   CHECK_FALSE(o.score.correct);
-  o = score_both(with_nul, std::string("4\0" "2", 3));
+  o = score_both(with_nul, std::string("4\0"
+                                       "2",
+                                       3));
   CHECK(o.score.correct);  // the same bytes
   score_both(std::string(kMB, '\0'), std::string(1000, '\0'));
-  o = score_both(std::string("A:\0" "7", 4), "7");
+  o = score_both(std::string("A:\0"
+                             "7",
+                             4),
+                 "7");
   CHECK_FALSE(o.score.correct);
 }
 

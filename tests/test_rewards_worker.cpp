@@ -104,7 +104,7 @@ TEST_CASE("worker with a sink: two producers, every group delivered exactly once
   CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 200);
 }
 
-TEST_CASE("worker without a sink: pop until closed and drained; scores equal single-threaded ones") {
+TEST_CASE("worker without a sink: pop until closed and drained, scores equal single-threaded ones") {
   RewardWorkerOptions o;
   o.num_threads = 2;
   RewardWorker worker(o);
@@ -162,7 +162,7 @@ TEST_CASE("a slow (pathological) item costs its budget and is counted, never blo
   CHECK(worker.stats().budget_hits == 2);  // one rollout + one reference
 }
 
-TEST_CASE("a throwing sink loses its group only; drain() rethrows the first error") {
+TEST_CASE("a throwing sink loses its group only, drain() rethrows the first error") {
   RewardWorkerOptions o;
   o.num_threads = 2;
   std::atomic<int> delivered{0};
@@ -177,7 +177,7 @@ TEST_CASE("a throwing sink loses its group only; drain() rethrows the first erro
   CHECK_NOTHROW(worker.drain());  // reported once
 }
 
-TEST_CASE("destruction with queued groups cancels without hanging; bad options are user errors") {
+TEST_CASE("destruction with queued groups cancels without hanging, bad options are user errors") {
   {
     RewardWorkerOptions o;
     o.num_threads = 1;

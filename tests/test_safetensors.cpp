@@ -104,8 +104,8 @@ std::string user_error_of(const std::function<void()>& f) {
 }
 
 // Writes `header` + `data` as `name` in dir and returns the UserError message from opening it.
-std::string open_error(const TempDir& dir, const std::string& name, const std::string& header,
-                       const std::string& data, int64_t declared = -1) {
+std::string open_error(const TempDir& dir, const std::string& name, const std::string& header, const std::string& data,
+                       int64_t declared = -1) {
   write_file(dir / name, st_bytes(header, data, declared));
   std::string msg = user_error_of([&] { SafetensorsFile f(dir / name); });
   INFO(msg);
@@ -119,10 +119,8 @@ std::string entry(const std::string& name, const std::string& dtype, const std::
 }
 
 const std::vector<Tensor> kGood = {
-    {"a.weight", "F32", {2, 3}, pattern(24, 1)},
-    {"b.bias", "BF16", {4}, pattern(8, 2)},
-    {"step", "I64", {}, pattern(8, 3)},
-    {"empty", "F16", {0, 5}, ""},
+    {"a.weight", "F32", {2, 3}, pattern(24, 1)}, {"b.bias", "BF16", {4}, pattern(8, 2)},
+    {"step", "I64", {}, pattern(8, 3)},          {"empty", "F16", {0, 5}, ""},
     {"mask", "BOOL", {3}, pattern(3, 4)},
 };
 
@@ -161,7 +159,8 @@ TEST_CASE("safetensors: a good file round-trips dtype, shape, offsets and bytes"
 
   // A zero-element tensor may claim an empty range anywhere, even inside another tensor's bytes, and
   // its shape may have huge dimensions next to the zero.
-  std::string h = "{" + entry("x", "U8", "[4]", "[0,4]") + "," + entry("z", "F64", "[1099511627776,0,1099511627776]", "[2,2]") + "}";
+  std::string h = "{" + entry("x", "U8", "[4]", "[0,4]") + "," +
+                  entry("z", "F64", "[1099511627776,0,1099511627776]", "[2,2]") + "}";
   write_file(dir / "zero.safetensors", st_bytes(h, "abcd"));
   SafetensorsFile z(dir / "zero.safetensors");
   CHECK(z.info("z").shape == std::vector<int64_t>{1099511627776LL, 0, 1099511627776LL});
@@ -275,8 +274,9 @@ TEST_CASE("safetensors: tensor entries that lie", "[safetensors]") {
              Contains("float.safetensors") && Contains("non-negative integer"));
   CHECK_THAT(open_error(dir, "shape_obj.safetensors", one(entry("w", "F32", "{}", "[0,8]")), d16),
              Contains("shape_obj.safetensors") && Contains("shape must be an array"));
-  CHECK_THAT(open_error(dir, "overflow.safetensors", one(entry("w", "F32", "[1099511627776,1099511627776]", "[0,8]")), d16),
-             Contains("overflow.safetensors") && Contains("'w'") && Contains("overflow"));
+  CHECK_THAT(
+      open_error(dir, "overflow.safetensors", one(entry("w", "F32", "[1099511627776,1099511627776]", "[0,8]")), d16),
+      Contains("overflow.safetensors") && Contains("'w'") && Contains("overflow"));
   CHECK_THAT(open_error(dir, "overflow2.safetensors", one(entry("w", "F64", "[2305843009213693952]", "[0,8]")), d16),
              Contains("overflow2.safetensors") && Contains("overflow"));
   CHECK_THAT(open_error(dir, "bigdim.safetensors", one(entry("w", "U8", "[18446744073709551615]", "[0,8]")), d16),
@@ -325,8 +325,9 @@ TEST_CASE("safetensors: bad sharded indexes", "[safetensors]") {
 
   CHECK_THAT(model_error(R"({"weight_map":{"a.weight":"shard1.safetensors","b":"gone.safetensors"}})"),
              Contains("model.safetensors.index.json") && Contains("gone.safetensors") && Contains("missing"));
-  CHECK_THAT(model_error(R"({"weight_map":{"a.weight":"../shard1.safetensors"}})"),
-             Contains("model.safetensors.index.json") && Contains("../shard1.safetensors") && Contains("plain file name"));
+  CHECK_THAT(
+      model_error(R"({"weight_map":{"a.weight":"../shard1.safetensors"}})"),
+      Contains("model.safetensors.index.json") && Contains("../shard1.safetensors") && Contains("plain file name"));
   CHECK_THAT(model_error(R"({"weight_map":{"a.weight":".."}})"), Contains("plain file name"));
   CHECK_THAT(model_error(R"({"weight_map":{"a.weight":"/etc/passwd"}})"), Contains("plain file name"));
   CHECK_THAT(model_error(R"({"weight_map":{"a.weight":"shard1.safetensors","lm_head.weight":"shard1.safetensors"}})"),

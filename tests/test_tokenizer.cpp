@@ -5,12 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <random>
-#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,8 +35,10 @@ const std::vector<std::string>& byte_chars() {
     for (int b = 0; b < 256; ++b) {
       bool keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       unsigned cp = keep ? unsigned(b) : unsigned(256 + n++);
-      if (cp < 0x80) t[b] = std::string(1, char(cp));
-      else t[b] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+      if (cp < 0x80)
+        t[b] = std::string(1, char(cp));
+      else
+        t[b] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
     }
     return t;
   }();
@@ -58,29 +60,39 @@ json tiny_bl(const Pairs& merges, bool pair_format = false) {
   int next = 256;
   for (auto& [a, b] : merges) {
     if (!vocab.contains(bl(a + b))) vocab[bl(a + b)] = next++;
-    if (pair_format) m.push_back({bl(a), bl(b)});
-    else m.push_back(bl(a) + " " + bl(b));
+    if (pair_format)
+      m.push_back({bl(a), bl(b)});
+    else
+      m.push_back(bl(a) + " " + bl(b));
   }
-  return json{{"version", "1.0"},
-              {"added_tokens", json::array()},
-              {"normalizer", nullptr},
-              {"pre_tokenizer",
-               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-              {"post_processor",
-               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-              {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-              {"model",
-               {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
-                {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false},
-                {"ignore_merges", false}, {"vocab", vocab}, {"merges", m}}}};
+  return json{
+      {"version", "1.0"},
+      {"added_tokens", json::array()},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"post_processor",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", ""},
+        {"end_of_word_suffix", ""},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", m}}}};
 }
 
 // A char-level tokenizer without byte-level mapping, for Split behaviours and unk handling.
 json tiny_chars(json pre_tokenizer) {
-  json vocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"-", 3}, {"a-", 4}, {"-b", 5}, {"b-", 6}, {"-c", 7}, {"--", 8}, {"<unk>", 9}};
+  json vocab = {{"a", 0},  {"b", 1},  {"c", 2},  {"-", 3},  {"a-", 4},
+                {"-b", 5}, {"b-", 6}, {"-c", 7}, {"--", 8}, {"<unk>", 9}};
   return json{{"pre_tokenizer", pre_tokenizer},
-              {"model",
-               {{"vocab", vocab}, {"merges", {"a -", "- b", "b -", "- c", "- -"}}, {"unk_token", "<unk>"}}}};
+              {"model", {{"vocab", vocab}, {"merges", {"a -", "- b", "b -", "- c", "- -"}}, {"unk_token", "<unk>"}}}};
 }
 
 Tokenizer load(const json& j) { return Tokenizer::from_json(j.dump(), "tiny.json"); }
@@ -132,12 +144,22 @@ TEST_CASE("tokenizer: GPT-2 regex keeps merges inside pre-tokens", "[tokenizer]"
 
 TEST_CASE("tokenizer: decode(encode(x)) == x for any bytes", "[tokenizer]") {
   Tokenizer t = load(tiny_bl({{"h", "e"}, {" ", "w"}, {"\xc3", "\xa9"}}));
-  std::vector<std::string> cases = {
-      "", "hello world", "  leading and trailing  ", "tabs\tand\r\nnewlines\n\n", "caf\xc3\xa9 na\xc3\xafve",
-      "emoji \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "CJK \xe4\xb8\xad\xe6\x96\x87",
-      "e\xcc\x81 combining", std::string("nul\0inside\0\0", 12), "invalid \xff\xfe bytes",
-      "truncated \xe2\x82", "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "\x80\x80\x80", "\xf4\x90\x80\x80",
-      "it's we'll 12345 ...!!! ?"};
+  std::vector<std::string> cases = {"",
+                                    "hello world",
+                                    "  leading and trailing  ",
+                                    "tabs\tand\r\nnewlines\n\n",
+                                    "caf\xc3\xa9 na\xc3\xafve",
+                                    "emoji \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",
+                                    "CJK \xe4\xb8\xad\xe6\x96\x87",
+                                    "e\xcc\x81 combining",
+                                    std::string("nul\0inside\0\0", 12),
+                                    "invalid \xff\xfe bytes",
+                                    "truncated \xe2\x82",
+                                    "overlong \xc0\xaf",
+                                    "surrogate \xed\xa0\x80",
+                                    "\x80\x80\x80",
+                                    "\xf4\x90\x80\x80",
+                                    "it's we'll 12345 ...!!! ?"};
   for (const std::string& s : cases) {
     INFO(s);
     CHECK(t.decode(t.encode(s)) == s);
@@ -150,15 +172,18 @@ TEST_CASE("tokenizer: decode(encode(x)) == x for any bytes", "[tokenizer]") {
 
 json added(int id, const std::string& content, bool special, bool lstrip = false, bool rstrip = false,
            bool single_word = false, bool normalized = false) {
-  return {{"id", id}, {"content", content}, {"special", special}, {"lstrip", lstrip}, {"rstrip", rstrip},
-          {"single_word", single_word}, {"normalized", normalized}};
+  return {{"id", id},         {"content", content},         {"special", special},      {"lstrip", lstrip},
+          {"rstrip", rstrip}, {"single_word", single_word}, {"normalized", normalized}};
 }
 
 TEST_CASE("tokenizer: added tokens split the input first", "[tokenizer]") {
   json j = tiny_bl({{"h", "i"}, {"<", "a"}});  // 258 vocab entries
-  j["added_tokens"] = {added(258, "<|end|>", true), added(259, "<a>", false, false, false, false, true),
-                       added(260, "<a>b", false, false, false, false, true), added(261, "[M]", true, true, true),
-                       added(262, "word", false, false, false, true), added(263, " and ", false, true, true)};
+  j["added_tokens"] = {added(258, "<|end|>", true),
+                       added(259, "<a>", false, false, false, false, true),
+                       added(260, "<a>b", false, false, false, false, true),
+                       added(261, "[M]", true, true, true),
+                       added(262, "word", false, false, false, true),
+                       added(263, " and ", false, true, true)};
   Tokenizer t = load(j);
   int32_t hi = id_of(t, "hi");
   using V = std::vector<int32_t>;
@@ -184,7 +209,7 @@ TEST_CASE("tokenizer: added tokens split the input first", "[tokenizer]") {
 }
 
 TEST_CASE("tokenizer: added token ids are resolved as HF does", "[tokenizer]") {
-  json j = tiny_bl({});  // 256 vocab entries
+  json j = tiny_bl({});             // 256 vocab entries
   j["model"]["vocab"]["zz"] = 500;  // a hole in the id space: 257 entries, largest id 500
   // HF ignores the written ids: a content in the vocab keeps its vocab id, new contents get
   // max(vocab entries, largest added id + 1); a repeated content updates the flags.
@@ -227,7 +252,8 @@ TEST_CASE("tokenizer: ignore_merges takes whole words from the vocab", "[tokeniz
 
 TEST_CASE("tokenizer: Split behaviours", "[tokenizer]") {
   auto split = [](const char* behavior, bool invert = false) {
-    return load(tiny_chars({{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}}));
+    return load(
+        tiny_chars({{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}}));
   };
   using V = std::vector<int32_t>;
   CHECK(split("Removed").encode("a-b-c") == V{0, 1, 2});
@@ -238,7 +264,8 @@ TEST_CASE("tokenizer: Split behaviours", "[tokenizer]") {
   CHECK(split("Isolated").encode("a--b") == V{0, 3, 3, 1});
   CHECK(split("Removed", true).encode("a-b") == V{3});
   CHECK(load(tiny_chars(nullptr)).encode("a-b-c") == V{4, 6, 2});  // no pre-tokenizer: one word
-  Tokenizer re = load(tiny_chars({{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Removed"}, {"invert", false}}));
+  Tokenizer re = load(
+      tiny_chars({{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Removed"}, {"invert", false}}));
   CHECK(re.encode("a- \t\n -b") == V{4, 5});
   Tokenizer seq = load(tiny_chars({{"type", "Sequence"},
                                    {"pretokenizers",
@@ -316,7 +343,9 @@ TEST_CASE("tokenizer: malformed tokenizer.json is a UserError naming the file", 
   j["decoder"] = {{"type", "WordPiece"}};
   CHECK_THAT(err_j(j), Catch::Contains("decoder"));
   j = tiny_bl({});
-  j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<s>"}}}}}}, {"special_tokens", json::object()}};
+  j["post_processor"] = {{"type", "TemplateProcessing"},
+                         {"single", {{{"SpecialToken", {{"id", "<s>"}}}}}},
+                         {"special_tokens", json::object()}};
   CHECK_THAT(err_j(j), Catch::Contains("post_processor"));
   j = tiny_bl({});
   j["model"]["type"] = "WordPiece";
@@ -410,20 +439,25 @@ TEST_CASE("tokenizer: parity with HF on the corpus", "[tokenizer][fixtures]") {
         const std::string text = line["text"];
         auto want = line["ids"][name].get<std::vector<int32_t>>();
         auto got = t.encode(text);
-        if (got == want) ++ids_ok;
-        else if (n - ids_ok <= 3) { INFO(name << " text: " << json(text).dump()); CHECK(got == want); }
+        if (got == want)
+          ++ids_ok;
+        else if (n - ids_ok <= 3) {
+          INFO(name << " text: " << json(text).dump());
+          CHECK(got == want);
+        }
         if (line.contains("ids_special") && line["ids_special"].contains(name)) {
           ++special_n;
           special_ok += t.encode(text, true) == line["ids_special"][name].get<std::vector<int32_t>>();
         }
         std::string decoded = line.contains("decoded") && line["decoded"].contains(name)
-                                  ? line["decoded"][name].get<std::string>() : text;
+                                  ? line["decoded"][name].get<std::string>()
+                                  : text;
         dec_ok += t.decode(want) == decoded;
         // Byte-level without a normalizer: exact bytes back; qwen2 (NFC): the NFC form, as HF.
         trip_ok += t.decode(got) == (std::string(name) == "qwen2" ? decoded : text);
       }
-      WARN(name << ": " << ids_ok << "/" << n << " ids, " << special_ok << "/" << special_n
-                << " ids_special, " << dec_ok << "/" << n << " decode, " << trip_ok << "/" << n << " round trip");
+      WARN(name << ": " << ids_ok << "/" << n << " ids, " << special_ok << "/" << special_n << " ids_special, "
+                << dec_ok << "/" << n << " decode, " << trip_ok << "/" << n << " round trip");
       CHECK(n > 0);
       CHECK(ids_ok == n);
       CHECK(special_ok == special_n);

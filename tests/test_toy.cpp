@@ -7,12 +7,12 @@
 #include <set>
 
 #include "core/error.h"
-#include "toy/toy_task.h"
 #include "runtime/model.h"
 #include "runtime/model_writer.h"
 #include "runtime/tokenizer.h"
-#include "toy/toy_trainer.h"
 #include "test_util.h"
+#include "toy/toy_task.h"
+#include "toy/toy_trainer.h"
 
 using namespace rlkv;
 
@@ -62,7 +62,7 @@ TEST_CASE("the toy tokenizer.json loads in the runtime tokenizer, one token per 
   REQUIRE(tok.is_special(kToyEos));
 }
 
-TEST_CASE("a few training steps lower the loss; the saved directory reloads with identical logits") {
+TEST_CASE("a few training steps lower the loss, the saved directory reloads with identical logits") {
   ToyTrainOptions o;
   o.layers = 2;
   o.hidden = 32;

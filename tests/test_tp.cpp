@@ -26,8 +26,7 @@ namespace {
 
 std::shared_ptr<Collectives> g_world;
 
-const char* kModels[] = {"models/llama_tiny", "models/qwen2_tiny", "models/qwen3_tiny", "models/mistral_tiny",
-                         "toy"};
+const char* kModels[] = {"models/llama_tiny", "models/qwen2_tiny", "models/qwen3_tiny", "models/mistral_tiny", "toy"};
 
 std::string model_dir(const std::string& name) {
   return name == "toy" ? std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner" : fixture(name);
@@ -87,7 +86,8 @@ std::vector<at::Tensor> decode_logits(const Model& m, const std::vector<uint8_t>
   });
   cache.set_length(seq, T);
   std::vector<at::Tensor> out{m.logits(h[0][T - 1])};
-  for (int64_t t : cont) out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}), cache, {seq}, 1))[0]);
+  for (int64_t t : cont)
+    out.push_back(m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}), cache, {seq}, 1))[0]);
   return out;
 }
 
@@ -161,7 +161,8 @@ TEST_CASE("tensor-parallel greedy generations equal the whole model's, masks and
     o.window = 3;
     o.page_size = 4;
     std::vector<GenerationRequest> reqs;
-    const std::vector<std::vector<uint8_t>> masks = {{}, mixed_mask(c, 1), std::vector<uint8_t>(size_t(c.kv_heads_total()), 0)};
+    const std::vector<std::vector<uint8_t>> masks = {
+        {}, mixed_mask(c, 1), std::vector<uint8_t>(size_t(c.kv_heads_total()), 0)};
     for (size_t i = 0; i < masks.size(); ++i) {
       const auto toks = to_vec(random_tokens(1, int64_t(5 + 3 * i), c.vocab_size, 100 + i)[0]);
       GenerationRequest r;
@@ -212,7 +213,8 @@ TEST_CASE("each rank reads only its share of the weights; broadcast loading read
 
 int main(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
-  g_world = mpi.active() ? std::shared_ptr<Collectives>(mpi_world()) : std::shared_ptr<Collectives>(local_collectives());
+  g_world =
+      mpi.active() ? std::shared_ptr<Collectives>(mpi_world()) : std::shared_ptr<Collectives>(local_collectives());
   at::set_num_threads(1);
   const int rc = Catch::Session().run(argc, argv);
   std::vector<double> failed = {rc != 0 ? 1.0 : 0.0};

@@ -63,7 +63,8 @@ TEST_CASE("more ranks than KV heads replicate each KV head over the ranks of its
 }
 
 TEST_CASE("group sizes that cannot share the heads or the MLP are refused with the sizes named") {
-  CHECK_THROWS_WITH(tp_shard(cfg(32, 8), 0, 3), Catch::Contains("tensor_parallel = 3 cannot share the model's 8 KV heads"));
+  CHECK_THROWS_WITH(tp_shard(cfg(32, 8), 0, 3),
+                    Catch::Contains("tensor_parallel = 3 cannot share the model's 8 KV heads"));
   CHECK_THROWS_WITH(tp_shard(cfg(12, 4), 0, 8), Catch::Contains("does not divide the model's 12 query heads"));
   CHECK_THROWS_WITH(tp_shard(cfg(6, 2), 0, 4), Catch::Contains("query heads"));  // the Llama fixture
   CHECK_NOTHROW(tp_shard(cfg(32, 8), 0, 16));  // 2 ranks per KV head, 2 query heads each

@@ -53,8 +53,8 @@ std::string write_config(const TempDir& d, const std::string& extra = "") {
 }
 
 std::string train(const std::string& config, const std::string& out, const std::string& extra = "") {
-  return std::string(RLKV_BINARY) + " train --config " + config + " --train.output_dir=" + out + " " + extra +
-         " >" + out + ".log 2>&1";
+  return std::string(RLKV_BINARY) + " train --config " + config + " --train.output_dir=" + out + " " + extra + " >" +
+         out + ".log 2>&1";
 }
 
 std::vector<float> history_logits(const std::string& ckpt) { return rlkv::read_checkpoint(ckpt).history.logits; }
@@ -136,8 +136,9 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
   pid_t trainer = fork();
   if (trainer == 0) {
     execl("/bin/sh", "sh", "-c",
-          ("exec " + train(cfg, out, "--train.mode=async --train.steps=1000000 --train.max_staleness=4 "
-                                     "--train.actor_timeout=2 --train.checkpoint_every=50"))
+          ("exec " + train(cfg, out,
+                           "--train.mode=async --train.steps=1000000 --train.max_staleness=4 "
+                           "--train.actor_timeout=2 --train.checkpoint_every=50"))
               .c_str(),
           (char*)nullptr);
     _exit(127);
@@ -181,7 +182,7 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
       },
       "a step with groups_lost > 0");
   REQUIRE(waitpid(trainer, &st, WNOHANG) == 0);  // still running
-  kill(trainer, SIGTERM);                          // a clean stop: final checkpoint, exit 1
+  kill(trainer, SIGTERM);                        // a clean stop: final checkpoint, exit 1
   waitpid(trainer, &st, 0);
   REQUIRE(WIFEXITED(st));
   const std::string log = rlkv_test::read_text(out + ".log");
@@ -233,18 +234,21 @@ TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
   // Three actor ranks cannot form groups of two; tensor parallelism needs mpirun.
   CHECK(sh(std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 5 " +
            train(cfg, d / "odd", "--actor.tensor_parallel=2")) == 2);
-  CHECK(rlkv_test::read_text(d / "odd.log").find("a node has 3 actor rank(s), which cannot form groups of actor.tensor_parallel = 2") !=
+  CHECK(rlkv_test::read_text(d / "odd.log")
+            .find("a node has 3 actor rank(s), which cannot form groups of actor.tensor_parallel = 2") !=
         std::string::npos);
   CHECK(sh(train(cfg, d / "alone", "--actor.tensor_parallel=2")) == 2);
   // The multi-node recipe (learner and reward worker on a head host, one group per GPU host) on
   // this one host: mpirun's MPMD form places the same ranks.
-  CHECK(sh(std::string(RLKV_SOURCE_DIR) + "/launch/mpirun_tp.sh --head localhost --nodes localhost "
-           "--gpus-per-node 2 -- " + train(cfg, d / "recipe", "")) == 0);
+  CHECK(sh(std::string(RLKV_SOURCE_DIR) +
+           "/launch/mpirun_tp.sh --head localhost --nodes localhost "
+           "--gpus-per-node 2 -- " +
+           train(cfg, d / "recipe", "")) == 0);
   CHECK(history_logits(d / "recipe/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
   CHECK(rlkv_test::read_text(d / "alone.log").find("needs mpirun") != std::string::npos);
 }
 
-TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exits 2") {
+TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exits 2") {
   TempDir d;
   const std::string cfg = write_config(d);
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3")) == 0);
@@ -259,7 +263,8 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exit
   REQUIRE(j["top_heads"].size() == 4);
   REQUIRE(j["config"].get<std::string>().find("[model]") != std::string::npos);
   // Export from the checkpoint: the windows come from the checkpoint itself.
-  REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "duo") + " 2>/dev/null") == 0);
+  REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "duo") + " 2>/dev/null") ==
+          0);
   const auto duo_cfg = nlohmann::json::parse(rlkv_test::read_text(d / "duo/config.json"));
   REQUIRE(duo_cfg["sink_size"] == 2);
   REQUIRE(duo_cfg["recent_size"] == 4);
@@ -283,5 +288,6 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint; bad input exit
   CHECK(err_lines("export " + (d / "nothing") + " --format json --output " + (d / "x.json")) == 2);
   std::ofstream(d / "ragged.tsv") << "0.1\t0.2\n0.3\n";
   CHECK(err_lines("export " + (d / "ragged.tsv") + " --format json --output " + (d / "x.json")) == 2);
-  CHECK(err_lines("export " + (d / "duo/full_attention_heads.tsv") + " --format layers --output " + (d / "l.json")) == 0);
+  CHECK(err_lines("export " + (d / "duo/full_attention_heads.tsv") + " --format layers --output " + (d / "l.json")) ==
+        0);
 }

@@ -61,9 +61,8 @@ std::string toy_tokenizer_json() {
   vocab["</s>"] = kToyEos;
   for (size_t i = 0; i < kChars.size(); ++i) vocab[std::string(1, kChars[i])] = int(3 + i);
   auto added = [](int id, const char* content) {
-    return nlohmann::ordered_json{{"id", id},          {"content", content}, {"single_word", false},
-                                  {"lstrip", false},   {"rstrip", false},    {"normalized", false},
-                                  {"special", true}};
+    return nlohmann::ordered_json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+                                  {"rstrip", false}, {"normalized", false}, {"special", true}};
   };
   nlohmann::ordered_json j = {
       {"version", "1.0"},
@@ -75,7 +74,8 @@ std::string toy_tokenizer_json() {
        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}},
       {"post_processor",
        {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"single",
+         {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
         {"pair",
          {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},

@@ -15,7 +15,7 @@
 namespace rlkv {
 
 struct ToyTaskOptions {
-  int64_t k_min = 6, k_max = 10;     // operands per problem
+  int64_t k_min = 6, k_max = 10;       // operands per problem
   int64_t num_min = 10, num_max = 99;  // operand range (distinct within a problem)
 };
 

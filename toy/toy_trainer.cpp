@@ -10,8 +10,8 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "runtime/model_writer.h"
 #include "runtime/generator.h"
+#include "runtime/model_writer.h"
 
 namespace rlkv {
 namespace {
@@ -77,7 +77,8 @@ ModelConfig toy_model_config(const ToyTrainOptions& o) {
   c.tie_word_embeddings = false;
   c.bos_token_ids = {kToyBos};
   c.eos_token_ids = {kToyEos};
-  RLKV_CHECK(o.q_heads % o.kv_heads == 0 && o.q_heads / o.kv_heads >= 1, "toy model: q_heads must be a multiple of kv_heads");
+  RLKV_CHECK(o.q_heads % o.kv_heads == 0 && o.q_heads / o.kv_heads >= 1,
+             "toy model: q_heads must be a multiple of kv_heads");
   RLKV_CHECK(o.head_dim % 2 == 0, "toy model: head_dim must be even");
   return c;
 }
@@ -164,8 +165,8 @@ ToyTrainResult train_toy_model(const ToyTrainOptions& o, const std::function<voi
       if (do_eval) pt.eval_accuracy = toy_greedy_accuracy(res.model, held_out, max_new);
       res.history.push_back(pt);
       char buf[256];
-      std::snprintf(buf, sizeof buf, "step %lld loss %.5f lr %.2e grad %.3f %.0f tok/s %.0f s%s",
-                    (long long)pt.step, pt.loss, lr, pt.grad_norm, double(res.tokens) / secs, secs,
+      std::snprintf(buf, sizeof buf, "step %lld loss %.5f lr %.2e grad %.3f %.0f tok/s %.0f s%s", (long long)pt.step,
+                    pt.loss, lr, pt.grad_norm, double(res.tokens) / secs, secs,
                     do_eval ? (" held-out greedy accuracy " + std::to_string(pt.eval_accuracy)).c_str() : "");
       if (log) log(buf);
       loss_acc = 0;
@@ -186,8 +187,8 @@ void save_toy_model(const ToyTrainResult& r, const ToyTrainOptions& o, const std
   save_hf_model(r.model, dir, toy_tokenizer_json());
   std::string log;
   for (const auto& p : r.history) {
-    nlohmann::json j = {{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}, {"grad_norm", p.grad_norm},
-                        {"seconds", p.seconds}};
+    nlohmann::json j = {
+        {"step", p.step}, {"loss", p.loss}, {"lr", p.lr}, {"grad_norm", p.grad_norm}, {"seconds", p.seconds}};
     if (p.eval_accuracy >= 0) j["heldout_greedy_accuracy"] = p.eval_accuracy;
     log += j.dump() + "\n";
   }

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "toy/toy_task.h"
 #include "runtime/model.h"
+#include "toy/toy_task.h"
 
 namespace rlkv {
 
@@ -19,16 +19,16 @@ struct ToyTrainOptions {
   ToyTaskOptions task;
   int64_t layers = 4, hidden = 128, q_heads = 8, kv_heads = 4, head_dim = 16, intermediate = 384;
   double rope_theta = 10000.0;
-  int64_t steps = 3000;       // optimizer steps
-  int64_t batch = 64;         // problems per step
+  int64_t steps = 3000;  // optimizer steps
+  int64_t batch = 64;    // problems per step
   double lr = 3e-3, min_lr = 1e-4;
-  int64_t warmup = 100;       // steps of linear warm-up
+  int64_t warmup = 100;  // steps of linear warm-up
   double weight_decay = 0.01, clip = 1.0, init_std = 0.02;
   uint64_t seed = 1;
   int64_t log_every = 50;
-  int64_t eval_every = 500;   // greedy accuracy on eval_problems held-out problems (0 = never)
+  int64_t eval_every = 500;  // greedy accuracy on eval_problems held-out problems (0 = never)
   int64_t eval_problems = 200;
-  double time_limit_s = 0;    // stop early after this many seconds (0 = no limit)
+  double time_limit_s = 0;  // stop early after this many seconds (0 = no limit)
 };
 
 struct ToyTrainPoint {

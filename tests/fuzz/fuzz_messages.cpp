@@ -11,8 +11,8 @@
 #include <string>
 #include <variant>
 
-#include "core/error.h"
 #include "comm/messages.h"
+#include "core/error.h"
 
 namespace {
 
@@ -36,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (frame.size() >= overhead) {
     const size_t n = frame.size() - overhead;
     if (mode & 1) put_u32(frame, 8, static_cast<uint32_t>(n));
-    if (mode & 2) put_u32(frame, rlkv::kMessageHeaderBytes + n, rlkv::crc32(frame.data(), rlkv::kMessageHeaderBytes + n));
+    if (mode & 2)
+      put_u32(frame, rlkv::kMessageHeaderBytes + n, rlkv::crc32(frame.data(), rlkv::kMessageHeaderBytes + n));
   }
   try {
     rlkv::Message m = rlkv::decode_message(frame);

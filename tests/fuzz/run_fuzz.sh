@@ -35,11 +35,12 @@ EXTRA_FLAGS=()
 if [ "$TARGET" = safetensors_header ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp")
 elif [ "$TARGET" = messages ]; then
-  SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp")
+  SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp"
+           "$REPO/core/finish_reason.cpp")
 else
   SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
            "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp
-           "$REPO"/rewards/reward.cpp "$REPO/core/error.cpp")
+           "$REPO"/rewards/reward.cpp "$REPO/core/error.cpp" "$REPO/core/finish_reason.cpp")
 fi
 echo "run_fuzz.sh: building fuzz_$TARGET with $("$CXX" --version | head -n1)"
 if ! "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \

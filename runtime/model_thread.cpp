@@ -1,26 +1,31 @@
-#include "runtime/thread_stream.h"
+#include "runtime/model_thread.h"
+
+#include <ATen/Parallel.h>
 
 #include "runtime/model.h"
 
 #ifdef RLKV_TORCH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace rlkv {
 
-struct ThreadStream::Impl {
+struct ModelThread::Impl {
 #ifdef RLKV_TORCH_CUDA
   explicit Impl(c10::cuda::CUDAStream s) : guard(s) {}
-  c10::cuda::CUDAStreamGuard guard;  // restores the thread's previous stream on destruction
+  c10::cuda::CUDAStreamGuard guard;  // restores the thread's previous stream (and device) on destruction
 #endif
 };
 
-ThreadStream::ThreadStream(const Model& model) {
+ModelThread::ModelThread(const Model& model, int intra_op_threads) {
+  if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
   const at::Device device = model.device();
 #ifdef RLKV_TORCH_CUDA
   if (!device.is_cuda()) return;
   const c10::DeviceIndex index = device.has_index() ? device.index() : c10::cuda::current_device();
+  c10::cuda::set_device(index);  // cudaSetDevice: the primary context becomes current in this thread
   c10::cuda::getCurrentCUDAStream(index).synchronize();
   impl_ = std::make_unique<Impl>(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
 #else
@@ -28,6 +33,6 @@ ThreadStream::ThreadStream(const Model& model) {
 #endif
 }
 
-ThreadStream::~ThreadStream() = default;
+ModelThread::~ModelThread() = default;
 
 }  // namespace rlkv

@@ -1,0 +1,437 @@
+// The tensor-core decode-attention path (variant RLKV_DECODE_VARIANT_TC, the default for 16-bit caches,
+// head_dim 64 / 128 and up to 8 query heads per KV head). Included by attention_cuda_impl.cuh, whose
+// helpers (row_of, from_f, kLog2e, ceil_div, num_sms) it uses.
+//
+// Why it is shaped this way. Decode attention reads each cached K and V row once and does 2 G FLOPs
+// per element read, so a kernel is fast when it keeps enough bytes in flight to saturate HBM and
+// spends few instructions per byte. Three launches per call:
+//   1. plan (one block): from the spans' actual lengths, a chunk size C (a multiple of the 64-token
+//      tile) such that the chunks number about kTcItemsPerBlock per block of the main grid, and the
+//      work list of (span, chunk) items, every full-size chunk first and the shorter tails after, so
+//      that the blocks, which take items round-robin, end at about the same time. A compressed head
+//      (S + W slots) is one short item; a long full head is many. The plan lives in the workspace, so
+//      a replayed CUDA graph plans each step from that step's lengths (the grid is fixed: SMs x
+//      kTcBlocksPerSm).
+//   2. main (persistent blocks of 4 warps): per item, the GQA group's query rows (up to 8, padded to
+//      the 16 rows of an m16n8k16 tile) are the A operand of tensor-core MMAs; K and V tiles of 64
+//      tokens stream into shared memory through a kTcStages-deep cp.async pipeline (16-byte copies,
+//      XOR-swizzled rows so that ldmatrix reads are free of bank conflicts); each warp takes 16 tokens
+//      of a tile: S = Q K^T (ldmatrix on K), an online softmax in base 2 on the score fragments, and
+//      O += P V with P reused from the score fragments as the next A operand (ldmatrix.trans on V).
+//      The warps merge at the item's end; an item covering its whole span writes the output, the
+//      others write an unnormalised partial with its running max and sum.
+//   3. combine: spans cut into several items merge their partials (exact up to rounding).
+// Accumulation is fp32; P is rounded to the storage dtype for the P V product (as FlashAttention does).
+#pragma once
+
+namespace rlkv_cuda {
+
+constexpr int kTcWarps = 4, kTcThreads = 32 * kTcWarps;
+constexpr int kTcTile = 64;          // tokens per pipeline stage (16 per warp)
+constexpr int kTcStages = 3;         // tiles in flight per block
+constexpr int kTcBlocksPerSm = 2;    // persistent blocks per SM (shared memory allows 2 at head_dim 128)
+constexpr int kTcItemsPerBlock = 4;  // plan about this many chunks per block (balance vs. merge work)
+constexpr int kTcMaxGroup = 8;       // query rows per item (rows 8..15 of the MMA tile stay zero)
+constexpr int kPlanThreads = 256;
+
+// The plan's place in the workspace: ints first, then the partial results (floats).
+struct tc_plan_layout {
+  int64_t pairs = 0, max_items = 0, group = 0, head_dim = 0;
+  __host__ __device__ int64_t ints() const { return 4 + (pairs + 1) + 2 * max_items; }     // header, pair_first, items
+  __host__ __device__ int64_t float_offset() const { return (ints() * 4 + 15) / 16 * 4; }  // floats, 16-byte aligned
+  __host__ __device__ int64_t bytes() const { return 4 * (float_offset() + max_items * group * (head_dim + 2)); }
+};
+
+struct tc_plan_view {
+  int32_t* header;      // [0] chunk tokens C, [1] items
+  int32_t* pair_first;  // [pairs + 1] first partial slot of each span; slots of span p: its chunks in order
+  int32_t* items;       // [max_items][2]: span, chunk index
+  float* part_out;      // [max_items][G][D] unnormalised outputs
+  float* part_max;      // [max_items][G] running max (base-2 exponent domain)
+  float* part_sum;      // [max_items][G]
+};
+
+__host__ __device__ __forceinline__ tc_plan_view tc_view(void* ws, const tc_plan_layout& l) {
+  tc_plan_view v;
+  v.header = static_cast<int32_t*>(ws);
+  v.pair_first = v.header + 4;
+  v.items = v.pair_first + l.pairs + 1;
+  v.part_out = static_cast<float*>(ws) + l.float_offset();
+  v.part_max = v.part_out + l.max_items * l.group * l.head_dim;
+  v.part_sum = v.part_max + l.max_items * l.group;
+  return v;
+}
+
+// Inclusive prefix sums over the block of `x` (one value per thread), in shared memory `tmp`
+// [kPlanThreads]; returns this thread's sum and puts the block total in *total.
+__device__ __forceinline__ int32_t plan_block_scan(int32_t x, int32_t* tmp, int32_t* total) {
+  const int t = threadIdx.x;
+  tmp[t] = x;
+  __syncthreads();
+  for (int o = 1; o < kPlanThreads; o <<= 1) {
+    const int32_t add = t >= o ? tmp[t - o] : 0;
+    __syncthreads();
+    tmp[t] += add;
+    __syncthreads();
+  }
+  const int32_t mine = tmp[t];
+  *total = tmp[kPlanThreads - 1];
+  __syncthreads();
+  return mine;
+}
+
+// One block of kPlanThreads threads: the chunk size, pair_first and the item list (full chunks, then
+// tails). `target_items` > 0.
+__global__ void __launch_bounds__(kPlanThreads)
+    tc_plan_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l, int64_t target_items) {
+  RLKV_DYN_SMEM(int64_t, sums);  // [kPlanThreads], then tmp
+  int32_t* tmp = reinterpret_cast<int32_t*>(sums + kPlanThreads);
+  const tc_plan_view v = tc_view(ws, l);
+  const int t = threadIdx.x;
+  int64_t local = 0;
+  for (int64_t p = t; p < l.pairs; p += kPlanThreads) local += a.spans[p].len;
+  sums[t] = local;
+  __syncthreads();
+  if (t == 0) {
+    int64_t total = 0;
+    for (int i = 0; i < kPlanThreads; ++i) total += sums[i];
+    const int64_t per = (total + target_items - 1) / target_items;
+    const int64_t chunk = (per + kTcTile - 1) / kTcTile * kTcTile;
+    sums[0] = chunk > 2 * kTcTile ? chunk : 2 * kTcTile;
+  }
+  __syncthreads();
+  const int64_t C = sums[0];
+  // Pass 1: every span's chunk count and full chunks; pass 2: the tails, after all full chunks.
+  int32_t first = 0, full_base = 0, total;
+  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
+    const int64_t p = b + t;
+    const int64_t len = p < l.pairs ? a.spans[p].len : 0;
+    const int32_t chunks = int32_t((len + C - 1) / C), full = int32_t(len / C);
+    const int32_t c_incl = plan_block_scan(chunks, tmp, &total);
+    const int32_t c_first = first + c_incl - chunks;
+    first += total;
+    const int32_t f_incl = plan_block_scan(full, tmp, &total);
+    const int32_t f_first = full_base + f_incl - full;
+    full_base += total;
+    if (p < l.pairs) {
+      v.pair_first[p] = c_first;
+      for (int32_t k = 0; k < full; ++k) {
+        v.items[2 * (f_first + k)] = int32_t(p);
+        v.items[2 * (f_first + k) + 1] = k;
+      }
+    }
+  }
+  int32_t tail_base = full_base;
+  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
+    const int64_t p = b + t;
+    const int64_t len = p < l.pairs ? a.spans[p].len : 0;
+    const int32_t tail = len % C != 0 ? 1 : 0;
+    const int32_t incl = plan_block_scan(tail, tmp, &total);
+    if (tail) {
+      v.items[2 * (tail_base + incl - 1)] = int32_t(p);
+      v.items[2 * (tail_base + incl - 1) + 1] = int32_t(len / C);
+    }
+    tail_base += total;
+  }
+  if (t == 0) {
+    v.pair_first[l.pairs] = first;
+    v.header[0] = int32_t(C);
+    v.header[1] = first;  // one item per chunk
+  }
+}
+
+// Shared memory of the main kernel: the query rows, then the pipeline's K and V tiles (reused for the
+// warps' merge at the end of each item).
+template <int D>
+struct tc_smem {
+  static constexpr int kRowBytes = 2 * D;  // a 16-bit row of head_dim elements
+  static constexpr int kQ = kTcMaxGroup * kRowBytes;
+  static constexpr int kTileBytes = kTcTile * kRowBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
+  static constexpr int kMergeBytes = kTcWarps * kTcMaxGroup * (D + 2) * 4;
+  static constexpr int kPipeBytes = kTcStages * kStageBytes;
+  static constexpr int kBytes = kQ + (kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes);
+  static_assert(kPipeBytes >= kMergeBytes, "the merge reuses the pipeline's buffers");
+};
+
+// Byte offset of 16-byte chunk `ch` of row `row` in a swizzled tile of D-element 16-bit rows: the
+// chunks of row r are permuted by r mod 8, so 8 consecutive rows read at one logical chunk (an
+// ldmatrix) fall in 8 different bank groups.
+template <int D>
+__device__ __forceinline__ int swz(int row, int ch) {
+  return row * 2 * D + ((ch ^ (row & 7)) << 4);
+}
+
+// Issues the cp.async of one K / V tile (tokens t0 .. t0 + kTcTile - 1 of the span; those at or past
+// `end` are zero-filled and never read from memory).
+template <int D>
+__device__ __forceinline__ void tc_load_tile(unsigned char* stage, const rlkv_kv_span& sp, int64_t t0, int64_t end) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  const unsigned char* kb = static_cast<const unsigned char*>(sp.k);
+  const unsigned char* vb = static_cast<const unsigned char*>(sp.v);
+  unsigned char* ks = stage;
+  unsigned char* vs = stage + tc_smem<D>::kTileBytes;
+  for (int c = threadIdx.x; c < kTcTile * kChunks; c += kTcThreads) {
+    const int row = c / kChunks, ch = c % kChunks;
+    const int64_t slot = t0 + row;
+    const bool valid = slot < end;
+    const int64_t off = valid ? (row_of(sp.pages, sp.page_size, slot) * D + ch * 8) * 2 : 0;
+    cp_async16(ks + swz<D>(row, ch), kb + off, valid);
+    cp_async16(vs + swz<D>(row, ch), vb + off, valid);
+  }
+}
+
+// Per-warp state of one item: the running max and (lane-partial) sum of query row `gid`, and the
+// output fragments (rows gid and gid + 8 of the MMA tile; rows >= 8 are padding and stay zero).
+template <int D>
+struct tc_warp_state {
+  float m, l;
+  float o[D / 8][4];
+};
+
+// One warp's 16 tokens of a tile: scores, online softmax, P V.
+template <typename T, int D>
+__device__ __forceinline__ void tc_compute_tile(const unsigned char* stage, const uint32_t (&qa)[D / 16][2],
+                                                tc_warp_state<D>& st, int64_t t0, int64_t end, float scale_log2) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tig = lane % 4;
+  const unsigned char* ks = stage;
+  const unsigned char* vs = stage + tc_smem<D>::kTileBytes;
+  // S = Q K^T over the warp's two blocks of 8 tokens.
+  float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  const int krow = 16 * warp + (lane % 8) + 8 * (lane / 16);
+#pragma unroll
+  for (int k = 0; k < D / 16; ++k) {
+    uint32_t r[4];
+    ldmatrix_x4(r, ks + swz<D>(krow, 2 * k + (lane / 8) % 2));
+    const uint32_t a[4] = {qa[k][0], 0u, qa[k][1], 0u};
+    const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+    mma_16816<T>(s[0], a, b0);
+    mma_16816<T>(s[1], a, b1);
+  }
+  // Online softmax of row gid over these 16 tokens (each quad of lanes holds one row).
+  float x[2][2], mx = -INFINITY;
+#pragma unroll
+  for (int nb = 0; nb < 2; ++nb)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int64_t tok = t0 + 16 * warp + 8 * nb + 2 * tig + j;
+      x[nb][j] = tok < end ? s[nb][j] * scale_log2 : -INFINITY;
+      mx = fmaxf(mx, x[nb][j]);
+    }
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_new = fmaxf(st.m, mx);
+  const float m_use = m_new == -INFINITY ? 0.f : m_new;  // no valid token yet: keep everything at 0
+  const float corr = exp2f(st.m - m_use);
+  float p[2][2], psum = 0.f;
+#pragma unroll
+  for (int nb = 0; nb < 2; ++nb)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      p[nb][j] = exp2f(x[nb][j] - m_use);
+      psum += p[nb][j];
+    }
+  st.l = st.l * corr + psum;
+  st.m = m_new;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    st.o[n][0] *= corr;
+    st.o[n][1] *= corr;
+  }
+  // O += P V: the score fragments of the two token blocks are the A operand (rows gid; k = tokens).
+  const uint32_t pa[4] = {pack2<T>(p[0][0], p[0][1]), 0u, pack2<T>(p[1][0], p[1][1]), 0u};
+  const int vrow = 16 * warp + (lane % 8) + 8 * ((lane / 8) % 2);
+#pragma unroll
+  for (int j = 0; j < D / 16; ++j) {
+    uint32_t r[4];
+    ldmatrix_x4_trans(r, vs + swz<D>(vrow, 2 * j + lane / 16));
+    const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+    mma_16816<T>(st.o[2 * j], pa, b0);
+    mma_16816<T>(st.o[2 * j + 1], pa, b1);
+  }
+}
+
+// The query rows of the item's group into shared memory (rows >= G zero), then this warp's A
+// fragments: for each 16-dim step k, the b32 registers a0 (dims 16k + 2 tig) and a2 (dims + 8) of row gid.
+template <typename T, int D>
+__device__ __forceinline__ void tc_load_q(const rlkv_decode_args& a, int64_t s, int64_t h, int64_t G, unsigned char* qs,
+                                          uint32_t (&qa)[D / 16][2]) {
+  const T* qb = static_cast<const T*>(a.q);
+  for (int i = threadIdx.x; i < kTcMaxGroup * D / 8; i += kTcThreads) {
+    const int row = i / (D / 8), ch = i % (D / 8);
+    uint16_t e[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (row < G) {
+      const T* src = qb + s * a.q_stride_seq + (h * G + row) * a.q_stride_head + ch * 8;
+      for (int j = 0; j < 8; ++j) memcpy(&e[j], src + j, 2);
+    }
+    memcpy(qs + swz<D>(row, ch), e, 16);
+  }
+  __syncthreads();
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int kp = 0; kp < D / 32; ++kp) {
+    uint32_t r[4];
+    ldmatrix_x4(r, qs + swz<D>(lane % 8, 4 * kp + lane / 8));
+    qa[2 * kp][0] = r[0];
+    qa[2 * kp][1] = r[1];
+    qa[2 * kp + 1][0] = r[2];
+    qa[2 * kp + 1][1] = r[3];
+  }
+}
+
+// The warps' states merged in shared memory (`merge`: the pipeline's buffers, drained), then the
+// item's output: final (normalised, the storage dtype) when it covers its whole span, else a partial.
+template <typename T, int D>
+__device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const tc_plan_view& v, tc_warp_state<D>& st,
+                                               unsigned char* merge, int64_t pair, int64_t chunk, bool whole,
+                                               int64_t G) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
+  st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
+  st.l += __shfl_xor_sync(0xffffffffu, st.l, 2);
+  float* wm = reinterpret_cast<float*>(merge);  // [kTcWarps][8]
+  float* wl = wm + kTcWarps * kTcMaxGroup;      // [kTcWarps][8]
+  float* wo = wl + kTcWarps * kTcMaxGroup;      // [kTcWarps][8][D]
+  if (gid < G) {
+    if (tig == 0) {
+      wm[warp * kTcMaxGroup + gid] = st.m;
+      wl[warp * kTcMaxGroup + gid] = st.l;
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      wo[(warp * kTcMaxGroup + gid) * D + 8 * n + 2 * tig] = st.o[n][0];
+      wo[(warp * kTcMaxGroup + gid) * D + 8 * n + 2 * tig + 1] = st.o[n][1];
+    }
+  }
+  __syncthreads();
+  const int64_t Hkv = a.num_kv_heads, s = pair / Hkv, h = pair % Hkv;
+  const int64_t slot = v.pair_first[pair] + chunk;
+  T* ob = static_cast<T*>(a.out);
+  for (int i = threadIdx.x; i < G * D; i += kTcThreads) {
+    const int g = i / D, d = i % D;
+    const softmax_partial r =
+        merge_partials(wm + g, wl + g, wo + g * D + d, kTcWarps, kTcMaxGroup, int64_t(kTcMaxGroup) * D);
+    if (whole) {
+      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(r.o / r.l);
+    } else {
+      v.part_out[(slot * G + g) * D + d] = r.o;
+      if (d == 0) {
+        v.part_max[slot * G + g] = r.m;
+        v.part_sum[slot * G + g] = r.l;
+      }
+    }
+  }
+  __syncthreads();  // the next item overwrites the merge area
+}
+
+// Persistent blocks: each takes items blockIdx.x, blockIdx.x + gridDim.x, ... of the plan.
+template <typename T, int D>
+__global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
+    decode_tc_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l) {
+  const tc_plan_view v = tc_view(ws, l);
+  const int64_t C = v.header[0], n_items = v.header[1];
+  const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
+  const float scale_log2 = a.scale * kLog2e;
+  RLKV_DYN_SMEM(unsigned char, smem);
+  unsigned char* qs = smem;
+  unsigned char* pipe = smem + tc_smem<D>::kQ;
+  for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
+    const int64_t pair = v.items[2 * item], chunk = v.items[2 * item + 1];
+    const rlkv_kv_span sp = a.spans[pair];
+    const int64_t begin = chunk * C, end = imin(sp.len, begin + C);
+    const bool whole = begin == 0 && end == sp.len;
+    uint32_t qa[D / 16][2];
+    tc_load_q<T, D>(a, pair / Hkv, pair % Hkv, G, qs, qa);
+    tc_warp_state<D> st;
+    st.m = -INFINITY;
+    st.l = 0.f;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) st.o[n][0] = st.o[n][1] = st.o[n][2] = st.o[n][3] = 0.f;
+    // The pipeline: kTcStages - 1 tiles are in flight while one is computed (one commit group per tile,
+    // empty groups past the end keep the count uniform).
+    const int64_t tiles = (end - begin + kTcTile - 1) / kTcTile;
+#pragma unroll
+    for (int i = 0; i < kTcStages - 1; ++i) {
+      if (i < tiles) tc_load_tile<D>(pipe + i * tc_smem<D>::kStageBytes, sp, begin + i * kTcTile, end);
+      cp_async_commit();
+    }
+    for (int64_t i = 0; i < tiles; ++i) {
+      cp_async_wait<kTcStages - 2>();
+      __syncthreads();  // tile i has landed for every thread; tile i - 1's buffer is free
+      const int64_t next = i + kTcStages - 1;
+      if (next < tiles)
+        tc_load_tile<D>(pipe + (next % kTcStages) * tc_smem<D>::kStageBytes, sp, begin + next * kTcTile, end);
+      cp_async_commit();
+      tc_compute_tile<T, D>(pipe + (i % kTcStages) * tc_smem<D>::kStageBytes, qa, st, begin + i * kTcTile, end,
+                            scale_log2);
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the tiles: their buffers become the merge area
+    tc_finish_item<T, D>(a, v, st, pipe, pair, chunk, whole, G);
+  }
+}
+
+// One block per span: merges the partials of the spans that were cut into several items.
+template <typename T>
+__global__ void __launch_bounds__(kTcThreads) tc_combine_kernel(rlkv_decode_args a, const void* ws, tc_plan_layout l) {
+  const tc_plan_view v = tc_view(const_cast<void*>(ws), l);
+  const int64_t pair = blockIdx.x;
+  const int64_t first = v.pair_first[pair], n = v.pair_first[pair + 1] - first;
+  if (n <= 1) return;  // written by the main kernel
+  const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim, s = pair / Hkv, h = pair % Hkv;
+  T* ob = static_cast<T*>(a.out);
+  for (int64_t i = threadIdx.x; i < G * D; i += kTcThreads) {
+    const int64_t g = i / D, d = i % D;
+    const softmax_partial r = merge_partials(v.part_max + first * G + g, v.part_sum + first * G + g,
+                                             v.part_out + (first * G + g) * D + d, n, G, G * D);
+    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(r.o / r.l);
+  }
+}
+
+// ---- host side ----------------------------------------------------------------------------------
+
+inline bool tc_applies(const rlkv_decode_args& a) {
+  const int64_t G = a.num_q_heads / a.num_kv_heads;
+  const bool sixteen_bit = a.dtype == RLKV_DTYPE_BF16 || a.dtype == RLKV_DTYPE_F16;
+  const bool asked = a.variant == RLKV_DECODE_VARIANT_DEFAULT || a.variant == RLKV_DECODE_VARIANT_TC;
+  return asked && sixteen_bit && (a.head_dim == 64 || a.head_dim == 128) && G <= kTcMaxGroup;
+}
+
+inline int64_t tc_grid(int sms) { return int64_t(sms) * kTcBlocksPerSm; }
+
+inline tc_plan_layout tc_layout(const rlkv_decode_args& a, int sms) {
+  tc_plan_layout l;
+  l.pairs = a.num_seqs * a.num_kv_heads;
+  // Chunks of at least total / target tokens: sum over spans of floor(len / C) <= target, plus at
+  // most one tail per span.
+  l.max_items = l.pairs + kTcItemsPerBlock * tc_grid(sms);
+  l.group = a.num_q_heads / a.num_kv_heads;
+  l.head_dim = a.head_dim;
+  return l;
+}
+
+template <typename T, int D>
+rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, int sms, cudaStream_t st) {
+  auto* plan_k = &tc_plan_kernel;
+  RLKV_LAUNCH(plan_k, dim3(1), dim3(kPlanThreads), kPlanThreads * (sizeof(int64_t) + sizeof(int32_t)), st, a,
+              a.workspace, l, int64_t(kTcItemsPerBlock) * tc_grid(sms));
+  if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
+  auto* main_k = &decode_tc_kernel<T, D>;
+  const size_t smem = size_t(tc_smem<D>::kBytes);
+#ifndef RLKV_SIMT_EMU
+  if (cudaFuncSetAttribute(main_k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+    return RLKV_STATUS_DEVICE_ERROR;
+#endif
+  RLKV_LAUNCH(main_k, dim3(unsigned(tc_grid(sms))), dim3(kTcThreads), smem, st, a, a.workspace, l);
+  if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
+  auto* comb_k = &tc_combine_kernel<T>;
+  RLKV_LAUNCH(comb_k, dim3(unsigned(l.pairs)), dim3(kTcThreads), 0, st, a, static_cast<const void*>(a.workspace), l);
+  return RLKV_LAUNCH_OK() ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
+}
+
+template <typename T>
+rlkv_status tc_launch(const rlkv_decode_args& a, int sms, cudaStream_t st) {
+  const tc_plan_layout l = tc_layout(a, sms);
+  return a.head_dim == 64 ? tc_launch_d<T, 64>(a, l, sms, st) : tc_launch_d<T, 128>(a, l, sms, st);
+}
+
+}  // namespace rlkv_cuda

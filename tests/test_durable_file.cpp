@@ -1,0 +1,130 @@
+// Durable file writes (core/durable_file.h): readers see the old or the new content, never a torn
+// file; temporaries are unique per writer and never outlive a call; failures are one-line
+// UserErrors naming the path.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+#include "test_util.h"
+
+using namespace rlkv;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+using rlkv_test::names_in;
+
+// One whole write: `size` copies of 'a' or of 'b'. A torn file shows as a mixture or a wrong size.
+bool whole(const std::string& text, size_t size) {
+  return text.size() == size && text.find_first_not_of(text[0]) == std::string::npos &&
+         (text[0] == 'a' || text[0] == 'b');
+}
+
+}  // namespace
+
+TEST_CASE("write_file_atomic replaces the file by a rename, never by rewriting it in place") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "out.txt";
+  write_file_atomic(path, "first\n");
+  // A hard link keeps the old inode: a rename leaves it intact, an in-place rewrite would not.
+  fs::create_hard_link(path, dir / "old.txt");
+  write_file_atomic(path, "second\n");
+  REQUIRE(rlkv_test::read_text(path) == "second\n");
+  REQUIRE(rlkv_test::read_text(dir / "old.txt") == "first\n");
+  REQUIRE(names_in(dir.str()) == std::vector<std::string>{"old.txt", "out.txt"});
+  write_file_atomic(path, "");
+  REQUIRE(rlkv_test::read_text(path).empty());
+}
+
+TEST_CASE("two threads writing the same path concurrently never produce a torn file and leave no temporaries") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "shared.txt";
+  constexpr size_t kSize = 200'000;  // several write() calls' worth, not one atomic page
+  constexpr int kWrites = 40;
+  write_file_atomic(path, std::string(kSize, 'a'));
+  std::atomic<int> writers{2};
+  std::atomic<int> torn{0}, reads{0};
+  auto writer = [&](char fill) {
+    const std::string text(kSize, fill);
+    for (int i = 0; i < kWrites; ++i) write_file_atomic(path, text);
+    --writers;
+  };
+  std::thread a(writer, 'a'), b(writer, 'b');
+  while (writers > 0) {
+    torn += whole(rlkv_test::read_text(path), kSize) ? 0 : 1;
+    ++reads;
+  }
+  a.join();
+  b.join();
+  INFO(reads << " reads while writing");
+  REQUIRE(torn == 0);
+  REQUIRE(whole(rlkv_test::read_text(path), kSize));
+  REQUIRE(names_in(dir.str()) == std::vector<std::string>{"shared.txt"});
+}
+
+TEST_CASE("a write into a missing directory is a one-line UserError naming the path, and creates nothing") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "no/such/dir/out.txt";
+  try {
+    write_file_atomic(path, "text");
+    FAIL("no error");
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Contains(path));
+    CHECK(msg.find('\n') == std::string::npos);
+  }
+  REQUIRE_THROWS_AS(DurableFileWriter(path), UserError);
+  REQUIRE(names_in(dir.str()).empty());
+}
+
+TEST_CASE("the streaming writer's temporary sits beside the path and is removed unless committed") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "scored.jsonl";
+  rlkv_test::write_text(path, "previous\n");
+  std::string tmp;
+  {
+    DurableFileWriter w(path);
+    tmp = w.temp_path();
+    REQUIRE(tmp.rfind(path + ".tmp-" + std::to_string(::getpid()) + "-", 0) == 0);
+    w.append("half of it");
+    REQUIRE(fs::exists(tmp));
+  }  // destroyed uncommitted, as when an exception unwinds past it
+  REQUIRE_FALSE(fs::exists(tmp));
+  REQUIRE(rlkv_test::read_text(path) == "previous\n");
+  REQUIRE(names_in(dir.str()) == std::vector<std::string>{"scored.jsonl"});
+
+  DurableFileWriter a(path), b(path);
+  REQUIRE(a.temp_path() != b.temp_path());  // two writers never share a temporary
+}
+
+TEST_CASE("the streaming writer commits every piece in order, small and large") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "big.bin";
+  const std::string large((size_t(3) << 20) + 7, 'x');  // larger than the writer's buffer
+  std::string expect;
+  {
+    DurableFileWriter w(path);
+    for (const std::string& piece : {std::string("head\n"), large, std::string("\0tail", 5), large}) {
+      w.append(piece);
+      expect += piece;
+    }
+    w.commit();
+  }
+  REQUIRE(rlkv_test::read_text(path) == expect);
+  REQUIRE(names_in(dir.str()) == std::vector<std::string>{"big.bin"});
+}
+
+TEST_CASE("temporary names are unique and keep the path as their prefix") {
+  const std::string a = temp_path_for("/d/ckpt-5.h5"), b = temp_path_for("/d/ckpt-5.h5");
+  REQUIRE(a != b);
+  REQUIRE(a.rfind("/d/ckpt-5.h5.tmp-", 0) == 0);
+}
