@@ -15,9 +15,9 @@ rm -rf "$OUT"
 CKPT=$(ls -1 "$OUT"/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
 "$RLKV" toy data --n 1000 --seed 20261129 --output "$OUT/eval-problems.jsonl"
 echo "== learned mask ($CKPT) at 50% compressed, then random masks (5 seeds):"
-"$RLKV" eval --config configs/toy.ini --data "$OUT/eval-problems.jsonl" --task toy --method rlkv --mask "$CKPT" \
+"$RLKV" eval --config configs/toy.ini --data "$OUT/eval-problems.jsonl" --method rlkv --mask "$CKPT" \
   --sparsity 0.5 --output "$OUT/eval-rlkv.json"
-"$RLKV" eval --config configs/toy.ini --data "$OUT/eval-problems.jsonl" --task toy --method random --sparsity 0.5 \
+"$RLKV" eval --config configs/toy.ini --data "$OUT/eval-problems.jsonl" --method random --sparsity 0.5 \
   --seeds 5 --output "$OUT/eval-random.json"
 echo "== export of the final mask and its heatmap:"
 "$RLKV" export "$CKPT" --format rlkv-sglang --output "$OUT/mask-rlkv-sglang"
