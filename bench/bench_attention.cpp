@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
           const bool compressed = double(i % hkv) < sparsity * double(hkv);
           rlkv_kv_span& sp = spans[size_t(i)];
           if (compressed) {
-            sp = rlkv_kv_span{kring.data() + i * (S + W) * d, vring.data() + i * (S + W) * d, nullptr, 0, S + W};
+            sp = rlkv_kv_span{
+                kring.data() + i * (S + W) * d, vring.data() + i * (S + W) * d, nullptr, 0, S + W, nullptr};
           } else {
-            sp = rlkv_kv_span{kpool.data(), vpool.data(), pages.data() + i * pages_per, page, n};
+            sp = rlkv_kv_span{kpool.data(), vpool.data(), pages.data() + i * pages_per, page, n, nullptr};
           }
           bytes += 2 * sp.len * d * 4;
         }

@@ -130,10 +130,14 @@ Result run(const Shape& sh, int64_t S, int64_t W, double copy_gbs, double dense_
     if (compressed[size_t(p)]) {
       const int64_t n = std::min(sh.len, ring);
       spans[size_t(p)] = rlkv_kv_span{static_cast<char*>(kr) + size_t(ci) * ring * row,
-                                      static_cast<char*>(vr) + size_t(ci) * ring * row, nullptr, 0, n};
+                                      static_cast<char*>(vr) + size_t(ci) * ring * row,
+                                      nullptr,
+                                      0,
+                                      n,
+                                      nullptr};
       ++ci;
     } else {
-      spans[size_t(p)] = rlkv_kv_span{kp, vp, dpages + fi * pages_per, page, sh.len};
+      spans[size_t(p)] = rlkv_kv_span{kp, vp, dpages + fi * pages_per, page, sh.len, nullptr};
       ++fi;
     }
     kv_bytes += 2.0 * double(spans[size_t(p)].len) * double(row);

@@ -69,6 +69,16 @@ void describe(po::options_description& d, Config& c) {
                                po::value(&c.prepare.max_pass_rate)->default_value(c.prepare.max_pass_rate),
                                "highest pass rate kept")(
       "prepare.chunk", po::value(&c.prepare.chunk)->default_value(c.prepare.chunk), "problems per journal commit")(
+      "dropping.snapkv_every", po::value(&c.dropping.snapkv_every)->default_value(c.dropping.snapkv_every),
+      "SnapKV: generated tokens between compressions")(
+      "dropping.snapkv_queries", po::value(&c.dropping.snapkv_queries)->default_value(c.dropping.snapkv_queries),
+      "SnapKV: queries whose attention scores the tokens")(
+      "dropping.rkv_buffer", po::value(&c.dropping.rkv_buffer)->default_value(c.dropping.rkv_buffer),
+      "R-KV: new tokens let in before a compression")(
+      "dropping.rkv_queries", po::value(&c.dropping.rkv_queries)->default_value(c.dropping.rkv_queries),
+      "R-KV: observation window")("dropping.rkv_lambda",
+                                  po::value(&c.dropping.rkv_lambda)->default_value(c.dropping.rkv_lambda),
+                                  "R-KV: weight of importance against redundancy")(
       "train.steps", po::value(&tr.steps)->default_value(tr.steps), "learner steps")(
       "train.mode", po::value(&tr.mode)->default_value(tr.mode), "sync | async")(
       "train.seed", po::value(&tr.seed)->default_value(tr.seed), "seed of data order, masks and sampling")(
@@ -186,6 +196,11 @@ void validate(const Config& c) {
                  c.prepare.max_pass_rate <= 1,
              "config keys prepare.min_pass_rate / max_pass_rate: expected 0 <= min <= max <= 1");
   RLKV_CHECK(c.prepare.chunk >= 1, "config key prepare.chunk: expected >= 1");
+  RLKV_CHECK(c.dropping.snapkv_every >= 1 && c.dropping.snapkv_queries >= 1 && c.dropping.rkv_buffer >= 1 &&
+                 c.dropping.rkv_queries >= 1,
+             "config keys dropping.*: counts must be >= 1");
+  RLKV_CHECK(c.dropping.rkv_lambda >= 0 && c.dropping.rkv_lambda <= 1,
+             "config key dropping.rkv_lambda: expected in [0, 1]");
   RLKV_CHECK(c.runtime.max_batch >= 1 && c.runtime.max_batch <= 65536,
              "config key runtime.max_batch: expected 1..65536, got ", c.runtime.max_batch);
 }

@@ -55,6 +55,16 @@ struct PrepareConfig {
   int64_t chunk = 64;           // problems per journal commit (resume granularity)
 };
 
+// The token-dropping baselines' parameters (runtime/eviction.h); defaults are the published ones,
+// sized for reasoning traces of thousands of tokens.
+struct DroppingConfig {
+  int64_t snapkv_every = 128;   // generated tokens between SnapKV compressions
+  int64_t snapkv_queries = 64;  // queries whose attention scores the tokens
+  int64_t rkv_buffer = 128;     // new tokens R-KV lets in before it compresses
+  int64_t rkv_queries = 8;      // R-KV's observation window
+  double rkv_lambda = 0.1;      // R-KV's weight of importance against redundancy
+};
+
 struct TrainOptions {
   int64_t steps = 100;                   // learner steps (policy updates)
   std::string mode = "sync";             // sync | async
@@ -117,6 +127,7 @@ struct Config {
   PlacementOptions placement;
   ActorOptionsConfig actor;
   PrepareConfig prepare;
+  DroppingConfig dropping;
   std::string source_text;             // the INI text it was read from (empty without a file)
   std::vector<std::string> overrides;  // the command-line overrides applied over it, "section.key=value"
 };

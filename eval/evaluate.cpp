@@ -19,14 +19,21 @@ namespace rlkv {
 
 void check_eval_request(const EvalRequest& r) {
   const std::string& m = r.method;
-  RLKV_CHECK(m == "full" || m == "rlkv" || m == "random" || m == "streaming" || m == "single-head",
-             "--method must be full, rlkv, random, streaming or single-head, got '", m, "'");
+  const bool dropping = m == "h2o" || m == "snapkv" || m == "rkv";
+  RLKV_CHECK(m == "full" || m == "rlkv" || m == "random" || m == "streaming" || m == "single-head" || dropping,
+             "--method must be full, rlkv, random, streaming, single-head, h2o, snapkv or rkv, got '", m, "'");
+  RLKV_CHECK(!dropping || !r.sparsities.empty() || r.budget > 0, "--method ", m,
+             " needs --sparsity S[,S...] (budgets matched to head masks) or --budget N");
+  RLKV_CHECK(r.budget >= 0, "--budget must be >= 0");
+  RLKV_CHECK(r.budget == 0 || dropping, "--budget goes with --method h2o, snapkv or rkv");
   RLKV_CHECK(r.seeds >= 1 && r.seeds <= 1000, "--seeds must be in 1..1000");
   if (m == "rlkv" || m == "random") RLKV_CHECK(!r.sparsities.empty(), "--method ", m, " needs --sparsity S[,S...]");
   RLKV_CHECK(m != "rlkv" || !r.mask.empty(), "--method rlkv needs --mask SCORES");
 }
 
 int64_t eval_passes(const EvalRequest& r, int64_t heads) {
+  if (r.method == "h2o" || r.method == "snapkv" || r.method == "rkv")
+    return r.budget > 0 ? 1 : 1 + int64_t(r.sparsities.size());
   if (r.method == "rlkv") return int64_t(r.sparsities.size());
   if (r.method == "random") return int64_t(r.sparsities.size()) * r.seeds;
   if (r.method == "single-head") return heads + 1;
@@ -49,19 +56,47 @@ Evaluator::Evaluator(const Model& m, const Tokenizer& tok, GeneratorOptions go,
 }
 
 EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {
-  Generator gen(model_, &tok_, go_);
   std::vector<GenerationRequest> reqs;
   for (size_t i = 0; i < prompts_.size(); ++i) reqs.push_back({int64_t(i), prompts_[i], keep, uint64_t(i)});
-  const auto results = gen.run(reqs, [&](const GenerationResult&) { tick(); });
-  const ModelConfig& c = model_.config();
-  const int64_t ring = go_.sink + go_.window;
-  const double row_bytes = 2.0 * double(rlkv_dtype_size(to_kv_dtype(model_.dtype()))) * double(c.head_dim);
   int64_t full_heads = 0;
   for (uint8_t k : keep) full_heads += k;
-  const int64_t comp_heads = int64_t(keep.size()) - full_heads;
+  const int64_t comp_heads = int64_t(keep.size()) - full_heads, ring = go_.sink + go_.window;
+  // A head mask's bytes at the final length: full heads hold every token, compressed ones S + W.
+  EvalRow r = pass(go_, reqs, [&](const GenerationResult& res) {
+    const int64_t tokens = res.prompt_len + int64_t(res.tokens.size());
+    return tokens * full_heads + std::min(tokens, ring) * comp_heads;
+  });
+  r.sparsity = keep.empty() ? 0 : double(comp_heads) / double(keep.size());
+  return r;
+}
+
+EvalRow Evaluator::run_dropping(EvictionMethod method, const std::vector<int64_t>& budgets) {
+  RLKV_ASSERT(budgets.size() == prompts_.size(), "one token budget per problem");
+  GeneratorOptions go = go_;
+  go.dropping = method;
+  std::vector<GenerationRequest> reqs;
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    reqs.push_back({int64_t(i), prompts_[i], {}, uint64_t(i)});
+    reqs.back().budget = budgets[i];
+  }
+  // Token dropping holds up to its capacity between compressions: its bytes are what it held at
+  // the peak.
+  EvalRow r = pass(go, reqs, [](const GenerationResult& res) { return res.kv_rows_peak; });
+  r.method = eviction_method_name(method);
+  return r;
+}
+
+EvalRow Evaluator::pass(const GeneratorOptions& go, const std::vector<GenerationRequest>& reqs,
+                        const std::function<int64_t(const GenerationResult&)>& rows_held) {
+  Generator gen(model_, &tok_, go);
+  const auto results = gen.run(reqs, [&](const GenerationResult&) { tick(); });
+  const ModelConfig& c = model_.config();
+  const int64_t heads = c.num_layers * c.num_kv_heads;
+  const double row_bytes = 2.0 * double(rlkv_dtype_size(to_kv_dtype(model_.dtype()))) * double(c.head_dim);
   EvalRow r;
   r.n = int64_t(results.size());
   double correct = 0, len = 0, trunc = 0, rep = 0, kv = 0, kv_full = 0;
+  last_lengths_.assign(results.size(), 0);
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& res = results[i];
     if (refs_[i].usable) {
@@ -75,8 +110,9 @@ EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {
     trunc += res.finish == FinishReason::kLength ? 1 : 0;
     rep += res.finish == FinishReason::kRepetition ? 1 : 0;
     const int64_t tokens = res.prompt_len + int64_t(res.tokens.size());
-    kv += row_bytes * double(tokens * full_heads + std::min(tokens, ring) * comp_heads);
-    kv_full += row_bytes * double(tokens) * double(keep.size());
+    last_lengths_[i] = tokens;
+    kv += row_bytes * double(rows_held(res));
+    kv_full += row_bytes * double(tokens) * double(heads);
   }
   const double n = std::max<double>(1, double(r.n));
   r.accuracy = correct / n;
@@ -85,7 +121,6 @@ EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {
   r.repetition = rep / n;
   r.kv_bytes = kv / n;
   r.kv_fraction = kv_full > 0 ? kv / kv_full : 0;
-  r.sparsity = keep.empty() ? 0 : double(comp_heads) / double(keep.size());
   return r;
 }
 
@@ -115,7 +150,50 @@ EvalRow mean_row(const std::vector<EvalRow>& per, int64_t seeds) {
 
 }  // namespace
 
+std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, int64_t sink, int64_t window) {
+  std::vector<int64_t> b;
+  for (int64_t L : full_lengths) b.push_back(int64_t(std::llround((1 - s) * double(L))) + sink + window);
+  return b;
+}
+
+EvalRow Evaluator::run_random(double sparsity, int64_t seeds) {
+  const ModelConfig& mc = model_.config();
+  const int64_t heads = mc.num_layers * mc.num_kv_heads;
+  std::vector<EvalRow> per;
+  for (int64_t seed = 0; seed < seeds; ++seed) per.push_back(run(random_mask(heads, sparsity, uint64_t(seed))));
+  return mean_row(per, seeds);
+}
+
+std::vector<EvalRow> Evaluator::run_dropping(const EvalRequest& q) {
+  const EvictionMethod method = parse_eviction_method(q.method, "--method");
+  std::vector<EvalRow> rows;
+  if (q.budget > 0) {
+    EvictionParams p = go_.dropping_params;
+    p.budget = q.budget;
+    p.sink = go_.sink;
+    p.window = go_.window;
+    check_eviction_params(p, "--budget");
+    EvalRow r = run_dropping(method, std::vector<int64_t>(prompts_.size(), q.budget));
+    r.detail = str_cat("budget ", q.budget);
+    rows.push_back(r);
+    return rows;
+  }
+  const ModelConfig& mc = model_.config();
+  EvalRow full = run(std::vector<uint8_t>(size_t(mc.num_layers * mc.num_kv_heads), 1));
+  full.method = "full";
+  rows.push_back(full);
+  const std::vector<int64_t> lengths = last_lengths_;
+  for (double s : q.sparsities) {
+    EvalRow r = run_dropping(method, matched_budgets(lengths, s, go_.sink, go_.window));
+    r.sparsity = s;
+    r.detail = "matched";
+    rows.push_back(r);
+  }
+  return rows;
+}
+
 std::vector<EvalRow> Evaluator::run(const EvalRequest& q) {
+  if (q.method == "h2o" || q.method == "snapkv" || q.method == "rkv") return run_dropping(q);
   const ModelConfig& mc = model_.config();
   const int64_t heads = mc.num_layers * mc.num_kv_heads;
   const std::vector<uint8_t> all_full(size_t(heads), 1);
@@ -133,11 +211,7 @@ std::vector<EvalRow> Evaluator::run(const EvalRequest& q) {
       rows.push_back(r);
     }
   } else if (q.method == "random") {
-    for (double s : q.sparsities) {
-      std::vector<EvalRow> per;
-      for (int64_t seed = 0; seed < q.seeds; ++seed) per.push_back(run(random_mask(heads, s, uint64_t(seed))));
-      rows.push_back(mean_row(per, q.seeds));
-    }
+    for (double s : q.sparsities) rows.push_back(run_random(s, q.seeds));
   } else {  // single-head
     EvalRow full = run(all_full);
     full.method = "full";

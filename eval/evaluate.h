@@ -7,16 +7,22 @@
 //   full         every head full                      streaming   every head compressed
 //   rlkv         a mask from scores at each sparsity  random      `seeds` random masks per sparsity
 //   single-head  full, then each head compressed alone (one row per head, with its accuracy drop)
+//   h2o | snapkv | rkv  token dropping on every head (runtime/eviction.h): at a fixed budget, or, for
+//                each sparsity s, at the budget a head mask of sparsity s holds: per problem
+//                round((1 - s) x L) + S + W tokens per head, L that problem's full-cache length (a
+//                full pass runs first and is the first row)
 // Thread safety: an Evaluator is used by one thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "problems/dataset.h"
 #include "rewards/reward.h"
+#include "runtime/eviction.h"
 #include "runtime/generator.h"
 
 namespace rlkv {
@@ -38,10 +44,11 @@ struct EvalRow {
 
 // What `rlkv eval` asks for beyond the problems: the method, its mask source and sparsities.
 struct EvalRequest {
-  std::string method = "full";     // full | rlkv | random | streaming | single-head
+  std::string method = "full";     // full | rlkv | random | streaming | single-head | h2o | snapkv | rkv
   std::string mask;                // rlkv: a mask source (masks/mask_spec.h)
-  std::vector<double> sparsities;  // rlkv, random
+  std::vector<double> sparsities;  // rlkv, random; token dropping: budgets matched to these
   int64_t seeds = 5;               // random: masks per sparsity
+  int64_t budget = 0;              // token dropping: a fixed budget (tokens per head) instead
 };
 
 // Checks the method and its arguments (UserError naming the flag).
@@ -58,6 +65,16 @@ class Evaluator {
 
   // One pass over every problem with the head mask `keep` ([L * H_kv], 1 = full).
   EvalRow run(const std::vector<uint8_t>& keep);
+  // One pass with a token-dropping method on every head, `budgets[i]` tokens per head for problem i.
+  EvalRow run_dropping(EvictionMethod method, const std::vector<int64_t>& budgets);
+  // The rows of a token-dropping request (a full pass first when budgets are matched).
+  std::vector<EvalRow> run_dropping(const EvalRequest& q);
+  // `seeds` random masks at sparsity s: their mean row, with the spread of accuracy over seeds.
+  EvalRow run_random(double sparsity, int64_t seeds);
+  const Model& model() const { return model_; }
+  const GeneratorOptions& options() const { return go_; }
+  // Prompt + generated tokens of each problem in the last pass.
+  const std::vector<int64_t>& last_lengths() const { return last_lengths_; }
   // Every row of a request.
   std::vector<EvalRow> run(const EvalRequest& r);
 
@@ -70,6 +87,11 @@ class Evaluator {
 
  private:
   void tick();
+  // The generator over `reqs`, scored: accuracy, lengths, and KV bytes from `rows_held` (rows of K
+  // and of V a result's sequence held, over layers and KV heads) against every head full.
+  EvalRow pass(const GeneratorOptions& go, const std::vector<GenerationRequest>& reqs,
+               const std::function<int64_t(const GenerationResult&)>& rows_held);
+  std::vector<int64_t> last_lengths_;
 
   const Model& model_;
   const Tokenizer& tok_;
@@ -82,6 +104,10 @@ class Evaluator {
   int64_t scored_ = 0, extracted_ = 0;  // responses scored, and those with an extractable answer
   bool tty_;
 };
+
+// Per problem, the tokens per head a head mask of sparsity s holds on average over the heads at the
+// problem's full-cache length L: round((1 - s) L) + S + W.
+std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, int64_t sink, int64_t window);
 
 nlohmann::json eval_row_json(const EvalRow& r);
 // The rows as a table on stdout; for single-head rows, also the layers x heads table of drops.

@@ -39,6 +39,10 @@ typedef struct rlkv_kv_span {
   const int32_t* pages;  // nullptr for contiguous
   int64_t page_size;     // rows per page (paged only)
   int64_t len;           // slots to attend over, >= 1
+  // Optional output [len] (nullptr: none): each slot's softmax probability summed over the group's
+  // query heads, for the token-dropping baselines' scores. The CPU reference writes it; the CUDA
+  // kernels ignore it (the runtime keeps token dropping on the CPU).
+  float* weights;
 } rlkv_kv_span;
 
 // One decode step: every sequence has one query token.

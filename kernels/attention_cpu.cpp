@@ -244,6 +244,13 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void attend_span(con
     const float inv = 1.f / sum;
     for (int64_t t = 0; t < n; ++t) sc[t] *= inv;
   }
+  if (sp.weights != nullptr) {
+    for (int64_t t = 0; t < n; ++t) {
+      float sum = 0.f;
+      for (int64_t g = 0; g < group; ++g) sum += scores[g * n + t];
+      sp.weights[t] = sum;
+    }
+  }
   // Pass 2: weighted sum of V rows.
   float* __restrict acc = w.acc.data();
   std::fill(w.acc.begin(), w.acc.end(), 0.f);

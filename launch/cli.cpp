@@ -54,6 +54,11 @@ GeneratorOptions generator_options(const Config& cfg) {
   go.page_size = cfg.cache.page_size;
   go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
   go.cuda_graphs = cfg.runtime.cuda_graphs;
+  go.dropping_params.snap_every = cfg.dropping.snapkv_every;
+  go.dropping_params.snap_queries = cfg.dropping.snapkv_queries;
+  go.dropping_params.rkv_buffer = cfg.dropping.rkv_buffer;
+  go.dropping_params.rkv_queries = cfg.dropping.rkv_queries;
+  go.dropping_params.rkv_lambda = cfg.dropping.rkv_lambda;
   return go;
 }
 

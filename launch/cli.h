@@ -49,5 +49,7 @@ int cmd_prepare(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_toy(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_compare(int argc, char** argv);
+int cmd_duo_train(int argc, char** argv);
 
 }  // namespace rlkv

@@ -20,9 +20,12 @@ const char* kUsage =
     "  train    --config FILE [--resume CKPT|auto] [--section.key=value ...]   (alone or under mpirun)\n"
     "  actor    --config FILE --connect ENDPOINT   (an elastic actor joining a running job)\n"
     "  generate --model DIR --prompt TEXT [--mask SPEC --sparsity S] [--sink S --window W] [--stats]\n"
-    "  eval     --model DIR --data FILE.jsonl --method full|rlkv|random|streaming|single-head [--sparsity S,...]\n"
+    "  eval     --model DIR --data FILE.jsonl --method full|rlkv|random|streaming|single-head|h2o|snapkv|rkv\n"
+    "           [--mask SPEC] [--sparsity S,...] [--budget N]\n"
+    "  compare  --config FILE --data FILE.jsonl --sparsity S,... [--mask CKPT] [--duo-retrieval DIR] ...\n"
     "  score    --input ROLLOUTS.jsonl --output SCORED.jsonl [--task toy|math] [--strict]\n"
     "  prepare  --config FILE --input IN.jsonl --output OUT.jsonl\n"
+    "  duo-train --config FILE --data retrieval|reasoning --output DIR [--steps N --lr X --reg X --batch N]\n"
     "  export   SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n"
     "  inspect  CKPT.h5 [--json]\n"
     "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
@@ -47,9 +50,11 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return rlkv::cmd_generate(argc - 1, argv + 1);
     if (cmd == "toy") return rlkv::cmd_toy(argc - 1, argv + 1);
     if (cmd == "eval") return rlkv::cmd_eval(argc - 1, argv + 1);
+    if (cmd == "compare") return rlkv::cmd_compare(argc - 1, argv + 1);
     if (cmd == "score") return rlkv::cmd_score(argc - 1, argv + 1);
     if (cmd == "export") return rlkv::cmd_export(argc - 1, argv + 1);
     if (cmd == "prepare") return rlkv::cmd_prepare(argc - 1, argv + 1);
+    if (cmd == "duo-train") return rlkv::cmd_duo_train(argc - 1, argv + 1);
 #ifdef RLKV_WITH_DISTRIBUTED
     if (cmd == "train") return rlkv::cmd_train(argc - 1, argv + 1);
     if (cmd == "actor") return rlkv::cmd_actor(argc - 1, argv + 1);

@@ -82,6 +82,12 @@ class GenerationRun {
         RLKV_CHECK(t >= 0 && t < V, "request ", r.id, ": token id ", t, " outside the vocabulary");
       RLKV_CHECK(r.keep.empty() || int64_t(r.keep.size()) == heads_total, "request ", r.id, ": head mask of ",
                  r.keep.size(), " entries for ", heads_total, " KV heads");
+      RLKV_CHECK(r.budget >= 0, "request ", r.id, ": negative token budget");
+      if (r.budget == 0) continue;
+      RLKV_CHECK(opts_.dropping.has_value(), "request ", r.id, ": a token budget needs GeneratorOptions::dropping");
+      RLKV_CHECK(!opts_.resident_tables && !opts_.cuda_graphs && (model_.tp() == nullptr || model_.tp()->size() == 1),
+                 "token dropping runs the eager decode step of a whole model (no resident tables, CUDA graphs or "
+                 "tensor parallelism)");
     }
   }
 
@@ -124,7 +130,8 @@ class GenerationRun {
     std::vector<int64_t> seqs;
     for (size_t i : idx) {
       const auto& req = requests_[i];
-      const int64_t seq = cache_.add_sequence(shard.local_mask(req.keep, cfg_.num_layers, cfg_.num_kv_heads));
+      const int64_t seq =
+          cache_.add_sequence(shard.local_mask(req.keep, cfg_.num_layers, cfg_.num_kv_heads), req.budget);
       cache_.reserve(seq, int64_t(req.prompt.size()));
       seqs.push_back(seq);
       results_[i].id = req.id;
@@ -281,6 +288,10 @@ class GenerationRun {
     stats_.peak_kv_full_bytes = std::max(stats_.peak_kv_full_bytes, full);
     stats_.peak_kv_allocated_bytes = std::max(stats_.peak_kv_allocated_bytes, cache_.peak_allocated_bytes());
     stats_.peak_kv_formula_bytes = std::max(stats_.peak_kv_formula_bytes, cache_.peak_formula_bytes());
+    for (const auto& a : active_) {
+      int64_t& peak = results_[a.index].kv_rows_peak;
+      peak = std::max(peak, cache_.rows_held(a.seq));
+    }
   }
 
   // Finished sequences leave: their cache is released and on_done sees their result.
@@ -321,6 +332,7 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   // A tensor-parallel rank caches only its own KV heads.
   cache_ = std::make_unique<KvCache>(model.local_config(), model.dtype(), model.device(), opts_.sink, opts_.window,
                                      opts_.page_size);
+  if (opts_.dropping) cache_->set_token_dropping(*opts_.dropping, opts_.dropping_params);
 }
 
 Generator::~Generator() = default;

@@ -14,10 +14,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/finish_reason.h"
+#include "runtime/eviction.h"
 #include "runtime/sampling.h"
 
 namespace rlkv {
@@ -32,6 +34,9 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;  // token ids, at least one
   std::vector<uint8_t> keep;    // [L * H_kv] 1 = full cache, 0 = compressed; empty = all full
   uint64_t stream = 0;          // sampling stream of this sequence (with GeneratorOptions::seed)
+  // > 0: token dropping (GeneratorOptions::dropping) on every head, at most this many tokens per
+  // head after each compression; `keep` must then be empty.
+  int64_t budget = 0;
 };
 
 struct GenerationResult {
@@ -40,6 +45,7 @@ struct GenerationResult {
   std::vector<int32_t> tokens;  // generated tokens (EOS included when it ended the sequence)
   std::string text;             // decoded generated text (special tokens skipped); empty without a tokenizer
   FinishReason finish = FinishReason::kLength;
+  int64_t kv_rows_peak = 0;  // KV rows (each of K and V) held at the sequence's peak, over layers and KV heads
 };
 
 struct GeneratorOptions {
@@ -60,6 +66,10 @@ struct GeneratorOptions {
   bool cuda_graphs = false;
   // Logits on a GPU are sampled there (runtime/sampling_device.h): only the tokens come back.
   bool sample_on_device = true;
+  // The token-dropping baseline that requests with a budget run (runtime/eviction.h; CPU only). The
+  // parameters' sink and window are the generator's; the budget is each request's.
+  std::optional<EvictionMethod> dropping;
+  EvictionParams dropping_params;
 };
 
 struct GenerationStats {

@@ -44,10 +44,17 @@ KvCache::KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device
   v_rings_ = at::empty({0, sink_ + window_, head_dim_}, opts);
 }
 
-int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep) {
+int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep, int64_t budget) {
   const size_t n = size_t(layers_ * heads_);
   RLKV_CHECK(keep.empty() || keep.size() == n, "head mask has ", keep.size(), " entries, the model has ", layers_,
              " x ", heads_, " = ", n, " KV heads");
+  if (budget > 0) {
+    RLKV_CHECK(dropping_.has_value(), "a token budget needs a token-dropping method");
+    RLKV_CHECK(std::count(keep.begin(), keep.end(), 0) == 0, "token dropping applies to every head: no head mask");
+    EvictionParams p = dropping_params_;
+    p.budget = budget;
+    check_eviction_params(p, "token budget");
+  }
   int64_t id;
   if (!free_seq_ids_.empty()) {
     id = free_seq_ids_.back();
@@ -60,8 +67,10 @@ int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep) {
   s.live = true;
   s.len = 0;
   s.keep = keep.empty() ? std::vector<uint8_t>(n, 1) : keep;
+  s.budget = budget;
   s.pages.assign(n, {});
   s.ring.assign(n, -1);
+  s.dropped.assign(budget > 0 ? n : 0, Dropped());
   for (size_t i = 0; i < n; ++i)
     if (!s.keep[i]) s.ring[i] = take_ring();
   return id;
@@ -136,7 +145,8 @@ int32_t KvCache::take_ring() {
 void KvCache::reserve(int64_t seq, int64_t new_len) {
   seq_ref(seq);
   Seq& s = seqs_[size_t(seq)];
-  const int64_t pages_needed = (new_len + page_size_ - 1) / page_size_;
+  const int64_t rows = s.budget > 0 ? std::min(new_len, dropping_capacity(s)) : new_len;
+  const int64_t pages_needed = (rows + page_size_ - 1) / page_size_;
   for (size_t i = 0; i < s.keep.size(); ++i) {
     if (!s.keep[i]) continue;
     while (int64_t(s.pages[i].size()) < pages_needed) {
@@ -216,6 +226,7 @@ void KvCache::write_prefill(int64_t seq, int64_t layer, const at::Tensor& k, con
   RLKV_ASSERT(k.dim() == 3 && k.size(1) == heads_ && k.size(2) == head_dim_ && k.is_contiguous() &&
                   v.sizes() == k.sizes() && v.is_contiguous() && k.scalar_type() == dtype_,
               "write_prefill: bad K/V");
+  if (s.budget > 0) return write_prefill_dropping(seqs_[size_t(seq)], layer, k, v);
   const int64_t T = k.size(0);
   table_flush();
   std::vector<rlkv_kv_write_item> items;
@@ -244,11 +255,20 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
   const char* kb = static_cast<const char*>(k.data_ptr());
   const char* vb = static_cast<const char*>(v.data_ptr());
   for (int64_t b = 0; b < B; ++b) {
-    const Seq& s = seq_ref(seqs[size_t(b)]);
+    seq_ref(seqs[size_t(b)]);
+    Seq& s = seqs_[size_t(seqs[size_t(b)])];
     for (int64_t h = 0; h < heads_; ++h) {
       const int64_t src = (b * heads_ + h) * head_dim_ * esz_;
       const size_t i = size_t(layer * heads_ + h);
-      items[size_t(b * heads_ + h)] = write_item(s, i, s.len, span_of(s, i, s.len + 1), kb + src, vb + src);
+      // A token-dropping head writes to the entry its rule frees (positions stay ascending).
+      const int64_t entry = s.budget > 0 ? make_room(s, i) : s.len;
+      rlkv_kv_write_item& it = items[size_t(b * heads_ + h)];
+      it = write_item(s, i, s.len, span_of(s, i, s.len + 1), kb + src, vb + src);
+      if (s.budget > 0) {
+        it.slot = entry;
+        s.dropped[i].pos.push_back(s.len);
+        s.dropped[i].acc.push_back(0.0);
+      }
     }
   }
   kv_write(items, head_dim_, kdtype_, device_, num_threads, pages_on_device());
@@ -256,6 +276,7 @@ void KvCache::write_decode(const std::vector<int64_t>& seqs, int64_t layer, cons
 
 rlkv_kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
   rlkv_kv_span sp{};
+  if (s.budget > 0) n = int64_t(s.dropped[i].pos.size());  // its entries (the new token's included)
   if (s.keep[i]) {
     sp.k = k_pages_.data_ptr();
     sp.v = v_pages_.data_ptr();
@@ -283,7 +304,7 @@ rlkv_kv_span KvCache::span_of(const Seq& s, size_t i, int64_t n) const {
 
 rlkv_kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, const rlkv_kv_span& sp, const char* k_src,
                                        const char* v_src) const {
-  RLKV_ASSERT(!s.keep[i] || int64_t(s.pages[i].size()) * page_size_ > pos, "KV write before reserve");
+  RLKV_ASSERT(!s.keep[i] || s.budget > 0 || int64_t(s.pages[i].size()) * page_size_ > pos, "KV write before reserve");
   rlkv_kv_write_item it{};
   it.k = const_cast<void*>(sp.k);  // the pools are ours to write; spans are read-only views of them
   it.v = const_cast<void*>(sp.v);
@@ -297,10 +318,18 @@ rlkv_kv_write_item KvCache::write_item(const Seq& s, size_t i, int64_t pos, cons
 
 std::vector<rlkv_kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64_t layer, int64_t extra_tokens) const {
   std::vector<rlkv_kv_span> out(seqs.size() * size_t(heads_));
+  const bool h2o = dropping_ == EvictionMethod::kH2O;
+  if (h2o) weights_.assign(out.size(), {});
   for (size_t b = 0; b < seqs.size(); ++b) {
     const Seq& s = seq_ref(seqs[b]);
-    for (int64_t h = 0; h < heads_; ++h)
-      out[b * size_t(heads_) + size_t(h)] = span_of(s, size_t(layer * heads_ + h), s.len + extra_tokens);
+    for (int64_t h = 0; h < heads_; ++h) {
+      const size_t at = b * size_t(heads_) + size_t(h);
+      out[at] = span_of(s, size_t(layer * heads_ + h), s.len + extra_tokens);
+      if (s.budget > 0 && h2o) {  // the kernel reports the attention each entry receives
+        weights_[at].assign(size_t(out[at].len), 0.f);
+        out[at].weights = weights_[at].data();
+      }
+    }
   }
   return out;
 }
@@ -309,6 +338,7 @@ void KvCache::step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans,
                           const char* k_src, const char* v_src, int64_t src_layer_stride) {
   table_flush();
   const size_t B = seqs.size(), H = size_t(heads_);
+  for (int64_t seq : seqs) RLKV_CHECK(seq_ref(seq).budget == 0, "token dropping runs the eager decode step only");
   for (int64_t l = 0; l < layers_; ++l)
     for (size_t b = 0; b < B; ++b) {
       const Seq& s = seq_ref(seqs[b]);
@@ -327,11 +357,21 @@ int64_t KvCache::allocated_bytes() const {
 
 int64_t KvCache::formula_bytes() const {
   int64_t rows = 0;
-  for (const Seq& s : seqs_) {
-    if (!s.live) continue;
-    for (uint8_t full : s.keep) rows += full ? s.len : std::min(s.len, sink_ + window_);
-  }
+  for (size_t id = 0; id < seqs_.size(); ++id)
+    if (seqs_[id].live) rows += rows_held(int64_t(id));
   return 2 * esz_ * head_dim_ * rows;
+}
+
+int64_t KvCache::rows_held(int64_t seq) const {
+  const Seq& s = seq_ref(seq);
+  int64_t rows = 0;
+  for (size_t i = 0; i < s.keep.size(); ++i) {
+    if (s.budget > 0)
+      rows += int64_t(s.dropped[i].pos.size());
+    else
+      rows += s.keep[i] ? s.len : std::min(s.len, sink_ + window_);
+  }
+  return rows;
 }
 
 int64_t KvCache::reserved_bytes() const {

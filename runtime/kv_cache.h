@@ -8,6 +8,13 @@
 // Pools grow by doubling when a free list runs dry (the base pointers move then, which is why kernel
 // spans are rebuilt for every call); memory of finished sequences returns to the free lists.
 //
+// Token dropping (the baselines of docs/design.md section 10; runtime/eviction.h has the rules): a
+// sequence added with a token budget keeps, for every head, at most eviction_capacity() entries in
+// the rows of its pages, in position order; when a decode step finds them full, the method's rule
+// chooses the entries that stay (H2O: one leaves each step; SnapKV / R-KV: back to the budget) and
+// they are compacted to the front. The rules' evidence is gathered as decoding goes: the attention
+// each entry receives (an output of the CPU kernel) and the last queries. CPU only.
+//
 // Byte accounting: `allocated_bytes()` counts the pages and rings held by live sequences;
 // `formula_bytes()` is docs/design.md's 2 * bytes_per_element * head_dim * (n * full + min(n, S + W) *
 // compressed) summed over layers and live sequences; `reserved_bytes()` is the pools' capacity.
@@ -17,9 +24,11 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "runtime/eviction.h"
 #include "runtime/model_config.h"
 
 namespace rlkv {
@@ -36,8 +45,21 @@ class KvCache {
   KvCache(const ModelConfig& cfg, at::ScalarType dtype, at::Device device, int64_t sink, int64_t window,
           int64_t page_size, PageLists page_lists = PageLists::automatic);
 
-  // A new empty sequence with head mask `keep` (size L * H_kv, 1 = full cache; empty = all full).
-  int64_t add_sequence(const std::vector<uint8_t>& keep);
+  // A new empty sequence with head mask `keep` (size L * H_kv, 1 = full cache; empty = all full), or,
+  // with `budget` > 0, token dropping on every head at that budget (tokens per head; `keep` must
+  // then be empty or all full, and set_token_dropping must have chosen the method).
+  int64_t add_sequence(const std::vector<uint8_t>& keep, int64_t budget = 0);
+  // The token-dropping method and its parameters (sink and window are the cache's; the budget is
+  // each sequence's). Only for a cache on the CPU.
+  void set_token_dropping(EvictionMethod method, const EvictionParams& params);
+  // KV rows (each of K and V) the sequence holds now, over all layers and KV heads.
+  int64_t rows_held(int64_t seq) const;
+  // The positions a token-dropping head of `seq` holds now (ascending); head_index = layer * H_kv + h.
+  std::vector<int64_t> dropping_positions(int64_t seq, int64_t head_index) const;
+  // After the attention of a decode step's `layer` (q [B, Hq, head_dim], the same `seqs` as the
+  // spans it read): token-dropping sequences keep the attention their entries received (H2O) and the
+  // step's queries (SnapKV, R-KV). Nothing for the others.
+  void note_decode_attention(const std::vector<int64_t>& seqs, int64_t layer, const at::Tensor& q);
   void release(int64_t seq);
   int64_t length(int64_t seq) const;
   const std::vector<uint8_t>& keep(int64_t seq) const;
@@ -86,12 +108,21 @@ class KvCache {
   int64_t window() const { return window_; }
 
  private:
+  // A token-dropping head: its entries are rows 0..n-1 of its pages, positions ascending.
+  struct Dropped {
+    std::vector<int64_t> pos;
+    std::vector<double> acc;         // H2O: attention each entry has received
+    std::vector<float> queries;      // SnapKV / R-KV: the last queries, [kept][group][head_dim], oldest first
+    std::vector<int64_t> query_pos;  // their positions
+  };
   struct Seq {
     bool live = false;
     int64_t len = 0;
+    int64_t budget = 0;                       // > 0: token dropping on every head
     std::vector<uint8_t> keep;                // [L * H]
-    std::vector<std::vector<int32_t>> pages;  // [L * H], full heads
+    std::vector<std::vector<int32_t>> pages;  // [L * H], full and token-dropping heads
     std::vector<int32_t> ring;                // [L * H], compressed heads (-1 for full)
+    std::vector<Dropped> dropped;             // [L * H] when budget > 0
   };
   int32_t take_page();
   int32_t take_ring();
@@ -101,6 +132,19 @@ class KvCache {
   // The write of position `pos` of a head into its span `sp` = span_of(s, head_index, pos + 1).
   rlkv_kv_write_item write_item(const Seq& s, size_t head_index, int64_t pos, const rlkv_kv_span& sp, const char* k_src,
                                 const char* v_src) const;
+
+  // Token dropping (kv_dropping.cpp).
+  int64_t dropping_capacity(const Seq& s) const;
+  EvictionParams dropping_params(const Seq& s) const;
+  char* entry_row(const Seq& s, size_t i, int64_t entry, bool value) const;
+  void copy_entry(const Seq& s, size_t i, int64_t from, int64_t to);
+  void write_prefill_dropping(Seq& s, int64_t layer, const at::Tensor& k, const at::Tensor& v);
+  int64_t make_room(Seq& s, size_t i);  // the entry the next token goes to
+  void compress(Seq& s, size_t i);
+  std::vector<std::vector<float>> entry_keys(const Seq& s, size_t i) const;
+  std::optional<EvictionMethod> dropping_;
+  EvictionParams dropping_params_;
+  mutable std::vector<std::vector<float>> weights_;  // the last spans()' attention outputs (H2O)
 
   ModelConfig cfg_;
   at::ScalarType dtype_;

@@ -278,11 +278,18 @@ at::Tensor Model::block(int64_t layer, const at::Tensor& x_in, const at::Tensor&
 }
 
 at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink) const {
+  const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
+  return forward_dense_with(tokens, [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    if (kv_sink) kv_sink(l, k, v);
+    return dense_causal_attention(q, k, v, scale);
+  });
+}
+
+at::Tensor Model::forward_dense_with(const at::Tensor& tokens, const AttentionFn& attend) const {
   RLKV_ASSERT(tokens.dim() == 2, "forward_dense: tokens must be [B, T]");
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
-  const float scale = 1.0f / std::sqrt(float(hd));
   at::Tensor pos = at::arange(T, at::TensorOptions().dtype(at::kLong).device(device_));
   at::Tensor x = embed(tokens);
   const Rope rot = rope_tables(pos, x.scalar_type());
@@ -299,8 +306,7 @@ at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink)
     }
     q = rope(q, rot);
     k = rope(k, rot);
-    if (kv_sink) kv_sink(l, k, v);
-    x = block(l, x, dense_causal_attention(q, k, v, scale).reshape({B, T, hq * hd}));
+    x = block(l, x, attend(l, q, k, v).reshape({B, T, hq * hd}));
   }
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);
 }
@@ -318,8 +324,10 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   at::Tensor x =
       forward_decode_with(tokens, pos, [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         cache.write_decode(seqs, l, k, v, num_threads);
-        return decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
-                                cache.pages_on_device());
+        at::Tensor out = decode_attention(q, cache.spans(seqs, l, /*extra_tokens=*/1), hkv, scale, num_threads,
+                                          cache.pages_on_device());
+        cache.note_decode_attention(seqs, l, q);  // token-dropping heads keep their evidence
+        return out;
       });
   cache.end_step(seqs);
   return x;

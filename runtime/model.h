@@ -68,6 +68,10 @@ struct LoadStats {
 
 // Called by forward_dense once per layer with that layer's K and V after RoPE, [B, T, Hkv, head_dim].
 using KvSink = std::function<void(int64_t layer, const at::Tensor& k, const at::Tensor& v)>;
+// The attention of a dense forward (forward_dense_with): q [B, T, Hq, hd], k / v [B, T, Hkv, hd] after
+// RoPE (this rank's heads) -> the attention output [B, T, Hq, hd], before the output projection.
+using AttentionFn =
+    std::function<at::Tensor(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 // The cache side of a decode step (forward_decode_with): stores this layer's new K / V [B, Hkv, hd]
 // (contiguous, after RoPE) and returns the attention output [B, Hq, hd] of q [B, Hq, hd].
 using DecodeAttention =
@@ -97,6 +101,9 @@ class Model {
 
   // tokens [B, T] int64, positions 0..T-1; returns final-normed hidden states [B, T, hidden].
   at::Tensor forward_dense(const at::Tensor& tokens, const KvSink& kv_sink = {}) const;
+  // The same layers with each layer's attention computed by `attend` (forward_dense is this with
+  // dense causal attention); differentiable when `attend` is (DuoAttention's gated heads, duo/).
+  at::Tensor forward_dense_with(const at::Tensor& tokens, const AttentionFn& attend) const;
   // tokens [B], sequences `seqs` of `cache` (whose lengths give the positions); writes the new K/V
   // into the cache and advances it; returns final-normed hidden states [B, hidden].
   at::Tensor forward_decode(const at::Tensor& tokens, KvCache& cache, const std::vector<int64_t>& seqs,

@@ -181,11 +181,12 @@ int run_case(const Case& c, std::mt19937& rng) {
   for (int64_t i = 0; i < B * Hkv; ++i) {
     const size_t base = size_t(i * pages_per * page * D) * es;
     if (i % 2 == 0) {
-      hspans[size_t(i)] = rlkv_kv_span{kb.data(), vb.data(), pages.data() + i * pages_per, page, len};
-      dspans_host[size_t(i)] = rlkv_kv_span{dk.p, dv.p, static_cast<int32_t*>(dpages.p) + i * pages_per, page, len};
+      hspans[size_t(i)] = rlkv_kv_span{kb.data(), vb.data(), pages.data() + i * pages_per, page, len, nullptr};
+      dspans_host[size_t(i)] =
+          rlkv_kv_span{dk.p, dv.p, static_cast<int32_t*>(dpages.p) + i * pages_per, page, len, nullptr};
     } else {
-      hspans[size_t(i)] = rlkv_kv_span{kb.data() + base, vb.data() + base, nullptr, 0, ring};
-      dspans_host[size_t(i)] = rlkv_kv_span{dk.bytes() + base, dv.bytes() + base, nullptr, 0, ring};
+      hspans[size_t(i)] = rlkv_kv_span{kb.data() + base, vb.data() + base, nullptr, 0, ring, nullptr};
+      dspans_host[size_t(i)] = rlkv_kv_span{dk.bytes() + base, dv.bytes() + base, nullptr, 0, ring, nullptr};
     }
   }
   DevBuf dspans(dspans_host.data(), dspans_host.size() * sizeof(rlkv_kv_span));
@@ -277,7 +278,7 @@ int run_write_case(rlkv_dtype t, int64_t D, std::mt19937& rng) {
 int run_plan_case(int64_t batch, int64_t len, double sparsity) {
   constexpr double kMaxImbalance = 1.35;
   const int64_t Hkv = 8, pairs = batch * Hkv, ring = 80, sms = 132;
-  std::vector<rlkv_kv_span> spans(size_t(pairs), rlkv_kv_span{nullptr, nullptr, nullptr, 16, len});
+  std::vector<rlkv_kv_span> spans(size_t(pairs), rlkv_kv_span{nullptr, nullptr, nullptr, 16, len, nullptr});
   const int64_t compressed = int64_t(sparsity * double(pairs) + 0.5);
   for (int64_t p = 0; p < compressed; ++p) spans[size_t(p * pairs / std::max<int64_t>(1, compressed))].len = ring;
   rlkv_decode_args a =

@@ -475,5 +475,34 @@ class CurvesTest(ScriptCase):
         self.assertIn("/history/logits", self.fails("curves.py", p))
 
 
+
+@needs_modules
+class TradeoffTest(ScriptCase):
+    def results(self, name="r.json", rows=None):
+        rows = rows if rows is not None else [
+            {"method": "full", "sparsity": 0.0, "accuracy": 1.0, "kv_fraction_of_full": 1.0},
+            {"method": "rlkv", "sparsity": 0.5, "accuracy": 0.99, "kv_fraction_of_full": 0.59},
+            {"method": "rlkv", "sparsity": 0.75, "accuracy": 0.9, "kv_fraction_of_full": 0.39},
+            {"method": "h2o", "sparsity": 0.5, "accuracy": 0.08, "kv_fraction_of_full": 0.71},
+            {"method": "random", "sparsity": 0.5, "accuracy": 0.1, "accuracy_std": 0.2, "kv_fraction_of_full": 0.6},
+            {"method": "single-head", "sparsity": 0.06, "accuracy": 0.5, "kv_fraction_of_full": 0.9},
+        ]
+        return self.write(name, json.dumps({"problems": 10, "sink": 4, "window": 16, "rows": rows}))
+
+    def test_methods_become_lines(self):
+        out = self.path("out.png")
+        r = self.run_script("tradeoff.py", self.results(), "--output", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # single-head rows (an ablation pass, not a method at a sparsity) are not plotted
+        self.assertIn("5 points of 4 methods", r.stdout)
+        img = mpimg.imread(out)
+        self.assertGreater(float(img[..., :3].var()), MIN_VARIANCE, "image looks blank")
+
+    def test_bad_input(self):
+        self.assertIn("cannot read", self.fails("tradeoff.py", self.path("missing.json")))
+        self.assertIn("not JSON", self.fails("tradeoff.py", self.write("bad.json", "{")))
+        self.assertIn("no 'rows'", self.fails("tradeoff.py", self.write("empty.json", json.dumps({"rows": []}))))
+        self.assertIn("without method", self.fails("tradeoff.py", self.results("odd.json", [{"method": "x"}])))
+
 if __name__ == "__main__":
     unittest.main()

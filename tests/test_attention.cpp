@@ -125,7 +125,8 @@ TEST_CASE("decode attention leaves memory outside the output untouched") {
   at::Tensor q = at::randn({B, hq, d});
   at::Tensor k = at::randn({B, n, d}), v = at::randn({B, n, d});
   std::vector<rlkv_kv_span> spans(B);
-  for (int64_t b = 0; b < B; ++b) spans[size_t(b)] = rlkv_kv_span{k[b].data_ptr(), v[b].data_ptr(), nullptr, 0, n};
+  for (int64_t b = 0; b < B; ++b)
+    spans[size_t(b)] = rlkv_kv_span{k[b].data_ptr(), v[b].data_ptr(), nullptr, 0, n, nullptr};
   // Output rows of stride hq * d + 5: the gaps hold sentinels.
   const int64_t stride_seq = hq * d + 5;
   std::vector<float> buf(size_t(B * stride_seq + 8), 12345.0f);

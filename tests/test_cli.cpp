@@ -154,3 +154,24 @@ TEST_CASE("eval checks answers with the task the model directory declares, and w
   // A bad --task is a usage error before anything loads.
   expect_usage_error(run(base + " --task chess"), "--task");
 }
+
+TEST_CASE("token-dropping baselines and the comparison: matched budgets run, bad requests exit 2 naming the flag") {
+  TempDir d;
+  const std::string cfg = std::string(RLKV_SOURCE_DIR) + "/configs/toy.ini";
+  REQUIRE(run("toy data --n 12 --seed 5 --output " + (d / "p.jsonl")).status == 0);
+  // The config's model path is relative to the repository: name the model, as ctest runs elsewhere.
+  const std::string data =
+      " --model " + std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner --data " + (d / "p.jsonl");
+  const Run h2o = run("eval --config " + cfg + data + " --method h2o --sparsity 0.5");
+  INFO("stdout: " << h2o.out << "\nstderr: " << h2o.err);
+  REQUIRE(h2o.status == 0);
+  CHECK_THAT(h2o.out, Contains("full") && Contains("h2o") && Contains("matched"));
+  expect_usage_error(run("eval --config " + cfg + data + " --method snapkv"), "--sparsity");
+  expect_usage_error(run("eval --config " + cfg + data + " --method rkv --budget 20"), "--budget");  // S + W = 20
+  expect_usage_error(run("eval --config " + cfg + data + " --method streamingllm"), "--method");
+  expect_usage_error(run("compare --config " + cfg + data), "--sparsity");
+  expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --dropping h2o,lru"), "--dropping");
+  // A mask of another model's shape (Llama-3.1-8B-R1's 32 x 8 gates on the 4 x 4 toy model).
+  const std::string llama = rlkv_test::fixture("published/rlkv/Llama-3.1-8B-R1");
+  expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --mask " + llama), "32");
+}

@@ -10,6 +10,7 @@
 #include "runtime/model.h"
 #include "runtime/model_writer.h"
 #include "runtime/tokenizer.h"
+#include "test_models.h"
 #include "test_util.h"
 #include "toy/toy_task.h"
 #include "toy/toy_trainer.h"
@@ -63,20 +64,8 @@ TEST_CASE("the toy tokenizer.json loads in the runtime tokenizer, one token per 
 }
 
 TEST_CASE("a few training steps lower the loss, the saved directory reloads with identical logits") {
-  ToyTrainOptions o;
-  o.layers = 2;
-  o.hidden = 32;
-  o.q_heads = 4;
-  o.kv_heads = 2;
-  o.head_dim = 8;
-  o.intermediate = 64;
-  o.batch = 16;
+  ToyTrainOptions o = rlkv_test::tiny_toy_options();
   o.steps = 40;
-  o.warmup = 5;
-  o.lr = 1e-2;
-  o.log_every = 10;
-  o.eval_every = 0;
-  o.task.k_min = 3;
   o.task.k_max = 4;
   ToyTrainResult r = train_toy_model(o, {});
   REQUIRE(r.history.size() == 4);

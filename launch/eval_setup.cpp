@@ -1,0 +1,108 @@
+#include "launch/eval_setup.h"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+#include "launch/tp_setup.h"
+
+namespace po = boost::program_options;
+
+namespace rlkv {
+
+void add_eval_setup_options(po::options_description& d) {
+  d.add_options()("config", po::value<std::string>(), "INI config file")(
+      "model", po::value<std::string>(), "model directory (model.path)")("data", po::value<std::string>(),
+                                                                         "problems, JSONL {id, prompt, answer}")(
+      "task", po::value<std::string>(),
+      "answer checking: toy | math (default: the model directory's rlkv_task, else math)")(
+      "limit", po::value<int64_t>()->default_value(0), "use the first N problems (0 = all)")(
+      "output", po::value<std::string>(), "write results as JSON")("sink", po::value<int64_t>(), "cache.sink")(
+      "window", po::value<int64_t>(), "cache.window")("max-new-tokens", po::value<int64_t>(), "rollout.max_new_tokens")(
+      "max-batch", po::value<int64_t>(), "runtime.max_batch")("threads", po::value<int64_t>(), "runtime.threads")(
+      "raw", "do not apply model.prompt_template");
+}
+
+namespace {
+
+// The flags that stand for config keys become overrides; evaluation is greedy unless told otherwise.
+Config eval_config(ParsedArgs& args) {
+  const auto& vm = args.vm;
+  auto flag = [&](const char* name, const char* key) {
+    if (!vm.count(name)) return;
+    const auto& v = vm[name].value();
+    if (auto* p = boost::any_cast<std::string>(&v))
+      args.overrides.push_back(std::string(key) + "=" + *p);
+    else if (auto* i = boost::any_cast<int64_t>(&v))
+      args.overrides.push_back(std::string(key) + "=" + std::to_string(*i));
+  };
+  flag("model", "model.path");
+  flag("sink", "cache.sink");
+  flag("window", "cache.window");
+  flag("max-new-tokens", "rollout.max_new_tokens");
+  flag("max-batch", "runtime.max_batch");
+  flag("threads", "runtime.threads");
+  args.overrides.insert(args.overrides.begin(), "rollout.temperature=0");
+  return load_config(vm.count("config") ? vm["config"].as<std::string>() : "", args.overrides);
+}
+
+}  // namespace
+
+EvalSetup load_eval_setup(ParsedArgs& args) {
+  const auto& vm = args.vm;
+  EvalSetup s;
+  s.cfg = eval_config(args);
+  RLKV_CHECK(!s.cfg.model.path.empty(), "no model: give --model DIR");
+  RLKV_CHECK(vm.count("data"), "no problems: give --data FILE.jsonl");
+  if (vm.count("task")) parse_reward_task(vm["task"].as<std::string>(), "--task");  // bad values fail early
+  const int threads = set_intra_op_threads(s.cfg);
+  s.model =
+      std::make_unique<Model>(Model::load(s.cfg.model.path, parse_dtype(s.cfg.model.dtype), resolve_device(s.cfg)));
+  s.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(s.cfg.model.path + "/tokenizer.json"));
+  const ModelConfig& mc = s.model->config();
+  s.reward.task = vm.count("task") ? parse_reward_task(vm["task"].as<std::string>(), "--task")
+                                   : resolve_reward_task(s.cfg.reward.task, mc.task, "config key reward.task");
+  s.problems = load_problems(vm["data"].as<std::string>());
+  const int64_t limit = vm["limit"].as<int64_t>();
+  if (limit > 0 && int64_t(s.problems.size()) > limit) s.problems.resize(size_t(limit));
+  for (const auto& p : s.problems) {
+    const std::string text = vm.count("raw") ? p.prompt : apply_prompt_template(s.cfg.model.prompt_template, p.prompt);
+    s.prompts.push_back(s.tok->encode(text, s.cfg.model.add_special_tokens));
+    RLKV_CHECK(!s.prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
+  }
+  s.generation = generator_options(s.cfg);
+  s.generation.num_threads = threads;
+  return s;
+}
+
+void write_eval_json(const std::string& path, const EvalSetup& s, const std::string& data, const std::string& method,
+                     const std::vector<EvalRow>& rows) {
+  nlohmann::json j = {{"model", s.cfg.model.path},
+                      {"data", data},
+                      {"problems", int64_t(s.problems.size())},
+                      {"sink", s.cfg.cache.sink},
+                      {"window", s.cfg.cache.window},
+                      {"max_new_tokens", s.cfg.rollout.max_new_tokens},
+                      {"method", method},
+                      {"rows", nlohmann::json::array()}};
+  for (const EvalRow& r : rows) j["rows"].push_back(eval_row_json(r));
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::vector<double> parse_fractions(const std::string& list, const char* what) {
+  std::vector<double> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    RLKV_CHECK(end && *end == '\0' && !item.empty() && v >= 0 && v <= 1, what, ": '", item,
+               "' is not a number in [0, 1]");
+    out.push_back(v);
+  }
+  RLKV_CHECK(!out.empty(), what, ": empty list");
+  return out;
+}
+
+}  // namespace rlkv

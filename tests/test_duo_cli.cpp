@@ -1,0 +1,63 @@
+// `rlkv duo-train` through the binary: bad flags exit 2 with one line naming the flag; short runs on
+// the shipped toy model write a directory that `rlkv eval --mask` reads.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "test_util.h"
+
+using Catch::Matchers::Contains;
+using rlkv_test::Run;
+using rlkv_test::TempDir;
+
+namespace {
+
+const std::string kToyModel = std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner";
+
+void expect_usage_error(const Run& r, const std::string& needle) {
+  INFO("stderr: " << r.err);
+  CHECK(r.status == 2);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_THAT(r.err, Contains(needle));
+}
+
+}  // namespace
+
+TEST_CASE("rlkv duo-train: bad flags exit 2 naming the flag") {
+  TempDir dir;
+  const std::string base = "duo-train --model " + kToyModel + " --output " + (dir / "out");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data passkeys"), "--data");
+  expect_usage_error(rlkv_test::run_rlkv("duo-train --model " + kToyModel + " --data retrieval"), "--output");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --steps 0"), "--steps");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --steps ten"), "--steps");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --lr -0.1"), "--lr");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --reg nan"), "--reg");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --batch 0"), "--batch");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data retrieval --sparsity 1.5"), "--sparsity");
+  expect_usage_error(rlkv_test::run_rlkv(base + " --data reasoning"), "data.path");
+  expect_usage_error(rlkv_test::run_rlkv("duo-train --model " + rlkv_test::fixture("models/llama_tiny") +
+                                         " --data retrieval --output " + (dir / "out")),
+                     "--data reasoning");
+  CHECK_FALSE(std::filesystem::exists(dir / "out"));
+}
+
+TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv eval reads") {
+  TempDir dir;
+  const std::string problems = dir / "problems.jsonl";
+  REQUIRE(rlkv_test::run_rlkv("toy data --n 4 --seed 3 --output " + problems).status == 0);
+  for (const std::string data : {"retrieval", "reasoning"}) {
+    const std::string out = dir / data;
+    const Run r = rlkv_test::run_rlkv("duo-train --model " + kToyModel + " --data " + data +
+                                      " --data.path=" + problems + " --steps 3 --batch 2 --threads 1 --output " + out);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.status == 0);
+    for (const char* f : {"full_attention_heads.tsv", "config.json", "head_mask.json", "metrics.jsonl"})
+      REQUIRE(std::filesystem::exists(out + "/" + f));
+    const Run e = rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " +
+                                      out + " --sparsity 0.5 --threads 1");
+    INFO("eval stderr: " << e.err);
+    REQUIRE(e.status == 0);
+    CHECK_THAT(e.out, Contains("rlkv"));
+  }
+}
