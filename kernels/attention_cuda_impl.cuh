@@ -156,7 +156,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 // a span): running maxima m[j * ml_stride] (base-2 exponent domain), sums l[j * ml_stride] and
 // unnormalised outputs o[j * o_stride]. The result is the same kind of partial (its output o / l is
 // the element, exact up to rounding). A partial that saw no token (max -inf, sum and output 0)
-// weighs nothing; at least one partial saw a token.
+// weighs nothing (an item of the tensor-core path can be empty); when none saw a token, the result
+// is the empty partial.
 struct softmax_partial {
   float m, l, o;
 };
@@ -165,7 +166,8 @@ __device__ __forceinline__ softmax_partial merge_partials(const float* m, const 
   softmax_partial r{-INFINITY, 0.f, 0.f};
   for (int64_t j = 0; j < n; ++j) r.m = fmaxf(r.m, m[j * ml_stride]);
   for (int64_t j = 0; j < n; ++j) {
-    const float f = exp2f(m[j * ml_stride] - r.m);
+    const float mj = m[j * ml_stride];
+    const float f = mj == -INFINITY ? 0.f : exp2f(mj - r.m);
     r.l += l[j * ml_stride] * f;
     r.o += o[j * o_stride] * f;
   }

@@ -5,139 +5,154 @@
 // Why it is shaped this way. Decode attention reads each cached K and V row once and does 2 G FLOPs
 // per element read, so a kernel is fast when it keeps enough bytes in flight to saturate HBM and
 // spends few instructions per byte. Three launches per call:
-//   1. plan (one block): from the spans' actual lengths, a chunk size C (a multiple of the 64-token
-//      tile) such that the chunks number about kTcItemsPerBlock per block of the main grid, and the
-//      work list of (span, chunk) items, every full-size chunk first and the shorter tails after, so
-//      that the blocks, which take items round-robin, end at about the same time. A compressed head
-//      (S + W slots) is one short item; a long full head is many. The plan lives in the workspace, so
-//      a replayed CUDA graph plans each step from that step's lengths (the grid is fixed: SMs x
-//      kTcBlocksPerSm).
-//   2. main (persistent blocks of 4 warps): per item, the GQA group's query rows (up to 8, padded to
-//      the 16 rows of an m16n8k16 tile) are the A operand of tensor-core MMAs; K and V tiles of 64
-//      tokens stream into shared memory through a kTcStages-deep cp.async pipeline (16-byte copies,
-//      XOR-swizzled rows so that ldmatrix reads are free of bank conflicts); each warp takes 16 tokens
-//      of a tile: S = Q K^T (ldmatrix on K), an online softmax in base 2 on the score fragments, and
-//      O += P V with P reused from the score fragments as the next A operand (ldmatrix.trans on V).
-//      The warps merge at the item's end; an item covering its whole span writes the output, the
-//      others write an unnormalised partial with its running max and sum.
-//   3. combine: spans cut into several items merge their partials (exact up to rounding).
+//   1. plan (one block): the work is balanced by the spans' actual lengths. Each span weighs its
+//      length plus kTcSpanCost tokens (the fixed work of a span in a block: query rows, pipeline fill,
+//      merge); the spans' weights laid end to end are cut into equal pieces, one per block of the
+//      main grid (at least kTcMinPiece each). A block reads the tokens of its piece: the end of one
+//      span, whole short spans (compressed heads: S + W slots), the start of the next; a long full
+//      head is spread over many blocks. No block reads more than its share plus a span's cost, at any
+//      batch and sparsity. The plan lives in the workspace, so a replayed CUDA graph plans each step
+//      from that step's lengths (the grid is fixed: SMs x kTcBlocksPerSm).
+//   2. main (blocks of 4 warps, one piece each): per span of its piece, the GQA group's query rows
+//      (up to 8, padded to the 16 rows of an m16n8k16 tile) are the A operand of tensor-core MMAs; K
+//      and V tiles of 64 tokens stream into shared memory through a kTcStages-deep cp.async pipeline
+//      (16-byte copies, XOR-swizzled rows so that ldmatrix reads are free of bank conflicts; page
+//      rows found by 32-bit stepping, not a division per row); each warp takes 16 tokens of a tile:
+//      S = Q K^T (ldmatrix on K), an online softmax in base 2 on the score fragments, and O += P V
+//      with P reused from the score fragments as the next A operand (ldmatrix.trans on V). The warps
+//      merge at the span's end; a block holding a whole span writes its output, the others write an
+//      unnormalised partial with its running max and sum (possibly empty: a piece can hold only a
+//      span's cost).
+//   3. combine: spans cut over several blocks merge their partials (exact up to rounding).
 // Accumulation is fp32; P is rounded to the storage dtype for the P V product (as FlashAttention does).
+// Lengths are below 2^31 tokens per span.
 #pragma once
 
 namespace rlkv_cuda {
 
 constexpr int kTcWarps = 4, kTcThreads = 32 * kTcWarps;
-constexpr int kTcTile = 64;          // tokens per pipeline stage (16 per warp)
-constexpr int kTcStages = 3;         // tiles in flight per block
-constexpr int kTcBlocksPerSm = 2;    // persistent blocks per SM (shared memory allows 2 at head_dim 128)
-constexpr int kTcItemsPerBlock = 4;  // plan about this many chunks per block (balance vs. merge work)
-constexpr int kTcMaxGroup = 8;       // query rows per item (rows 8..15 of the MMA tile stay zero)
+constexpr int kTcTile = 64;        // tokens per pipeline stage (16 per warp)
+constexpr int kTcStages = 3;       // tiles in flight per block
+constexpr int kTcBlocksPerSm = 2;  // blocks per SM (shared memory allows 2 at head_dim 128)
+constexpr int kTcSpanCost = 128;   // a span's fixed work in a block, in tokens of reading
+constexpr int kTcMinPiece = 256;   // weight per block at least (short calls use fewer blocks)
+constexpr int kTcMaxGroup = 8;     // query rows per item (rows 8..15 of the MMA tile stay zero)
 constexpr int kPlanThreads = 256;
+constexpr int kPlanSmemBytes = kPlanThreads * 8;
 
-// The plan's place in the workspace: ints first, then the partial results (floats).
+// The plan's place in the workspace: a header, then per span its weight's start and first partial
+// slot, then per block its first span, then the partial results (floats, 16-byte aligned).
 struct tc_plan_layout {
-  int64_t pairs = 0, max_items = 0, group = 0, head_dim = 0;
-  __host__ __device__ int64_t ints() const { return 4 + (pairs + 1) + 2 * max_items; }     // header, pair_first, items
-  __host__ __device__ int64_t float_offset() const { return (ints() * 4 + 15) / 16 * 4; }  // floats, 16-byte aligned
-  __host__ __device__ int64_t bytes() const { return 4 * (float_offset() + max_items * group * (head_dim + 2)); }
+  int64_t pairs = 0, grid = 0, group = 0, head_dim = 0;
+  // Partial slots: each span has one per block its weight touches; the grid's piece boundaries add at
+  // most grid - 1 to the spans' count.
+  __host__ __device__ int64_t max_slots() const { return pairs + grid; }
+  __host__ __device__ int64_t off_vstart() const { return 32; }  // header: int64 [4]
+  __host__ __device__ int64_t off_pair_first() const { return off_vstart() + 8 * (pairs + 1); }
+  __host__ __device__ int64_t off_block_first() const { return off_pair_first() + 4 * (pairs + 1); }
+  __host__ __device__ int64_t off_floats() const { return (off_block_first() + 4 * grid + 15) / 16 * 16; }
+  __host__ __device__ int64_t bytes() const { return off_floats() + 4 * max_slots() * group * (head_dim + 2); }
 };
 
 struct tc_plan_view {
-  int32_t* header;      // [0] chunk tokens C, [1] items
-  int32_t* pair_first;  // [pairs + 1] first partial slot of each span; slots of span p: its chunks in order
-  int32_t* items;       // [max_items][2]: span, chunk index
-  float* part_out;      // [max_items][G][D] unnormalised outputs
-  float* part_max;      // [max_items][G] running max (base-2 exponent domain)
-  float* part_sum;      // [max_items][G]
+  int64_t* header;       // [0] piece weight P, [1] blocks with a piece
+  int64_t* vstart;       // [pairs + 1] where each span's weight starts (prefix sums of len + kTcSpanCost)
+  int32_t* pair_first;   // [pairs + 1] first partial slot of each span; its pieces' slots follow in order
+  int32_t* block_first;  // [grid] the span holding each block's first token of weight (pairs: none)
+  float* part_out;       // [max_slots][G][D] unnormalised outputs
+  float* part_max;       // [max_slots][G] running max (base-2 exponent domain)
+  float* part_sum;       // [max_slots][G]
 };
 
 __host__ __device__ __forceinline__ tc_plan_view tc_view(void* ws, const tc_plan_layout& l) {
+  unsigned char* b = static_cast<unsigned char*>(ws);
   tc_plan_view v;
-  v.header = static_cast<int32_t*>(ws);
-  v.pair_first = v.header + 4;
-  v.items = v.pair_first + l.pairs + 1;
-  v.part_out = static_cast<float*>(ws) + l.float_offset();
-  v.part_max = v.part_out + l.max_items * l.group * l.head_dim;
-  v.part_sum = v.part_max + l.max_items * l.group;
+  v.header = reinterpret_cast<int64_t*>(b);
+  v.vstart = reinterpret_cast<int64_t*>(b + l.off_vstart());
+  v.pair_first = reinterpret_cast<int32_t*>(b + l.off_pair_first());
+  v.block_first = reinterpret_cast<int32_t*>(b + l.off_block_first());
+  v.part_out = reinterpret_cast<float*>(b + l.off_floats());
+  v.part_max = v.part_out + l.max_slots() * l.group * l.head_dim;
+  v.part_sum = v.part_max + l.max_slots() * l.group;
   return v;
 }
 
-// Inclusive prefix sums over the block of `x` (one value per thread), in shared memory `tmp`
-// [kPlanThreads]; returns this thread's sum and puts the block total in *total.
-__device__ __forceinline__ int32_t plan_block_scan(int32_t x, int32_t* tmp, int32_t* total) {
+// The part of span `pair` that block `block` reads: tokens [begin, end) (empty when the block holds
+// only part of the span's cost), whether the block holds the whole span, and the span's partial slot
+// for this block otherwise.
+struct tc_piece {
+  int64_t begin, end, slot;
+  bool whole;
+};
+__host__ __device__ __forceinline__ tc_piece tc_piece_of(const tc_plan_view& v, int64_t block, int64_t pair) {
+  const int64_t P = v.header[0], vs = v.vstart[pair], ve = v.vstart[pair + 1];
+  const int64_t lo = (block * P > vs ? block * P : vs) - vs, hi = ((block + 1) * P < ve ? (block + 1) * P : ve) - vs;
+  const int64_t first = vs / P, last = (ve - 1) / P;
+  tc_piece r;
+  r.begin = lo > kTcSpanCost ? lo - kTcSpanCost : 0;
+  r.end = hi > kTcSpanCost ? hi - kTcSpanCost : 0;
+  r.whole = first == last;
+  r.slot = v.pair_first[pair] + (block - first);
+  return r;
+}
+
+// Prefix sums over the block of `x` (one value per thread) in shared memory `tmp` [kPlanThreads]:
+// returns this thread's inclusive sum and puts the block total in *total.
+__device__ __forceinline__ int64_t plan_block_scan(int64_t x, int64_t* tmp, int64_t* total) {
   const int t = threadIdx.x;
   tmp[t] = x;
   __syncthreads();
   for (int o = 1; o < kPlanThreads; o <<= 1) {
-    const int32_t add = t >= o ? tmp[t - o] : 0;
+    const int64_t add = t >= o ? tmp[t - o] : 0;
     __syncthreads();
     tmp[t] += add;
     __syncthreads();
   }
-  const int32_t mine = tmp[t];
+  const int64_t mine = tmp[t];
   *total = tmp[kPlanThreads - 1];
   __syncthreads();
   return mine;
 }
 
-// One block of kPlanThreads threads: the chunk size, pair_first and the item list (full chunks, then
-// tails). `target_items` > 0.
-__global__ void __launch_bounds__(kPlanThreads)
-    tc_plan_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l, int64_t target_items) {
-  RLKV_DYN_SMEM(int64_t, sums);  // [kPlanThreads], then tmp
-  int32_t* tmp = reinterpret_cast<int32_t*>(sums + kPlanThreads);
+// One block of kPlanThreads threads: vstart, the piece weight, pair_first and block_first.
+__global__ void __launch_bounds__(kPlanThreads) tc_plan_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l) {
+  RLKV_DYN_SMEM(int64_t, tmp);  // [kPlanThreads]
   const tc_plan_view v = tc_view(ws, l);
   const int t = threadIdx.x;
-  int64_t local = 0;
-  for (int64_t p = t; p < l.pairs; p += kPlanThreads) local += a.spans[p].len;
-  sums[t] = local;
-  __syncthreads();
-  if (t == 0) {
-    int64_t total = 0;
-    for (int i = 0; i < kPlanThreads; ++i) total += sums[i];
-    const int64_t per = (total + target_items - 1) / target_items;
-    const int64_t chunk = (per + kTcTile - 1) / kTcTile * kTcTile;
-    sums[0] = chunk > 2 * kTcTile ? chunk : 2 * kTcTile;
-  }
-  __syncthreads();
-  const int64_t C = sums[0];
-  // Pass 1: every span's chunk count and full chunks; pass 2: the tails, after all full chunks.
-  int32_t first = 0, full_base = 0, total;
+  int64_t base = 0, total;
   for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
     const int64_t p = b + t;
-    const int64_t len = p < l.pairs ? a.spans[p].len : 0;
-    const int32_t chunks = int32_t((len + C - 1) / C), full = int32_t(len / C);
-    const int32_t c_incl = plan_block_scan(chunks, tmp, &total);
-    const int32_t c_first = first + c_incl - chunks;
-    first += total;
-    const int32_t f_incl = plan_block_scan(full, tmp, &total);
-    const int32_t f_first = full_base + f_incl - full;
-    full_base += total;
+    const int64_t w = p < l.pairs ? a.spans[p].len + kTcSpanCost : 0;
+    const int64_t incl = plan_block_scan(w, tmp, &total);
+    if (p < l.pairs) v.vstart[p] = base + incl - w;
+    base += total;
+  }
+  const int64_t V = base;
+  const int64_t per = (V + l.grid - 1) / l.grid;
+  const int64_t P = per > kTcMinPiece ? per : kTcMinPiece;
+  const int64_t blocks = (V + P - 1) / P;
+  if (t == 0) {
+    v.vstart[l.pairs] = V;
+    v.header[0] = P;
+    v.header[1] = blocks;
+  }
+  __syncthreads();  // vstart is complete (global writes of this block are visible to it after the barrier)
+  int64_t slots = 0;
+  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
+    const int64_t p = b + t;
+    int64_t pieces = 0;
     if (p < l.pairs) {
-      v.pair_first[p] = c_first;
-      for (int32_t k = 0; k < full; ++k) {
-        v.items[2 * (f_first + k)] = int32_t(p);
-        v.items[2 * (f_first + k) + 1] = k;
-      }
+      const int64_t vs = v.vstart[p], ve = v.vstart[p + 1];
+      pieces = (ve - 1) / P - vs / P + 1;
+      // The blocks whose piece starts inside this span.
+      for (int64_t k = (vs + P - 1) / P; k * P < ve; ++k) v.block_first[k] = int32_t(p);
     }
+    const int64_t incl = plan_block_scan(pieces, tmp, &total);
+    if (p < l.pairs) v.pair_first[p] = int32_t(slots + incl - pieces);
+    slots += total;
   }
-  int32_t tail_base = full_base;
-  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
-    const int64_t p = b + t;
-    const int64_t len = p < l.pairs ? a.spans[p].len : 0;
-    const int32_t tail = len % C != 0 ? 1 : 0;
-    const int32_t incl = plan_block_scan(tail, tmp, &total);
-    if (tail) {
-      v.items[2 * (tail_base + incl - 1)] = int32_t(p);
-      v.items[2 * (tail_base + incl - 1) + 1] = int32_t(len / C);
-    }
-    tail_base += total;
-  }
-  if (t == 0) {
-    v.pair_first[l.pairs] = first;
-    v.header[0] = int32_t(C);
-    v.header[1] = first;  // one item per chunk
-  }
+  if (t == 0) v.pair_first[l.pairs] = int32_t(slots);
+  for (int64_t k = blocks + t; k < l.grid; k += kPlanThreads) v.block_first[k] = int32_t(l.pairs);
 }
 
 // Shared memory of the main kernel: the query rows, then the pipeline's K and V tiles (reused for the
@@ -163,19 +178,45 @@ __device__ __forceinline__ int swz(int row, int ch) {
 }
 
 // Issues the cp.async of one K / V tile (tokens t0 .. t0 + kTcTile - 1 of the span; those at or past
-// `end` are zero-filled and never read from memory).
+// `end` are zero-filled and never read from memory). Thread i copies 16-byte chunk i % kChunks of rows
+// i / kChunks + k kStep: its first row's page comes from one 32-bit division, the others by stepping,
+// and the page-table reads of all its rows are independent (issued together, before the copies).
 template <int D>
 __device__ __forceinline__ void tc_load_tile(unsigned char* stage, const rlkv_kv_span& sp, int64_t t0, int64_t end) {
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  constexpr int kChunks = D / 8;               // 16-byte chunks per row
+  constexpr int kStep = kTcThreads / kChunks;  // rows between one thread's copies
+  static_assert(kTcThreads % kChunks == 0 && kTcTile % kStep == 0, "the tile's chunks split evenly");
   const unsigned char* kb = static_cast<const unsigned char*>(sp.k);
   const unsigned char* vb = static_cast<const unsigned char*>(sp.v);
   unsigned char* ks = stage;
   unsigned char* vs = stage + tc_smem<D>::kTileBytes;
-  for (int c = threadIdx.x; c < kTcTile * kChunks; c += kTcThreads) {
-    const int row = c / kChunks, ch = c % kChunks;
-    const int64_t slot = t0 + row;
-    const bool valid = slot < end;
-    const int64_t off = valid ? (row_of(sp.pages, sp.page_size, slot) * D + ch * 8) * 2 : 0;
+  const int ch = int(threadIdx.x) % kChunks, row0 = int(threadIdx.x) / kChunks;
+  const uint32_t left = end > t0 ? uint32_t(end - t0) : 0u;  // valid rows of this tile (from row 0)
+  uint32_t slot = uint32_t(t0) + uint32_t(row0), page = 0, in_page = slot;
+  const uint32_t ps = sp.pages != nullptr ? uint32_t(sp.page_size) : 0u;
+  if (ps != 0) {
+    page = slot / ps;
+    in_page = slot - page * ps;
+  }
+  uint32_t rows[kTcTile / kStep];
+#pragma unroll
+  for (int k = 0; k < kTcTile / kStep; ++k) {
+    const bool valid = uint32_t(row0 + k * kStep) < left;
+    rows[k] = ps == 0 ? slot : (valid ? uint32_t(sp.pages[page]) * ps + in_page : 0u);
+    slot += kStep;
+    if (ps != 0) {
+      in_page += kStep;
+      while (in_page >= ps) {
+        in_page -= ps;
+        ++page;
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kTcTile / kStep; ++k) {
+    const int row = row0 + k * kStep;
+    const bool valid = uint32_t(row) < left;
+    const size_t off = valid ? (size_t(rows[k]) * D + size_t(ch) * 8) * 2 : 0;
     cp_async16(ks + swz<D>(row, ch), kb + off, valid);
     cp_async16(vs + swz<D>(row, ch), vb + off, valid);
   }
@@ -283,7 +324,7 @@ __device__ __forceinline__ void tc_load_q(const rlkv_decode_args& a, int64_t s, 
 // item's output: final (normalised, the storage dtype) when it covers its whole span, else a partial.
 template <typename T, int D>
 __device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const tc_plan_view& v, tc_warp_state<D>& st,
-                                               unsigned char* merge, int64_t pair, int64_t chunk, bool whole,
+                                               unsigned char* merge, int64_t pair, int64_t slot, bool whole,
                                                int64_t G) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane / 4, tig = lane % 4;
   st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
@@ -304,7 +345,6 @@ __device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const 
   }
   __syncthreads();
   const int64_t Hkv = a.num_kv_heads, s = pair / Hkv, h = pair % Hkv;
-  const int64_t slot = v.pair_first[pair] + chunk;
   T* ob = static_cast<T*>(a.out);
   for (int i = threadIdx.x; i < G * D; i += kTcThreads) {
     const int g = i / D, d = i % D;
@@ -323,22 +363,22 @@ __device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const 
   __syncthreads();  // the next item overwrites the merge area
 }
 
-// Persistent blocks: each takes items blockIdx.x, blockIdx.x + gridDim.x, ... of the plan.
+// One piece of the plan per block: the spans its weight touches, each read through the pipeline.
 template <typename T, int D>
 __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
     decode_tc_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l) {
   const tc_plan_view v = tc_view(ws, l);
-  const int64_t C = v.header[0], n_items = v.header[1];
+  const int64_t block = blockIdx.x;
+  const int64_t P = v.header[0], hi = (block + 1) * P;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
   const float scale_log2 = a.scale * kLog2e;
   RLKV_DYN_SMEM(unsigned char, smem);
   unsigned char* qs = smem;
   unsigned char* pipe = smem + tc_smem<D>::kQ;
-  for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
-    const int64_t pair = v.items[2 * item], chunk = v.items[2 * item + 1];
+  for (int64_t pair = v.block_first[block]; pair < l.pairs && v.vstart[pair] < hi; ++pair) {
+    const tc_piece pc = tc_piece_of(v, block, pair);
     const rlkv_kv_span sp = a.spans[pair];
-    const int64_t begin = chunk * C, end = imin(sp.len, begin + C);
-    const bool whole = begin == 0 && end == sp.len;
+    const int64_t begin = pc.begin, end = pc.end;
     uint32_t qa[D / 16][2];
     tc_load_q<T, D>(a, pair / Hkv, pair % Hkv, G, qs, qa);
     tc_warp_state<D> st;
@@ -366,11 +406,18 @@ __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
     }
     cp_async_wait<0>();
     __syncthreads();  // every warp is done with the tiles: their buffers become the merge area
-    tc_finish_item<T, D>(a, v, st, pipe, pair, chunk, whole, G);
+    tc_finish_item<T, D>(a, v, st, pipe, pair, pc.slot, pc.whole, G);
   }
 }
 
-// One block per span: merges the partials of the spans that were cut into several items.
+// One block per span: merges the partials of the spans cut over several blocks. A span can have
+// hundreds of partials (a long full head among compressed ones), so nothing walks them one load at
+// a time: the maxima and sums are reduced by the warps in parallel, and each thread then accumulates
+// its output elements (at most kTcCombineElems) over the partials with independent loads.
+constexpr int kTcCombineElems = kTcMaxGroup * 128 / kTcThreads;
+inline size_t tc_combine_smem(const tc_plan_layout& l) {
+  return size_t(4 * (l.grid + 1) * l.group + 4 * l.group);  // weights [pieces][G], then 1 / sum [G]
+}
 template <typename T>
 __global__ void __launch_bounds__(kTcThreads) tc_combine_kernel(rlkv_decode_args a, const void* ws, tc_plan_layout l) {
   const tc_plan_view v = tc_view(const_cast<void*>(ws), l);
@@ -378,12 +425,47 @@ __global__ void __launch_bounds__(kTcThreads) tc_combine_kernel(rlkv_decode_args
   const int64_t first = v.pair_first[pair], n = v.pair_first[pair + 1] - first;
   if (n <= 1) return;  // written by the main kernel
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim, s = pair / Hkv, h = pair % Hkv;
+  RLKV_DYN_SMEM(float, wt);  // [n][G]: exp2(m - max) of each partial, then [G]: 1 / sum
+  float* inv = wt + n * G;
+  const float* pm = v.part_max + first * G;
+  const float* pl = v.part_sum + first * G;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  for (int64_t g = warp; g < G; g += kTcWarps) {
+    float mx = -INFINITY;
+    for (int64_t j = lane; j < n; j += 32) mx = fmaxf(mx, pm[j * G + g]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    for (int64_t j = lane; j < n; j += 32) {
+      const float mj = pm[j * G + g];
+      const float f = mj == -INFINITY ? 0.f : exp2f(mj - mx);  // an empty partial weighs nothing
+      wt[j * G + g] = f;
+      sum += pl[j * G + g] * f;
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) inv[g] = 1.f / sum;
+  }
+  __syncthreads();
+  const float* po = v.part_out + first * G * D;
+  float acc[kTcCombineElems];
+#pragma unroll
+  for (int e = 0; e < kTcCombineElems; ++e) acc[e] = 0.f;
+#pragma unroll 4
+  for (int64_t j = 0; j < n; ++j) {
+#pragma unroll
+    for (int e = 0; e < kTcCombineElems; ++e) {
+      const int64_t i = threadIdx.x + int64_t(e) * kTcThreads;
+      if (i < G * D) acc[e] += po[j * G * D + i] * wt[j * G + i / D];
+    }
+  }
   T* ob = static_cast<T*>(a.out);
-  for (int64_t i = threadIdx.x; i < G * D; i += kTcThreads) {
-    const int64_t g = i / D, d = i % D;
-    const softmax_partial r = merge_partials(v.part_max + first * G + g, v.part_sum + first * G + g,
-                                             v.part_out + (first * G + g) * D + d, n, G, G * D);
-    ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(r.o / r.l);
+#pragma unroll
+  for (int e = 0; e < kTcCombineElems; ++e) {
+    const int64_t i = threadIdx.x + int64_t(e) * kTcThreads;
+    if (i < G * D) {
+      const int64_t g = i / D, d = i % D;
+      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(acc[e] * inv[g]);
+    }
   }
 }
 
@@ -401,19 +483,16 @@ inline int64_t tc_grid(int sms) { return int64_t(sms) * kTcBlocksPerSm; }
 inline tc_plan_layout tc_layout(const rlkv_decode_args& a, int sms) {
   tc_plan_layout l;
   l.pairs = a.num_seqs * a.num_kv_heads;
-  // Chunks of at least total / target tokens: sum over spans of floor(len / C) <= target, plus at
-  // most one tail per span.
-  l.max_items = l.pairs + kTcItemsPerBlock * tc_grid(sms);
+  l.grid = tc_grid(sms);
   l.group = a.num_q_heads / a.num_kv_heads;
   l.head_dim = a.head_dim;
   return l;
 }
 
 template <typename T, int D>
-rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, int sms, cudaStream_t st) {
+rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, cudaStream_t st) {
   auto* plan_k = &tc_plan_kernel;
-  RLKV_LAUNCH(plan_k, dim3(1), dim3(kPlanThreads), kPlanThreads * (sizeof(int64_t) + sizeof(int32_t)), st, a,
-              a.workspace, l, int64_t(kTcItemsPerBlock) * tc_grid(sms));
+  RLKV_LAUNCH(plan_k, dim3(1), dim3(kPlanThreads), kPlanSmemBytes, st, a, a.workspace, l);
   if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   auto* main_k = &decode_tc_kernel<T, D>;
   const size_t smem = size_t(tc_smem<D>::kBytes);
@@ -421,17 +500,18 @@ rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, int 
   if (cudaFuncSetAttribute(main_k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
     return RLKV_STATUS_DEVICE_ERROR;
 #endif
-  RLKV_LAUNCH(main_k, dim3(unsigned(tc_grid(sms))), dim3(kTcThreads), smem, st, a, a.workspace, l);
+  RLKV_LAUNCH(main_k, dim3(unsigned(l.grid)), dim3(kTcThreads), smem, st, a, a.workspace, l);
   if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   auto* comb_k = &tc_combine_kernel<T>;
-  RLKV_LAUNCH(comb_k, dim3(unsigned(l.pairs)), dim3(kTcThreads), 0, st, a, static_cast<const void*>(a.workspace), l);
+  RLKV_LAUNCH(comb_k, dim3(unsigned(l.pairs)), dim3(kTcThreads), tc_combine_smem(l), st, a,
+              static_cast<const void*>(a.workspace), l);
   return RLKV_LAUNCH_OK() ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
 }
 
 template <typename T>
 rlkv_status tc_launch(const rlkv_decode_args& a, int sms, cudaStream_t st) {
   const tc_plan_layout l = tc_layout(a, sms);
-  return a.head_dim == 64 ? tc_launch_d<T, 64>(a, l, sms, st) : tc_launch_d<T, 128>(a, l, sms, st);
+  return a.head_dim == 64 ? tc_launch_d<T, 64>(a, l, st) : tc_launch_d<T, 128>(a, l, st);
 }
 
 }  // namespace rlkv_cuda

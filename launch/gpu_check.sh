@@ -12,7 +12,11 @@
 # Exit status: 0 when every stage ran and passed, else the first failure's.
 # Environment: TORCH_PYTHON (the python3 whose torch to build against), GPU_BUILD_DIR (build-gpu),
 # RLKV_CUDA_ARCH (90), GPU_CHECK_CONFIGURE_ONLY=1 (stop stage 2 after CMake: checks the carried
-# packages on a machine without a GPU).
+# packages on a machine without a GPU), GPU_PREBUILT (a folder holding op_test_attention_cuda,
+# bench_attention_cuda and ptxas.log built elsewhere with the same nvcc command: stage 1 then builds
+# nothing), GPU_SANITIZER_TIMEOUT (seconds per sanitizer run, 150).
+# With both stages, stage 2's build runs in the background while stage 1's tests and sanitizers run,
+# and waits before the benchmarks (timings are taken with the CPUs idle).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -50,15 +54,62 @@ START=$SECONDS
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1 | tee "$OUT/summary.txt"
 ARCH=${RLKV_CUDA_ARCH:-90}
 
+# ---- stage 2's configuration and build (the LibTorch-only build against the machine's PyTorch) -----
+PY=${TORCH_PYTHON:-python3}
+B=${GPU_BUILD_DIR:-build-gpu}
+BUILD_PID=""
+stage2_build() {  # configure + build; output in $OUT/build.log, status returned
+  local TORCH_CMAKE SITE DEB=/tmp/rlkv-debroot
+  TORCH_CMAKE=$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
+  SITE=$($PY -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)
+  [[ -z "$TORCH_CMAKE" ]] && { echo "no PyTorch for $PY"; return 77; }
+  local PKGCONF=() RPATH_LINK
+  if ! command -v pkg-config > /dev/null && [[ -x $DEB/usr/bin/pkgconf ]]; then PKGCONF=(-DPKG_CONFIG_EXECUTABLE=$DEB/usr/bin/pkgconf); fi
+  RPATH_LINK=$(ls -d "$SITE"/nvidia/*/lib 2>/dev/null | tr '\n' ':')
+  cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRLKV_WITH_DISTRIBUTED=OFF \
+    -DRLKV_CUDA_ARCHITECTURES="${ARCH}-real;${ARCH}-virtual" \
+    "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEB/usr" "${PKGCONF[@]}" \
+    "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$RPATH_LINK -Wl,-rpath,$LIBDIR" || return $?
+  [[ -n "${GPU_CHECK_CONFIGURE_ONLY:-}" ]] && return 0
+  cmake --build "$B" -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step rlkv
+}
+DEB=/tmp/rlkv-debroot
+LIBDIR=$DEB/usr/lib/x86_64-linux-gnu
+if [[ " $STAGES " == *" 2 "* ]]; then
+  if compgen -G ".gpu-debs/*.deb" > /dev/null; then
+    mkdir -p "$DEB"
+    for f in .gpu-debs/*.deb; do dpkg-deb -x "$f" "$DEB" 2>/dev/null || (cd "$DEB" && ar p "$OLDPWD/$f" data.tar.xz | tar xJ); done
+  fi
+  export PKG_CONFIG_PATH=$LIBDIR/pkgconfig:$DEB/usr/share/pkgconfig
+  export PKG_CONFIG_SYSROOT_DIR=$DEB
+  export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  note "stage 2 build started in the background (log: build.log)"
+  (stage2_build > "$OUT/build.log" 2>&1) &
+  BUILD_PID=$!
+fi
+wait_build() {  # the background build's status, once
+  [[ -z "$BUILD_PID" ]] && return "${BUILD_RC:-77}"
+  wait "$BUILD_PID"; BUILD_RC=$?; BUILD_PID=""
+  tail -5 "$OUT/build.log"
+  note "stage 2 build: exit $BUILD_RC"
+  return $BUILD_RC
+}
+
 # ---- stage 1: kernels only --------------------------------------------------------------------
 if [[ " $STAGES " == *" 1 "* ]]; then
 K=/tmp/rlkv-kernels
 mkdir -p "$K"
 NVCC="nvcc -O3 -std=c++17 -I. -gencode arch=compute_${ARCH},code=[sm_${ARCH},compute_${ARCH}] -Xcompiler -fopenmp"
+if [[ -n "${GPU_PREBUILT:-}" && -x "$GPU_PREBUILT/op_test_attention_cuda" && -x "$GPU_PREBUILT/bench_attention_cuda" ]]; then
+  note "build_kernels: prebuilt in $GPU_PREBUILT"
+  cp "$GPU_PREBUILT"/op_test_attention_cuda "$GPU_PREBUILT"/bench_attention_cuda "$K"/
+  cp "$GPU_PREBUILT"/ptxas.log "$OUT"/ 2>/dev/null
+else
 run_step build_kernels bash -c "$NVCC -Xptxas -v --use_fast_math -c kernels/attention_cuda.cu -o $K/attention_cuda.o \
     > $OUT/ptxas.log 2>&1 && $NVCC -c kernels/attention_cpu.cpp -o $K/attention_cpu.o && \
   $NVCC tests/op_test_attention_cuda.cpp $K/attention_cuda.o $K/attention_cpu.o -o $K/op_test_attention_cuda && \
   $NVCC bench/bench_attention_cuda.cpp $K/attention_cuda.o -o $K/bench_attention_cuda"
+fi
 run_step op_test_attention_cuda "$K/op_test_attention_cuda"
 # Out-of-bounds accesses and shared-memory races on the hardware (compute-sanitizer works on the
 # Firecracker machines, not under gVisor: a refusal there is logged, not counted as a failure).
@@ -66,13 +117,14 @@ if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     note "sanitizer $tool: op_test_attention_cuda --quick"
     echo "== sanitizer $tool" >> "$OUT/log.txt"
-    timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$K/op_test_attention_cuda" --quick 2>&1 \
+    timeout "${GPU_SANITIZER_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 9 "$K/op_test_attention_cuda" --quick 2>&1 \
       | grep -v '^ok ' | tail -40 | tee -a "$OUT/log.txt"
     rc=${PIPESTATUS[0]}
     note "sanitizer $tool: exit $rc (9: errors found, in log.txt)"
     [[ $rc -eq 9 && $status -eq 0 ]] && status=9
   done
 fi
+wait_build > /dev/null  # the CPUs idle before timings
 run_step bench_attention_cuda "$K/bench_attention_cuda" $QUICK
 # The peers on the same shapes and GPU (PyTorch SDPA: cuDNN and flash backends), then the table of
 # ratios: fraction of the copy, rlkv vs cuDNN, speed-up at s = 0.5 / 0.8 against the theory.
@@ -94,40 +146,43 @@ note "stage 1 done after $((SECONDS - START)) s"
 fi
 [[ " $STAGES " != *" 2 "* ]] && finish
 
-# ---- stage 2: the LibTorch-only build -------------------------------------------------------------
-PY=${TORCH_PYTHON:-python3}
-TORCH_CMAKE=$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
-SITE=$($PY -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)
-if [[ -z "$TORCH_CMAKE" ]]; then
+# ---- stage 2: the LibTorch-only build's GPU tests and the decode step --------------------------------
+wait_build
+rc=$?
+if [[ $rc -eq 77 ]]; then
   note "stage 2 skipped: no PyTorch for $PY"
   finish
 fi
-DEB=/tmp/rlkv-debroot
-if compgen -G ".gpu-debs/*.deb" > /dev/null; then
-  mkdir -p "$DEB"
-  for f in .gpu-debs/*.deb; do dpkg-deb -x "$f" "$DEB" 2>/dev/null || (cd "$DEB" && ar p "$OLDPWD/$f" data.tar.xz | tar xJ); done
-fi
-LIBDIR=$DEB/usr/lib/x86_64-linux-gnu
-export PKG_CONFIG_PATH=$LIBDIR/pkgconfig:$DEB/usr/share/pkgconfig
-export PKG_CONFIG_SYSROOT_DIR=$DEB
-export LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-PKGCONF=()
-if ! command -v pkg-config > /dev/null && [[ -x $DEB/usr/bin/pkgconf ]]; then PKGCONF=(-DPKG_CONFIG_EXECUTABLE=$DEB/usr/bin/pkgconf); fi
-RPATH_LINK=$(ls -d "$SITE"/nvidia/*/lib 2>/dev/null | tr '\n' ':')
-B=${GPU_BUILD_DIR:-build-gpu}
-run_step configure cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRLKV_WITH_DISTRIBUTED=OFF \
-  -DRLKV_CUDA_ARCHITECTURES="${ARCH}-real;${ARCH}-virtual" \
-  "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEB/usr" "${PKGCONF[@]}" \
-  "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$RPATH_LINK -Wl,-rpath,$LIBDIR" \
-  && [[ -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]] \
-  && run_step build cmake --build "$B" -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step \
-  && {
-    run_step op_test_runtime_cuda "$B"/tests/op_test_runtime_cuda
-    run_step op_test_nccl "$B"/tests/op_test_nccl
-    if [[ -n "$QUICK" ]]; then
-      run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32 --context 2048 --steps 8
-    else
-      run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32,64,128 --context 4096 --steps 16
+[[ $rc -ne 0 && $status -eq 0 ]] && status=$rc
+if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
+  run_step op_test_runtime_cuda "$B"/tests/op_test_runtime_cuda
+  if [[ $? -ge 128 ]]; then  # a crash: again without the threads, then where (under cuda-gdb)
+    run_step op_test_runtime_cuda_no_threads "$B"/tests/op_test_runtime_cuda --no-threads
+    if command -v cuda-gdb > /dev/null; then
+      # A call through a null pointer leaves the program counter at 0, where gdb cannot unwind: the
+      # return address on the stack names the caller, and returning by hand gives the backtrace.
+      note "op_test_runtime_cuda crashed: its backtrace under cuda-gdb (log.txt)"
+      timeout 300 cuda-gdb -batch -ex run -ex 'info symbol *(void**)$sp' -ex 'set $pc = *(void**)$sp' \
+        -ex 'set $sp = $sp + 8' -ex 'bt 40' -ex "info threads" --args "$B"/tests/op_test_runtime_cuda 2>&1 \
+        | grep -v '^ok: \|^\[New Thread\|^\[Thread .* exited' | tail -120 | tee -a "$OUT/summary.txt" >> "$OUT/log.txt"
     fi
-  }
+  fi
+  run_step op_test_nccl "$B"/tests/op_test_nccl
+  # Rollouts of the toy model (rlkv eval: the actors' generator) on the GPU, eager and with graphs, and
+  # on the CPU's cores: problems per second, load and all.
+  "$B"/launch/rlkv toy data --n 1000 --seed 20261129 --output /tmp/rlkv-toy-problems.jsonl > /dev/null
+  for dev in "cuda --max-batch 256" "cuda --max-batch 256 --runtime.cuda_graphs=true" "cpu --runtime.threads=$(nproc)"; do
+    t0=$(date +%s.%N)
+    run_step "eval_toy_${dev%% *}" "$B"/launch/rlkv eval --config configs/toy.ini --data /tmp/rlkv-toy-problems.jsonl \
+      --method full --runtime.device=$dev
+    note "eval on $dev: $(python3 -c "print(f'{1000 / ($(date +%s.%N) - $t0):.1f} problems/s')")"
+  done
+  if [[ -n "$QUICK" ]]; then
+    run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32 --context 2048 --steps 8
+  else
+    # The shapes of the roofline target: batch 32 and 128 at 4,096 tokens, 4 and 32 at 16,384.
+    run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32,128 --context 4096 --steps 16
+    run_step bench_decode_step_long "$B"/bench/bench_decode_step --batch 4,32 --context 16384 --steps 16
+  fi
+fi
 finish

@@ -5,9 +5,11 @@
 #include "runtime/model.h"
 
 #ifdef RLKV_TORCH_CUDA
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace rlkv {
@@ -25,7 +27,12 @@ ModelThread::ModelThread(const Model& model, int intra_op_threads) {
 #ifdef RLKV_TORCH_CUDA
   if (!device.is_cuda()) return;
   const c10::DeviceIndex index = device.has_index() ? device.index() : c10::cuda::current_device();
-  c10::cuda::set_device(index);  // cudaSetDevice: the primary context becomes current in this thread
+  // The primary context made current in this thread. c10::cuda::set_device alone does not: it skips
+  // cudaSetDevice when the thread's device ordinal already equals `index`, and a fresh thread reports
+  // 0 with no current context, so driver-level queries from this thread (cuCtxGetDevice, by the
+  // libraries LibTorch calls) fail with CUDA_ERROR_INVALID_CONTEXT. cudaSetDevice always binds it.
+  c10::cuda::set_device(index);
+  C10_CUDA_CHECK(cudaSetDevice(index));
   c10::cuda::getCurrentCUDAStream(index).synchronize();
   impl_ = std::make_unique<Impl>(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
 #else
