@@ -110,6 +110,8 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   Subscriber sub(ctx);
   sub.connect(ep.policy);
   Pusher push(ctx);
+  sub.set_key(ep.key);
+  push.set_key(ep.key);
   for (const auto& r : ep.rollouts) push.connect(r);
   bool connected = !ep.rollouts.empty();
   DropCounter drops("actor " + o.actor_id + " policy");

@@ -2,7 +2,8 @@
 // as fast as they can (no model), and we measure how many groups per second the reward workers and
 // the learner absorb end to end over inproc:// ZeroMQ, with the real messages, scoring and policy
 // update. Shapes: the toy model (4 x 4 heads, ~100-token responses) and a Llama-3.1-8B-shaped policy
-// (32 x 8 heads, 4 KB maths responses ending in \boxed{}).
+// (32 x 8 heads, 4 KB maths responses ending in \boxed{}). Each shape runs twice: frames without and
+// with authentication (every socket tagging and checking each frame with a run key, HMAC-SHA256).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -48,92 +49,100 @@ int main(int argc, char** argv) {
   const int actors = argc > 2 ? std::atoi(argv[2]) : 2;
   const int reward_threads = argc > 3 ? std::atoi(argv[3]) : 1;
   for (const Shape& shape :
-       {Shape{"toy", 4, 4, 100, RewardTask::kToy}, Shape{"llama-8b", 32, 8, 4096, RewardTask::kMath}}) {
-    run_stop_flag().store(false);
-    Context ctx;
-    Publisher pub(ctx);
-    Puller scored(ctx), rollouts(ctx);
-    RunEndpoints ep;
-    ep.policy = pub.bind("inproc://bench-policy");
-    ep.scored = scored.bind("inproc://bench-scored");
-    ep.rollouts = {rollouts.bind("inproc://bench-rollouts")};
-    RunIdentity id{"bench", shape.layers, shape.heads};
-    RewardWorkerOptions ro;
-    ro.reward.task = shape.task;
-    ro.num_threads = reward_threads;
-    std::thread reward([&] { run_reward_role(ctx, rollouts, ep, id, ro); });
-    std::atomic<int64_t> sent{0};
-    std::vector<std::thread> gens;
-    for (int a = 0; a < actors; ++a) {
-      gens.emplace_back([&, a] {
-        Subscriber sub(ctx);
-        sub.connect(ep.policy);
-        Pusher push(ctx);
-        push.connect(ep.rollouts.front());
-        DropCounter drops("bench actor");
-        std::mt19937 rng(a);
-        int64_t version = 0;
-        const int64_t n = shape.layers * shape.heads;
-        int64_t k = 0;
-        while (!run_stop_flag().load()) {
-          if (auto p = receive_policy(sub, milliseconds(0), {}, drops)) {
-            if (p->stop) break;
-            version = p->policy_version;
+       {Shape{"toy", 4, 4, 100, RewardTask::kToy}, Shape{"llama-8b", 32, 8, 4096, RewardTask::kMath}})
+    for (const bool authenticated : {false, true}) {
+      run_stop_flag().store(false);
+      Context ctx;
+      Publisher pub(ctx);
+      Puller scored(ctx), rollouts(ctx);
+      RunEndpoints ep;
+      if (authenticated) ep.key = std::make_shared<const RunKey>(RunKey::generate());
+      pub.set_key(ep.key);
+      scored.set_key(ep.key);
+      rollouts.set_key(ep.key);
+      ep.policy = pub.bind("inproc://bench-policy");
+      ep.scored = scored.bind("inproc://bench-scored");
+      ep.rollouts = {rollouts.bind("inproc://bench-rollouts")};
+      RunIdentity id{"bench", shape.layers, shape.heads};
+      RewardWorkerOptions ro;
+      ro.reward.task = shape.task;
+      ro.num_threads = reward_threads;
+      std::thread reward([&] { run_reward_role(ctx, rollouts, ep, id, ro); });
+      std::atomic<int64_t> sent{0};
+      std::vector<std::thread> gens;
+      for (int a = 0; a < actors; ++a) {
+        gens.emplace_back([&, a] {
+          Subscriber sub(ctx);
+          sub.set_key(ep.key);
+          sub.connect(ep.policy);
+          Pusher push(ctx);
+          push.set_key(ep.key);
+          push.connect(ep.rollouts.front());
+          DropCounter drops("bench actor");
+          std::mt19937 rng(a);
+          int64_t version = 0;
+          const int64_t n = shape.layers * shape.heads;
+          int64_t k = 0;
+          while (!run_stop_flag().load()) {
+            if (auto p = receive_policy(sub, milliseconds(0), {}, drops)) {
+              if (p->stop) break;
+              version = p->policy_version;
+            }
+            RolloutGroupMsg g;
+            g.run_id = id.run_id;
+            g.actor_id = "synthetic-" + std::to_string(a);
+            g.prompt_id = "p" + std::to_string(k);
+            g.position = (k++) * actors + a;
+            g.policy_version = version;
+            g.answer = "42";
+            g.ref_len = 1000;
+            g.num_layers = shape.layers;
+            g.num_kv_heads = shape.heads;
+            g.behaviour_keep_prob.assign(size_t(n), 0.7f);
+            for (int i = 0; i < 4; ++i) {
+              Rollout r;
+              for (int64_t h = 0; h < n; ++h) r.mask.push_back(rng() % 10 < 7 ? 1 : 0);
+              r.text = response_text(shape, rng);
+              r.length = int64_t(r.text.size() / 4);
+              r.tokens.assign(size_t(r.length), 7);
+              r.finish_reason = "eos";
+              r.prompt_tokens = 100;
+              g.rollouts.push_back(std::move(r));
+            }
+            if (push.send(encode(g), milliseconds(200))) ++sent;
           }
-          RolloutGroupMsg g;
-          g.run_id = id.run_id;
-          g.actor_id = "synthetic-" + std::to_string(a);
-          g.prompt_id = "p" + std::to_string(k);
-          g.position = (k++) * actors + a;
-          g.policy_version = version;
-          g.answer = "42";
-          g.ref_len = 1000;
-          g.num_layers = shape.layers;
-          g.num_kv_heads = shape.heads;
-          g.behaviour_keep_prob.assign(size_t(n), 0.7f);
-          for (int i = 0; i < 4; ++i) {
-            Rollout r;
-            for (int64_t h = 0; h < n; ++h) r.mask.push_back(rng() % 10 < 7 ? 1 : 0);
-            r.text = response_text(shape, rng);
-            r.length = int64_t(r.text.size() / 4);
-            r.tokens.assign(size_t(r.length), 7);
-            r.finish_reason = "eos";
-            r.prompt_tokens = 100;
-            g.rollouts.push_back(std::move(r));
-          }
-          if (push.send(encode(g), milliseconds(200))) ++sent;
-        }
-      });
+        });
+      }
+      LearnerRoleOptions lo;
+      lo.id = id;
+      lo.steps = steps;
+      lo.prompts_per_step = 8;
+      lo.sync = false;
+      lo.max_staleness = 1000000;
+      lo.output_dir = "/tmp/rlkv-bench-pipeline";
+      lo.checkpoint_every = 0;
+      lo.keep_checkpoints = 1;
+      auto local = local_collectives();
+      const auto t0 = std::chrono::steady_clock::now();
+      LearnerRoleResult res = run_learner_role(&pub, &scored, *local, lo);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      run_stop_flag().store(true);
+      for (auto& t : gens) t.join();
+      reward.join();
+      nlohmann::json j = {{"bench", "pipeline"},
+                          {"shape", shape.name},
+                          {"authenticated", authenticated},
+                          {"heads", shape.layers * shape.heads},
+                          {"response_bytes", shape.text_bytes},
+                          {"synthetic_actors", actors},
+                          {"reward_threads", reward_threads},
+                          {"steps", steps},
+                          {"groups_used", res.groups.used},
+                          {"groups_per_s", double(res.groups.used) / secs},
+                          {"rollouts_per_s", 4.0 * double(res.groups.used) / secs},
+                          {"learner_update_share", res.learner_seconds / secs},
+                          {"groups_sent", sent.load()}};
+      std::cout << j.dump() << std::endl;
     }
-    LearnerRoleOptions lo;
-    lo.id = id;
-    lo.steps = steps;
-    lo.prompts_per_step = 8;
-    lo.sync = false;
-    lo.max_staleness = 1000000;
-    lo.output_dir = "/tmp/rlkv-bench-pipeline";
-    lo.checkpoint_every = 0;
-    lo.keep_checkpoints = 1;
-    auto local = local_collectives();
-    const auto t0 = std::chrono::steady_clock::now();
-    LearnerRoleResult res = run_learner_role(&pub, &scored, *local, lo);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    run_stop_flag().store(true);
-    for (auto& t : gens) t.join();
-    reward.join();
-    nlohmann::json j = {{"bench", "pipeline"},
-                        {"shape", shape.name},
-                        {"heads", shape.layers * shape.heads},
-                        {"response_bytes", shape.text_bytes},
-                        {"synthetic_actors", actors},
-                        {"reward_threads", reward_threads},
-                        {"steps", steps},
-                        {"groups_used", res.groups.used},
-                        {"groups_per_s", double(res.groups.used) / secs},
-                        {"rollouts_per_s", 4.0 * double(res.groups.used) / secs},
-                        {"learner_update_share", res.learner_seconds / secs},
-                        {"groups_sent", sent.load()}};
-    std::cout << j.dump() << std::endl;
-  }
   return 0;
 }

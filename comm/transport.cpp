@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -49,8 +50,18 @@ struct Socket::Impl {
   bool closed = false;
   bool terminated = false;                // the context was shut down: every call fails fast from now on
   std::vector<std::string> inproc_bound;  // ours, removed from ctx.inproc_bound at close
+  std::shared_ptr<const RunKey> key;      // frame authentication, when set
+  std::atomic<int64_t> refused{0};
+  std::set<std::string> refused_peers;  // peers already named in the log
   Impl(Context::Impl& c, int type) : ctx(c), sock(c.ctx, type) {}
   bool usable() const { return !closed && !terminated; }
+  void refuse(const std::string& peer) {
+    refused.fetch_add(1);
+    if (refused_peers.insert(peer).second)
+      log_warn(str_cat("transport: refused a frame from ", peer,
+                       " that does not carry this run's key (placement.key_file / rlkv actor --key-file); further "
+                       "frames from that peer are only counted"));
+  }
 };
 
 namespace {
@@ -134,11 +145,18 @@ void Socket::close() {
 
 bool Socket::closed() const { return impl_->closed; }
 
+void Socket::set_key(std::shared_ptr<const RunKey> key) { impl_->key = std::move(key); }
+
+int64_t Socket::refused() const { return impl_->refused.load(); }
+
 bool Socket::send_frame(std::string_view frame, milliseconds timeout) {
   RLKV_ASSERT(timeout.count() >= 0, "send timeout must be >= 0 (nothing blocks forever)");
   if (!impl_->usable()) return false;
   const auto deadline = Clock::now() + timeout;
-  zmq::message_t msg(frame.data(), frame.size());  // untouched by a send that fails with EAGAIN
+  // Untouched by a send that fails with EAGAIN. With a key: the frame, then its tag.
+  zmq::message_t msg(frame.size() + (impl_->key ? kFrameTagBytes : 0));
+  std::memcpy(msg.data(), frame.data(), frame.size());
+  if (impl_->key) impl_->key->tag(frame, static_cast<unsigned char*>(msg.data()) + frame.size());
   try {
     for (;;) {
       try {
@@ -172,9 +190,12 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
   zmq::socket_t& s = impl_->sock;
   // One whole ZeroMQ message; a multipart message (never sent by us) comes back as its parts
   // concatenated, which the decoder then rejects and the receiver counts.
-  auto take = [&s](std::string& out) -> bool {
+  std::string peer;
+  auto take_any = [&s, &peer](std::string& out) -> bool {
     zmq::message_t part;
     if (!s.recv(part, zmq::recv_flags::dontwait)) return false;
+    const char* addr = zmq_msg_gets(part.handle(), "Peer-Address");  // tcp only
+    peer = addr != nullptr ? addr : "a peer without an address (ipc / inproc)";
     out.assign(part.data<char>(), part.size());
     while (part.more()) {
       part.rebuild();
@@ -182,6 +203,19 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
       out.append(part.data<char>(), part.size());
     }
     return true;
+  };
+  // A frame that passed the key check (with a key): its tag removed; refused frames are skipped.
+  auto take = [&](std::string& out) -> bool {
+    for (;;) {
+      if (!take_any(out)) return false;
+      if (!impl_->key) return true;
+      std::string_view body;
+      if (impl_->key->verify(out, &body)) {
+        out.resize(body.size());
+        return true;
+      }
+      impl_->refuse(peer);
+    }
   };
   try {
     std::string frame;

@@ -49,6 +49,7 @@
 #include <string>
 #include <string_view>
 
+#include "comm/frame_auth.h"
 #include "comm/messages.h"
 
 namespace rlkv {
@@ -111,6 +112,12 @@ class Socket {
   void connect(const std::string& endpoint);
   void close();  // idempotent, returns at once; queued frames get linger_ms to leave (~Context waits for it)
   bool closed() const;
+  // Frame authentication (comm/frame_auth.h), set before the first send or receive: every frame sent
+  // carries its tag, and every frame received is checked before it is returned. A frame without the
+  // right tag (no key, another key, altered, a replay from a run with another key) is refused: counted,
+  // logged once per peer address, never returned, and the wait goes on. The key is shared, not copied.
+  void set_key(std::shared_ptr<const RunKey> key);
+  int64_t refused() const;  // frames refused so far (thread safe)
 
  protected:
   Socket(Context& ctx, int zmq_type, const SocketOptions& opts);

@@ -115,7 +115,11 @@ void describe(po::options_description& d, Config& c) {
       "placement.reward_workers", po::value(&pc.reward_workers)->default_value(pc.reward_workers),
       "reward-worker ranks under MPI")("placement.bind_address",
                                        po::value(&pc.bind_address)->default_value(pc.bind_address),
-                                       "address tcp:// endpoints bind to");
+                                       "address tcp:// endpoints bind to")(
+      "placement.key_file", po::value(&pc.key_file)->default_value(pc.key_file),
+      "run key file (64 hex digits, mode 0600) that authenticates every frame; empty: made for the run "
+      "when bind_address is not loopback")("placement.insecure", po::value(&pc.insecure)->default_value(pc.insecure),
+                                           "bind a non-loopback address without authenticating frames");
 }
 
 void validate(const Config& c) {

@@ -102,6 +102,10 @@ struct PlacementOptions {
   int64_t learners = 1;                    // learner ranks under MPI (gradients all-reduced)
   int64_t reward_workers = 1;              // reward-worker ranks under MPI
   std::string bind_address = "127.0.0.1";  // interface for tcp:// endpoints (loopback by default)
+  // Frame authentication (comm/frame_auth.h): a key file (64 hex digits, mode 0600) every process of
+  // the run reads; empty: a key is made for the run when bind_address is not loopback.
+  std::string key_file;
+  bool insecure = false;  // a non-loopback bind_address without authentication (logged at start)
 };
 
 struct ActorOptionsConfig {

@@ -6,16 +6,20 @@
 
 #include <atomic>
 #include <exception>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace rlkv {
 
+class RunKey;  // comm/frame_auth.h
+
 struct RunEndpoints {
   std::string policy;                 // learner's PUB
   std::vector<std::string> rollouts;  // reward workers' PULLs (actors push to all; ZeroMQ round-robins)
   std::string scored;                 // learner's PULL
+  std::shared_ptr<const RunKey> key;  // every socket of the run authenticates its frames with it; null: none
 };
 
 struct RunIdentity {

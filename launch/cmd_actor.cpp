@@ -2,7 +2,9 @@
 // the MPI world. ENDPOINT is the learner's policy endpoint (printed by `rlkv train` and written to
 // OUTPUT_DIR/endpoints.json); the policy messages name the endpoint rollout groups go to. The actor
 // generates asynchronously with the newest policy it has until the learner's stop policy; killing
-// it costs its in-flight groups, never the job (the learner counts groups, not actors).
+// it costs its in-flight groups, never the job (the learner counts groups, not actors). A run that
+// authenticates its frames (OUTPUT_DIR/run.key) admits an actor only with --key-file: without it,
+// the actor decodes no policy and its groups are refused before anything decodes them.
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
@@ -31,12 +33,16 @@ int cmd_actor(int argc, char** argv) {
   desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "the run's INI config")(
       "connect", po::value<std::string>(), "the learner's policy endpoint, e.g. tcp://127.0.0.1:40123")(
       "id", po::value<std::string>(), "actor id (default: elastic-<host>-<pid>)")(
+      "key-file", po::value<std::string>(),
+      "the run's key (OUTPUT_DIR/run.key of a run bound to a non-loopback address; default: "
+      "placement.key_file, else $RLKV_KEY_FILE)")(
       "halt-after-groups", po::value<int64_t>(),
       "fault injection (tests): after N delivered groups, claim a batch and never deliver it")(
       "halt-marker", po::value<std::string>(), "fault injection: file written when the actor halts");
   ParsedArgs args = parse_args(argc, argv, desc);
   if (args.vm.count("help")) {
-    std::cout << "usage: rlkv actor --config FILE --connect ENDPOINT [--section.key=value ...]\n" << desc;
+    std::cout << "usage: rlkv actor --config FILE --connect ENDPOINT [--key-file FILE] [--section.key=value ...]\n"
+              << desc;
     return 0;
   }
   RLKV_CHECK(args.vm.count("config"), "rlkv actor needs --config FILE (the run's config)");
@@ -45,6 +51,9 @@ int cmd_actor(int argc, char** argv) {
   const std::string endpoint = args.vm["connect"].as<std::string>();
   RLKV_CHECK(endpoint.rfind("tcp://", 0) == 0 || endpoint.rfind("ipc://", 0) == 0,
              "--connect: expected a tcp:// or ipc:// endpoint, got '", endpoint, "'");
+  // Read before the model loads: a bad key file fails at once.
+  const std::shared_ptr<const RunKey> key =
+      actor_run_key(args.vm.count("key-file") ? args.vm["key-file"].as<std::string>() : "", cfg);
   std::signal(SIGINT, on_actor_signal);
   std::signal(SIGTERM, on_actor_signal);
   char host[256] = {0};
@@ -66,7 +75,12 @@ int cmd_actor(int argc, char** argv) {
   Context ctx;
   RunEndpoints ep;
   ep.policy = endpoint;  // the rollout endpoint arrives with the first policy message
+  ep.key = key;
   log_info("actor " + actor_id + " connecting to " + endpoint);
+  if (!key)
+    log_info("actor " + actor_id +
+             ": no run key; a run that authenticates its frames (bound beyond loopback, OUTPUT_DIR/run.key) "
+             "admits it only with --key-file");
   const ActorRoleStats st = run_actor_role(ctx, ep, model, tok, setup.problems, o);
   log_info("actor " + actor_id + " done: " + std::to_string(st.groups) + " groups, " + std::to_string(st.tokens) +
            " tokens");

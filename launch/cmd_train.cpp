@@ -62,6 +62,10 @@ void join_all(std::deque<RoleThread>& threads) {
 RunEndpoints bind_single_process(Publisher& pub, Puller& scored, Puller& rollouts, const Config& cfg,
                                  const std::string& config_path, TrainSetup& setup) {
   RunEndpoints ep;
+  ep.key = setup.key;  // with a key, the role threads' inproc frames carry tags too (one socket, both transports)
+  pub.set_key(ep.key);
+  scored.set_key(ep.key);
+  rollouts.set_key(ep.key);
   ep.policy = pub.bind("inproc://rlkv-policy");
   ep.scored = scored.bind("inproc://rlkv-scored");
   ep.rollouts = {rollouts.bind("inproc://rlkv-rollouts")};
@@ -116,19 +120,24 @@ int run_single_process(const Config& cfg, const std::string& config_path, Collec
 // The sockets a rank binds under mpirun: learner rank 0 the policy publisher and the scored-group
 // puller, a reward worker its rollout puller; every rank then learns every endpoint (allgather).
 RunEndpoints exchange_endpoints(Collectives& world, Role role, const Config& cfg, Context& ctx,
-                                std::unique_ptr<Publisher>& pub, std::unique_ptr<Puller>& pull) {
+                                const std::shared_ptr<const RunKey>& key, std::unique_ptr<Publisher>& pub,
+                                std::unique_ptr<Puller>& pull) {
   const int rank = world.rank();
   nlohmann::json mine = {{"rank", rank}, {"role", int(role)}};
   if (role == Role::kLearner && rank == 0) {
     pub = std::make_unique<Publisher>(ctx);
     pull = std::make_unique<Puller>(ctx);
+    pub->set_key(key);
+    pull->set_key(key);
     mine["policy"] = pub->bind(tcp_endpoint(cfg.placement.bind_address));
     mine["scored"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
   } else if (role == Role::kReward) {
     pull = std::make_unique<Puller>(ctx);
+    pull->set_key(key);
     mine["rollouts"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
   }
   RunEndpoints ep;
+  ep.key = key;
   for (const auto& s : world.allgather(mine.dump())) {
     auto j = nlohmann::json::parse(s);
     if (j.contains("policy")) ep.policy = j["policy"];
@@ -221,7 +230,7 @@ int run_under_mpirun(const Config& cfg, const std::string& config_path, Collecti
   Context ctx;
   std::unique_ptr<Publisher> pub;
   std::unique_ptr<Puller> pull;
-  const RunEndpoints ep = exchange_endpoints(world, role, cfg, ctx, pub, pull);
+  const RunEndpoints ep = exchange_endpoints(world, role, cfg, ctx, setup.key, pub, pull);
   setup.learner.rollouts_endpoint = ep.rollouts.empty() ? "" : ep.rollouts.front();
   auto learner_comm = world.split(role == Role::kLearner ? 0 : 1);
   const int tp = int(cfg.actor.tensor_parallel);
@@ -276,6 +285,7 @@ int cmd_train(int argc, char** argv) {
   std::signal(SIGTERM, on_stop_signal);
 
   TrainSetup setup = make_train_setup(cfg, *world);
+  setup.key = resolve_run_key(cfg, *world);
   setup.learner.resume = resume;
   if (world->size() == 1) return run_single_process(cfg, config_path, *world, setup);
   return run_under_mpirun(cfg, config_path, *world, setup);

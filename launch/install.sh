@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache git
   libtorch-dev libopenblas0-pthread libgoogle-perftools-dev
-  libopenmpi-dev openmpi-bin libzmq3-dev cppzmq-dev libboost-program-options-dev libhdf5-dev hdf5-tools
+  libopenmpi-dev openmpi-bin libzmq3-dev cppzmq-dev libsodium-dev libboost-program-options-dev libhdf5-dev hdf5-tools
   catch2 nlohmann-json3-dev libspdlog-dev libpcre2-dev libicu-dev libmsgpack-cxx-dev
   python3-h5py python3-matplotlib python3-numpy python3-zmq python3-msgpack
   clang libclang-rt-14-dev libfuzzer-14-dev clang-format

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -69,6 +70,62 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   s.reward.reward.lambda_len = cfg.reward.lambda_len;
   s.reward.num_threads = int(cfg.reward.threads);
   return s;
+}
+
+bool is_loopback(const std::string& address) {
+  return address.rfind("127.", 0) == 0 || address == "localhost" || address == "::1" || address == "[::1]";
+}
+
+namespace {
+
+std::string key_file_from_env() {
+  const char* e = std::getenv("RLKV_KEY_FILE");
+  return e != nullptr ? std::string(e) : std::string();
+}
+
+}  // namespace
+
+std::shared_ptr<const RunKey> resolve_run_key(const Config& cfg, Collectives& world) {
+  const PlacementOptions& p = cfg.placement;
+  const std::string file = !p.key_file.empty() ? p.key_file : key_file_from_env();
+  const bool loopback = is_loopback(p.bind_address);
+  std::string hex;  // empty: no key
+  bool made = false;
+  if (world.rank() == 0) {
+    if (!file.empty()) {
+      hex = read_key_file(file).hex();
+    } else if (!loopback && !p.insecure) {
+      hex = RunKey::generate().hex();
+      made = true;
+    }
+  }
+  world.broadcast(hex, 0);
+  if (hex.empty()) {
+    if (!loopback && world.rank() == 0)
+      log_warn("placement.insecure = true: frames on " + p.bind_address +
+               " are not authenticated; anyone who reaches its ports can read the policy and push rollouts");
+    return nullptr;
+  }
+  auto key = std::make_shared<const RunKey>(RunKey::from_hex(hex, "run key"));
+  if (world.rank() == 0) {
+    if (made) {
+      std::filesystem::create_directories(cfg.train.output_dir);
+      const std::string path = cfg.train.output_dir + "/run.key";
+      write_key_file(path, *key);
+      log_info("frames authenticated with a key made for this run; elastic actors join with --key-file " + path);
+    } else {
+      log_info("frames authenticated with the key of " + file);
+    }
+  }
+  return key;
+}
+
+std::shared_ptr<const RunKey> actor_run_key(const std::string& key_file_option, const Config& cfg) {
+  const std::string file = !key_file_option.empty()          ? key_file_option
+                           : !cfg.placement.key_file.empty() ? cfg.placement.key_file
+                                                             : key_file_from_env();
+  if (file.empty()) return nullptr;
+  return std::make_shared<const RunKey>(read_key_file(file));
 }
 
 void write_endpoints_file(const std::string& output_dir, const std::string& policy,

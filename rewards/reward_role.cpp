@@ -27,8 +27,10 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
                                 const RewardWorkerOptions& opts) {
   RewardRoleStats st;
   Pusher push(ctx);
+  push.set_key(ep.key);
   push.connect(ep.scored);
   Subscriber sub(ctx);
+  sub.set_key(ep.key);
   sub.connect(ep.policy);
   DropCounter drops("reward worker rollouts"), policy_drops("reward worker policy");
   const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};

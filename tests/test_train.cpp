@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
+#include "comm/frame_auth.h"
+#include "comm/transport.h"
 #include "core/error.h"
 #include "test_util.h"
 
@@ -58,6 +61,31 @@ std::string train(const std::string& config, const std::string& out, const std::
 }
 
 std::vector<float> history_logits(const std::string& ckpt) { return rlkv::read_checkpoint(ckpt).history.logits; }
+
+// A well-formed rollout group for the fixture's shape (2 layers x 2 KV heads), every rollout correct.
+rlkv::RolloutGroupMsg forged_group(const std::string& run_id, int64_t prompt_index, int64_t version) {
+  rlkv::RolloutGroupMsg g;
+  g.run_id = run_id;
+  g.actor_id = "forger";
+  g.prompt_id = "p" + std::to_string(prompt_index);
+  g.prompt_index = prompt_index;
+  g.policy_version = version;
+  g.answer = "1";
+  g.ref_len = 8;
+  g.num_layers = 2;
+  g.num_kv_heads = 2;
+  g.behaviour_keep_prob.assign(4, 0.5f);
+  for (int r = 0; r < 4; ++r) {
+    rlkv::Rollout ro;
+    ro.mask.assign(4, 0);
+    ro.tokens.assign(8, 5);
+    ro.length = 8;
+    ro.text = "1";
+    ro.prompt_tokens = 4;
+    g.rollouts.push_back(ro);
+  }
+  return g;
+}
 
 }  // namespace
 
@@ -135,10 +163,11 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
   const std::string rlkv = RLKV_BINARY;
   pid_t trainer = fork();
   if (trainer == 0) {
+    // Bound beyond loopback: the run makes a key (OUTPUT_DIR/run.key) and every frame carries its tag.
     execl("/bin/sh", "sh", "-c",
           ("exec " + train(cfg, out,
                            "--train.mode=async --train.steps=1000000 --train.max_staleness=4 "
-                           "--train.actor_timeout=2 --train.checkpoint_every=50"))
+                           "--train.actor_timeout=2 --train.checkpoint_every=50 --placement.bind_address=0.0.0.0"))
               .c_str(),
           (char*)nullptr);
     _exit(127);
@@ -157,11 +186,23 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
   // The elastic actor delivers its first batch (4 groups: prompts_per_step), then claims the next
   // and halts before delivering it (its fault-injection option), so it dies holding claimed groups
   // whatever the machine's speed.
+  const std::string key = out + "/run.key";
+  struct stat key_st {};
+  REQUIRE(::stat(key.c_str(), &key_st) == 0);
+  REQUIRE((key_st.st_mode & 0777) == 0600);
+  // An actor without the key joins the endpoint too: it decodes no policy, so it delivers nothing.
+  pid_t stranger = fork();
+  if (stranger == 0) {
+    execl(rlkv.c_str(), rlkv.c_str(), "actor", "--config", cfg.c_str(), "--connect", policy.c_str(), "--id",
+          "elastic-nokey", (char*)nullptr);
+    _exit(127);
+  }
   const std::string marker = d / "halted";
   pid_t actor = fork();
   if (actor == 0) {
-    execl(rlkv.c_str(), rlkv.c_str(), "actor", "--config", cfg.c_str(), "--connect", policy.c_str(), "--id",
-          "elastic-test", "--halt-after-groups", "1", "--halt-marker", marker.c_str(), (char*)nullptr);
+    execl(rlkv.c_str(), rlkv.c_str(), "actor", "--config", cfg.c_str(), "--connect", policy.c_str(), "--key-file",
+          key.c_str(), "--id", "elastic-test", "--halt-after-groups", "1", "--halt-marker", marker.c_str(),
+          (char*)nullptr);
     _exit(127);
   }
   wait_for([&] { return fs::exists(marker); }, "the actor to halt with a claimed batch");
@@ -182,7 +223,9 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
       },
       "a step with groups_lost > 0");
   REQUIRE(waitpid(trainer, &st, WNOHANG) == 0);  // still running
-  kill(trainer, SIGTERM);                        // a clean stop: final checkpoint, exit 1
+  kill(stranger, SIGKILL);
+  waitpid(stranger, &st, 0);
+  kill(trainer, SIGTERM);  // a clean stop: final checkpoint, exit 1
   waitpid(trainer, &st, 0);
   REQUIRE(WIFEXITED(st));
   const std::string log = rlkv_test::read_text(out + ".log");
@@ -197,7 +240,77 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
   const size_t lost = log.find("groups lost with actors presumed dead: ");
   REQUIRE(lost != std::string::npos);
   CHECK(std::stoll(log.substr(lost + 39)) > 0);
+  CHECK(log.find("elastic-nokey=") == std::string::npos);  // the keyless actor delivered nothing
+  CHECK(log.find("frames authenticated with a key made for this run") != std::string::npos);
+  CHECK(log.find(rlkv::read_key_file(key).hex()) == std::string::npos);  // the secret is never logged
   REQUIRE(rlkv::latest_checkpoint(out).has_value());
+}
+
+TEST_CASE("a keyed run refuses a stranger's forged groups and trains bit-identically to a run without it") {
+  TempDir d;
+  const std::string cfg = write_config(d);
+  const std::string key = d / "run.key";
+  rlkv::write_key_file(key, rlkv::RunKey::generate());
+  const std::string keyed = "--placement.key_file=" + key + " --train.run_id=auth-run";
+  REQUIRE(sh(train(cfg, d / "plain", "--train.run_id=auth-run")) == 0);
+  REQUIRE(sh(train(cfg, d / "alone", keyed)) == 0);
+  REQUIRE(history_logits(d / "alone/ckpt-6.h5") == history_logits(d / "plain/ckpt-6.h5"));  // tags change nothing
+  // The keyed run again, while a stranger who read the run id off the wire pushes forged groups for
+  // every prompt and version to the rollout endpoint: bare, and tagged with another key.
+  const std::string out = d / "attacked";
+  pid_t trainer = fork();
+  if (trainer == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + train(cfg, out, keyed)).c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (!fs::exists(out + "/endpoints.json")) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string rollouts =
+      nlohmann::json::parse(rlkv_test::read_text(out + "/endpoints.json"))["rollouts"][0].get<std::string>();
+  rlkv::Context ctx;
+  rlkv::Pusher bare(ctx), wrong(ctx);
+  wrong.set_key(std::make_shared<const rlkv::RunKey>(rlkv::RunKey::generate()));
+  bare.connect(rollouts);
+  wrong.connect(rollouts);
+  int st = 0;
+  int64_t sent = 0;
+  for (int64_t i = 0; waitpid(trainer, &st, WNOHANG) == 0; ++i) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    rlkv::RolloutGroupMsg g = forged_group("auth-run", i % 64, i % 7);
+    const std::string frame = rlkv::encode(g);
+    sent += bare.send(frame, std::chrono::milliseconds(0)) + wrong.send(frame, std::chrono::milliseconds(0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(WIFEXITED(st));
+  REQUIRE(WEXITSTATUS(st) == 0);
+  REQUIRE(sent > 0);
+  const std::string log = rlkv_test::read_text(out + ".log");
+  INFO(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+  CHECK(log.find("refused a frame from 127.0.0.1") != std::string::npos);
+  REQUIRE(history_logits(out + "/ckpt-6.h5") == history_logits(d / "alone/ckpt-6.h5"));
+}
+
+TEST_CASE("a run bound beyond loopback without a key needs placement.insecure, and warns") {
+  TempDir d;
+  const std::string cfg = write_config(d);
+  REQUIRE(
+      sh(train(
+          cfg, d / "open",
+          "--train.steps=1 --train.checkpoint_every=1 --placement.bind_address=0.0.0.0 --placement.insecure=true")) ==
+      0);
+  CHECK(!fs::exists(d / "open/run.key"));
+  CHECK(
+      rlkv_test::read_text(d / "open.log").find("placement.insecure = true: frames on 0.0.0.0 are not authenticated") !=
+      std::string::npos);
+  // A key file others may read is refused at start, naming it.
+  const std::string loose = d / "loose.key";
+  rlkv::write_key_file(loose, rlkv::RunKey::generate());
+  REQUIRE(::chmod(loose.c_str(), 0640) == 0);
+  CHECK(sh(train(cfg, d / "loose", "--train.steps=1 --placement.key_file=" + loose)) != 0);
+  CHECK(rlkv_test::read_text(d / "loose.log").find("chmod 600") != std::string::npos);
 }
 
 TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run") {

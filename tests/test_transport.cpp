@@ -2,6 +2,7 @@
 // (one shared Context) and over tcp:// on 127.0.0.1 with ephemeral ports; peers are stopped to test
 // timeouts. Catch2 assertions are not thread safe, so threads only record what happened and the
 // main thread checks it after join(). A last test runs a real Python client (pyzmq + msgpack).
+#include <sys/stat.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -368,24 +369,145 @@ TEST_CASE("bind and connect errors are user errors naming the endpoint") {
   REQUIRE_THROWS_AS(tcp_endpoint("h", 70000), UserError);
 }
 
+// ---- frame authentication (comm/frame_auth.h) ------------------------------------------------
+
+TEST_CASE("a run key's tag: verified for the frame it signs, refused for any other") {
+  const RunKey key = RunKey::generate(), other = RunKey::generate();
+  REQUIRE(key.hex() != other.hex());
+  REQUIRE(RunKey::from_hex(key.hex(), "test").hex() == key.hex());
+  REQUIRE(RunKey::from_hex("  " + key.hex() + "\n", "test").hex() == key.hex());
+  const std::string frame = encode(group("actor-0", 1));
+  const std::string signed_frame = key.sign(frame);
+  REQUIRE(signed_frame.size() == frame.size() + kFrameTagBytes);
+  std::string_view body;
+  REQUIRE(key.verify(signed_frame, &body));
+  REQUIRE(body == frame);
+  REQUIRE_FALSE(other.verify(signed_frame, &body));  // another run's key: a replay from that run
+  REQUIRE_FALSE(key.verify(frame, &body));           // no tag
+  REQUIRE_FALSE(key.verify(signed_frame.substr(0, kFrameTagBytes - 1), &body));
+  for (size_t i : {size_t(0), frame.size() / 2, signed_frame.size() - 1}) {  // one bit anywhere
+    std::string altered = signed_frame;
+    altered[i] = static_cast<char>(altered[i] ^ 1);
+    REQUIRE_FALSE(key.verify(altered, &body));
+  }
+  REQUIRE_THROWS_AS(RunKey::from_hex("abc", "key"), UserError);
+  REQUIRE_THROWS_WITH(RunKey::from_hex(std::string(64, 'g'), "the key"), Contains("the key") && Contains("64 hex"));
+}
+
+TEST_CASE("key files are written with mode 0600, and one that others may read is refused") {
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "run.key";
+  const RunKey key = RunKey::generate();
+  write_key_file(path, key);
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 0777) == 0600);
+  REQUIRE(read_key_file(path).hex() == key.hex());
+  REQUIRE(::chmod(path.c_str(), 0644) == 0);
+  REQUIRE_THROWS_WITH(read_key_file(path), Contains(path) && Contains("644") && Contains("chmod 600"));
+  REQUIRE_THROWS_AS(read_key_file(dir / "absent.key"), UserError);
+  rlkv_test::write_text(dir / "short.key", "abcd\n");
+  REQUIRE(::chmod((dir / "short.key").c_str(), 0600) == 0);
+  REQUIRE_THROWS_WITH(read_key_file(dir / "short.key"), Contains("short.key"));
+}
+
+// Waits (with a deadline far beyond the cost) until `pull` has refused `n` frames, receiving meanwhile.
+void drain_until_refused(Puller& pull, int64_t n) {
+  const auto t0 = Clock::now();
+  while (pull.refused() < n && seconds_since(t0) < 30) {
+    auto f = pull.receive(50ms);
+    REQUIRE_FALSE(f.has_value());  // nothing but the refused frames is in flight
+  }
+}
+
+TEST_CASE("with a run key, frames without the right tag are refused and counted before any decoding") {
+  const std::string kind = GENERATE(std::string("inproc"), std::string("tcp"));
+  INFO(kind);
+  Context ctx;
+  const auto key = std::make_shared<const RunKey>(RunKey::generate());
+  const auto other = std::make_shared<const RunKey>(RunKey::generate());
+  Puller pull(ctx);
+  pull.set_key(key);
+  const std::string ep = pull.bind(bind_endpoint(kind));
+  Pusher stranger(ctx), wrong(ctx), good(ctx);
+  wrong.set_key(other);
+  good.set_key(key);
+  for (Pusher* p : {&stranger, &wrong, &good}) p->connect(ep);
+  DropCounter drops("test puller");
+  const ReceiveExpect expect{"run-A", 2, 2};
+  // A stranger that read the run id off the wire, a peer with another run's key, a frame recorded in
+  // a run with another key and replayed, a frame of this run altered on the way: all refused.
+  REQUIRE(stranger.send(encode(group("stranger", 1)), 5s));
+  REQUIRE(wrong.send(encode(group("wrong-key", 2)), 5s));
+  REQUIRE(stranger.send(other->sign(encode(group("replayed", 3))), 5s));
+  std::string altered = key->sign(encode(group("altered", 4)));
+  altered[altered.size() / 2] = static_cast<char>(altered[altered.size() / 2] ^ 0x10);
+  REQUIRE(stranger.send(altered, 5s));
+  drain_until_refused(pull, 4);
+  REQUIRE(pull.refused() == 4);
+  REQUIRE(good.send(encode(group("good", 5)), 5s));
+  auto g = receive_rollout_group(pull, 5s, expect, drops);
+  REQUIRE(g.has_value());
+  REQUIRE(g->actor_id == "good");
+  REQUIRE(g->prompt_index == 5);
+  REQUIRE(drops.total() == 0);  // refused at the socket: nothing reached the decoder
+  REQUIRE(pull.refused() == 4);
+}
+
+TEST_CASE("with a run key, subscribers without it decode no policy") {
+  Context ctx;
+  const auto key = std::make_shared<const RunKey>(RunKey::generate());
+  Publisher pub(ctx);
+  pub.set_key(key);
+  const std::string ep = pub.bind(bind_endpoint("tcp"));
+  Subscriber right(ctx), wrong(ctx), none(ctx);
+  right.set_key(key);
+  wrong.set_key(std::make_shared<const RunKey>(RunKey::generate()));
+  for (Subscriber* s : {&right, &wrong, &none}) s->connect(ep);
+  DropCounter drops_right("right"), drops_wrong("wrong"), drops_none("none");
+  const ReceiveExpect expect{"run-A", 2, 2};
+  // Republish until the keyed subscriber has it (slow joiner); then the others have had it too.
+  std::optional<PolicyMsg> got;
+  const auto t0 = Clock::now();
+  while (!got && seconds_since(t0) < 30) {
+    pub.send(encode(policy(7)), 0ms);
+    got = receive_policy(right, 20ms, expect, drops_right);
+  }
+  REQUIRE(got.has_value());
+  REQUIRE(got->policy_version == 7);
+  for (int i = 0; i < 5; ++i) pub.send(encode(policy(8)), 0ms);
+  REQUIRE_FALSE(receive_policy(wrong, 500ms, expect, drops_wrong).has_value());
+  REQUIRE_FALSE(receive_policy(none, 500ms, expect, drops_none).has_value());
+  REQUIRE(wrong.refused() > 0);
+  REQUIRE(drops_none.total() > 0);  // an unkeyed reader sees the tag as trailing bytes: never a policy
+  REQUIRE(drops_right.total() == 0);
+}
+
 // A subscriber in another language: /usr/bin/python3 with pyzmq and msgpack receives one policy,
-// checks the frame as docs/messages.md describes, prints theta, and sends back (as hex) a frame it
-// built itself, which the C++ decoder must accept.
-TEST_CASE("a Python pyzmq + msgpack subscriber decodes the policy") {
+// checks the frame as docs/messages.md describes (with a run key: its HMAC-SHA256 tag first, with
+// the standard library's hmac), prints theta, and sends back (as hex) a frame it built itself (tagged
+// with the key, if any), which the C++ side must verify and decode.
+TEST_CASE("a Python pyzmq + msgpack subscriber decodes the policy, with and without the run key") {
   if (std::system("/usr/bin/python3 -c 'import zmq, msgpack' >/dev/null 2>&1") != 0) {
     WARN("skipped: /usr/bin/python3 lacks zmq or msgpack (Debian python3-zmq python3-msgpack)");
     return;
   }
+  const bool keyed = GENERATE(false, true);
+  const auto key = keyed ? std::make_shared<const RunKey>(RunKey::generate()) : nullptr;
   rlkv_test::TempDir dir;
   const std::string script = dir / "sub.py";
-  rlkv_test::write_text(script, R"PY(import struct, sys, zlib
+  rlkv_test::write_text(script, R"PY(import hashlib, hmac, struct, sys, zlib
 import msgpack, zmq
+key = bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else None
 ctx = zmq.Context()
 sub = ctx.socket(zmq.SUB)
 sub.setsockopt(zmq.SUBSCRIBE, b"")
 sub.setsockopt(zmq.RCVTIMEO, 20000)
 sub.connect(sys.argv[1])
 buf = sub.recv()
+if key is not None:
+    buf, tag = buf[:-32], buf[-32:]
+    assert hmac.compare_digest(tag, hmac.new(key, buf, hashlib.sha256).digest()), "tag"
 magic, version, mtype, n = struct.unpack_from("<4sHHI", buf, 0)
 assert magic == b"RLKV" and version == 1 and mtype == 1 and len(buf) == 16 + n, (magic, version, mtype, n, len(buf))
 assert struct.unpack_from("<I", buf, 12 + n)[0] == zlib.crc32(buf[:12 + n]), "crc"
@@ -396,10 +518,14 @@ print("version", msg["policy_version"], "stop", int(msg["stop"]), "run", msg["ru
 print("theta", " ".join(repr(t) for t in theta))
 out = msgpack.packb(msg, use_bin_type=True)
 head = struct.pack("<4sHHI", b"RLKV", 1, 1, len(out)) + out
-print("frame", (head + struct.pack("<I", zlib.crc32(head))).hex())
+frame = head + struct.pack("<I", zlib.crc32(head))
+if key is not None:
+    frame += hmac.new(key, frame, hashlib.sha256).digest()
+print("frame", frame.hex())
 )PY");
   Context ctx;
   Publisher pub(ctx);
+  pub.set_key(key);
   const std::string ep = pub.bind(tcp_endpoint());
   PolicyMsg sent = policy(12);
   sent.run_id = "run-\xc3\xa9";  // non-ASCII survives as UTF-8
@@ -409,7 +535,7 @@ print("frame", (head + struct.pack("<I", zlib.crc32(head))).hex())
   int status = -1;
   std::atomic<bool> done{false};
   std::thread client([&] {
-    const std::string cmd = "/usr/bin/python3 " + script + " " + ep + " 2>&1";
+    const std::string cmd = "/usr/bin/python3 " + script + " " + ep + (key ? " " + key->hex() : "") + " 2>&1";
     FILE* f = popen(cmd.c_str(), "r");
     if (f) {
       char buf[4096];
@@ -455,5 +581,7 @@ print("frame", (head + struct.pack("<I", zlib.crc32(head))).hex())
   std::string back;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) back += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   REQUIRE(!back.empty());
-  REQUIRE(decode_policy(back) == sent);
+  std::string_view body = back;
+  if (key) REQUIRE(key->verify(back, &body));
+  REQUIRE(decode_policy(body.data(), body.size()) == sent);
 }

@@ -5,12 +5,15 @@
 // MessagePack and field checks while keeping the frame checks fuzzed too. Only MessageError (a
 // UserError) is an accepted outcome; any other exception escapes and aborts, so the fuzzer records
 // it as a crash, as it does for ASan/UBSan reports. Accepted messages must re-encode and decode to
-// the same value.
+// the same value. Bit 2 of the first byte sends the frame through frame authentication first (as a
+// socket with a run key does, comm/frame_auth.h): accepted only with the right tag over the rest,
+// never a forgery; bit 3 then repairs the tag so that decoding goes on.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <variant>
 
+#include "comm/frame_auth.h"
 #include "comm/messages.h"
 #include "core/error.h"
 
@@ -38,6 +41,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (mode & 1) put_u32(frame, 8, static_cast<uint32_t>(n));
     if (mode & 2)
       put_u32(frame, rlkv::kMessageHeaderBytes + n, rlkv::crc32(frame.data(), rlkv::kMessageHeaderBytes + n));
+  }
+  if (mode & 4) {
+    static const rlkv::RunKey key = rlkv::RunKey::from_hex(std::string(2 * rlkv::kRunKeyBytes, '7'), "fuzz key");
+    if ((mode & 8) && frame.size() >= rlkv::kFrameTagBytes)
+      frame = key.sign(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTagBytes));
+    std::string_view body;
+    const bool accepted = key.verify(frame, &body);
+    const bool genuine = frame.size() >= rlkv::kFrameTagBytes &&
+                         key.sign(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTagBytes)) == frame;
+    if (accepted != genuine) __builtin_trap();
+    if (!accepted) return 0;  // refused before any decoding
+    frame = std::string(body);
   }
   try {
     rlkv::Message m = rlkv::decode_message(frame);

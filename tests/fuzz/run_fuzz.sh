@@ -32,11 +32,13 @@ if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >/dev/null 2>&1
 fi
 
 EXTRA_FLAGS=()
+LINK_FLAGS=()
 if [ "$TARGET" = safetensors_header ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp")
 elif [ "$TARGET" = messages ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp"
-           "$REPO/core/finish_reason.cpp")
+           "$REPO/core/finish_reason.cpp" "$REPO/comm/frame_auth.cpp" "$REPO/core/durable_file.cpp")
+  LINK_FLAGS=(-lsodium)
 else
   SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
            "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp
@@ -44,7 +46,7 @@ else
 fi
 echo "run_fuzz.sh: building fuzz_$TARGET with $("$CXX" --version | head -n1)"
 if ! "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-     -fno-sanitize-recover=undefined -I"$REPO" "${SOURCES[@]}" -o "$WORK/fuzz_$TARGET"; then
+     -fno-sanitize-recover=undefined -I"$REPO" "${SOURCES[@]}" "${LINK_FLAGS[@]}" -o "$WORK/fuzz_$TARGET"; then
   echo "run_fuzz.sh: build failed" >&2
   exit 1
 fi

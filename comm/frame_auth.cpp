@@ -1,0 +1,95 @@
+#include "comm/frame_auth.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+
+namespace rlkv {
+namespace {
+
+void init_sodium() {
+  static const bool ok = sodium_init() >= 0;
+  RLKV_CHECK(ok, "frame authentication: libsodium failed to initialise");
+}
+
+}  // namespace
+
+RunKey RunKey::generate() {
+  init_sodium();
+  RunKey k;
+  randombytes_buf(k.key_.data(), k.key_.size());
+  return k;
+}
+
+RunKey RunKey::from_hex(std::string_view hex, const std::string& what) {
+  init_sodium();
+  while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.front()))) hex.remove_prefix(1);
+  while (!hex.empty() && std::isspace(static_cast<unsigned char>(hex.back()))) hex.remove_suffix(1);
+  RunKey k;
+  size_t bin_len = 0;
+  const char* end = nullptr;
+  const bool ok = hex.size() == 2 * kRunKeyBytes &&
+                  sodium_hex2bin(k.key_.data(), k.key_.size(), hex.data(), hex.size(), nullptr, &bin_len, &end) == 0 &&
+                  bin_len == kRunKeyBytes && end == hex.data() + hex.size();
+  RLKV_CHECK(ok, what, ": expected a run key of ", 2 * kRunKeyBytes, " hex digits");
+  return k;
+}
+
+std::string RunKey::hex() const {
+  char buf[2 * kRunKeyBytes + 1];
+  sodium_bin2hex(buf, sizeof buf, key_.data(), key_.size());
+  return std::string(buf, 2 * kRunKeyBytes);
+}
+
+void RunKey::tag(std::string_view frame, unsigned char* out) const {
+  crypto_auth_hmacsha256(out, reinterpret_cast<const unsigned char*>(frame.data()), frame.size(), key_.data());
+}
+
+std::string RunKey::sign(std::string_view frame) const {
+  std::string out(frame);
+  out.resize(frame.size() + kFrameTagBytes);
+  tag(frame, reinterpret_cast<unsigned char*>(&out[frame.size()]));
+  return out;
+}
+
+bool RunKey::verify(std::string_view signed_frame, std::string_view* frame) const {
+  if (signed_frame.size() < kFrameTagBytes) return false;
+  const size_t n = signed_frame.size() - kFrameTagBytes;
+  const auto* data = reinterpret_cast<const unsigned char*>(signed_frame.data());
+  if (crypto_auth_hmacsha256_verify(data + n, data, n, key_.data()) != 0) return false;
+  if (frame) *frame = signed_frame.substr(0, n);
+  return true;
+}
+
+void write_key_file(const std::string& path, const RunKey& key) {
+  DurableFileWriter w(path);
+  // Owner-only before the secret is written, so no reader ever sees it under a wider mode.
+  RLKV_CHECK(::chmod(w.temp_path().c_str(), S_IRUSR | S_IWUSR) == 0, path, ": cannot set mode 0600 (",
+             std::strerror(errno), ")");
+  w.append(key.hex() + "\n");
+  w.commit();
+}
+
+RunKey read_key_file(const std::string& path) {
+  struct stat st {};
+  RLKV_CHECK(::stat(path.c_str(), &st) == 0, path, ": cannot read the run key (", std::strerror(errno), ")");
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%03o", unsigned(st.st_mode & 0777));
+  RLKV_CHECK((st.st_mode & (S_IRWXG | S_IRWXO)) == 0, path, ": the run key's mode is ", mode,
+             ", others may read it; chmod 600 ", path);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  RLKV_CHECK(in.good() || in.eof(), path, ": cannot read the run key");
+  return RunKey::from_hex(text.str(), path);
+}
+
+}  // namespace rlkv
