@@ -190,17 +190,16 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
   zmq::socket_t& s = impl_->sock;
   // One whole ZeroMQ message; a multipart message (never sent by us) comes back as its parts
   // concatenated, which the decoder then rejects and the receiver counts.
-  std::string peer;
-  auto take_any = [&s, &peer](std::string& out) -> bool {
-    zmq::message_t part;
-    if (!s.recv(part, zmq::recv_flags::dontwait)) return false;
-    const char* addr = zmq_msg_gets(part.handle(), "Peer-Address");  // tcp only
-    peer = addr != nullptr ? addr : "a peer without an address (ipc / inproc)";
-    out.assign(part.data<char>(), part.size());
-    while (part.more()) {
-      part.rebuild();
+  // `first` keeps the first part alive: its metadata names the peer when a frame is refused.
+  zmq::message_t first;
+  auto take_any = [&s, &first](std::string& out) -> bool {
+    if (!s.recv(first, zmq::recv_flags::dontwait)) return false;
+    out.assign(first.data<char>(), first.size());
+    for (bool more = first.more(); more;) {
+      zmq::message_t part;
       if (!s.recv(part, zmq::recv_flags::none)) break;  // the rest of a message arrives atomically
       out.append(part.data<char>(), part.size());
+      more = part.more();
     }
     return true;
   };
@@ -214,7 +213,8 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
         out.resize(body.size());
         return true;
       }
-      impl_->refuse(peer);
+      const char* addr = zmq_msg_gets(first.handle(), "Peer-Address");  // tcp only
+      impl_->refuse(addr != nullptr ? addr : "a peer without an address (ipc / inproc)");
     }
   };
   try {

@@ -111,10 +111,7 @@ at::Tensor streaming_attention(const at::Tensor& q, const at::Tensor& k, const a
                                int64_t window) {
   RLKV_ASSERT(sink >= 0 && window >= 1, "streaming_attention: need sink >= 0 and window >= 1");
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3);
-  const int64_t Hkv = k.size(2), G = Hq / Hkv;
-  at::Tensor qh = q.permute({0, 2, 1, 3}).reshape({B, Hkv, G, T, D});
-  at::Tensor kh = k.permute({0, 2, 1, 3}).unsqueeze(2);
-  at::Tensor vh = v.permute({0, 2, 1, 3}).unsqueeze(2);
+  const auto [qh, kh, vh] = group_heads(q, k, v);
   // Query blocks of at most kBlock rows; a block needs only the keys [0, S) and [t0 - W + 1, t0 + rows).
   constexpr int64_t kBlock = 256;
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(q.device());

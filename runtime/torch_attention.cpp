@@ -185,13 +185,15 @@ void kv_write_resident(const rlkv_kv_write_item* items, int64_t n, int64_t head_
 #endif
 }
 
+GroupedHeads group_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3), Hkv = k.size(2);
+  return {q.permute({0, 2, 1, 3}).reshape({B, Hkv, Hq / Hkv, T, D}), k.permute({0, 2, 1, 3}).unsqueeze(2),
+          v.permute({0, 2, 1, 3}).unsqueeze(2)};
+}
+
 at::Tensor dense_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, float scale) {
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3);
-  const int64_t Hkv = k.size(2), G = Hq / Hkv;
-  // [B, Hkv, G, T, D] against [B, Hkv, 1, T, D]: the group shares K and V by broadcasting.
-  at::Tensor qh = q.permute({0, 2, 1, 3}).reshape({B, Hkv, G, T, D});
-  at::Tensor kh = k.permute({0, 2, 1, 3}).unsqueeze(2);
-  at::Tensor vh = v.permute({0, 2, 1, 3}).unsqueeze(2);
+  const auto [qh, kh, vh] = group_heads(q, k, v);
   // Query blocks of at most kBlock rows attend to the keys up to their last row: the scores never
   // exceed [.., kBlock, T] (memory) and the strictly-future triangle is mostly skipped (compute).
   constexpr int64_t kBlock = 256;

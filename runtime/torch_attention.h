@@ -39,4 +39,11 @@ bool cuda_kernels_available();
 // [B, T, Hq, hd]. GQA without repeating K/V; softmax in fp32 like transformers' eager attention.
 at::Tensor dense_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, float scale);
 
+// The layout both dense and streaming attention compute in: q [B, T, Hq, hd] -> [B, Hkv, G, T, hd],
+// k / v [B, T, Hkv, hd] -> [B, Hkv, 1, T, hd] (the group shares K and V by broadcasting).
+struct GroupedHeads {
+  at::Tensor q, k, v;
+};
+GroupedHeads group_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
 }  // namespace rlkv
