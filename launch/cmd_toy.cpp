@@ -16,8 +16,11 @@ namespace po = boost::program_options;
 namespace rlkv {
 namespace {
 
-void add_task_options(po::options_description& d, ToyTaskOptions& t) {
-  d.add_options()("k-min", po::value(&t.k_min)->default_value(t.k_min), "fewest operands")(
+void add_task_options(po::options_description& d, ToyTaskOptions& t, std::string& chain) {
+  d.add_options()("chain", po::value(&chain)->default_value("running"),
+                  "chain of thought: running (a running sum; models/toy-reasoner) or pairs (the two oldest "
+                  "values not yet used, operands then results; models/toy-reasoner-2)")(
+      "k-min", po::value(&t.k_min)->default_value(t.k_min), "fewest operands")(
       "k-max", po::value(&t.k_max)->default_value(t.k_max), "most operands")(
       "num-min", po::value(&t.num_min)->default_value(t.num_min), "smallest operand")(
       "num-max", po::value(&t.num_max)->default_value(t.num_max), "largest operand");
@@ -30,8 +33,10 @@ int toy_data(int argc, char** argv) {
   po::options_description d("rlkv toy data options");
   d.add_options()("help,h", "show this help")("n", po::value(&n)->required(), "number of problems")(
       "seed", po::value(&seed)->default_value(0), "random seed")("output", po::value(&out)->required(), "JSONL file");
-  add_task_options(d, t);
+  std::string chain;
+  add_task_options(d, t, chain);
   ParsedArgs a = parse_args(argc, argv, d);
+  t.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy data takes no config overrides");
   RLKV_CHECK(n >= 1 && n <= 100000000, "--n must be in 1..1e8, got ", n);
   write_file_atomic(out, toy_dataset_jsonl(n, uint64_t(seed), t));
@@ -65,8 +70,10 @@ int toy_train(int argc, char** argv) {
       "threads", po::value(&threads)->default_value(1),
       "LibTorch intra-op threads; OpenBLAS threads its GEMMs itself, and a second OpenMP pool spinning "
       "next to it halves throughput on 2 cores (measured: 15.5k vs 8.6k tokens/s)");
-  add_task_options(d, o.task);
+  std::string chain;
+  add_task_options(d, o.task, chain);
   ParsedArgs a = parse_args(argc, argv, d);
+  o.task.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
   at::set_num_threads(threads > 0 ? int(threads) : int(std::thread::hardware_concurrency()));

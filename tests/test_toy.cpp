@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -38,6 +39,36 @@ TEST_CASE("toy problems follow the task format exactly") {
   REQUIRE(ks == std::set<size_t>{6, 7, 8, 9, 10});
   o.k_max = 100;
   REQUIRE_THROWS_AS(toy_problem(rng, o), UserError);  // 100 distinct operands do not fit in [10, 99]
+}
+
+TEST_CASE("the pairs chain adds the two oldest unused values: operands, then step results") {
+  ToyProblem p{{23, 45, 12, 67, 30, 18}, ToyChain::kPairs};
+  REQUIRE(p.prompt() == "Q:23+45+12+67+30+18=");
+  REQUIRE(p.response() == "23+45=68;12+67=79;30+18=48;68+79=147;48+147=195;A:195");
+  // An odd count mixes a prompt operand with an earlier result in one step.
+  ToyProblem q{{23, 45, 12, 67, 30, 18, 50}, ToyChain::kPairs};
+  REQUIRE(q.response() == "23+45=68;12+67=79;30+18=48;50+68=118;79+48=127;118+127=245;A:245");
+  REQUIRE(q.answer() == 245);
+  ToyTaskOptions o;
+  o.chain = parse_toy_chain("pairs");
+  REQUIRE(std::string(toy_chain_name(o.chain)) == "pairs");
+  REQUIRE_THROWS_AS(parse_toy_chain("tree"), UserError);
+  std::mt19937_64 a(9), b(9);
+  ToyTaskOptions running;
+  for (int i = 0; i < 300; ++i) {
+    const ToyProblem x = toy_problem(a, o), y = toy_problem(b, running);
+    REQUIRE(x.chain == ToyChain::kPairs);
+    REQUIRE(x.numbers == y.numbers);  // the same draws: only the chain differs
+    REQUIRE(x.prompt() == y.prompt());
+    int64_t got = 0;
+    REQUIRE(toy_extract_answer(x.response(), got));
+    REQUIRE(got == x.answer());
+    // K - 1 steps, each "a+b=c;" with c = a + b.
+    const std::string r = x.response();
+    REQUIRE(std::count(r.begin(), r.end(), ';') == int64_t(x.numbers.size()) - 1);
+  }
+  // The dataset's ref_len follows the chain.
+  REQUIRE(toy_dataset_jsonl(20, 3, o) != toy_dataset_jsonl(20, 3, running));
 }
 
 TEST_CASE("toy answers: the integer after the last A:") {

@@ -1,6 +1,7 @@
 #include "toy/toy_task.h"
 
 #include <algorithm>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -16,8 +17,28 @@ std::string ToyProblem::prompt() const {
   return s + "=";
 }
 
+ToyChain parse_toy_chain(const std::string& name) {
+  if (name == "running") return ToyChain::kRunning;
+  if (name == "pairs") return ToyChain::kPairs;
+  throw UserError(str_cat("toy task: chain must be running or pairs, got '", name, "'"));
+}
+
+const char* toy_chain_name(ToyChain c) { return c == ToyChain::kPairs ? "pairs" : "running"; }
+
 std::string ToyProblem::response() const {
   std::string s;
+  if (chain == ToyChain::kPairs) {
+    std::deque<int64_t> queue(numbers.begin(), numbers.end());
+    while (queue.size() > 1) {
+      const int64_t a = queue.front();
+      queue.pop_front();
+      const int64_t b = queue.front();
+      queue.pop_front();
+      s += std::to_string(a) + "+" + std::to_string(b) + "=" + std::to_string(a + b) + ";";
+      queue.push_back(a + b);
+    }
+    return s + "A:" + std::to_string(queue.empty() ? 0 : queue.front());
+  }
   int64_t sum = numbers.empty() ? 0 : numbers[0];
   for (size_t i = 1; i < numbers.size(); ++i) {
     const int64_t next = sum + numbers[i];
@@ -45,6 +66,7 @@ void validate_toy_options(const ToyTaskOptions& o) {
 ToyProblem toy_problem(std::mt19937_64& rng, const ToyTaskOptions& o) {
   validate_toy_options(o);
   ToyProblem p;
+  p.chain = o.chain;
   const int64_t k = std::uniform_int_distribution<int64_t>(o.k_min, o.k_max)(rng);
   std::uniform_int_distribution<int64_t> num(o.num_min, o.num_max);
   while (int64_t(p.numbers.size()) < k) {

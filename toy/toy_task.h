@@ -5,6 +5,12 @@
 // Each step copies its operand x from the prompt (long-range retrieval once the chain is longer than
 // a small recent window) and s from the previous step (local), which is what makes heads
 // heterogeneous. Vocabulary: "0-9 + = ; Q A :" plus <pad>, <s>, </s>, single-character tokens.
+//
+// A second chain over the same prompts and answers (`pairs`, the task of models/toy-reasoner-2) adds the
+// two oldest values not yet used, in a queue that holds the prompt's operands followed by each step's
+// result: Q:23+45+12+67+30+18= -> 23+45=68;12+67=79;30+18=48;68+79=147;48+147=195;A:195.
+// A step reads either two operands from the prompt, an operand and an earlier step's result, or two
+// earlier results (each several steps back), so the chain needs more than one kind of long-range lookup.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +20,19 @@
 
 namespace rlkv {
 
+enum class ToyChain { kRunning, kPairs };
+ToyChain parse_toy_chain(const std::string& name);  // "running" | "pairs"; UserError otherwise
+const char* toy_chain_name(ToyChain c);
+
 struct ToyTaskOptions {
-  int64_t k_min = 6, k_max = 10;       // operands per problem
-  int64_t num_min = 10, num_max = 99;  // operand range (distinct within a problem)
+  int64_t k_min = 6, k_max = 10;        // operands per problem
+  int64_t num_min = 10, num_max = 99;   // operand range (distinct within a problem)
+  ToyChain chain = ToyChain::kRunning;  // the response's chain of thought (the prompt and answer do not change)
 };
 
 struct ToyProblem {
   std::vector<int64_t> numbers;
+  ToyChain chain = ToyChain::kRunning;
   std::string prompt() const;
   std::string response() const;  // the full chain of thought and answer, without EOS
   int64_t answer() const;

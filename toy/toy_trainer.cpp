@@ -195,6 +195,7 @@ void save_toy_model(const ToyTrainResult& r, const ToyTrainOptions& o, const std
   write_file_atomic(dir + "/train_log.jsonl", log);
   nlohmann::json info = {{"command", command},
                          {"seed", o.seed},
+                         {"chain", toy_chain_name(o.task.chain)},
                          {"steps_run", r.history.empty() ? 0 : r.history.back().step},
                          {"batch", o.batch},
                          {"lr", o.lr},
