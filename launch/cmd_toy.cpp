@@ -18,8 +18,8 @@ namespace {
 
 void add_task_options(po::options_description& d, ToyTaskOptions& t, std::string& chain) {
   d.add_options()("chain", po::value(&chain)->default_value("running"),
-                  "chain of thought: running (a running sum; models/toy-reasoner) or pairs (the two oldest "
-                  "values not yet used, operands then results; models/toy-reasoner-2)")(
+                  "chain of thought: running (a running sum; both shipped toy models) or pairs (the two "
+                  "oldest values not yet used, operands then results)")(
       "k-min", po::value(&t.k_min)->default_value(t.k_min), "fewest operands")(
       "k-max", po::value(&t.k_max)->default_value(t.k_max), "most operands")(
       "num-min", po::value(&t.num_min)->default_value(t.num_min), "smallest operand")(

@@ -155,6 +155,29 @@ TEST_CASE("eval checks answers with the task the model directory declares, and w
   expect_usage_error(run(base + " --task chess"), "--task");
 }
 
+TEST_CASE("the toy configs train on what rlkv toy data makes for their model's chain of thought") {
+  // A pairs chain's data differs from the running chain's (its ref_len follows the chain).
+  TempDir e;
+  REQUIRE(run("toy data --n 50 --seed 1 --chain pairs --output " + (e / "p.jsonl")).status == 0);
+  REQUIRE(run("toy data --n 50 --seed 1 --output " + (e / "r.jsonl")).status == 0);
+  CHECK(rlkv_test::read_text(e / "p.jsonl") != rlkv_test::read_text(e / "r.jsonl"));
+  TempDir d;
+  struct Toy {
+    const char *config, *data, *model, *chain;
+  };
+  for (const Toy t : {Toy{"configs/toy.ini", "data/toy-train.jsonl", "models/toy-reasoner", "running"},
+                      Toy{"configs/toy2.ini", "data/toy-train.jsonl", "models/toy-reasoner-2", "running"}}) {
+    INFO(t.config);
+    const std::string cfg = rlkv_test::read_text(std::string(RLKV_SOURCE_DIR) + "/" + t.config);
+    CHECK_THAT(cfg, Contains(std::string("path = ") + t.model) && Contains(std::string("path = ") + t.data));
+    // The data's ref_len (the length reward's reference) is the chain's exact length.
+    REQUIRE(run(std::string("toy data --n 2000 --seed 1 --chain ") + t.chain + " --output " + (d / "p.jsonl")).status ==
+            0);
+    CHECK(rlkv_test::read_text(d / "p.jsonl") == rlkv_test::read_text(std::string(RLKV_SOURCE_DIR) + "/" + t.data));
+  }
+  expect_usage_error(run("toy data --n 2 --seed 1 --chain tree --output " + (d / "q.jsonl")), "chain");
+}
+
 TEST_CASE("token-dropping baselines and the comparison: matched budgets run, bad requests exit 2 naming the flag") {
   TempDir d;
   const std::string cfg = std::string(RLKV_SOURCE_DIR) + "/configs/toy.ini";

@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# The paper's comparison on the embedded toy model, in one call (the README's comparison table and
-# docs/img/tradeoff-toy.png come from it): the RLKV checkpoint of ./launch/run_default.sh (trained
-# here when absent), DuoAttention's gates on retrieval passkeys and on the model's own chains
+# The paper's comparison on an embedded toy model, in one call (the README's comparison tables and
+# docs/img/tradeoff-*.png come from it): RLKV head gates trained with three seeds (rlkv train, one
+# process each), DuoAttention's gates on retrieval passkeys and on the model's own chains
 # (rlkv duo-train), then rlkv compare on 1,000 fresh problems at 25 / 50 / 75% of the KV heads
-# compressed (and token dropping at the matched budgets), and the trade-off plot.
-# Usage: tools/compare_toy.sh [OUT_DIR]   (default out/toy-compare; needs a build in build/)
+# compressed (the single-head oracle, token dropping at the matched budgets, random masks), each seed's
+# learned mask on the same problems, the table over seeds and the trade-off plot.
+# Usage: tools/compare_toy.sh [CONFIG] [OUT_DIR]
+#   (defaults configs/toy.ini and out/toy-compare; configs/toy2.ini for models/toy-reasoner-2;
+#    SEEDS="1 2 3" by default; needs a build in build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLKV=./build/launch/rlkv
-OUT=${1:-out/toy-compare}
+CONFIG=${1:-configs/toy.ini}
+OUT=${2:-out/toy-compare}
+SEEDS=${SEEDS:-1 2 3}
 mkdir -p "$OUT"
-CKPT=$(ls -1 out/toy/ckpt-*.h5 2> /dev/null | sort -t- -k2 -n | tail -n 1 || true)
-if [ -z "$CKPT" ]; then
-  "$RLKV" train --config configs/toy.ini --train.output_dir=out/toy
-  CKPT=$(ls -1 out/toy/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
-fi
+MODEL=$(sed -n 's/^path *= *//p' "$CONFIG" | head -n 1)
+# The problems follow the chain the model was trained on (training.json; the first model predates it).
+CHAIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("chain", "running"))' \
+  "$MODEL/training.json")
+evals=()
+for seed in $SEEDS; do
+  dir="$OUT/rlkv-seed-$seed"
+  if ! ls "$dir"/ckpt-*.h5 > /dev/null 2>&1; then
+    "$RLKV" train --config "$CONFIG" --train.seed="$seed" --train.output_dir="$dir"
+  fi
+done
 for data in retrieval reasoning; do
   [ -f "$OUT/duo-$data/full_attention_heads.tsv" ] ||
-    "$RLKV" duo-train --config configs/toy.ini --data "$data" --output "$OUT/duo-$data"
+    "$RLKV" duo-train --config "$CONFIG" --data "$data" --output "$OUT/duo-$data"
 done
-"$RLKV" toy data --n 1000 --seed 20261129 --output "$OUT/problems.jsonl"
-"$RLKV" compare --config configs/toy.ini --data "$OUT/problems.jsonl" --sparsity 0.25,0.5,0.75 --mask "$CKPT" \
+"$RLKV" toy data --n 1000 --seed 20261129 --chain "$CHAIN" --output "$OUT/problems.jsonl"
+"$RLKV" compare --config "$CONFIG" --data "$OUT/problems.jsonl" --sparsity 0.25,0.5,0.75 \
   --duo-retrieval "$OUT/duo-retrieval" --duo-reasoning "$OUT/duo-reasoning" --seeds 3 --output "$OUT/compare.json" |
   tee "$OUT/compare.txt"
+for seed in $SEEDS; do
+  dir="$OUT/rlkv-seed-$seed"
+  ckpt=$(ls -1 "$dir"/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
+  "$RLKV" eval --config "$CONFIG" --data "$OUT/problems.jsonl" --method rlkv --mask "$ckpt" \
+    --sparsity 0.25,0.5,0.75 --output "$OUT/rlkv-seed-$seed.json"
+  evals+=("$OUT/rlkv-seed-$seed.json")
+done
+python3 tools/compare_seeds.py "$OUT/compare.json" "${evals[@]}" --merged "$OUT/compare-merged.json" |
+  tee "$OUT/table.md"
 if /usr/bin/python3 -c "import matplotlib" 2> /dev/null; then
-  /usr/bin/python3 analysis/tradeoff.py "$OUT/compare.json" --title "toy-reasoner: accuracy against KV cache" \
+  /usr/bin/python3 analysis/tradeoff.py "$OUT/compare-merged.json" --title "$(basename "$MODEL"): accuracy against KV cache" \
     --output "$OUT/tradeoff.png"
 fi

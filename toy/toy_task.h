@@ -6,7 +6,7 @@
 // a small recent window) and s from the previous step (local), which is what makes heads
 // heterogeneous. Vocabulary: "0-9 + = ; Q A :" plus <pad>, <s>, </s>, single-character tokens.
 //
-// A second chain over the same prompts and answers (`pairs`, the task of models/toy-reasoner-2) adds the
+// A second chain over the same prompts and answers (`pairs`, rlkv toy train --chain pairs) adds the
 // two oldest values not yet used, in a queue that holds the prompt's operands followed by each step's
 // result: Q:23+45+12+67+30+18= -> 23+45=68;12+67=79;30+18=48;68+79=147;48+147=195;A:195.
 // A step reads either two operands from the prompt, an operand and an earlier step's result, or two
