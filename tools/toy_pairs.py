@@ -44,7 +44,8 @@ def main():
 
     single = run_eval(args, ["--method", "single-head"], os.path.join(args.output, "single_head.json"))
     rows = [r for r in single["rows"] if r["method"] == "single-head"]
-    full = next(r for r in single["rows"] if r["method"] == "full")["accuracy"]
+    full_row = next(r for r in single["rows"] if r["method"] == "full")
+    full, problems = full_row["accuracy"], full_row["n"]
     layers = max(r["layer"] for r in rows) + 1
     heads = max(r["kv_head"] for r in rows) + 1
     drop = {(r["layer"], r["kv_head"]): r["drop"] for r in rows}
@@ -70,7 +71,6 @@ def main():
               file=sys.stderr)
     for name in ("pair.tsv", "pair-eval.json"):
         os.remove(os.path.join(args.output, name))
-    problems = next(r for r in single["rows"] if r["method"] == "full")["n"]
     with open(os.path.join(args.output, "pairs.json"), "w") as f:
         json.dump({"model": args.model, "problems": problems, "full_accuracy": full, "pairs": pairs}, f, indent=1)
     print_tables(pairs, problems, full)
