@@ -7,7 +7,8 @@
 // through KvCache::write_prefill: compressed heads keep their S sink and W last positions), then
 // --steps decode steps run through Model::forward_decode (mode eager) or a StaticDecode (mode graphs:
 // resident tables, replayed CUDA graphs on a GPU) + logits + greedy argmax copied to the host (what the
-// generator does per step). Printed per setting, one JSON line: ms per step, tokens/s, ATen operator
+// generator does per step), with the fused layer kernels (--fused on, the default) and / or with ATen
+// operators in their place (--fused off). Printed per setting, one JSON line: ms per step, tokens/s, ATen operator
 // calls of one step as the host dispatches them (nested calls included; a replayed graph needs few), the
 // KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
 //   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound;
@@ -27,9 +28,11 @@
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "runtime/kv_cache.h"
+#include "runtime/layer_ops.h"
 #include "runtime/model.h"
 #include "runtime/static_decode.h"
 
@@ -72,13 +75,15 @@ void sync(const at::Tensor& t) {
 
 int main(int argc, char** argv) try {
   po::options_description desc("bench_decode_step");
-  std::string device_name, batches, sparsities, dtype_name_opt, modes;
+  std::string device_name, batches, sparsities, dtype_name_opt, modes, fused_opt;
   int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads;
   desc.add_options()("device", po::value(&device_name)->default_value("cuda"), "cpu | cuda | cuda:N")(
       "batch", po::value(&batches)->default_value("32,64,128"), "batch sizes")(
       "sparsity", po::value(&sparsities)->default_value("0,0.5"), "fractions of KV heads compressed")(
       "mode", po::value(&modes)->default_value("eager,graphs"),
       "eager (Model::forward_decode) and/or graphs (StaticDecode: resident tables, CUDA graphs on a GPU)")(
+      "fused", po::value(&fused_opt)->default_value("on"),
+      "on and/or off: the fused layer kernels of a decode step on a GPU (runtime/layer_ops.h), or ATen operators")(
       "context", po::value(&context)->default_value(4096), "cached tokens per sequence")(
       "steps", po::value(&steps)->default_value(16), "timed decode steps")(
       "layers", po::value(&layers)->default_value(32), "")("hidden", po::value(&hidden)->default_value(4096), "")(
@@ -110,7 +115,7 @@ int main(int argc, char** argv) try {
   c.rms_norm_eps = 1e-5;
   at::manual_seed(1234);
   const auto t_load = std::chrono::steady_clock::now();
-  const Model model = Model::random(c, dtype, 1234, 0.02, device);
+  Model model = Model::random(c, dtype, 1234, 0.02, device);
   const double weight_bytes = double(model.parameter_bytes());
   std::cerr << "bench_decode_step: random model on " << device.str() << ": " << weight_bytes / 1e9 << " GB in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count() << " s\n";
@@ -127,8 +132,17 @@ int main(int argc, char** argv) try {
       mode_list.push_back(m);
     }
   }
-  std::map<std::pair<std::string, int64_t>, double> dense_ms;  // (mode, batch) -> ms at s = 0
-  std::map<int64_t, double> dense_kv;                          // batch -> KV bytes at s = 0
+  std::vector<bool> fused_list;
+  {
+    std::stringstream fs(fused_opt);
+    std::string f;
+    while (std::getline(fs, f, ',')) {
+      RLKV_CHECK(f == "on" || f == "off", "--fused: expected on and/or off, got '", f, "'");
+      fused_list.push_back(f == "on");
+    }
+  }
+  std::map<std::tuple<std::string, bool, int64_t>, double> dense_ms;  // (mode, fused, batch) -> ms at s = 0
+  std::map<int64_t, double> dense_kv;                                 // batch -> KV bytes at s = 0
   for (double bd : parse_list(batches)) {
     const int64_t B = int64_t(bd);
     for (double s : parse_list(sparsities)) {
@@ -148,7 +162,7 @@ int main(int argc, char** argv) try {
         keeps.push_back(std::move(keep));
       }
       // One cache per (batch, sparsity), filled once; each mode then decodes steps + 2 more tokens.
-      const int64_t total = context + int64_t(mode_list.size()) * (steps + 2) + 2;
+      const int64_t total = context + int64_t(mode_list.size() * fused_list.size()) * (steps + 2) + 2;
       KvCache cache(c, dtype, device, sink, window, page);
       cache.reserve_capacity(full_heads * ((total + page - 1) / page), comp_heads);
       // Random K / V for the context, shared by every sequence and layer (contents do not change the time).
@@ -163,66 +177,69 @@ int main(int argc, char** argv) try {
         seqs.push_back(id);
       }
       at::Tensor tokens = at::randint(0, vocab, {B}, at::TensorOptions().dtype(at::kLong).device(device));
-      for (const std::string& mode : mode_list) {
-        const double len0 = double(cache.length(seqs[0]));
-        std::unique_ptr<StaticDecode> sd;
-        if (mode == "graphs") {
-          StaticDecodeOptions so;
-          so.max_len = total;
-          so.num_threads = int(threads);
-          sd = std::make_unique<StaticDecode>(model, cache, B, so);
+      for (const bool fused : fused_list)
+        for (const std::string& mode : mode_list) {
+          model.set_fused_decode(fused);
+          const double len0 = double(cache.length(seqs[0]));
+          std::unique_ptr<StaticDecode> sd;
+          if (mode == "graphs") {
+            StaticDecodeOptions so;
+            so.max_len = total;
+            so.num_threads = int(threads);
+            sd = std::make_unique<StaticDecode>(model, cache, B, so);
+          }
+          auto step = [&] {
+            at::Tensor h = sd ? sd->step(tokens, seqs) : model.forward_decode(tokens, cache, seqs, int(threads));
+            tokens = model.logits(h).argmax(-1);
+            at::Tensor host = tokens.to(at::kCPU);  // the generator samples on the host
+            (void)host;
+          };
+          step();  // warm-up: allocator, cuBLAS handles and workspaces (and the graph's capture)
+          sync(tokens);
+          const int64_t ops = count_ops(step);  // one more (untimed) step, counting its ATen calls
+          sync(tokens);
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int64_t i = 0; i < steps; ++i) step();
+          sync(tokens);
+          const double ms =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3 / double(steps);
+          // Bytes the attention of one step reads (all layers): K and V rows of every span, at the mean length.
+          const double len = len0 + 2.0 + double(steps) / 2.0;
+          const double kv_read = 2.0 * double(head_dim * es) *
+                                 (double(full_heads) * len + double(comp_heads) * std::min(len, double(sink + window)));
+          if (s == 0.0) {
+            dense_ms[{mode, fused, B}] = ms;
+            dense_kv[B] = kv_read;
+          }
+          nlohmann::json j = {{"bench", "decode_step"},
+                              {"mode", mode},
+                              {"fused_layer_ops", fused && fused_layer_ops_available(device)},
+                              {"device", device.str()},
+                              {"graph_captures", sd ? sd->captures() : 0},
+                              {"aten_ops_per_step", ops},
+                              {"dtype", dtype_name(dtype)},
+                              {"layers", layers},
+                              {"batch", B},
+                              {"context", context},
+                              {"sparsity", s},
+                              {"sink", sink},
+                              {"window", window},
+                              {"ms_per_step", ms},
+                              {"tokens_per_s", double(B) * 1e3 / ms},
+                              {"weight_bytes", weight_bytes},
+                              {"kv_bytes_read_per_step", kv_read},
+                              {"gb_per_s_weights_plus_kv", (weight_bytes + kv_read) / (ms * 1e-3) / 1e9}};
+          if (s > 0.0 && dense_ms.count({mode, fused, B})) {
+            const double speedup = dense_ms[{mode, fused, B}] / ms;
+            const double t_att = 1.0 / ((1.0 - s) + s * double(sink + window) / len);
+            const double t_bytes = (weight_bytes + dense_kv[B]) / (weight_bytes + kv_read);
+            j["speedup_vs_dense"] = speedup;
+            j["theory_attention"] = t_att;
+            j["theory_bytes"] = t_bytes;
+            j["of_theory_bytes"] = speedup / t_bytes;
+          }
+          std::cout << j.dump() << std::endl;
         }
-        auto step = [&] {
-          at::Tensor h = sd ? sd->step(tokens, seqs) : model.forward_decode(tokens, cache, seqs, int(threads));
-          tokens = model.logits(h).argmax(-1);
-          at::Tensor host = tokens.to(at::kCPU);  // the generator samples on the host
-          (void)host;
-        };
-        step();  // warm-up: allocator, cuBLAS handles and workspaces (and the graph's capture)
-        sync(tokens);
-        const int64_t ops = count_ops(step);  // one more (untimed) step, counting its ATen calls
-        sync(tokens);
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int64_t i = 0; i < steps; ++i) step();
-        sync(tokens);
-        const double ms =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3 / double(steps);
-        // Bytes the attention of one step reads (all layers): K and V rows of every span, at the mean length.
-        const double len = len0 + 2.0 + double(steps) / 2.0;
-        const double kv_read = 2.0 * double(head_dim * es) *
-                               (double(full_heads) * len + double(comp_heads) * std::min(len, double(sink + window)));
-        if (s == 0.0) {
-          dense_ms[{mode, B}] = ms;
-          dense_kv[B] = kv_read;
-        }
-        nlohmann::json j = {{"bench", "decode_step"},
-                            {"mode", mode},
-                            {"device", device.str()},
-                            {"graph_captures", sd ? sd->captures() : 0},
-                            {"aten_ops_per_step", ops},
-                            {"dtype", dtype_name(dtype)},
-                            {"layers", layers},
-                            {"batch", B},
-                            {"context", context},
-                            {"sparsity", s},
-                            {"sink", sink},
-                            {"window", window},
-                            {"ms_per_step", ms},
-                            {"tokens_per_s", double(B) * 1e3 / ms},
-                            {"weight_bytes", weight_bytes},
-                            {"kv_bytes_read_per_step", kv_read},
-                            {"gb_per_s_weights_plus_kv", (weight_bytes + kv_read) / (ms * 1e-3) / 1e9}};
-        if (s > 0.0 && dense_ms.count({mode, B})) {
-          const double speedup = dense_ms[{mode, B}] / ms;
-          const double t_att = 1.0 / ((1.0 - s) + s * double(sink + window) / len);
-          const double t_bytes = (weight_bytes + dense_kv[B]) / (weight_bytes + kv_read);
-          j["speedup_vs_dense"] = speedup;
-          j["theory_attention"] = t_att;
-          j["theory_bytes"] = t_bytes;
-          j["of_theory_bytes"] = speedup / t_bytes;
-        }
-        std::cout << j.dump() << std::endl;
-      }
     }
   }
   return 0;

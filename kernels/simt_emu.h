@@ -306,3 +306,14 @@ inline unsigned __float_as_uint(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+// Rounded fp32 arithmetic that must not be contracted into a fused multiply-add (the volatile store
+// keeps the host compiler from fusing, as __fmul_rn / __fadd_rn keep nvcc from it).
+inline float __fmul_rn(float a, float b) {
+  volatile float r = a * b;
+  return r;
+}
+inline float __fadd_rn(float a, float b) {
+  volatile float r = a + b;
+  return r;
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }

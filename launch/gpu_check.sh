@@ -71,7 +71,7 @@ stage2_build() {  # configure + build; output in $OUT/build.log, status returned
     "-DCMAKE_PREFIX_PATH=$TORCH_CMAKE;$DEB/usr" "${PKGCONF[@]}" \
     "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$RPATH_LINK -Wl,-rpath,$LIBDIR" || return $?
   [[ -n "${GPU_CHECK_CONFIGURE_ONLY:-}" ]] && return 0
-  cmake --build "$B" -j "$(nproc)" --target op_test_runtime_cuda op_test_nccl bench_decode_step rlkv
+  cmake --build "$B" -j "$(nproc)" --target op_test_runtime_cuda op_test_layer_ops_cuda op_test_nccl bench_decode_step rlkv
 }
 DEB=/tmp/rlkv-debroot
 LIBDIR=$DEB/usr/lib/x86_64-linux-gnu
@@ -155,6 +155,7 @@ if [[ $rc -eq 77 ]]; then
 fi
 [[ $rc -ne 0 && $status -eq 0 ]] && status=$rc
 if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
+  run_step op_test_layer_ops_cuda "$B"/tests/op_test_layer_ops_cuda
   run_step op_test_runtime_cuda "$B"/tests/op_test_runtime_cuda
   if [[ $? -ge 128 ]]; then  # a crash: again without the threads, then where (under cuda-gdb)
     run_step op_test_runtime_cuda_no_threads "$B"/tests/op_test_runtime_cuda --no-threads
@@ -183,6 +184,9 @@ if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
     # The shapes of the roofline target: batch 32 and 128 at 4,096 tokens, 4 and 32 at 16,384.
     run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32,128 --context 4096 --steps 16
     run_step bench_decode_step_long "$B"/bench/bench_decode_step --batch 4,32 --context 16384 --steps 16
+    # The same step with ATen operators in place of the fused layer kernels, for the side-by-side.
+    run_step bench_decode_step_unfused "$B"/bench/bench_decode_step --batch 4,32 --context 4096 --steps 16 \
+      --sparsity 0 --fused on,off
   fi
 fi
 finish

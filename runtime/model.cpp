@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "runtime/kv_cache.h"
+#include "runtime/layer_ops.h"
 #include "runtime/safetensors.h"
 #include "runtime/torch_attention.h"
 
@@ -57,12 +58,6 @@ std::string shape_str(at::IntArrayRef s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
 }
 
 }  // namespace
@@ -247,12 +242,6 @@ Model::Rope Model::rope_tables(const at::Tensor& positions, at::ScalarType dtype
           at::cat({-sn.narrow(-1, 0, h), sn.narrow(-1, h, h)}, -1).to(dtype).unsqueeze(-2)};
 }
 
-at::Tensor Model::rope(const at::Tensor& x, const Rope& r) {
-  // (-x2) * s == x2 * (-s) exactly, and rounding is symmetric: rotate_half's negation moves into r.sin.
-  const int64_t h = x.size(-1) / 2;
-  return x * r.cos + at::cat({x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1) * r.sin;
-}
-
 at::Tensor Model::embed(const at::Tensor& tokens) const {
   if (!tp_) return at::embedding(w_.embed, tokens);
   // Vocabulary-parallel: each rank looks up the tokens in its rows, zeros elsewhere; the sum is exact.
@@ -274,7 +263,7 @@ at::Tensor Model::block(int64_t layer, const at::Tensor& x_in, const at::Tensor&
   const int64_t I = local_.intermediate_size;
   at::Tensor x = x_in + reduce(at::linear(attn_out, lw.wo));
   at::Tensor gu = at::linear(rms_norm(x, lw.post_norm, cfg_.rms_norm_eps), lw.w_gate_up);
-  return x + reduce(at::linear(at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I), lw.w_down));
+  return x + reduce(at::linear(silu_mul(gu, I, /*fused=*/false), lw.w_down));
 }
 
 at::Tensor Model::forward_dense(const at::Tensor& tokens, const KvSink& kv_sink) const {
@@ -304,8 +293,8 @@ at::Tensor Model::forward_dense_with(const at::Tensor& tokens, const AttentionFn
       q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
       k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
     }
-    q = rope(q, rot);
-    k = rope(k, rot);
+    q = apply_rope(q, rot.cos, rot.sin);
+    k = apply_rope(k, rot.cos, rot.sin);
     x = block(l, x, attend(l, q, k, v).reshape({B, T, hq * hd}));
   }
   return rms_norm(x, w_.final_norm, c.rms_norm_eps);
@@ -337,25 +326,24 @@ at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor
                                       const DecodeAttention& attend) const {
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
-  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim;
+  const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim, I = local_.intermediate_size;
+  const bool fused = fused_decode_ && fused_layer_ops_available(device_);
+  // The layers of block() with each residual addition fused into the RMSNorm that follows it (the
+  // same values as forward_dense_with's order of operations).
   at::Tensor x = embed(tokens);  // [B, d]
   const Rope rot = rope_tables(pos, x.scalar_type());
+  at::Tensor h = add_rms_norm(x, at::Tensor(), w_.layers[0].input_norm, c.rms_norm_eps, fused);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
-    at::Tensor h = rms_norm(x, lw.input_norm, c.rms_norm_eps);
-    at::Tensor qkv = at::linear(h, lw.wqkv, lw.bqkv);
-    at::Tensor q = qkv.narrow(-1, 0, hq * hd).view({B, hq, hd});
-    at::Tensor k = qkv.narrow(-1, hq * hd, hkv * hd).view({B, hkv, hd});
-    at::Tensor v = qkv.narrow(-1, (hq + hkv) * hd, hkv * hd).reshape({B, hkv, hd}).contiguous();
-    if (c.qk_norm) {
-      q = rms_norm(q, lw.q_norm, c.rms_norm_eps);
-      k = rms_norm(k, lw.k_norm, c.rms_norm_eps);
-    }
-    q = rope(q, rot).contiguous();
-    k = rope(k, rot).contiguous();
-    x = block(l, x, attend(l, q, k, v).view({B, hq * hd}));
+    const QkvHeads qkv = qkv_rope(at::linear(h, lw.wqkv, lw.bqkv), hq, hkv, hd, c.qk_norm ? lw.q_norm : at::Tensor(),
+                                  c.qk_norm ? lw.k_norm : at::Tensor(), c.rms_norm_eps, rot.cos, rot.sin, fused);
+    at::Tensor attn = attend(l, qkv.q, qkv.k, qkv.v).view({B, hq * hd});
+    h = add_rms_norm(x, reduce(at::linear(attn, lw.wo)), lw.post_norm, cfg_.rms_norm_eps, fused);
+    at::Tensor down = reduce(at::linear(silu_mul(at::linear(h, lw.w_gate_up), I, fused), lw.w_down));
+    const at::Tensor& next_norm = l + 1 < c.num_layers ? w_.layers[size_t(l + 1)].input_norm : w_.final_norm;
+    h = add_rms_norm(x, down, next_norm, c.rms_norm_eps, fused);
   }
-  return rms_norm(x, w_.final_norm, c.rms_norm_eps);
+  return h;
 }
 
 at::Tensor Model::logits(const at::Tensor& hidden) const {

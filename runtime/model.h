@@ -113,6 +113,11 @@ class Model {
   // graph when `attend` can (runtime/static_decode.h). Returns final-normed hidden states [B, hidden].
   at::Tensor forward_decode_with(const at::Tensor& tokens, const at::Tensor& positions,
                                  const DecodeAttention& attend) const;
+  // Decode steps on a GPU run the fused layer kernels (runtime/layer_ops.h: one launch for each
+  // residual addition with its RMSNorm, for q / k / v with rotary embedding, for SiLU-and-multiply)
+  // where this build has them; off, they run as ATen operators. On by default; the CPU ignores it.
+  void set_fused_decode(bool on) { fused_decode_ = on; }
+  bool fused_decode() const { return fused_decode_; }
   at::Tensor logits(const at::Tensor& hidden) const;  // [..., hidden] -> [..., vocab], fp32 (every rank)
 
   // Tensors under their Hugging Face names (fused weights split back), for saving.
@@ -131,7 +136,6 @@ class Model {
     at::Tensor cos, sin;
   };
   Rope rope_tables(const at::Tensor& positions, at::ScalarType dtype) const;
-  static at::Tensor rope(const at::Tensor& x, const Rope& r);  // x [..., N, H, hd]
   at::Tensor embed(const at::Tensor& tokens) const;
   at::Tensor reduce(at::Tensor partial) const;  // all-reduce of a row-parallel output
   at::Tensor block(int64_t layer, const at::Tensor& x, const at::Tensor& attn_out) const;
@@ -144,6 +148,7 @@ class Model {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;
   at::Tensor inv_freq_;  // [head_dim / 2] fp32
+  bool fused_decode_ = true;
 };
 
 at::ScalarType parse_dtype(const std::string& name);  // float32 | bfloat16 | float16

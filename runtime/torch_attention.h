@@ -3,7 +3,6 @@
 // On CUDA the span and write-item records are copied to the device in one buffer per call on the
 // current stream; the pools already live there, and so do the page lists when the caller says so
 // (`pages_on_device`: KvCache's page table on a GPU); otherwise the page lists travel in that buffer.
-// STATUS of the CUDA path: compiled against a CUDA LibTorch; not yet run on a GPU.
 #pragma once
 
 #include <ATen/ATen.h>
