@@ -178,6 +178,19 @@ if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
       --method full --runtime.device=$dev
     note "eval on $dev: $(python3 -c "print(f'{1000 / ($(date +%s.%N) - $t0):.1f} problems/s')")"
   done
+  # rlkv train with its actor on the GPU (the toy config, 300 steps), then 50 steps of the same on the
+  # CPU's cores: rollouts/s side by side, and the heads the GPU run learned (rlkv inspect).
+  if [[ -z "$QUICK" ]]; then
+    for dev in cuda cpu; do
+      steps=$([[ $dev == cuda ]] && echo 300 || echo 50)
+      rm -rf "/tmp/rlkv-train-$dev"
+      run_step "train_toy_$dev" timeout 400 "$B"/launch/rlkv train --config configs/toy.ini --runtime.device=$dev \
+        --runtime.threads="$(nproc)" --train.steps=$steps --train.checkpoint_every=50 --train.output_dir="/tmp/rlkv-train-$dev"
+      note "train on $dev: $(grep -o '[0-9.]* rollouts/s' "$OUT/log.txt" | tail -n 5 | tr '\n' ' ')"
+    done
+    ckpt=$(ls -1 /tmp/rlkv-train-cuda/ckpt-*.h5 2> /dev/null | sort -t- -k2 -n | tail -n 1)
+    [[ -n "$ckpt" ]] && "$B"/launch/rlkv inspect "$ckpt" | sed -n 5,15p | tee -a "$OUT/summary.txt"
+  fi
   if [[ -n "$QUICK" ]]; then
     run_step bench_decode_step "$B"/bench/bench_decode_step --batch 32 --context 2048 --steps 8
   else

@@ -27,13 +27,19 @@ LABELS = [
 PER_HEAD = ("oracle", "duo-retrieval", "duo-reasoning")
 
 
-def load(path):
+def load_doc(path):
     try:
         with open(path) as f:
-            rows = json.load(f)["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            doc = json.load(f)
+        if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+            raise ValueError("no list of rows")
+    except (OSError, ValueError) as e:
         sys.exit(f"compare_seeds.py: {path}: not an rlkv results file ({e})")
-    return rows
+    return doc
+
+
+def load(path):
+    return load_doc(path)["rows"]
 
 
 def by_sparsity(rows, method):
@@ -47,7 +53,8 @@ def main():
     p.add_argument("--merged", default="")
     p.add_argument("--name", default="rlkv")
     a = p.parse_args()
-    rows = load(a.compare)
+    doc = load_doc(a.compare)
+    rows = doc["rows"]
     seeds = [by_sparsity(load(s), "rlkv") for s in a.seeds]
     sparsities = sorted(set.intersection(*(set(s) for s in seeds)))
     if not sparsities:
@@ -100,7 +107,8 @@ def main():
             r["detail"] = f"mean of {len(seeds)} seeds"
             out.append(r)
         with open(a.merged, "w") as f:
-            json.dump({"rows": out}, f, indent=1)
+            # The compare file's description of the run (problems, cache, model) with the merged rows.
+            json.dump({**{k: v for k, v in doc.items() if k != "rows"}, "rows": out}, f, indent=1)
 
 
 if __name__ == "__main__":
