@@ -27,12 +27,24 @@ LABELS = [
 PER_HEAD = ("oracle", "duo-retrieval", "duo-reasoning")
 
 
+def row_ok(r):
+    """A row this script reads: a method and an accuracy; a sparsity row also its KV fraction."""
+    if not isinstance(r, dict) or not isinstance(r.get("method"), str):
+        return False
+    numeric = ["accuracy"] + (["sparsity", "kv_fraction_of_full"] if "sparsity" in r else [])
+    return all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for k in numeric)
+
+
 def load_doc(path):
     try:
         with open(path) as f:
             doc = json.load(f)
         if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
             raise ValueError("no list of rows")
+        for i, r in enumerate(doc["rows"]):
+            if not row_ok(r):
+                raise ValueError(f"row {i + 1} lacks a method, a numeric accuracy or, with a sparsity, "
+                                 "a numeric KV fraction")
     except (OSError, ValueError) as e:
         sys.exit(f"compare_seeds.py: {path}: not an rlkv results file ({e})")
     return doc
@@ -80,12 +92,12 @@ def main():
         if not all(s in m for s in sparsities):
             continue
         base[method] = m
-        std = lambda r: f" ± {pct(r['accuracy_std'])}" if method == "random" else ""
+        std = lambda r: f" ± {pct(r.get('accuracy_std', 0.0))}" if method == "random" else ""
         print(f"| {label} | " + " | ".join(pct(m[s]["accuracy"]) + std(m[s]) for s in sparsities) +
               f" | {pct(m[mid]['kv_fraction_of_full'])}% |")
     full = next((r for r in rows if r["method"] == "full"), None)
     if full:
-        print(f"\nEvery head full: {pct(full['accuracy'])}% on {full['n']} problems.")
+        print(f"\nEvery head full: {pct(full['accuracy'])}% on {full.get('n', '?')} problems.")
     per_head = [m for m in PER_HEAD if m in base]
     if per_head:
         print()
