@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The paper's comparison on an embedded toy model, in one call (the README's table and
-# docs/img/tradeoff-toy.png came from its earlier form, one checkpoint of run_default.sh): RLKV head gates trained with three seeds (rlkv train, one
-# process each), DuoAttention's gates on retrieval passkeys and on the model's own chains
+# The paper's comparison on an embedded toy model, in one call (the README's tables and
+# docs/img/tradeoff-toy.png / tradeoff-toy2.png come from it): RLKV head gates trained with three seeds
+# (rlkv train, one process each), DuoAttention's gates on retrieval passkeys and on the model's own chains
 # (rlkv duo-train), then rlkv compare on 1,000 fresh problems at 25 / 50 / 75% of the KV heads
 # compressed (the single-head oracle, token dropping at the matched budgets, random masks), each seed's
 # learned mask on the same problems, the table over seeds and the trade-off plot.
