@@ -4,26 +4,31 @@
 //
 // Why it is shaped this way. Decode attention reads each cached K and V row once and does 2 G FLOPs
 // per element read, so a kernel is fast when it keeps enough bytes in flight to saturate HBM and
-// spends few instructions per byte. Three launches per call:
-//   1. plan (one block): the work is balanced by the spans' actual lengths. Each span weighs its
-//      length plus kTcSpanCost tokens (the fixed work of a span in a block: query rows, pipeline fill,
-//      merge); the spans' weights laid end to end are cut into equal pieces, one per block of the
-//      main grid (at least kTcMinPiece each). A block reads the tokens of its piece: the end of one
-//      span, whole short spans (compressed heads: S + W slots), the start of the next; a long full
-//      head is spread over many blocks. No block reads more than its share plus a span's cost, at any
-//      batch and sparsity. The plan lives in the workspace, so a replayed CUDA graph plans each step
-//      from that step's lengths (the grid is fixed: SMs x kTcBlocksPerSm).
-//   2. main (blocks of 4 warps, one piece each): per span of its piece, the GQA group's query rows
-//      (up to 8, padded to the 16 rows of an m16n8k16 tile) are the A operand of tensor-core MMAs; K
-//      and V tiles of 64 tokens stream into shared memory through a kTcStages-deep cp.async pipeline
-//      (16-byte copies, XOR-swizzled rows so that ldmatrix reads are free of bank conflicts; page
-//      rows found by 32-bit stepping, not a division per row); each warp takes 16 tokens of a tile:
-//      S = Q K^T (ldmatrix on K), an online softmax in base 2 on the score fragments, and O += P V
-//      with P reused from the score fragments as the next A operand (ldmatrix.trans on V). The warps
-//      merge at the span's end; a block holding a whole span writes its output, the others write an
-//      unnormalised partial with its running max and sum (possibly empty: a piece can hold only a
-//      span's cost).
-//   3. combine: spans cut over several blocks merge their partials (exact up to rounding).
+// spends few instructions per byte. Two launches per call:
+//   1. main (a fixed grid of SMs x kTcBlocksPerSm blocks of 4 warps). Each block first plans its own
+//      work from the spans' actual lengths (no separate planning launch): each span weighs its length
+//      plus kTcSpanCost tokens (the fixed work of a span in a block: query rows, pipeline fill,
+//      merge); the spans' weights laid end to end are cut into equal pieces, one per block (at least
+//      kTcMinPiece each), and a block finds where its piece starts with one prefix sum over the
+//      spans' lengths (each thread sums a contiguous run of spans, then a scan across the block). It
+//      then reads the tokens of its piece: the end of one span, whole short spans (compressed heads:
+//      S + W slots), the start of the next; a long full head is spread over many blocks. No block
+//      reads more than its share plus two spans' costs, at any batch and sparsity, and a replayed
+//      CUDA graph plans each step from that step's lengths.
+//      Per span of its piece, the GQA group's query rows (up to 8, padded to the 16 rows of an
+//      m16n8k16 tile) are the A operand of tensor-core MMAs; K and V tiles of 64 tokens stream into
+//      shared memory through a kTcStages-deep cp.async pipeline (16-byte copies, XOR-swizzled rows so
+//      that ldmatrix reads are free of bank conflicts; page rows found by 32-bit stepping, not a
+//      division per row); each warp takes 16 tokens of a tile: S = Q K^T (ldmatrix on K), an online
+//      softmax in base 2 on the score fragments, and O += P V with P reused from the score fragments
+//      as the next A operand (ldmatrix.trans on V). The warps merge at the span's end; a block
+//      holding a whole span writes its output, the others write an unnormalised partial with its
+//      running max and sum (possibly empty: a piece can hold only a span's cost) to one of the
+//      block's two partial slots (2 b for the span its piece starts in, 2 b + 1 for a span that starts
+//      inside the piece and runs past its end). The block where a span starts records the span's
+//      weight offset, and block 0 the piece weight, for the second launch.
+//   2. combine (one block per span): spans cut over several blocks merge their partials (exact up to
+//      rounding); the others return at once.
 // Accumulation is fp32; P is rounded to the storage dtype for the P V product (as FlashAttention does).
 // Lengths are below 2^31 tokens per span.
 #pragma once
@@ -37,31 +42,23 @@ constexpr int kTcBlocksPerSm = 2;  // blocks per SM (shared memory allows 2 at h
 constexpr int kTcSpanCost = 128;   // a span's fixed work in a block, in tokens of reading
 constexpr int kTcMinPiece = 256;   // weight per block at least (short calls use fewer blocks)
 constexpr int kTcMaxGroup = 8;     // query rows per item (rows 8..15 of the MMA tile stay zero)
-constexpr int kPlanThreads = 256;
-constexpr int kPlanSmemBytes = kPlanThreads * 8;
 
-// The plan's place in the workspace: a header, then per span its weight's start and first partial
-// slot, then per block its first span, then the partial results (floats, 16-byte aligned).
+// The workspace: a header (the piece weight), each span's weight offset, then the partial results
+// (floats, 16-byte aligned), two slots per block.
 struct tc_plan_layout {
   int64_t pairs = 0, grid = 0, group = 0, head_dim = 0;
-  // Partial slots: each span has one per block its weight touches; the grid's piece boundaries add at
-  // most grid - 1 to the spans' count.
-  __host__ __device__ int64_t max_slots() const { return pairs + grid; }
+  __host__ __device__ int64_t max_slots() const { return 2 * grid; }
   __host__ __device__ int64_t off_vstart() const { return 32; }  // header: int64 [4]
-  __host__ __device__ int64_t off_pair_first() const { return off_vstart() + 8 * (pairs + 1); }
-  __host__ __device__ int64_t off_block_first() const { return off_pair_first() + 4 * (pairs + 1); }
-  __host__ __device__ int64_t off_floats() const { return (off_block_first() + 4 * grid + 15) / 16 * 16; }
+  __host__ __device__ int64_t off_floats() const { return (off_vstart() + 8 * pairs + 15) / 16 * 16; }
   __host__ __device__ int64_t bytes() const { return off_floats() + 4 * max_slots() * group * (head_dim + 2); }
 };
 
 struct tc_plan_view {
-  int64_t* header;       // [0] piece weight P, [1] blocks with a piece
-  int64_t* vstart;       // [pairs + 1] where each span's weight starts (prefix sums of len + kTcSpanCost)
-  int32_t* pair_first;   // [pairs + 1] first partial slot of each span; its pieces' slots follow in order
-  int32_t* block_first;  // [grid] the span holding each block's first token of weight (pairs: none)
-  float* part_out;       // [max_slots][G][D] unnormalised outputs
-  float* part_max;       // [max_slots][G] running max (base-2 exponent domain)
-  float* part_sum;       // [max_slots][G]
+  int64_t* header;  // [0] piece weight P (written by block 0 of the main launch)
+  int64_t* vstart;  // [pairs] where each span's weight starts (written by the block it starts in)
+  float* part_out;  // [max_slots][G][D] unnormalised outputs
+  float* part_max;  // [max_slots][G] running max (base-2 exponent domain)
+  float* part_sum;  // [max_slots][G]
 };
 
 __host__ __device__ __forceinline__ tc_plan_view tc_view(void* ws, const tc_plan_layout& l) {
@@ -69,90 +66,87 @@ __host__ __device__ __forceinline__ tc_plan_view tc_view(void* ws, const tc_plan
   tc_plan_view v;
   v.header = reinterpret_cast<int64_t*>(b);
   v.vstart = reinterpret_cast<int64_t*>(b + l.off_vstart());
-  v.pair_first = reinterpret_cast<int32_t*>(b + l.off_pair_first());
-  v.block_first = reinterpret_cast<int32_t*>(b + l.off_block_first());
   v.part_out = reinterpret_cast<float*>(b + l.off_floats());
   v.part_max = v.part_out + l.max_slots() * l.group * l.head_dim;
   v.part_sum = v.part_max + l.max_slots() * l.group;
   return v;
 }
 
-// The part of span `pair` that block `block` reads: tokens [begin, end) (empty when the block holds
+// Where block `block`'s piece starts: the span holding its first token of weight (pairs: the block has
+// no piece) and that span's weight offset, with the piece weight P.
+struct tc_block_plan {
+  int64_t P, first_pair, first_vs;
+};
+
+// The partial slot of span [vs, ve) (weight offsets) in block `block`: 2 block for the span the block's
+// piece starts in, 2 block + 1 for a span starting inside the piece.
+__host__ __device__ __forceinline__ int64_t tc_slot(int64_t P, int64_t block, int64_t vs) {
+  return 2 * block + (vs <= block * P ? 0 : 1);
+}
+
+// The part of span [vs, ve) that block `block` reads: tokens [begin, end) (empty when the block holds
 // only part of the span's cost), whether the block holds the whole span, and the span's partial slot
 // for this block otherwise.
 struct tc_piece {
   int64_t begin, end, slot;
   bool whole;
 };
-__host__ __device__ __forceinline__ tc_piece tc_piece_of(const tc_plan_view& v, int64_t block, int64_t pair) {
-  const int64_t P = v.header[0], vs = v.vstart[pair], ve = v.vstart[pair + 1];
+__host__ __device__ __forceinline__ tc_piece tc_piece_at(int64_t P, int64_t block, int64_t vs, int64_t ve) {
   const int64_t lo = (block * P > vs ? block * P : vs) - vs, hi = ((block + 1) * P < ve ? (block + 1) * P : ve) - vs;
-  const int64_t first = vs / P, last = (ve - 1) / P;
   tc_piece r;
   r.begin = lo > kTcSpanCost ? lo - kTcSpanCost : 0;
   r.end = hi > kTcSpanCost ? hi - kTcSpanCost : 0;
-  r.whole = first == last;
-  r.slot = v.pair_first[pair] + (block - first);
+  r.whole = vs / P == (ve - 1) / P;
+  r.slot = tc_slot(P, block, vs);
   return r;
 }
 
-// Prefix sums over the block of `x` (one value per thread) in shared memory `tmp` [kPlanThreads]:
-// returns this thread's inclusive sum and puts the block total in *total.
-__device__ __forceinline__ int64_t plan_block_scan(int64_t x, int64_t* tmp, int64_t* total) {
-  const int t = threadIdx.x;
-  tmp[t] = x;
+// The block's plan, computed by all kTcThreads threads of the block from the spans' lengths; `scratch`
+// is shared memory of at least kTcWarps + 2 int64 (free again on return). Each thread sums the weights
+// of a contiguous run of spans (independent loads), a scan across the block gives each run's offset,
+// and the thread whose run holds the piece's first token walks it to the span.
+__device__ __forceinline__ tc_block_plan tc_plan_block(const rlkv_decode_args& a, int64_t pairs, int64_t grid,
+                                                       int64_t block, int64_t* scratch) {
+  const int t = int(threadIdx.x), lane = t % 32, warp = t / 32;
+  const int64_t per = (pairs + kTcThreads - 1) / kTcThreads;
+  const int64_t p0 = t * per < pairs ? t * per : pairs, p1 = p0 + per < pairs ? p0 + per : pairs;
+  int64_t w = 0;
+  for (int64_t p = p0; p < p1; ++p) w += a.spans[p].len + kTcSpanCost;
+  int64_t incl = w;  // inclusive prefix over the warp's runs
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int64_t y = __shfl_sync(0xffffffffu, incl, lane >= o ? lane - o : lane);
+    if (lane >= o) incl += y;
+  }
+  if (lane == 31) scratch[warp] = incl;
+  if (t == 0) scratch[kTcWarps] = pairs;  // no piece, unless a run holds its start
   __syncthreads();
-  for (int o = 1; o < kPlanThreads; o <<= 1) {
-    const int64_t add = t >= o ? tmp[t - o] : 0;
-    __syncthreads();
-    tmp[t] += add;
-    __syncthreads();
+  int64_t before = 0, V = 0;
+#pragma unroll
+  for (int i = 0; i < kTcWarps; ++i) {
+    before += i < warp ? scratch[i] : 0;
+    V += scratch[i];
   }
-  const int64_t mine = tmp[t];
-  *total = tmp[kPlanThreads - 1];
-  __syncthreads();
-  return mine;
-}
-
-// One block of kPlanThreads threads: vstart, the piece weight, pair_first and block_first.
-__global__ void __launch_bounds__(kPlanThreads) tc_plan_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l) {
-  RLKV_DYN_SMEM(int64_t, tmp);  // [kPlanThreads]
-  const tc_plan_view v = tc_view(ws, l);
-  const int t = threadIdx.x;
-  int64_t base = 0, total;
-  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
-    const int64_t p = b + t;
-    const int64_t w = p < l.pairs ? a.spans[p].len + kTcSpanCost : 0;
-    const int64_t incl = plan_block_scan(w, tmp, &total);
-    if (p < l.pairs) v.vstart[p] = base + incl - w;
-    base += total;
-  }
-  const int64_t V = base;
-  const int64_t per = (V + l.grid - 1) / l.grid;
-  const int64_t P = per > kTcMinPiece ? per : kTcMinPiece;
-  const int64_t blocks = (V + P - 1) / P;
-  if (t == 0) {
-    v.vstart[l.pairs] = V;
-    v.header[0] = P;
-    v.header[1] = blocks;
-  }
-  __syncthreads();  // vstart is complete (global writes of this block are visible to it after the barrier)
-  int64_t slots = 0;
-  for (int64_t b = 0; b < l.pairs; b += kPlanThreads) {
-    const int64_t p = b + t;
-    int64_t pieces = 0;
-    if (p < l.pairs) {
-      const int64_t vs = v.vstart[p], ve = v.vstart[p + 1];
-      pieces = (ve - 1) / P - vs / P + 1;
-      // The blocks whose piece starts inside this span.
-      for (int64_t k = (vs + P - 1) / P; k * P < ve; ++k) v.block_first[k] = int32_t(p);
+  const int64_t excl = before + incl - w;
+  const int64_t even = (V + grid - 1) / grid;
+  tc_block_plan r;
+  r.P = even > kTcMinPiece ? even : kTcMinPiece;
+  const int64_t lo = block * r.P;
+  if (excl <= lo && lo < excl + w) {  // exactly one thread: runs tile [0, V) and lo < V
+    int64_t vs = excl, p = p0;
+    for (;; ++p) {
+      const int64_t we = a.spans[p].len + kTcSpanCost;
+      if (lo < vs + we) break;
+      vs += we;
     }
-    const int64_t incl = plan_block_scan(pieces, tmp, &total);
-    if (p < l.pairs) v.pair_first[p] = int32_t(slots + incl - pieces);
-    slots += total;
+    scratch[kTcWarps] = p;
+    scratch[kTcWarps + 1] = vs;
   }
-  if (t == 0) v.pair_first[l.pairs] = int32_t(slots);
-  for (int64_t k = blocks + t; k < l.grid; k += kPlanThreads) v.block_first[k] = int32_t(l.pairs);
+  __syncthreads();
+  r.first_pair = scratch[kTcWarps];
+  r.first_vs = r.first_pair < pairs ? scratch[kTcWarps + 1] : 0;
+  __syncthreads();  // the caller may reuse the scratch
+  return r;
 }
 
 // Shared memory of the main kernel: the query rows, then the pipeline's K and V tiles (reused for the
@@ -303,7 +297,12 @@ __device__ __forceinline__ void tc_load_q(const rlkv_decode_args& a, int64_t s, 
     uint16_t e[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (row < G) {
       const T* src = qb + s * a.q_stride_seq + (h * G + row) * a.q_stride_head + ch * 8;
-      for (int j = 0; j < 8; ++j) memcpy(&e[j], src + j, 2);
+      if ((reinterpret_cast<uintptr_t>(src) & 15u) == 0) {  // one 16-byte load (packed rows: always)
+        const uint4 x = *reinterpret_cast<const uint4*>(src);
+        memcpy(e, &x, 16);
+      } else {
+        for (int j = 0; j < 8; ++j) e[j] = reinterpret_cast<const uint16_t*>(src)[j];
+      }
     }
     memcpy(qs + swz<D>(row, ch), e, 16);
   }
@@ -363,22 +362,54 @@ __device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const 
   __syncthreads();  // the next item overwrites the merge area
 }
 
-// One piece of the plan per block: the spans its weight touches, each read through the pipeline.
+// Programmatic dependent launch (sm_90 and later): the combine launch may start while the main launch
+// runs (its blocks are scheduled once every main block has started, hiding the launch gap), and each
+// of its threads first waits until the main launch has completed and its writes are visible. Elsewhere
+// (older GPUs, the emulator) the launches simply run one after the other.
+__device__ __forceinline__ void tc_allow_combine() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void tc_wait_for_main() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// One piece of the plan per block: the block plans it, then reads the spans its weight touches, each
+// through the pipeline.
 template <typename T, int D>
 __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
     decode_tc_kernel(rlkv_decode_args a, void* ws, tc_plan_layout l) {
   const tc_plan_view v = tc_view(ws, l);
   const int64_t block = blockIdx.x;
-  const int64_t P = v.header[0], hi = (block + 1) * P;
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv;
   const float scale_log2 = a.scale * kLog2e;
   RLKV_DYN_SMEM(unsigned char, smem);
   unsigned char* qs = smem;
   unsigned char* pipe = smem + tc_smem<D>::kQ;
-  for (int64_t pair = v.block_first[block]; pair < l.pairs && v.vstart[pair] < hi; ++pair) {
-    const tc_piece pc = tc_piece_of(v, block, pair);
+  tc_allow_combine();
+  const tc_block_plan bp = tc_plan_block(a, l.pairs, l.grid, block, reinterpret_cast<int64_t*>(pipe));
+  const int64_t P = bp.P, lo = block * P, hi = lo + P;
+  if (block == 0 && threadIdx.x == 0) v.header[0] = P;
+  int64_t vs = bp.first_vs;
+  for (int64_t pair = bp.first_pair; pair < l.pairs && vs < hi; ++pair) {
     const rlkv_kv_span sp = a.spans[pair];
+    const int64_t ve = vs + sp.len + kTcSpanCost;
+    if (threadIdx.x == 0 && vs >= lo) v.vstart[pair] = vs;  // the span starts in this block's piece
+    const tc_piece pc = tc_piece_at(P, block, vs, ve);
+    vs = ve;
     const int64_t begin = pc.begin, end = pc.end;
+    // The pipeline: kTcStages - 1 tiles are in flight while one is computed (one commit group per tile,
+    // empty groups past the end keep the count uniform). The first tiles are issued before the query
+    // rows are read, so that the two memory trips overlap.
+    const int64_t tiles = (end - begin + kTcTile - 1) / kTcTile;
+#pragma unroll
+    for (int i = 0; i < kTcStages - 1; ++i) {
+      if (i < tiles) tc_load_tile<D>(pipe + i * tc_smem<D>::kStageBytes, sp, begin + i * kTcTile, end);
+      cp_async_commit();
+    }
     uint32_t qa[D / 16][2];
     tc_load_q<T, D>(a, pair / Hkv, pair % Hkv, G, qs, qa);
     tc_warp_state<D> st;
@@ -386,14 +417,6 @@ __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
     st.l = 0.f;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) st.o[n][0] = st.o[n][1] = st.o[n][2] = st.o[n][3] = 0.f;
-    // The pipeline: kTcStages - 1 tiles are in flight while one is computed (one commit group per tile,
-    // empty groups past the end keep the count uniform).
-    const int64_t tiles = (end - begin + kTcTile - 1) / kTcTile;
-#pragma unroll
-    for (int i = 0; i < kTcStages - 1; ++i) {
-      if (i < tiles) tc_load_tile<D>(pipe + i * tc_smem<D>::kStageBytes, sp, begin + i * kTcTile, end);
-      cp_async_commit();
-    }
     for (int64_t i = 0; i < tiles; ++i) {
       cp_async_wait<kTcStages - 2>();
       __syncthreads();  // tile i has landed for every thread; tile i - 1's buffer is free
@@ -413,58 +436,79 @@ __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
 // One block per span: merges the partials of the spans cut over several blocks. A span can have
 // hundreds of partials (a long full head among compressed ones), so nothing walks them one load at
 // a time: the maxima and sums are reduced by the warps in parallel, and each thread then accumulates
-// its output elements (at most kTcCombineElems) over the partials with independent loads.
-constexpr int kTcCombineElems = kTcMaxGroup * 128 / kTcThreads;
+// its output elements (at most kTcCombineVecs runs of 4, read as 16-byte loads) over the partials with
+// independent loads, eight partials at a time.
+constexpr int kTcCombineVecs = kTcMaxGroup * 128 / 4 / kTcThreads;
 inline size_t tc_combine_smem(const tc_plan_layout& l) {
   return size_t(4 * (l.grid + 1) * l.group + 4 * l.group);  // weights [pieces][G], then 1 / sum [G]
 }
 template <typename T>
 __global__ void __launch_bounds__(kTcThreads) tc_combine_kernel(rlkv_decode_args a, const void* ws, tc_plan_layout l) {
+  tc_wait_for_main();
   const tc_plan_view v = tc_view(const_cast<void*>(ws), l);
   const int64_t pair = blockIdx.x;
-  const int64_t first = v.pair_first[pair], n = v.pair_first[pair + 1] - first;
+  const int64_t P = v.header[0], vs = v.vstart[pair], ve = vs + a.spans[pair].len + kTcSpanCost;
+  const int64_t first = vs / P, n = (ve - 1) / P - first + 1;
   if (n <= 1) return;  // written by the main kernel
+  // The span's partials: slot tc_slot(first) of block `first`, then slot 2 k of each later block k.
+  const int64_t slot0 = tc_slot(P, first, vs);
   const int64_t Hkv = a.num_kv_heads, G = a.num_q_heads / Hkv, D = a.head_dim, s = pair / Hkv, h = pair % Hkv;
   RLKV_DYN_SMEM(float, wt);  // [n][G]: exp2(m - max) of each partial, then [G]: 1 / sum
   float* inv = wt + n * G;
-  const float* pm = v.part_max + first * G;
-  const float* pl = v.part_sum + first * G;
+  auto slot_of = [&](int64_t j) { return j == 0 ? slot0 : 2 * (first + j); };
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   for (int64_t g = warp; g < G; g += kTcWarps) {
     float mx = -INFINITY;
-    for (int64_t j = lane; j < n; j += 32) mx = fmaxf(mx, pm[j * G + g]);
+    for (int64_t j = lane; j < n; j += 32) mx = fmaxf(mx, v.part_max[slot_of(j) * G + g]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.f;
     for (int64_t j = lane; j < n; j += 32) {
-      const float mj = pm[j * G + g];
+      const int64_t sl = slot_of(j);
+      const float mj = v.part_max[sl * G + g];
       const float f = mj == -INFINITY ? 0.f : exp2f(mj - mx);  // an empty partial weighs nothing
       wt[j * G + g] = f;
-      sum += pl[j * G + g] * f;
+      sum += v.part_sum[sl * G + g] * f;
     }
     sum = warp_sum(sum);
     if (lane == 0) inv[g] = 1.f / sum;
   }
   __syncthreads();
-  const float* po = v.part_out + first * G * D;
-  float acc[kTcCombineElems];
+  // Runs of 4 elements of the [G][D] output (D is a multiple of 4, so a run lies in one query row; the
+  // partials are 16-byte aligned).
+  const int64_t vecs = G * D / 4;
+  const float4* po = reinterpret_cast<const float4*>(v.part_out);
+  float4 acc[kTcCombineVecs];
 #pragma unroll
-  for (int e = 0; e < kTcCombineElems; ++e) acc[e] = 0.f;
-#pragma unroll 4
+  for (int e = 0; e < kTcCombineVecs; ++e) acc[e] = float4{0.f, 0.f, 0.f, 0.f};
+#pragma unroll 8
   for (int64_t j = 0; j < n; ++j) {
+    const int64_t base = slot_of(j) * vecs;
 #pragma unroll
-    for (int e = 0; e < kTcCombineElems; ++e) {
+    for (int e = 0; e < kTcCombineVecs; ++e) {
       const int64_t i = threadIdx.x + int64_t(e) * kTcThreads;
-      if (i < G * D) acc[e] += po[j * G * D + i] * wt[j * G + i / D];
+      if (i < vecs) {
+        const float4 x = po[base + i];
+        const float w = wt[j * G + 4 * i / D];
+        acc[e].x += x.x * w;
+        acc[e].y += x.y * w;
+        acc[e].z += x.z * w;
+        acc[e].w += x.w * w;
+      }
     }
   }
   T* ob = static_cast<T*>(a.out);
 #pragma unroll
-  for (int e = 0; e < kTcCombineElems; ++e) {
+  for (int e = 0; e < kTcCombineVecs; ++e) {
     const int64_t i = threadIdx.x + int64_t(e) * kTcThreads;
-    if (i < G * D) {
-      const int64_t g = i / D, d = i % D;
-      ob[s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d] = from_f<T>(acc[e] * inv[g]);
+    if (i < vecs) {
+      const int64_t g = 4 * i / D, d = 4 * i % D;
+      const float r = inv[g];
+      T* o = ob + s * a.out_stride_seq + (h * G + g) * a.out_stride_head + d;
+      o[0] = from_f<T>(acc[e].x * r);
+      o[1] = from_f<T>(acc[e].y * r);
+      o[2] = from_f<T>(acc[e].z * r);
+      o[3] = from_f<T>(acc[e].w * r);
     }
   }
 }
@@ -480,6 +524,21 @@ inline bool tc_applies(const rlkv_decode_args& a) {
 
 inline int64_t tc_grid(int sms) { return int64_t(sms) * kTcBlocksPerSm; }
 
+#ifndef RLKV_SIMT_EMU
+// Whether the current device takes programmatic dependent launches (compute capability 9.0 and
+// later), read once per device so that launches inside a CUDA graph capture make no queries.
+inline bool tc_dependent_launch() {
+  constexpr int kMaxDevices = 64;
+  static int cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (dev >= 0 && dev < kMaxDevices && cached[dev] != 0) return cached[dev] == 2;
+  const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  if (dev >= 0 && dev < kMaxDevices) cached[dev] = yes ? 2 : 1;
+  return yes;
+}
+#endif
+
 inline tc_plan_layout tc_layout(const rlkv_decode_args& a, int sms) {
   tc_plan_layout l;
   l.pairs = a.num_seqs * a.num_kv_heads;
@@ -491,9 +550,6 @@ inline tc_plan_layout tc_layout(const rlkv_decode_args& a, int sms) {
 
 template <typename T, int D>
 rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, cudaStream_t st) {
-  auto* plan_k = &tc_plan_kernel;
-  RLKV_LAUNCH(plan_k, dim3(1), dim3(kPlanThreads), kPlanSmemBytes, st, a, a.workspace, l);
-  if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   auto* main_k = &decode_tc_kernel<T, D>;
   const size_t smem = size_t(tc_smem<D>::kBytes);
 #ifndef RLKV_SIMT_EMU
@@ -503,9 +559,24 @@ rlkv_status tc_launch_d(const rlkv_decode_args& a, const tc_plan_layout& l, cuda
   RLKV_LAUNCH(main_k, dim3(unsigned(l.grid)), dim3(kTcThreads), smem, st, a, a.workspace, l);
   if (!RLKV_LAUNCH_OK()) return RLKV_STATUS_DEVICE_ERROR;
   auto* comb_k = &tc_combine_kernel<T>;
+#ifdef RLKV_SIMT_EMU
   RLKV_LAUNCH(comb_k, dim3(unsigned(l.pairs)), dim3(kTcThreads), tc_combine_smem(l), st, a,
               static_cast<const void*>(a.workspace), l);
   return RLKV_LAUNCH_OK() ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
+#else
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(l.pairs));
+  cfg.blockDim = dim3(kTcThreads);
+  cfg.dynamicSmemBytes = tc_combine_smem(l);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = tc_dependent_launch() ? 1 : 0;
+  const void* ws = a.workspace;
+  return cudaLaunchKernelEx(&cfg, comb_k, a, ws, l) == cudaSuccess ? RLKV_STATUS_OK : RLKV_STATUS_DEVICE_ERROR;
+#endif
 }
 
 template <typename T>

@@ -141,6 +141,16 @@ if command -v ncu > /dev/null; then
       | grep -E 'DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Duration|Stall|Warp Cycles Per Issued' \
       | tee -a "$OUT/summary.txt" >> "$OUT/log.txt"
   done
+  # Where a small call's time goes (batch 4, s = 0.8, where the speed-up is furthest from the
+  # theory): each launch of one call (the attention, then the merge of split spans) and its duration.
+  for shape in 4,4096,0.8,tc 4,32768,0.8,tc; do
+    note "ncu: one call's launches at $shape"
+    timeout 120 ncu --clock-control none --kernel-name 'regex:decode_tc_kernel|tc_combine_kernel' --launch-skip 6 \
+      --launch-count 2 --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
+      "$K/bench_attention_cuda" --only "$shape" 2>&1 \
+      | grep -E 'decode_tc_kernel|tc_combine_kernel|gpu__time_duration|dram__throughput' | sed -E 's/\(rlkv_decode_args.*\) \(/ (/' \
+      | tee -a "$OUT/summary.txt" >> "$OUT/log.txt"
+  done
 fi
 note "stage 1 done after $((SECONDS - START)) s"
 fi

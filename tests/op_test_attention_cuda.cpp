@@ -17,6 +17,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -139,6 +140,7 @@ struct Case {
   int64_t slack = 0;  // max_len = len + slack: a loose bound, as a replayed CUDA graph's launch has
   int32_t variant = RLKV_DECODE_VARIANT_DEFAULT;
   int64_t batch = 2;  // sequences
+  int64_t q_pad = 0;  // elements between one query head's row and the next (0: packed)
 };
 
 // The kernel a case runs: the tensor-core path where it applies to the variant and shape, else the
@@ -162,8 +164,10 @@ int run_case(const Case& c, std::mt19937& rng) {
   const int64_t ring = std::min(len, S + W);
   const size_t es = rlkv_dtype_size(t);
   std::normal_distribution<float> nd;
-  std::vector<float> qf(size_t(B * Hq * D));
-  for (auto& x : qf) x = nd(rng);
+  // Query rows at a stride of D + q_pad elements; the padding holds a value that would show if read.
+  const int64_t qs = D + c.q_pad;
+  std::vector<float> qf(size_t(B * Hq * qs));
+  for (size_t i = 0; i < qf.size(); ++i) qf[i] = int64_t(i) % qs < D ? nd(rng) : 1e4f;
   const int64_t pages_per = (len + page - 1) / page;
   // One pool: paged spans take pages of it, contiguous spans their own region of it.
   std::vector<float> kpool(size_t(B * Hkv * pages_per * page * D)), vpool(kpool.size());
@@ -193,6 +197,8 @@ int run_case(const Case& c, std::mt19937& rng) {
   const float scale = 1.0f / std::sqrt(float(D));
   std::vector<uint8_t> ref(out_bytes);
   rlkv_decode_args a = rlkv_decode_args_packed(B, Hq, Hkv, D, qb.data(), ref.data(), hspans.data(), scale, t);
+  a.q_stride_head = qs;
+  a.q_stride_seq = Hq * qs;
   if (rlkv_decode_attention_cpu(&a, 2) != RLKV_STATUS_OK) return 1;
   rlkv_decode_args g = a;
   g.q = dq.p;
@@ -231,11 +237,12 @@ int run_case(const Case& c, std::mt19937& rng) {
   }
   const bool ok = bad == 0 && worst <= tol;
   std::printf(
-      "%s %s dtype %d head_dim %lld group %lld batch %lld len %lld%s (workspace %lld B): max rel err %.2e (tol "
+      "%s %s dtype %d head_dim %lld group %lld batch %lld len %lld%s%s (workspace %lld B): max rel err %.2e (tol "
       "%.0e)%s\n",
       ok ? "ok  " : "FAIL", variant_name(c, g), int(t), (long long)D, (long long)G, (long long)B, (long long)len,
-      c.bound ? (c.slack ? (" max_len +" + std::to_string(c.slack)).c_str() : "") : " max_len unknown", (long long)ws,
-      worst, tol, st != RLKV_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
+      c.bound ? (c.slack ? (" max_len +" + std::to_string(c.slack)).c_str() : "") : " max_len unknown",
+      c.q_pad ? (" q head stride " + std::to_string(qs)).c_str() : "", (long long)ws, worst, tol,
+      st != RLKV_STATUS_OK ? " + bad status" : (bad ? " + sentinel/NaN damage" : ""));
   return ok ? 0 : 1;
 }
 
@@ -271,14 +278,30 @@ int run_write_case(rlkv_dtype t, int64_t D, std::mt19937& rng) {
 }
 
 #ifdef RLKV_OP_TEST_EMU
+// Each block's plan as the main kernel computes it (rlkv_cuda::tc_plan_block), written to out[3 b ..]:
+// the piece weight, the first span and that span's weight offset.
+void plan_probe_kernel(rlkv_decode_args a, int64_t pairs, int64_t grid, int64_t* out) {
+  RLKV_DYN_SMEM(int64_t, scratch);
+  const int64_t b = blockIdx.x;
+  const rlkv_cuda::tc_block_plan bp = rlkv_cuda::tc_plan_block(a, pairs, grid, b, scratch);
+  if (threadIdx.x == 0) {
+    out[3 * b] = bp.P;
+    out[3 * b + 1] = bp.first_pair;
+    out[3 * b + 2] = bp.first_vs;
+  }
+}
+
 // The tensor-core path's plan (kernels/attention_cuda_tc.cuh) for the benchmark's shapes (8 KV heads,
 // 4 query heads each, head_dim 128, 132 SMs; a fraction s of the spans compressed to S + W = 80 slots),
-// read back as the main kernel walks it: every token of every span read by exactly one block; a span
-// read by one block written whole, else each of its blocks has its own partial slot, in order; the
-// grid used whole unless the pieces are at their minimum; and every block's weight (its tokens plus
-// kTcSpanCost per span it touches) at most the piece weight plus two spans' costs (the spans cut at
-// the piece's ends), so that no block waits on another by more than that.
+// computed by every block as the main kernel does and walked as it walks it: every block agrees on the
+// piece weight and starts at the right span and offset; every token of every span read by exactly one
+// block; a span read by one block written whole, else each of its blocks writes a partial slot of its
+// own, in the order the combine launch reads them, and no two partials share a slot; each span's offset
+// recorded by exactly one block; the grid used whole unless the pieces are at their minimum; and every
+// block's weight (its tokens plus kTcSpanCost per span it touches) at most the piece weight plus two
+// spans' costs (the spans cut at the piece's ends), so that no block waits on another by more than that.
 int run_plan_case(int64_t batch, int64_t len, double sparsity) {
+  using rlkv_cuda::kTcSpanCost;
   const int64_t Hkv = 8, pairs = batch * Hkv, ring = 80, sms = 132;
   std::vector<rlkv_kv_span> spans(size_t(pairs), rlkv_kv_span{nullptr, nullptr, nullptr, 16, len, nullptr});
   const int64_t compressed = int64_t(sparsity * double(pairs) + 0.5);
@@ -286,58 +309,78 @@ int run_plan_case(int64_t batch, int64_t len, double sparsity) {
   rlkv_decode_args a =
       rlkv_decode_args_packed(batch, Hkv * 4, Hkv, 128, nullptr, nullptr, spans.data(), 1.f, RLKV_DTYPE_BF16);
   const rlkv_cuda::tc_plan_layout l = rlkv_cuda::tc_layout(a, int(sms));
-  std::vector<float> ws(size_t(l.bytes() / 4 + 1));
-  auto* k = &rlkv_cuda::tc_plan_kernel;
-  emu::launch(dim3(1), dim3(rlkv_cuda::kPlanThreads), rlkv_cuda::kPlanSmemBytes, k, a, static_cast<void*>(ws.data()),
-              l);
-  const rlkv_cuda::tc_plan_view v = rlkv_cuda::tc_view(ws.data(), l);
-  const int64_t P = v.header[0], grid = l.grid;
-  int bad = P < 1 || v.header[1] > grid;
+  const int64_t grid = l.grid;
+  std::vector<int64_t> plans(size_t(3 * grid), -1);
+  auto* k = &plan_probe_kernel;
+  emu::launch(dim3(unsigned(grid)), dim3(rlkv_cuda::kTcThreads), size_t(8 * (rlkv_cuda::kTcWarps + 2)), k, a, pairs,
+              grid, plans.data());
+  std::vector<int64_t> vstart(size_t(pairs + 1), 0);  // the host's prefix sums of the weights
+  for (int64_t p = 0; p < pairs; ++p) vstart[size_t(p + 1)] = vstart[size_t(p)] + spans[size_t(p)].len + kTcSpanCost;
+  const int64_t P = plans[0];
+  int bad = P < 1;
   std::vector<std::vector<int>> read(static_cast<size_t>(pairs));  // per span and token: readers
   std::vector<std::vector<int64_t>> slots(static_cast<size_t>(pairs));
-  std::vector<int> wholes(static_cast<size_t>(pairs), 0);
+  std::vector<int> wholes(static_cast<size_t>(pairs), 0), starts(static_cast<size_t>(pairs), 0);
+  std::vector<int> slot_used(size_t(l.max_slots()), 0);
   for (int64_t p = 0; p < pairs; ++p) read[size_t(p)].assign(size_t(spans[size_t(p)].len), 0);
   double most = 0, total = 0;
+  int64_t used = 0;
   for (int64_t b = 0; b < grid && !bad; ++b) {
-    int64_t tokens = 0, touched = 0;
-    for (int64_t p = v.block_first[b]; p < pairs && v.vstart[p] < (b + 1) * P; ++p) {
-      const rlkv_cuda::tc_piece pc = rlkv_cuda::tc_piece_of(v, b, p);
+    const int64_t first = plans[size_t(3 * b + 1)];
+    bad += plans[size_t(3 * b)] != P;
+    if (first >= pairs) {  // no piece: the block starts at or past the end of the weights
+      bad += first != pairs || b * P < vstart[size_t(pairs)];
+      continue;
+    }
+    ++used;
+    int64_t vs = plans[size_t(3 * b + 2)], tokens = 0, touched = 0;
+    bad += first < 0 || vs != vstart[size_t(first)] || !(vs <= b * P && b * P < vstart[size_t(first + 1)]);
+    for (int64_t p = first; p < pairs && vs < (b + 1) * P && !bad; ++p) {
+      const int64_t ve = vs + spans[size_t(p)].len + kTcSpanCost;
+      const rlkv_cuda::tc_piece pc = rlkv_cuda::tc_piece_at(P, b, vs, ve);
+      starts[size_t(p)] += vs >= b * P;
+      vs = ve;
       if (pc.begin < 0 || pc.end > spans[size_t(p)].len || pc.begin > pc.end) {
         ++bad;
         break;
       }
       for (int64_t t = pc.begin; t < pc.end; ++t) ++read[size_t(p)][size_t(t)];
-      if (pc.whole)
+      if (pc.whole) {
         ++wholes[size_t(p)];
-      else
+      } else {
         slots[size_t(p)].push_back(pc.slot);
+        if (pc.slot < 0 || pc.slot >= l.max_slots() || slot_used[size_t(pc.slot)]++ != 0) ++bad;
+      }
       tokens += pc.end - pc.begin;
       ++touched;
     }
-    const double weight = double(tokens + rlkv_cuda::kTcSpanCost * touched);
-    bad += weight > double(P + 2 * rlkv_cuda::kTcSpanCost);
+    const double weight = double(tokens + kTcSpanCost * touched);
+    bad += weight > double(P + 2 * kTcSpanCost);
     most = std::max(most, weight);
     total += weight;
   }
-  const int64_t used = v.header[1];
   bad += used < grid && P != rlkv_cuda::kTcMinPiece;
+  int partials = 0;
   for (int64_t p = 0; p < pairs && !bad; ++p) {
     for (int x : read[size_t(p)]) bad += x != 1;
+    bad += starts[size_t(p)] != 1;
     const auto& sl = slots[size_t(p)];
+    const int64_t vs = vstart[size_t(p)], first = vs / P, n = (vstart[size_t(p + 1)] - 1) / P - first + 1;
     if (wholes[size_t(p)] == 1) {
-      bad += !sl.empty() || v.pair_first[p + 1] - v.pair_first[p] != 1;
+      bad += !sl.empty() || n != 1;
     } else {
-      bad += wholes[size_t(p)] != 0 || int64_t(sl.size()) != v.pair_first[p + 1] - v.pair_first[p];
-      for (size_t i = 0; i < sl.size(); ++i) bad += sl[i] != v.pair_first[p] + int64_t(i);
+      bad += wholes[size_t(p)] != 0 || int64_t(sl.size()) != n;
+      for (size_t i = 0; i < sl.size(); ++i)
+        bad += sl[i] != (i == 0 ? rlkv_cuda::tc_slot(P, first, vs) : 2 * (first + int64_t(i)));
+      partials += int(sl.size());
     }
   }
-  bad += v.pair_first[pairs] > l.max_slots();
   const bool ok = bad == 0;
   std::printf(
       "%s plan batch %lld len %lld sparsity %.1f: %lld tokens of weight per block, %lld blocks of %lld, %d partial "
-      "slots, heaviest block %.3fx the mean of the blocks used\n",
+      "results, heaviest block %.3fx the mean of the blocks used\n",
       ok ? "ok  " : "FAIL", (long long)batch, (long long)len, sparsity, (long long)P, (long long)used, (long long)grid,
-      int(v.pair_first[pairs]), most / (total / double(std::max<int64_t>(1, used))));
+      partials, most / (total / double(std::max<int64_t>(1, used))));
   return ok ? 0 : 1;
 }
 #endif
@@ -384,6 +427,10 @@ int main(int argc, char** argv) {
     Case odd{t, 64, 8, 777};
     odd.batch = 33;
     cases.push_back(odd);
+    // Query rows that are not 16-byte aligned (a head stride of D + 3 elements): no vector loads.
+    Case padded{t, 128, 4, 300};
+    padded.q_pad = 3;
+    cases.push_back(padded);
   }
   // Every case again with each score variant of the CUDA-core split kernel (DEFAULT takes the
   // tensor-core path for 16-bit caches of head_dim 64 / 128 and groups up to 8).
@@ -408,12 +455,15 @@ int main(int argc, char** argv) {
       ++n;
     }
 #ifdef RLKV_OP_TEST_EMU
-  for (int64_t batch : {32, 4})
-    for (int64_t len : {4096, 32768})
-      for (double s : {0.0, 0.5, 0.8}) {
-        failures += run_plan_case(batch, len, s);
-        ++n;
-      }
+  // The benchmark's shapes, then many spans (several per thread of the block's scan, a count that
+  // is not a multiple of the block), and a single short sequence (most blocks without a piece).
+  const std::vector<std::pair<int64_t, int64_t>> plan_shapes = {{32, 4096},  {32, 32768}, {4, 4096}, {4, 32768},
+                                                                {128, 4096}, {33, 4097},  {1, 100}};
+  for (const auto& [batch, len] : plan_shapes)
+    for (double s : {0.0, 0.5, 0.8}) {
+      failures += run_plan_case(batch, len, s);
+      ++n;
+    }
 #endif
   std::printf("%s: %d passed, %d failed\n", dev::kName, n - failures, failures);
   return failures ? 1 : 0;
