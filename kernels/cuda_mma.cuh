@@ -2,7 +2,7 @@
 // mma.sync m16n8k16 with fp32 accumulation), written once here for the kernels of this directory.
 // Under kernels/simt_emu.h (RLKV_SIMT_EMU) each has a plain C++ emulation with the PTX ISA's
 // semantics, so the kernels that use them run, unchanged, in the CPU op test:
-//   - cp.async copies at once (the commit / wait calls are then no-ops);
+//   - cp.async lands at the wait that covers its group (simt_emu.h async_copy), not before;
 //   - ldmatrix and mma gather the warp's operands (simt_emu.h warp_allgather) and compute each
 //     lane's registers from the documented fragment layouts.
 //
@@ -28,10 +28,7 @@ namespace rlkv_cuda {
 // zeros instead (the source is then not read). `smem` and `gmem` are 16-byte aligned.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
 #ifdef RLKV_SIMT_EMU
-  if (valid)
-    std::memcpy(smem, gmem, 16);
-  else
-    std::memset(smem, 0, 16);
+  emu::async_copy(smem, gmem, 16, !valid);
 #else
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   const int src_bytes = valid ? 16 : 0;
@@ -41,7 +38,9 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 
 // Closes the group of cp.async issued since the last commit.
 __device__ __forceinline__ void cp_async_commit() {
-#ifndef RLKV_SIMT_EMU
+#ifdef RLKV_SIMT_EMU
+  emu::async_commit();
+#else
   asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
@@ -49,7 +48,9 @@ __device__ __forceinline__ void cp_async_commit() {
 // Waits until at most `N` committed groups of this thread are still in flight.
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
-#ifndef RLKV_SIMT_EMU
+#ifdef RLKV_SIMT_EMU
+  emu::async_wait(N);
+#else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }

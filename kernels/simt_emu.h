@@ -7,8 +7,9 @@
 // What it models: threadIdx / blockIdx / blockDim / gridDim, dynamic shared memory (filled with NaN
 // bytes, so reading shared memory before writing it shows up), __syncthreads() (a block barrier that
 // exited threads no longer count for, as on sm_70+), warp shuffles and __syncwarp() (per-warp
-// barriers with an exchange buffer), and a warp all-gather (warp_allgather) on which
-// kernels/cuda_mma.cuh builds its emulation of cp.async, ldmatrix and mma.sync. A barrier that can never complete
+// barriers with an exchange buffer), asynchronous copies that land only at the wait covering their
+// group (async_copy / async_commit / async_wait), and a warp all-gather (warp_allgather) on which
+// kernels/cuda_mma.cuh builds its emulation of ldmatrix and mma.sync. A barrier that can never complete
 // (threads of one block or warp waiting at different barriers, i.e. divergent __syncthreads / shuffles) aborts the
 // emulation with a message instead of hanging. What it does not model: memory ordering between blocks, timing, the
 // memory hierarchy, alignment faults (a misaligned vector load works here and faults on a GPU), register /
@@ -69,12 +70,23 @@ struct Barrier {
   uint64_t generation = 0;
 };
 
+// One pending asynchronous copy (cp.async): `bytes` from src to dst at the wait that completes it, or
+// zeros when `zero`.
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  size_t bytes;
+  bool zero;
+};
+
 struct Fiber {
   void* sp = nullptr;
   uint3 tid{};
   const Barrier* waiting_on = nullptr;
   uint64_t waiting_gen = 0;
   bool done = false;
+  // This thread's asynchronous copies: committed groups, oldest first, then the open group (last).
+  std::vector<std::vector<AsyncCopy>> async_groups{1};
 };
 
 constexpr size_t kGatherBytes = 64;  // the most one lane contributes to a warp_allgather
@@ -205,6 +217,29 @@ void launch(dim3 grid, dim3 threads, size_t smem_bytes, Kernel kernel, Args... a
         }
         block() = nullptr;
       }
+}
+
+// Asynchronous copies as the PTX ISA defines them: a copy lands at some point before the wait that
+// covers its group. Here it lands exactly there (the latest moment), so a kernel that reads shared
+// memory before waiting for the copy's group (or another thread's copy before that thread's wait and a
+// barrier) reads what was there before, and its results show it.
+inline void async_copy(void* dst, const void* src, size_t bytes, bool zero) {
+  self().async_groups.back().push_back(AsyncCopy{dst, src, bytes, zero});
+}
+inline void async_commit() { self().async_groups.emplace_back(); }
+inline void async_wait(int pending) {  // completes all but the newest `pending` committed groups
+  auto& g = self().async_groups;
+  const int committed = int(g.size()) - 1;
+  const int done = committed - pending;
+  if (done <= 0) return;
+  for (int i = 0; i < done; ++i)
+    for (const AsyncCopy& c : g[size_t(i)]) {
+      if (c.zero)
+        std::memset(c.dst, 0, c.bytes);
+      else
+        std::memcpy(c.dst, c.src, c.bytes);
+    }
+  g.erase(g.begin(), g.begin() + done);
 }
 
 template <class T>
