@@ -150,7 +150,7 @@ __device__ __forceinline__ tc_block_plan tc_plan_block(const rlkv_decode_args& a
 }
 
 // Shared memory of the main kernel: the query rows, then the pipeline's K and V tiles (reused for the
-// warps' merge at the end of each item).
+// warps' merge at the end of each item, in the last stage's buffer).
 template <int D>
 struct tc_smem {
   static constexpr int kRowBytes = 2 * D;  // a 16-bit row of head_dim elements
@@ -159,8 +159,11 @@ struct tc_smem {
   static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
   static constexpr int kMergeBytes = kTcWarps * kTcMaxGroup * (D + 2) * 4;
   static constexpr int kPipeBytes = kTcStages * kStageBytes;
-  static constexpr int kBytes = kQ + (kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes);
-  static_assert(kPipeBytes >= kMergeBytes, "the merge reuses the pipeline's buffers");
+  static constexpr int kBytes = kQ + kPipeBytes;
+  // The merge at a span's end uses the last stage's buffer, while the next span's first tiles are
+  // already in flight into the other stages.
+  static constexpr int kMergeOffset = (kTcStages - 1) * kStageBytes;
+  static_assert(kStageBytes >= kMergeBytes, "the merge fits in one stage's buffer");
 };
 
 // Byte offset of 16-byte chunk `ch` of row `row` in a swizzled tile of D-element 16-bit rows: the
@@ -319,7 +322,7 @@ __device__ __forceinline__ void tc_load_q(const rlkv_decode_args& a, int64_t s, 
   }
 }
 
-// The warps' states merged in shared memory (`merge`: the pipeline's buffers, drained), then the
+// The warps' states merged in shared memory (`merge`: the last stage's buffer, drained), then the
 // item's output: final (normalised, the storage dtype) when it covers its whole span, else a partial.
 template <typename T, int D>
 __device__ __forceinline__ void tc_finish_item(const rlkv_decode_args& a, const tc_plan_view& v, tc_warp_state<D>& st,
@@ -393,23 +396,31 @@ __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
   const tc_block_plan bp = tc_plan_block(a, l.pairs, l.grid, block, reinterpret_cast<int64_t*>(pipe));
   const int64_t P = bp.P, lo = block * P, hi = lo + P;
   if (block == 0 && threadIdx.x == 0) v.header[0] = P;
-  int64_t vs = bp.first_vs;
-  for (int64_t pair = bp.first_pair; pair < l.pairs && vs < hi; ++pair) {
+  // The span the loop works on (pair, its weight offset vs, its piece pc); its first kTcStages - 1
+  // tiles are issued one span ahead: the next span's before this span's merge, output and the next
+  // query rows, so that those steps overlap the next span's first memory trip. One commit group per
+  // tile, empty groups past the end keep the count uniform.
+  auto issue_first_tiles = [&](int64_t pair_, int64_t vs_, tc_piece& pc_) {
+    const bool any = pair_ < l.pairs && vs_ < hi;
+    if (any) pc_ = tc_piece_at(P, block, vs_, vs_ + a.spans[pair_].len + kTcSpanCost);
+    const int64_t tiles_ = any ? (pc_.end - pc_.begin + kTcTile - 1) / kTcTile : 0;
+#pragma unroll
+    for (int i = 0; i < kTcStages - 1; ++i) {
+      if (i < tiles_)
+        tc_load_tile<D>(pipe + i * tc_smem<D>::kStageBytes, a.spans[pair_], pc_.begin + i * kTcTile, pc_.end);
+      cp_async_commit();
+    }
+  };
+  int64_t pair = bp.first_pair, vs = bp.first_vs;
+  tc_piece pc{0, 0, 0, false};
+  issue_first_tiles(pair, vs, pc);
+  for (; pair < l.pairs && vs < hi; ++pair) {
     const rlkv_kv_span sp = a.spans[pair];
     const int64_t ve = vs + sp.len + kTcSpanCost;
     if (threadIdx.x == 0 && vs >= lo) v.vstart[pair] = vs;  // the span starts in this block's piece
-    const tc_piece pc = tc_piece_at(P, block, vs, ve);
-    vs = ve;
-    const int64_t begin = pc.begin, end = pc.end;
-    // The pipeline: kTcStages - 1 tiles are in flight while one is computed (one commit group per tile,
-    // empty groups past the end keep the count uniform). The first tiles are issued before the query
-    // rows are read, so that the two memory trips overlap.
+    const tc_piece cur = pc;
+    const int64_t begin = cur.begin, end = cur.end;
     const int64_t tiles = (end - begin + kTcTile - 1) / kTcTile;
-#pragma unroll
-    for (int i = 0; i < kTcStages - 1; ++i) {
-      if (i < tiles) tc_load_tile<D>(pipe + i * tc_smem<D>::kStageBytes, sp, begin + i * kTcTile, end);
-      cp_async_commit();
-    }
     uint32_t qa[D / 16][2];
     tc_load_q<T, D>(a, pair / Hkv, pair % Hkv, G, qs, qa);
     tc_warp_state<D> st;
@@ -428,8 +439,10 @@ __global__ void __launch_bounds__(kTcThreads, kTcBlocksPerSm)
                             scale_log2);
     }
     cp_async_wait<0>();
-    __syncthreads();  // every warp is done with the tiles: their buffers become the merge area
-    tc_finish_item<T, D>(a, v, st, pipe, pair, pc.slot, pc.whole, G);
+    __syncthreads();  // every warp is done with the tiles: the buffers are free
+    vs = ve;
+    issue_first_tiles(pair + 1, vs, pc);  // into stages 0 .. kTcStages - 2; the merge uses the last
+    tc_finish_item<T, D>(a, v, st, pipe + tc_smem<D>::kMergeOffset, pair, cur.slot, cur.whole, G);
   }
 }
 

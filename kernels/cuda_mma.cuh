@@ -2,7 +2,8 @@
 // mma.sync m16n8k16 with fp32 accumulation), written once here for the kernels of this directory.
 // Under kernels/simt_emu.h (RLKV_SIMT_EMU) each has a plain C++ emulation with the PTX ISA's
 // semantics, so the kernels that use them run, unchanged, in the CPU op test:
-//   - cp.async lands at the wait that covers its group (simt_emu.h async_copy), not before;
+//   - cp.async leaves its destination NaN from the issue and lands at the wait that covers its group
+//     (simt_emu.h async_copy);
 //   - ldmatrix and mma gather the warp's operands (simt_emu.h warp_allgather) and compute each
 //     lane's registers from the documented fragment layouts.
 //

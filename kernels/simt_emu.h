@@ -7,9 +7,9 @@
 // What it models: threadIdx / blockIdx / blockDim / gridDim, dynamic shared memory (filled with NaN
 // bytes, so reading shared memory before writing it shows up), __syncthreads() (a block barrier that
 // exited threads no longer count for, as on sm_70+), warp shuffles and __syncwarp() (per-warp
-// barriers with an exchange buffer), asynchronous copies that land only at the wait covering their
-// group (async_copy / async_commit / async_wait), and a warp all-gather (warp_allgather) on which
-// kernels/cuda_mma.cuh builds its emulation of ldmatrix and mma.sync. A barrier that can never complete
+// barriers with an exchange buffer), asynchronous copies whose destination is NaN from the issue
+// until the wait covering their group (async_copy / async_commit / async_wait), and a warp all-gather (warp_allgather)
+// on which kernels/cuda_mma.cuh builds its emulation of ldmatrix and mma.sync. A barrier that can never complete
 // (threads of one block or warp waiting at different barriers, i.e. divergent __syncthreads / shuffles) aborts the
 // emulation with a message instead of hanging. What it does not model: memory ordering between blocks, timing, the
 // memory hierarchy, alignment faults (a misaligned vector load works here and faults on a GPU), register /
@@ -219,11 +219,16 @@ void launch(dim3 grid, dim3 threads, size_t smem_bytes, Kernel kernel, Args... a
       }
 }
 
-// Asynchronous copies as the PTX ISA defines them: a copy lands at some point before the wait that
-// covers its group. Here it lands exactly there (the latest moment), so a kernel that reads shared
-// memory before waiting for the copy's group (or another thread's copy before that thread's wait and a
-// barrier) reads what was there before, and its results show it.
+// Asynchronous copies as the PTX ISA defines them: a copy lands at some point between its issue and
+// the wait that covers its group, so its destination is undefined in between. Here the destination
+// turns to NaN bytes at the issue and the data lands exactly at the wait (the latest moment): a kernel
+// that reads the destination before waiting for the copy's group (or another thread's copy before that
+// thread's wait and a barrier) reads NaN, and one that still uses the destination for something else
+// while the copy is in flight (a scratch area, a tile not yet consumed) finds it overwritten; either
+// way its results show it, and a write into the destination in between aborts the emulation at the
+// wait (on a GPU the copy could land before or after that write).
 inline void async_copy(void* dst, const void* src, size_t bytes, bool zero) {
+  std::memset(dst, 0xff, bytes);
   self().async_groups.back().push_back(AsyncCopy{dst, src, bytes, zero});
 }
 inline void async_commit() { self().async_groups.emplace_back(); }
@@ -234,6 +239,9 @@ inline void async_wait(int pending) {  // completes all but the newest `pending`
   if (done <= 0) return;
   for (int i = 0; i < done; ++i)
     for (const AsyncCopy& c : g[size_t(i)]) {
+      const auto* d = static_cast<const unsigned char*>(c.dst);
+      for (size_t k = 0; k < c.bytes; ++k)
+        if (d[k] != 0xff) fail("shared memory written while an asynchronous copy into it was in flight");
       if (c.zero)
         std::memset(c.dst, 0, c.bytes);
       else
