@@ -47,7 +47,8 @@ void describe(po::options_description& d, Config& c) {
       "runtime.device", po::value(&t.device)->default_value(t.device),
       "cpu | cuda (the GPU of the rank's local rank) | cuda:N")(
       "runtime.cuda_graphs", po::value(&t.cuda_graphs)->default_value(t.cuda_graphs),
-      "decode steps through device-resident tables, captured as CUDA graphs on a GPU (true | false)")(
+      "decode steps through device-resident tables, captured as CUDA graphs on a GPU (auto: on a GPU without "
+      "tensor parallelism or token dropping | true | false)")(
       "rollout.group_size", po::value(&r.group_size)->default_value(r.group_size), "rollouts per prompt (G)")(
       "rollout.prompts_per_step", po::value(&r.prompts_per_step)->default_value(r.prompts_per_step),
       "prompts per learner step (B)");
@@ -157,6 +158,8 @@ void validate(const Config& c) {
     RLKV_CHECK(d == "cpu" || d == "cuda" || indexed, "config key runtime.device: expected cpu, cuda or cuda:N, got '",
                d, "'");
   }
+  RLKV_CHECK(c.runtime.cuda_graphs == "auto" || c.runtime.cuda_graphs == "true" || c.runtime.cuda_graphs == "false",
+             "config key runtime.cuda_graphs: expected auto, true or false, got '", c.runtime.cuda_graphs, "'");
   RLKV_CHECK(c.runtime.threads >= 0 && c.runtime.threads <= 1024, "config key runtime.threads: expected 0..1024, got ",
              c.runtime.threads);
   RLKV_CHECK(c.rollout.group_size >= 1 && c.rollout.group_size <= 4096,

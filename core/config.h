@@ -116,7 +116,9 @@ struct RuntimeOptions {
   int64_t threads = 0;         // intra-op threads for LibTorch and the CPU kernels; 0 = all cores
   int64_t max_batch = 32;      // sequences decoded together (continuous batching)
   std::string device = "cpu";  // cpu | cuda (GPU of the rank's local rank) | cuda:N
-  bool cuda_graphs = false;    // decode steps as replayed CUDA graphs (runtime/static_decode.h)
+  // Decode steps as replayed CUDA graphs (runtime/static_decode.h): auto (on a GPU, where the graph
+  // step applies) | true | false.
+  std::string cuda_graphs = "auto";
 };
 
 struct Config {

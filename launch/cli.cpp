@@ -53,7 +53,9 @@ GeneratorOptions generator_options(const Config& cfg) {
   go.window = cfg.cache.window;
   go.page_size = cfg.cache.page_size;
   go.num_threads = cfg.runtime.threads > 0 ? int(cfg.runtime.threads) : 0;
-  go.cuda_graphs = cfg.runtime.cuda_graphs;
+  go.cuda_graphs = cfg.runtime.cuda_graphs == "true"    ? CudaGraphs::kOn
+                   : cfg.runtime.cuda_graphs == "false" ? CudaGraphs::kOff
+                                                        : CudaGraphs::kAuto;
   go.dropping_params.snap_every = cfg.dropping.snapkv_every;
   go.dropping_params.snap_queries = cfg.dropping.snapkv_queries;
   go.dropping_params.rkv_buffer = cfg.dropping.rkv_buffer;

@@ -36,7 +36,7 @@ struct Active {
 class GenerationRun {
  public:
   using Statics = std::map<int64_t, std::unique_ptr<StaticDecode>>;
-  GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache,
+  GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache, bool graphs,
                 Statics& statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
                 const std::function<void(const GenerationResult&)>& on_done)
       : model_(model),
@@ -47,12 +47,13 @@ class GenerationRun {
         stats_(stats),
         requests_(requests),
         on_done_(on_done),
-        cfg_(model.config()) {
+        cfg_(model.config()),
+        graphs_(graphs) {
     check_requests();
     eos_.insert(opts_.eos_ids.begin(), opts_.eos_ids.end());
     results_.resize(requests_.size());
     for (size_t i = 0; i < requests_.size(); ++i) queue_.push_back(i);
-    use_static_ = (opts_.resident_tables || opts_.cuda_graphs) && (model_.tp() == nullptr || model_.tp()->size() == 1);
+    use_static_ = (opts_.resident_tables || graphs_) && (model_.tp() == nullptr || model_.tp()->size() == 1);
   }
 
   std::vector<GenerationResult> run() {
@@ -85,7 +86,7 @@ class GenerationRun {
       RLKV_CHECK(r.budget >= 0, "request ", r.id, ": negative token budget");
       if (r.budget == 0) continue;
       RLKV_CHECK(opts_.dropping.has_value(), "request ", r.id, ": a token budget needs GeneratorOptions::dropping");
-      RLKV_CHECK(!opts_.resident_tables && !opts_.cuda_graphs && (model_.tp() == nullptr || model_.tp()->size() == 1),
+      RLKV_CHECK(!opts_.resident_tables && !graphs_ && (model_.tp() == nullptr || model_.tp()->size() == 1),
                  "token dropping runs the eager decode step of a whole model (no resident tables, CUDA graphs or "
                  "tensor parallelism)");
     }
@@ -194,7 +195,7 @@ class GenerationRun {
     auto& sd = statics_[int64_t(seqs.size())];
     if (!sd) {
       StaticDecodeOptions so;
-      so.cuda_graph = opts_.cuda_graphs;
+      so.cuda_graph = graphs_;
       so.num_threads = opts_.num_threads;
       sd = std::make_unique<StaticDecode>(model_, cache_, int64_t(seqs.size()), so);
     }
@@ -319,16 +320,24 @@ class GenerationRun {
   std::deque<size_t> queue_;  // indices of requests not yet admitted, in request order
   std::vector<Active> active_;
   SamplingScratch scratch_;
+  const bool graphs_;  // GeneratorOptions::cuda_graphs resolved
   bool use_static_ = false;
 };
 
 }  // namespace
+
+bool resolve_cuda_graphs(CudaGraphs mode, bool on_gpu, bool tensor_parallel, bool token_dropping) {
+  if (mode != CudaGraphs::kAuto) return mode == CudaGraphs::kOn;
+  return on_gpu && !tensor_parallel && !token_dropping;
+}
 
 Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOptions opts)
     : model_(model), tok_(tokenizer), opts_(std::move(opts)) {
   RLKV_CHECK(opts_.max_batch >= 1, "generator: max_batch must be >= 1");
   RLKV_CHECK(opts_.max_new_tokens >= 1, "generator: max_new_tokens must be >= 1");
   if (opts_.eos_ids.empty()) opts_.eos_ids = model.config().eos_token_ids;
+  graphs_ = resolve_cuda_graphs(opts_.cuda_graphs, !model.device().is_cpu(),
+                                model.tp() != nullptr && model.tp()->size() > 1, opts_.dropping.has_value());
   // A tensor-parallel rank caches only its own KV heads.
   cache_ = std::make_unique<KvCache>(model.local_config(), model.dtype(), model.device(), opts_.sink, opts_.window,
                                      opts_.page_size);
@@ -340,7 +349,7 @@ Generator::~Generator() = default;
 std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest>& requests,
                                              const std::function<void(const GenerationResult&)>& on_done) {
   at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
-  return GenerationRun(model_, tok_, opts_, *cache_, static_, stats_, requests, on_done).run();
+  return GenerationRun(model_, tok_, opts_, *cache_, graphs_, static_, stats_, requests, on_done).run();
 }
 
 }  // namespace rlkv

@@ -157,6 +157,7 @@ int main(int argc, char** argv) try {
             worst_graph);
       if (dt != at::kFloat) continue;
       GeneratorOptions o;
+      o.cuda_graphs = CudaGraphs::kOff;  // the eager step first, then graphs
       o.sampling.temperature = 0;
       o.max_new_tokens = 16;
       o.max_batch = 2;
@@ -178,7 +179,7 @@ int main(int argc, char** argv) try {
       int same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gb[i].tokens;
       check(same == 3, dir + " greedy generations equal on GPU and CPU", same);
-      o.cuda_graphs = true;
+      o.cuda_graphs = CudaGraphs::kOn;
       const auto gc = Generator(dev, nullptr, o).run(reqs);
       same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
@@ -196,7 +197,7 @@ int main(int argc, char** argv) try {
           const ModelThread mt(dev, 1);
           own += mt.own_stream();
           GeneratorOptions oi = o;
-          oi.cuda_graphs = i % 2 == 1;
+          oi.cuda_graphs = i % 2 == 1 ? CudaGraphs::kOn : CudaGraphs::kOff;
           const auto got = Generator(dev, nullptr, oi).run(reqs);
           int eq = 0;
           for (size_t r = 0; r < reqs.size(); ++r) eq += ga[r].tokens == got[r].tokens;

@@ -63,6 +63,9 @@ TEST_CASE("runtime.cuda_graphs takes the resident-table step, which prints the s
   REQUIRE(eager.status == 0);
   REQUIRE(tabled.status == 0);
   REQUIRE(eager.out == tabled.out);
+  Run automatic = run(base + " --runtime.cuda_graphs=auto");  // the default: eager on the CPU
+  REQUIRE(automatic.status == 0);
+  REQUIRE(automatic.out == eager.out);
   expect_usage_error(run(base + " --runtime.cuda_graphs=maybe"), "runtime.cuda_graphs");
 }
 

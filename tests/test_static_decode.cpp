@@ -89,10 +89,26 @@ TEST_CASE("the generator gives the same tokens through resident tables as throug
   const auto eager = Generator(tiny_llama(), nullptr, o).run(reqs);
   o.resident_tables = true;
   const auto tabled = Generator(tiny_llama(), nullptr, o).run(reqs);
-  o.cuda_graphs = true;  // on the CPU: the same tables, no capture
+  o.cuda_graphs = CudaGraphs::kOn;  // on the CPU: the same tables, no capture
   const auto graphs_on_cpu = Generator(tiny_llama(), nullptr, o).run(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) {
     REQUIRE(eager[i].tokens == tabled[i].tokens);
     REQUIRE(eager[i].tokens == graphs_on_cpu[i].tokens);
   }
+}
+
+TEST_CASE("CudaGraphs::kAuto takes graphs on a GPU without tensor parallelism or token dropping, eager elsewhere") {
+  for (bool gpu : {false, true})
+    for (bool tp : {false, true})
+      for (bool dropping : {false, true}) {
+        INFO("gpu " << gpu << " tp " << tp << " dropping " << dropping);
+        CHECK(resolve_cuda_graphs(CudaGraphs::kAuto, gpu, tp, dropping) == (gpu && !tp && !dropping));
+        CHECK(resolve_cuda_graphs(CudaGraphs::kOn, gpu, tp, dropping));
+        CHECK_FALSE(resolve_cuda_graphs(CudaGraphs::kOff, gpu, tp, dropping));
+      }
+  GeneratorOptions o;
+  CHECK(o.cuda_graphs == CudaGraphs::kAuto);                       // the default
+  CHECK_FALSE(Generator(tiny_llama(), nullptr, o).cuda_graphs());  // a CPU model: eager
+  o.cuda_graphs = CudaGraphs::kOn;
+  CHECK(Generator(tiny_llama(), nullptr, o).cuda_graphs());
 }
