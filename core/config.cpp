@@ -97,7 +97,8 @@ void describe(po::options_description& d, Config& c) {
       "train.run_id", po::value(&tr.run_id)->default_value(tr.run_id), "run id (empty: generated)")(
       "policy.init_keep_prob", po::value(&pl.init_keep_prob)->default_value(pl.init_keep_prob), "initial p")(
       "policy.lr", po::value(&pl.lr)->default_value(pl.lr), "Adam learning rate on the gate logits")(
-      "policy.beta", po::value(&pl.beta)->default_value(pl.beta), "sparsity penalty weight")(
+      "policy.beta", po::value(&pl.beta)->default_value(pl.beta),
+      "sparsity penalty weight of the adaptive form (target_sparsity = 0)")(
       "policy.tau", po::value(&pl.tau)->default_value(pl.tau), "correctness gate of the penalty")(
       "policy.target_sparsity", po::value(&pl.target_sparsity)->default_value(pl.target_sparsity),
       "expected sparsity the penalty controller aims at (0 = paper's adaptive penalty)")(

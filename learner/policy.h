@@ -38,7 +38,7 @@ struct PolicyOptions {
   double clip_eps = 0.2;           // PPO ratio clip
   std::string adv_norm = "group";  // group | batch
   double adv_eps = 1e-6;
-  double beta = 1.0;            // penalty weight (adaptive form) or initial weight (target form)
+  double beta = 1.0;            // penalty weight of the adaptive form (the target form's integral starts at 0)
   double tau = 0.5;             // correctness gate of the penalty
   double target_sparsity = 0;   // > 0: dual-ascent controller on beta towards this expected sparsity
   std::string penalty = "sum";  // sum: beta' * sum_h p_h | mean: beta' * mean_h p_h (the paper's form)

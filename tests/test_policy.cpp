@@ -95,6 +95,32 @@ TEST_CASE("the adaptive penalty is off below the correctness gate and grows with
   REQUIRE(pol.apply(part).penalty_weight == Approx(std::exp(0.9) - 1));
 }
 
+TEST_CASE("the controller's integral unwinds below the correctness gate when the policy is too sparse") {
+  PolicyOptions o;
+  o.tau = 0.5;
+  o.target_sparsity = 0.25;
+  o.lr = 0;  // the gates stay where they are set
+  HeadPolicy pol(1, 4, o);
+  REQUIRE(pol.penalty_beta() == 0);               // the integral starts at zero
+  pol.set_penalty_beta(0.8);                      // a weight built up earlier
+  for (float& t : pol.mutable_theta()) t = 0.0f;  // p = 0.5: expected sparsity 0.5, past the target
+  HeadPolicy::Partial part;
+  part.grad_sum.assign(4, 0.0);
+  part.rollouts = 10;
+  part.correct_sum = 3;  // rbar 0.3 <= tau: the gate is closed
+  const auto st = pol.apply(part);
+  REQUIRE(st.penalty_weight == Approx(4.0 * (0.25 - 0.5) + 0.8));  // negative: a bonus, not gated
+  REQUIRE(pol.penalty_beta() == Approx(0.8 + 0.02 * (0.25 - 0.5)));
+  // Too dense with the gate closed: a positive integral does not wind up further.
+  for (float& t : pol.mutable_theta()) t = 5.0f;  // p ~ 0.993: expected sparsity ~0.007
+  const double before = pol.penalty_beta();
+  REQUIRE(pol.apply(part).penalty_weight == 0);  // positive pressure waits for the gate
+  REQUIRE(pol.penalty_beta() == before);
+  part.correct_sum = 9;  // the gate opens: it winds up
+  pol.apply(part);
+  REQUIRE(pol.penalty_beta() > before);
+}
+
 TEST_CASE("batch advantage normalisation uses the step's global reward moments") {
   PolicyOptions o;
   o.adv_norm = "batch";

@@ -7,7 +7,9 @@
 # learned mask on the same problems, the table over seeds and the trade-off plot.
 # Usage: tools/compare_toy.sh [CONFIG] [OUT_DIR]
 #   (defaults configs/toy.ini and out/toy-compare; configs/toy2.ini for models/toy-reasoner-2;
-#    SEEDS="1 2 3" by default; needs a build in build/)
+#    SEEDS="1 2 3" by default; needs a build in build/). Results already in OUT_DIR (a seed's
+#    checkpoints and evaluation, DuoAttention's gates, the baselines' compare.json) are kept: delete
+#    them to measure them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLKV=./build/launch/rlkv
@@ -31,14 +33,16 @@ for data in retrieval reasoning; do
     "$RLKV" duo-train --config "$CONFIG" --data "$data" --output "$OUT/duo-$data"
 done
 "$RLKV" toy data --n 1000 --seed 20261129 --chain "$CHAIN" --output "$OUT/problems.jsonl"
-"$RLKV" compare --config "$CONFIG" --data "$OUT/problems.jsonl" --sparsity 0.25,0.5,0.75 \
-  --duo-retrieval "$OUT/duo-retrieval" --duo-reasoning "$OUT/duo-reasoning" --seeds 3 --output "$OUT/compare.json" |
-  tee "$OUT/compare.txt"
+[ -f "$OUT/compare.json" ] ||
+  "$RLKV" compare --config "$CONFIG" --data "$OUT/problems.jsonl" --sparsity 0.25,0.5,0.75 \
+    --duo-retrieval "$OUT/duo-retrieval" --duo-reasoning "$OUT/duo-reasoning" --seeds 3 --output "$OUT/compare.json" |
+    tee "$OUT/compare.txt"
 for seed in $SEEDS; do
   dir="$OUT/rlkv-seed-$seed"
   ckpt=$(ls -1 "$dir"/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
-  "$RLKV" eval --config "$CONFIG" --data "$OUT/problems.jsonl" --method rlkv --mask "$ckpt" \
-    --sparsity 0.25,0.5,0.75 --output "$OUT/rlkv-seed-$seed.json"
+  [ -f "$OUT/rlkv-seed-$seed.json" ] ||
+    "$RLKV" eval --config "$CONFIG" --data "$OUT/problems.jsonl" --method rlkv --mask "$ckpt" \
+      --sparsity 0.25,0.5,0.75 --output "$OUT/rlkv-seed-$seed.json"
   evals+=("$OUT/rlkv-seed-$seed.json")
 done
 python3 tools/compare_seeds.py "$OUT/compare.json" "${evals[@]}" --merged "$OUT/compare-merged.json" |
