@@ -14,6 +14,9 @@
 //   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound;
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
 //     memory-bound read of weights and caches.
+// --graph-batches N adds, per graphs setting, one JSON line "graph_memory": the reserved GPU memory
+// that N more batch sizes' graphs add with a memory pool each and with one shared pool (what a
+// generator does), see graph_memory below.
 // Run by launch/gpu_check.sh on a GPU machine; on a CPU it runs too (use a small --layers).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -71,12 +74,43 @@ void sync(const at::Tensor& t) {
   (void)t.to(at::kCPU);
 }
 
+// The memory a generator's graphs take as its batch shrinks from B (= seqs.size()): one decode step
+// each through batch sizes B-1 down to B-n (each captures a graph), first with a memory pool per graph
+// (separate StaticDecodes), then through one StaticDecodes (one pool shared): the growth of the CUDA
+// caching allocator's reserved bytes in each case.
+nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vector<int64_t>& seqs,
+                            const at::Tensor& tokens, int64_t max_len, int64_t n, int threads) {
+  const int64_t B = int64_t(seqs.size()), last = std::max<int64_t>(1, B - n);
+  StaticDecodeOptions so;
+  so.max_len = max_len;
+  so.num_threads = threads;
+  nlohmann::json j = {{"bench", "graph_memory"}, {"batch", B}, {"graphs", B - last}};
+  for (const bool shared : {false, true}) {
+    const int64_t before = device_reserved_bytes(model.device(), /*release_unused=*/true);
+    std::vector<std::unique_ptr<StaticDecode>> own;
+    StaticDecodes sds(model, cache, so);
+    int64_t captures = 0;
+    for (int64_t b = B - 1; b >= last; --b) {
+      const std::vector<int64_t> sb(seqs.begin(), seqs.begin() + b);
+      if (!shared) own.push_back(std::make_unique<StaticDecode>(model, cache, b, so));
+      StaticDecode& sd = shared ? sds.batch(b) : *own.back();
+      (void)sd.step(tokens.slice(0, 0, b), sb);
+      captures += sd.captures();
+    }
+    const int64_t grown = device_reserved_bytes(model.device()) - before;
+    j[shared ? "shared_pool_bytes" : "own_pools_bytes"] = grown;
+    j[shared ? "shared_pool_captures" : "own_pools_captures"] = captures;
+  }
+  return j;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   po::options_description desc("bench_decode_step");
   std::string device_name, batches, sparsities, dtype_name_opt, modes, fused_opt;
-  int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads;
+  int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads,
+      graph_batches;
   desc.add_options()("device", po::value(&device_name)->default_value("cuda"), "cpu | cuda | cuda:N")(
       "batch", po::value(&batches)->default_value("32,64,128"), "batch sizes")(
       "sparsity", po::value(&sparsities)->default_value("0,0.5"), "fractions of KV heads compressed")(
@@ -94,7 +128,10 @@ int main(int argc, char** argv) try {
       "dtype", po::value(&dtype_name_opt)->default_value("bfloat16"), "float32 | bfloat16 | float16")(
       "sink", po::value(&sink)->default_value(16), "S")("window", po::value(&window)->default_value(64), "W")(
       "page-size", po::value(&page)->default_value(16), "rows per page of the full-head pool")(
-      "threads", po::value(&threads)->default_value(2), "CPU threads (device cpu)");
+      "threads", po::value(&threads)->default_value(2), "CPU threads (device cpu)")(
+      "graph-batches", po::value(&graph_batches)->default_value(0),
+      "N > 0 (graphs mode): after the timing, the memory of N more graphs, batch sizes B-1 down to "
+      "B-N, with a pool each and sharing one");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -162,7 +199,8 @@ int main(int argc, char** argv) try {
         keeps.push_back(std::move(keep));
       }
       // One cache per (batch, sparsity), filled once; each mode then decodes steps + 2 more tokens.
-      const int64_t total = context + int64_t(mode_list.size() * fused_list.size()) * (steps + 2) + 2;
+      const int64_t total =
+          context + int64_t(mode_list.size() * fused_list.size()) * (steps + 2 + 2 * graph_batches) + 2;
       KvCache cache(c, dtype, device, sink, window, page);
       cache.reserve_capacity(full_heads * ((total + page - 1) / page), comp_heads);
       // Random K / V for the context, shared by every sequence and layer (contents do not change the time).
@@ -239,6 +277,11 @@ int main(int argc, char** argv) try {
             j["of_theory_bytes"] = speedup / t_bytes;
           }
           std::cout << j.dump() << std::endl;
+          if (sd && graph_batches > 0) {  // on the CPU: no graphs, 0 bytes
+            sd.reset();
+            std::cout << graph_memory(model, cache, seqs, tokens, total, graph_batches, int(threads)).dump()
+                      << std::endl;
+          }
         }
     }
   }

@@ -35,9 +35,8 @@ struct Active {
 // the active batch; both sample a token per sequence and retire the finished ones.
 class GenerationRun {
  public:
-  using Statics = std::map<int64_t, std::unique_ptr<StaticDecode>>;
   GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache, bool graphs,
-                Statics& statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
+                StaticDecodes& statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
                 const std::function<void(const GenerationResult&)>& on_done)
       : model_(model),
         tok_(tok),
@@ -192,14 +191,7 @@ class GenerationRun {
   at::Tensor decode_forward(const std::vector<int64_t>& seqs, const std::vector<int64_t>& toks) {
     if (!use_static_)
       return model_.forward_decode(at::tensor(toks).to(model_.device()), cache_, seqs, opts_.num_threads);
-    auto& sd = statics_[int64_t(seqs.size())];
-    if (!sd) {
-      StaticDecodeOptions so;
-      so.cuda_graph = graphs_;
-      so.num_threads = opts_.num_threads;
-      sd = std::make_unique<StaticDecode>(model_, cache_, int64_t(seqs.size()), so);
-    }
-    return sd->step(at::tensor(toks), seqs);
+    return statics_.batch(int64_t(seqs.size())).step(at::tensor(toks), seqs);
   }
 
   // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
@@ -310,7 +302,7 @@ class GenerationRun {
   const Tokenizer* tok_;
   const GeneratorOptions& opts_;
   KvCache& cache_;
-  Statics& statics_;
+  StaticDecodes& statics_;
   GenerationStats& stats_;
   const std::vector<GenerationRequest>& requests_;
   const std::function<void(const GenerationResult&)>& on_done_;
@@ -342,6 +334,10 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   cache_ = std::make_unique<KvCache>(model.local_config(), model.dtype(), model.device(), opts_.sink, opts_.window,
                                      opts_.page_size);
   if (opts_.dropping) cache_->set_token_dropping(*opts_.dropping, opts_.dropping_params);
+  StaticDecodeOptions so;
+  so.cuda_graph = graphs_;
+  so.num_threads = opts_.num_threads;
+  static_ = std::make_unique<StaticDecodes>(model, *cache_, so);
 }
 
 Generator::~Generator() = default;
@@ -349,7 +345,7 @@ Generator::~Generator() = default;
 std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest>& requests,
                                              const std::function<void(const GenerationResult&)>& on_done) {
   at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
-  return GenerationRun(model_, tok_, opts_, *cache_, graphs_, static_, stats_, requests, on_done).run();
+  return GenerationRun(model_, tok_, opts_, *cache_, graphs_, *static_, stats_, requests, on_done).run();
 }
 
 }  // namespace rlkv

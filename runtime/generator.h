@@ -12,7 +12,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,7 +26,7 @@ namespace rlkv {
 class Model;
 class Tokenizer;
 class KvCache;
-class StaticDecode;
+class StaticDecodes;
 
 struct GenerationRequest {
   int64_t id = 0;
@@ -117,7 +116,7 @@ class Generator {
   GeneratorOptions opts_;
   bool graphs_ = false;  // opts_.cuda_graphs resolved for this model
   std::unique_ptr<KvCache> cache_;
-  std::map<int64_t, std::unique_ptr<StaticDecode>> static_;  // by batch size
+  std::unique_ptr<StaticDecodes> static_;  // by batch size, over cache_
   GenerationStats stats_;
 };
 

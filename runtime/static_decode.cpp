@@ -8,6 +8,8 @@
 
 #ifdef RLKV_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -19,6 +21,30 @@ struct StaticDecode::Graph {
   at::cuda::CUDAGraph graph;
 #endif
 };
+
+GraphPoolId new_graph_pool() {
+#ifdef RLKV_TORCH_CUDA
+  const auto id = at::cuda::graph_pool_handle();
+  return {uint64_t(id.first), uint64_t(id.second)};
+#else
+  return {0, 0};
+#endif
+}
+
+int64_t device_reserved_bytes(const at::Device& device, bool release_unused) {
+#ifdef RLKV_TORCH_CUDA
+  if (!device.is_cuda()) return 0;
+  const c10::DeviceIndex index = device.has_index() ? device.index() : c10::cuda::current_device();
+  c10::cuda::getCurrentCUDAStream(index).synchronize();
+  if (release_unused) c10::cuda::CUDACachingAllocator::emptyCache();
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+  return stats.reserved_bytes[size_t(c10::CachingDeviceAllocator::StatType::AGGREGATE)].current;
+#else
+  (void)device;
+  (void)release_unused;
+  return 0;
+#endif
+}
 
 StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, StaticDecodeOptions opts)
     : model_(model), cache_(cache), batch_(batch), opts_(opts) {
@@ -89,7 +115,7 @@ void StaticDecode::capture() {
     // Thread-local capture mode: in `rlkv train`, actor and reward threads share the process, and
     // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
     // allocation) while this thread captures, and invalidate the capture.
-    graph_->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    graph_->graph.capture_begin({opts_.graph_pool.first, opts_.graph_pool.second}, cudaStreamCaptureModeThreadLocal);
     try {
       compute();
     } catch (...) {
@@ -150,6 +176,18 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   }
   cache_.end_step(seqs);
   return out_;
+}
+
+StaticDecodes::StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts)
+    : model_(model), cache_(cache), opts_(opts) {
+  if (opts_.cuda_graph && model.device().is_cuda() && opts_.graph_pool == GraphPoolId{0, 0})
+    opts_.graph_pool = new_graph_pool();
+}
+
+StaticDecode& StaticDecodes::batch(int64_t size) {
+  auto& sd = by_batch_[size];
+  if (!sd) sd = std::make_unique<StaticDecode>(model_, cache_, size, opts_);
+  return *sd;
 }
 
 }  // namespace rlkv

@@ -11,7 +11,8 @@
 // launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
 // once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
 // through the tables uploaded at every step, so the cache may grow freely. A graph is captured per
-// StaticDecode (one per batch size) and again only when a length passes max_len (which then doubles).
+// StaticDecode (one per batch size) and again only when a length passes max_len (which then doubles);
+// the graphs of one generator (StaticDecodes) share one memory pool.
 // The capture step runs the layers once, eagerly, as the warm-up before its capture, and does not replay.
 //
 // On the CPU (and with cuda_graph off) the same tables drive the CPU kernels: this is how the tests
@@ -26,7 +27,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "runtime/kv_cache.h"
@@ -34,10 +37,25 @@
 
 namespace rlkv {
 
+// A memory pool of the CUDA caching allocator that graph captures draw their temporaries from.
+// {0, 0}: each graph gets a pool of its own.
+using GraphPoolId = std::pair<uint64_t, uint64_t>;
+
+// A new pool for graphs to share (a CUDA LibTorch; {0, 0} elsewhere). Graphs may share one when they
+// replay one at a time on one stream and no tensor a capture allocates outlives it: then a graph's
+// temporaries are dead whenever another replays. StaticDecode's captures qualify: what a step leaves
+// behind is in buffers made before the capture (tables, new K / V rows, the output).
+GraphPoolId new_graph_pool();
+
+// Bytes the CUDA caching allocator holds from the driver on `device` (0 off CUDA); with
+// `release_unused`, after returning to the driver what no tensor or graph holds. For measurements.
+int64_t device_reserved_bytes(const at::Device& device, bool release_unused = false);
+
 struct StaticDecodeOptions {
-  bool cuda_graph = true;  // capture and replay on CUDA devices (ignored on the CPU)
-  int64_t max_len = 0;     // initial bound of the cache lengths (0: twice the longest at the first step)
-  int num_threads = 0;     // CPU kernels
+  bool cuda_graph = true;        // capture and replay on CUDA devices (ignored on the CPU)
+  int64_t max_len = 0;           // initial bound of the cache lengths (0: twice the longest at the first step)
+  int num_threads = 0;           // CPU kernels
+  GraphPoolId graph_pool{0, 0};  // where the graph's temporaries live (new_graph_pool(): shared)
 };
 
 class StaticDecode {
@@ -75,6 +93,24 @@ class StaticDecode {
   at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
   at::Tensor out_;                       // [B, hidden]
   std::unique_ptr<Graph> graph_;
+};
+
+// The StaticDecodes of one cache, one per batch size, made on first use, their graphs sharing one
+// memory pool (new_graph_pool()): a generator meets every batch size from its largest down to 1 as
+// sequences finish, and graphs with pools of their own would each keep their step's temporaries
+// (activations, the attention's partial results), so their memory would grow with the number of
+// batch sizes met instead of staying at the largest step's. Thread safety: as StaticDecode.
+class StaticDecodes {
+ public:
+  StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts);
+  StaticDecode& batch(int64_t size);  // this batch size's StaticDecode
+  size_t size() const { return by_batch_.size(); }
+
+ private:
+  const Model& model_;
+  KvCache& cache_;
+  StaticDecodeOptions opts_;
+  std::map<int64_t, std::unique_ptr<StaticDecode>> by_batch_;
 };
 
 }  // namespace rlkv

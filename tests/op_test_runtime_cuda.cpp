@@ -2,8 +2,9 @@
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
 // KV-write and decode-attention kernels through runtime/torch_attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
-// (runtime/static_decode.h); then greedy generations with continuous batching, eager and with graphs,
-// and on many threads with streams of their own (20 one after another, then 4 at once).
+// (runtime/static_decode.h), and two batch sizes in turn through graphs sharing a memory pool; then
+// greedy generations with continuous batching, eager and with graphs, and on many threads with
+// streams of their own (20 one after another, then 4 at once).
 // The fixtures' head dims (16, 24) take the generic kernel: a random Llama-shaped model with head_dim
 // 128 and 4 query heads per KV head, decoded after a 700-token prompt, takes the split kernel with
 // split-K and its combine (and, in graph mode, a workspace from the graph's memory pool).
@@ -40,9 +41,10 @@ void check(bool ok, const std::string& what, double value = 0) {
   if (!ok) ++failures;
 }
 
-std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, const std::vector<int64_t>& prompt,
-                              const std::vector<int64_t>& cont, int64_t* captures = nullptr) {
-  KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
+// A sequence with mask `keep` prefilled with `prompt` into `cache`; returns its id and the logits of
+// the prompt's last position (host).
+std::pair<int64_t, at::Tensor> prefill(const Model& m, KvCache& cache, const std::vector<uint8_t>& keep,
+                                       const std::vector<int64_t>& prompt) {
   const int64_t T = int64_t(prompt.size());
   const int64_t seq = cache.add_sequence(keep);
   cache.reserve(seq, T);
@@ -51,7 +53,15 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
                                    cache.write_prefill(seq, l, k[0].contiguous(), v[0].contiguous(), 1);
                                  });
   cache.set_length(seq, T);
-  std::vector<at::Tensor> out{m.logits(h[0][T - 1]).cpu()};
+  return {seq, m.logits(h[0][T - 1]).cpu()};
+}
+
+std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, const std::vector<int64_t>& prompt,
+                              const std::vector<int64_t>& cont, int64_t* captures = nullptr) {
+  KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
+  const int64_t T = int64_t(prompt.size());
+  auto [seq, first] = prefill(m, cache, keep, prompt);
+  std::vector<at::Tensor> out{first};
   if (captures != nullptr) {  // the same steps as CUDA graph replays
     StaticDecodeOptions o;
     o.max_len = T + 4;  // passes it during the run: re-captures
@@ -63,6 +73,33 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
   for (int64_t t : cont)
     out.push_back(
         m.logits(m.forward_decode(at::tensor(std::vector<int64_t>{t}).to(m.device()), cache, {seq}, 1))[0].cpu());
+  return out;
+}
+
+// Two sequences (one with mask `keep`, one all full) decoded in alternating steps of the pair and of
+// the first alone, as a generator's batch sizes change when sequences finish: with `graphs`, through
+// one StaticDecodes (two graphs sharing one memory pool, replayed in turn, each captured again when
+// the lengths pass their bound), else eagerly. Returns every step's logits (host); `captures` counts
+// the graph captures.
+std::vector<at::Tensor> alternating(const Model& m, const std::vector<uint8_t>& keep,
+                                    const std::vector<int64_t>& prompt, const std::vector<int64_t>& cont, bool graphs,
+                                    int64_t* captures = nullptr) {
+  KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
+  const std::vector<int64_t> shorter(prompt.begin(), prompt.end() - 3);
+  const int64_t a = prefill(m, cache, keep, prompt).first;
+  const int64_t b = prefill(m, cache, std::vector<uint8_t>(keep.size(), 1), shorter).first;
+  StaticDecodeOptions o;
+  o.max_len = int64_t(prompt.size()) + 4;
+  StaticDecodes sds(m, cache, o);
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < cont.size(); ++i) {
+    const std::vector<int64_t> seqs = i % 2 == 0 ? std::vector<int64_t>{a, b} : std::vector<int64_t>{a};
+    const std::vector<int64_t> toks(seqs.size(), cont[i]);
+    const at::Tensor h = graphs ? sds.batch(int64_t(seqs.size())).step(at::tensor(toks), seqs)
+                                : m.forward_decode(at::tensor(toks).to(m.device()), cache, seqs, 1);
+    out.push_back(m.logits(h).cpu());
+  }
+  if (captures != nullptr) *captures = sds.batch(1).captures() + sds.batch(2).captures();
   return out;
 }
 
@@ -139,12 +176,14 @@ int main(int argc, char** argv) try {
       const auto a = steps(cpu, keep, prompt, cont);
       const auto b = steps(dev, keep, prompt, cont);
       // The largest difference of any step's logits, relative to the CPU logits' scale (at least 1).
-      auto worst_of = [&](const std::vector<at::Tensor>& x) {
+      auto worst_between = [](const std::vector<at::Tensor>& ref, const std::vector<at::Tensor>& x) {
         double w = 0;
-        for (size_t i = 0; i < a.size(); ++i)
-          w = std::max(w, (a[i] - x[i]).abs().max().item<double>() / std::max(1.0, a[i].abs().max().item<double>()));
+        for (size_t i = 0; i < ref.size(); ++i)
+          w = std::max(w,
+                       (ref[i] - x[i]).abs().max().item<double>() / std::max(1.0, ref[i].abs().max().item<double>()));
         return w;
       };
+      auto worst_of = [&](const std::vector<at::Tensor>& x) { return worst_between(a, x); };
       const double worst = worst_of(b);
       check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU",
             worst);
@@ -155,6 +194,13 @@ int main(int argc, char** argv) try {
             dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(captures) +
                 " captures), GPU vs CPU",
             worst_graph);
+      int64_t alt_captures = 0;
+      const double worst_alt = worst_between(alternating(cpu, keep, prompt, cont, false),
+                                             alternating(dev, keep, prompt, cont, true, &alt_captures));
+      check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt_captures >= 4,
+            dir + " " + dtype_name(dt) + " batch sizes 2 and 1 in turn through two graphs sharing a memory pool (" +
+                std::to_string(alt_captures) + " captures), GPU vs CPU",
+            worst_alt);
       if (dt != at::kFloat) continue;
       GeneratorOptions o;
       o.cuda_graphs = CudaGraphs::kOff;  // the eager step first, then graphs

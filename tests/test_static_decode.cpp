@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <random>
 
 #include "runtime/generator.h"
@@ -26,6 +27,27 @@ std::vector<uint8_t> mask_for(const ModelConfig& c, int64_t b) {
   return keep;
 }
 
+// B sequences (masks mask_for(b)) prefilled with the same random prompts of `prompt` tokens into two
+// caches: their ids in `se` and `st`; returns the prompts [B, prompt].
+at::Tensor prefill_both(const Model& m, KvCache& eager, KvCache& tabled, int64_t B, int64_t prompt,
+                        std::vector<int64_t>& se, std::vector<int64_t>& st) {
+  const ModelConfig& c = m.config();
+  at::Tensor toks = at::randint(0, c.vocab_size, {B, prompt}, at::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    se.push_back(eager.add_sequence(mask_for(c, b)));
+    st.push_back(tabled.add_sequence(mask_for(c, b)));
+    eager.reserve(se.back(), prompt);
+    tabled.reserve(st.back(), prompt);
+    m.forward_dense(toks[b].unsqueeze(0), [&](int64_t l, const at::Tensor& k, const at::Tensor& v) {
+      eager.write_prefill(se.back(), l, k[0].contiguous(), v[0].contiguous(), 1);
+      tabled.write_prefill(st.back(), l, k[0].contiguous(), v[0].contiguous(), 1);
+    });
+    eager.set_length(se.back(), prompt);
+    tabled.set_length(st.back(), prompt);
+  }
+  return toks;
+}
+
 }  // namespace
 
 TEST_CASE("resident-table decode steps equal eager steps, through pool growth and max_len doubling") {
@@ -36,19 +58,7 @@ TEST_CASE("resident-table decode steps equal eager steps, through pool growth an
     // Two caches filled identically: one stepped eagerly, one through StaticDecode.
     KvCache eager(c, at::kFloat, at::kCPU, S, W, page, lists), tabled(c, at::kFloat, at::kCPU, S, W, page, lists);
     std::vector<int64_t> se, st;
-    at::Tensor toks = at::randint(0, c.vocab_size, {B, prompt}, at::kLong);
-    for (int64_t b = 0; b < B; ++b) {
-      se.push_back(eager.add_sequence(mask_for(c, b)));
-      st.push_back(tabled.add_sequence(mask_for(c, b)));
-      eager.reserve(se.back(), prompt);
-      tabled.reserve(st.back(), prompt);
-      m.forward_dense(toks[b].unsqueeze(0), [&](int64_t l, const at::Tensor& k, const at::Tensor& v) {
-        eager.write_prefill(se.back(), l, k[0].contiguous(), v[0].contiguous(), 1);
-        tabled.write_prefill(st.back(), l, k[0].contiguous(), v[0].contiguous(), 1);
-      });
-      eager.set_length(se.back(), prompt);
-      tabled.set_length(st.back(), prompt);
-    }
+    const at::Tensor toks = prefill_both(m, eager, tabled, B, prompt, se, st);
     StaticDecodeOptions o;
     o.max_len = prompt + 2;  // forces max_len to grow (and the plan to be redone) during the run
     o.num_threads = 1;
@@ -66,6 +76,33 @@ TEST_CASE("resident-table decode steps equal eager steps, through pool growth an
     for (int64_t b = 0; b < B; ++b) REQUIRE(tabled.length(st[size_t(b)]) == prompt + steps);
     REQUIRE(sd.captures() == 0);  // no graphs on the CPU
   }
+}
+
+TEST_CASE("StaticDecodes keeps one StaticDecode per batch size and batch sizes in turn equal eager steps") {
+  const Model& m = tiny_llama();
+  const ModelConfig& c = m.config();
+  const int64_t prompt = 5, steps = 24;
+  KvCache eager(c, at::kFloat, at::kCPU, 2, 4, 3), tabled(c, at::kFloat, at::kCPU, 2, 4, 3);
+  std::vector<int64_t> se, st;
+  prefill_both(m, eager, tabled, 3, prompt, se, st);
+  StaticDecodeOptions o;
+  o.max_len = prompt + 3;  // each batch size's bound passes during the run
+  o.num_threads = 1;
+  StaticDecodes sds(m, tabled, o);
+  // Batch sizes 3, 1, 2, 3, 1, 2, ...: each StaticDecode steps again after the others have.
+  for (int64_t i = 0; i < steps; ++i) {
+    const int64_t n = std::array<int64_t, 3>{3, 1, 2}[size_t(i % 3)];
+    const std::vector<int64_t> e(se.begin(), se.begin() + n), t(st.begin(), st.begin() + n);
+    const at::Tensor next = at::randint(0, c.vocab_size, {n}, at::kLong);
+    INFO("step " << i << ", batch " << n);
+    REQUIRE(at::equal(m.forward_decode(next, eager, e, 1), sds.batch(n).step(next, t)));
+  }
+  CHECK(sds.size() == 3);
+  for (int64_t n = 1; n <= 3; ++n) {
+    CHECK(sds.batch(n).max_len() > o.max_len);  // the one that stepped (its bound grew), not a new one
+    CHECK(sds.batch(n).captures() == 0);        // no graphs on the CPU
+  }
+  CHECK(device_reserved_bytes(at::kCPU, true) == 0);
 }
 
 TEST_CASE("the generator gives the same tokens through resident tables as through eager steps") {
