@@ -77,7 +77,8 @@ void sync(const at::Tensor& t) {
 // The memory a generator's graphs take as its batch shrinks from B (= seqs.size()): one decode step
 // each through batch sizes B-1 down to B-n (each captures a graph), first with a memory pool per graph
 // (separate StaticDecodes), then through one StaticDecodes (one pool shared): the growth of the CUDA
-// caching allocator's reserved bytes in each case.
+// caching allocator's reserved bytes in each case, and the time of such a step (the first step of a
+// batch size: an eager step, the capture and the graph's instantiation; compare ms_per_step).
 nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vector<int64_t>& seqs,
                             const at::Tensor& tokens, int64_t max_len, int64_t n, int threads) {
   const int64_t B = int64_t(seqs.size()), last = std::max<int64_t>(1, B - n);
@@ -90,6 +91,7 @@ nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vecto
     std::vector<std::unique_ptr<StaticDecode>> own;
     StaticDecodes sds(model, cache, so);
     int64_t captures = 0;
+    const auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = B - 1; b >= last; --b) {
       const std::vector<int64_t> sb(seqs.begin(), seqs.begin() + b);
       if (!shared) own.push_back(std::make_unique<StaticDecode>(model, cache, b, so));
@@ -97,9 +99,12 @@ nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vecto
       (void)sd.step(tokens.slice(0, 0, b), sb);
       captures += sd.captures();
     }
-    const int64_t grown = device_reserved_bytes(model.device()) - before;
-    j[shared ? "shared_pool_bytes" : "own_pools_bytes"] = grown;
-    j[shared ? "shared_pool_captures" : "own_pools_captures"] = captures;
+    const int64_t grown = device_reserved_bytes(model.device()) - before;  // waits for the steps
+    const double ms = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3;
+    const std::string key = shared ? "shared_pool" : "own_pools";
+    j[key + "_bytes"] = grown;
+    j[key + "_captures"] = captures;
+    j[key + "_ms_per_capture_step"] = ms / double(B - last);  // eager warm-up + capture + instantiation
   }
   return j;
 }
