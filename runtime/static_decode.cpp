@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 #include "runtime/torch_attention.h"
@@ -22,14 +23,30 @@ struct StaticDecode::Graph {
 #endif
 };
 
-GraphPoolId new_graph_pool() {
+class GraphShare {
+ public:
 #ifdef RLKV_TORCH_CUDA
-  const auto id = at::cuda::graph_pool_handle();
-  return {uint64_t(id.first), uint64_t(id.second)};
-#else
-  return {0, 0};
+  explicit GraphShare(c10::DeviceIndex device)
+      : device_(device),
+        pool_(at::cuda::graph_pool_handle()),
+        stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device)) {
+    c10::cuda::CUDACachingAllocator::createOrIncrefPool(device_, pool_);
+  }
+  // After the last graph (each holds this object): what the pool keeps is freed at the allocator's
+  // next emptyCache or out-of-memory retry.
+  ~GraphShare() { c10::cuda::CUDACachingAllocator::releasePool(device_, pool_); }
+  GraphShare(const GraphShare&) = delete;
+  GraphShare& operator=(const GraphShare&) = delete;
+  c10::MempoolId_t pool() const { return pool_; }
+  c10::cuda::CUDAStream stream() const { return stream_; }
+  int users() const { return c10::cuda::CUDACachingAllocator::getPoolUseCount(device_, pool_); }
+
+ private:
+  c10::DeviceIndex device_;
+  c10::MempoolId_t pool_;
+  c10::cuda::CUDAStream stream_;
 #endif
-}
+};
 
 int64_t device_reserved_bytes(const at::Device& device, bool release_unused) {
 #ifdef RLKV_TORCH_CUDA
@@ -106,7 +123,8 @@ void StaticDecode::capture() {
 #ifdef RLKV_TORCH_CUDA
   const at::Device dev = model_.device();
   c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();  // this step's uploads have landed
-  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, dev.index());
+  c10::cuda::CUDAStream side =
+      opts_.graph_share ? opts_.graph_share->stream() : c10::cuda::getStreamFromPool(false, dev.index());
   {
     c10::cuda::CUDAStreamGuard guard(side);
     compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
@@ -115,7 +133,13 @@ void StaticDecode::capture() {
     // Thread-local capture mode: in `rlkv train`, actor and reward threads share the process, and
     // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
     // allocation) while this thread captures, and invalidate the capture.
-    graph_->graph.capture_begin({opts_.graph_pool.first, opts_.graph_pool.second}, cudaStreamCaptureModeThreadLocal);
+    try {
+      graph_->graph.capture_begin(opts_.graph_share ? opts_.graph_share->pool() : c10::MempoolId_t{0, 0},
+                                  cudaStreamCaptureModeThreadLocal);
+    } catch (...) {
+      graph_.reset();  // never captured: the next step tries again
+      throw;
+    }
     try {
       compute();
     } catch (...) {
@@ -179,9 +203,19 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
 }
 
 StaticDecodes::StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts)
-    : model_(model), cache_(cache), opts_(opts) {
-  if (opts_.cuda_graph && model.device().is_cuda() && opts_.graph_pool == GraphPoolId{0, 0})
-    opts_.graph_pool = new_graph_pool();
+    : model_(model), cache_(cache), opts_(std::move(opts)) {
+#ifdef RLKV_TORCH_CUDA
+  const at::Device dev = model.device();
+  if (opts_.cuda_graph && dev.is_cuda() && !opts_.graph_share)
+    opts_.graph_share = std::make_shared<GraphShare>(dev.has_index() ? dev.index() : c10::cuda::current_device());
+#endif
+}
+
+int StaticDecodes::pool_users() const {
+#ifdef RLKV_TORCH_CUDA
+  if (opts_.graph_share) return opts_.graph_share->users();
+#endif
+  return -1;
 }
 
 StaticDecode& StaticDecodes::batch(int64_t size) {

@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "runtime/kv_cache.h"
@@ -37,25 +36,25 @@
 
 namespace rlkv {
 
-// A memory pool of the CUDA caching allocator that graph captures draw their temporaries from.
-// {0, 0}: each graph gets a pool of its own.
-using GraphPoolId = std::pair<uint64_t, uint64_t>;
-
-// A new pool for graphs to share (a CUDA LibTorch; {0, 0} elsewhere). Graphs may share one when they
-// replay one at a time on one stream and no tensor a capture allocates outlives it: then a graph's
-// temporaries are dead whenever another replays. StaticDecode's captures qualify: what a step leaves
-// behind is in buffers made before the capture (tables, new K / V rows, the output).
-GraphPoolId new_graph_pool();
+// What the graphs of one StaticDecodes share: a memory pool of the CUDA caching allocator for their
+// temporaries, held by this object (so that re-capturing a graph after its reset finds the pool even
+// when no other graph holds it), and the stream they are captured on (a pool's free blocks serve only
+// the stream they were allocated on, so captures on different streams would not reuse each other's).
+// Sharing is safe when graphs replay one at a time on one stream and no tensor a capture allocates
+// outlives it: a graph's temporaries are then dead whenever another replays. StaticDecode's captures
+// qualify: what a step leaves behind is in buffers made before the capture (tables, the new K / V
+// rows, the output). Made by StaticDecodes; opaque elsewhere.
+class GraphShare;
 
 // Bytes the CUDA caching allocator holds from the driver on `device` (0 off CUDA); with
 // `release_unused`, after returning to the driver what no tensor or graph holds. For measurements.
 int64_t device_reserved_bytes(const at::Device& device, bool release_unused = false);
 
 struct StaticDecodeOptions {
-  bool cuda_graph = true;        // capture and replay on CUDA devices (ignored on the CPU)
-  int64_t max_len = 0;           // initial bound of the cache lengths (0: twice the longest at the first step)
-  int num_threads = 0;           // CPU kernels
-  GraphPoolId graph_pool{0, 0};  // where the graph's temporaries live (new_graph_pool(): shared)
+  bool cuda_graph = true;  // capture and replay on CUDA devices (ignored on the CPU)
+  int64_t max_len = 0;     // initial bound of the cache lengths (0: twice the longest at the first step)
+  int num_threads = 0;     // CPU kernels
+  std::shared_ptr<GraphShare> graph_share;  // null: a memory pool per graph, a capture stream each time
 };
 
 class StaticDecode {
@@ -82,7 +81,7 @@ class StaticDecode {
   const Model& model_;
   KvCache& cache_;
   int64_t batch_;
-  StaticDecodeOptions opts_;
+  StaticDecodeOptions opts_;  // declared before graph_: its graph_share outlives the graph
   bool use_graph_ = false;
   int64_t max_len_ = 0;
   int64_t captures_ = 0;
@@ -96,20 +95,23 @@ class StaticDecode {
 };
 
 // The StaticDecodes of one cache, one per batch size, made on first use, their graphs sharing one
-// memory pool (new_graph_pool()): a generator meets every batch size from its largest down to 1 as
-// sequences finish, and graphs with pools of their own would each keep their step's temporaries
-// (activations, the attention's partial results), so their memory would grow with the number of
-// batch sizes met instead of staying at the largest step's. Thread safety: as StaticDecode.
+// GraphShare: a generator meets every batch size from its largest down to 1 as sequences finish, and
+// graphs with pools of their own would each keep their step's temporaries (activations, the
+// attention's partial results), so their memory would grow with the number of batch sizes met
+// instead of staying at the largest step's. Thread safety: as StaticDecode.
 class StaticDecodes {
  public:
   StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts);
   StaticDecode& batch(int64_t size);  // this batch size's StaticDecode
   size_t size() const { return by_batch_.size(); }
+  // Holders of the shared memory pool as the CUDA caching allocator counts them: this object and each
+  // graph captured into it; -1 without one (graphs off, a CPU model, no CUDA LibTorch).
+  int pool_users() const;
 
  private:
   const Model& model_;
   KvCache& cache_;
-  StaticDecodeOptions opts_;
+  StaticDecodeOptions opts_;  // before by_batch_: the share outlives the graphs
   std::map<int64_t, std::unique_ptr<StaticDecode>> by_batch_;
 };
 

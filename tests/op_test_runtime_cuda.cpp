@@ -56,18 +56,26 @@ std::pair<int64_t, at::Tensor> prefill(const Model& m, KvCache& cache, const std
   return {seq, m.logits(h[0][T - 1]).cpu()};
 }
 
+// Graph state after a run through StaticDecodes: captures, and the shared pool's holders as the CUDA
+// caching allocator counts them (the StaticDecodes and each live graph).
+struct GraphRun {
+  int64_t captures = 0;
+  int pool_users = 0;
+};
+
 std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, const std::vector<int64_t>& prompt,
-                              const std::vector<int64_t>& cont, int64_t* captures = nullptr) {
+                              const std::vector<int64_t>& cont, GraphRun* graphs = nullptr) {
   KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
   const int64_t T = int64_t(prompt.size());
   auto [seq, first] = prefill(m, cache, keep, prompt);
   std::vector<at::Tensor> out{first};
-  if (captures != nullptr) {  // the same steps as CUDA graph replays
+  if (graphs != nullptr) {  // the same steps as CUDA graph replays
     StaticDecodeOptions o;
-    o.max_len = T + 4;  // passes it during the run: re-captures
-    StaticDecode sd(m, cache, 1, o);
+    o.max_len = T + 4;  // passes it during the run: the only graph of its pool is reset and captured again
+    StaticDecodes sds(m, cache, o);
+    StaticDecode& sd = sds.batch(1);
     for (int64_t t : cont) out.push_back(m.logits(sd.step(at::tensor(std::vector<int64_t>{t}), {seq}))[0].cpu());
-    *captures = sd.captures();
+    *graphs = {sd.captures(), sds.pool_users()};
     return out;
   }
   for (int64_t t : cont)
@@ -79,11 +87,11 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
 // Two sequences (one with mask `keep`, one all full) decoded in alternating steps of the pair and of
 // the first alone, as a generator's batch sizes change when sequences finish: with `graphs`, through
 // one StaticDecodes (two graphs sharing one memory pool, replayed in turn, each captured again when
-// the lengths pass their bound), else eagerly. Returns every step's logits (host); `captures` counts
-// the graph captures.
+// the lengths pass their bound), else eagerly. Returns every step's logits (host); `run` gets the
+// graph state.
 std::vector<at::Tensor> alternating(const Model& m, const std::vector<uint8_t>& keep,
                                     const std::vector<int64_t>& prompt, const std::vector<int64_t>& cont, bool graphs,
-                                    int64_t* captures = nullptr) {
+                                    GraphRun* run = nullptr) {
   KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
   const std::vector<int64_t> shorter(prompt.begin(), prompt.end() - 3);
   const int64_t a = prefill(m, cache, keep, prompt).first;
@@ -99,7 +107,7 @@ std::vector<at::Tensor> alternating(const Model& m, const std::vector<uint8_t>& 
                                 : m.forward_decode(at::tensor(toks).to(m.device()), cache, seqs, 1);
     out.push_back(m.logits(h).cpu());
   }
-  if (captures != nullptr) *captures = sds.batch(1).captures() + sds.batch(2).captures();
+  if (run != nullptr) *run = {sds.batch(1).captures() + sds.batch(2).captures(), sds.pool_users()};
   return out;
 }
 
@@ -187,19 +195,20 @@ int main(int argc, char** argv) try {
       const double worst = worst_of(b);
       check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU",
             worst);
-      int64_t captures = 0;
-      const auto g = steps(dev, keep, prompt, cont, &captures);
+      GraphRun gr;
+      const auto g = steps(dev, keep, prompt, cont, &gr);
       const double worst_graph = worst_of(g);
-      check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && captures >= 2,
-            dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(captures) +
-                " captures), GPU vs CPU",
+      check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && gr.captures >= 2 && gr.pool_users == 2,
+            dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(gr.captures) +
+                " captures, the pool held by " + std::to_string(gr.pool_users) + "), GPU vs CPU",
             worst_graph);
-      int64_t alt_captures = 0;
-      const double worst_alt = worst_between(alternating(cpu, keep, prompt, cont, false),
-                                             alternating(dev, keep, prompt, cont, true, &alt_captures));
-      check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt_captures >= 4,
+      GraphRun alt;
+      const double worst_alt =
+          worst_between(alternating(cpu, keep, prompt, cont, false), alternating(dev, keep, prompt, cont, true, &alt));
+      check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt.captures >= 4 && alt.pool_users == 3,
             dir + " " + dtype_name(dt) + " batch sizes 2 and 1 in turn through two graphs sharing a memory pool (" +
-                std::to_string(alt_captures) + " captures), GPU vs CPU",
+                std::to_string(alt.captures) + " captures, the pool held by " + std::to_string(alt.pool_users) +
+                "), GPU vs CPU",
             worst_alt);
       if (dt != at::kFloat) continue;
       GeneratorOptions o;

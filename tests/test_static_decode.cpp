@@ -102,6 +102,7 @@ TEST_CASE("StaticDecodes keeps one StaticDecode per batch size and batch sizes i
     CHECK(sds.batch(n).max_len() > o.max_len);  // the one that stepped (its bound grew), not a new one
     CHECK(sds.batch(n).captures() == 0);        // no graphs on the CPU
   }
+  CHECK(sds.pool_users() == -1);  // no graph memory pool on the CPU
   CHECK(device_reserved_bytes(at::kCPU, true) == 0);
 }
 
