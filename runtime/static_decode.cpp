@@ -23,13 +23,16 @@ struct StaticDecode::Graph {
 #endif
 };
 
+// The capture stream comes from LibTorch's pool of high-priority streams: the actor threads' own
+// streams (ModelThread) come from the other pool, so no thread's current stream is another's capture
+// stream (pool streams are handed out round-robin; only a capture's warm-up step runs on it).
 class GraphShare {
  public:
 #ifdef RLKV_TORCH_CUDA
   explicit GraphShare(c10::DeviceIndex device)
       : device_(device),
         pool_(at::cuda::graph_pool_handle()),
-        stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device)) {
+        stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)) {
     c10::cuda::CUDACachingAllocator::createOrIncrefPool(device_, pool_);
   }
   // After the last graph (each holds this object): what the pool keeps is freed at the allocator's
@@ -130,6 +133,10 @@ void StaticDecode::capture() {
     compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
     side.synchronize();
     graph_ = std::make_unique<Graph>();
+    // The allocators hold on to a graph from capture_begin to capture_end (the filter that routes
+    // allocations into the pool refers to it): when either call fails, the graph is never freed, and
+    // the error ends the rollouts (graphs cannot be captured safely in this process any more).
+    auto abandon = [&] { (void)graph_.release(); };
     // Thread-local capture mode: in `rlkv train`, actor and reward threads share the process, and
     // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
     // allocation) while this thread captures, and invalidate the capture.
@@ -137,22 +144,30 @@ void StaticDecode::capture() {
       graph_->graph.capture_begin(opts_.graph_share ? opts_.graph_share->pool() : c10::MempoolId_t{0, 0},
                                   cudaStreamCaptureModeThreadLocal);
     } catch (...) {
-      graph_.reset();  // never captured: the next step tries again
+      abandon();
       throw;
     }
     try {
       compute();
     } catch (...) {
-      // End the capture (leaving the stream capturing would break every later launch on it) and
-      // drop the graph, so the next step captures again.
+      // End the capture (leaving the stream capturing would break every later launch on it); the
+      // graph is retired, not freed (see retired_), and the next step captures again.
       try {
         graph_->graph.capture_end();
       } catch (...) {
+        abandon();
+        throw;
       }
-      graph_.reset();
+      retired_ = std::move(graph_);
       throw;
     }
-    graph_->graph.capture_end();
+    try {
+      graph_->graph.capture_end();
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    retired_.reset();
   }
   ++captures_;
 #endif
@@ -166,7 +181,8 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   const int64_t longest = *std::max_element(positions.begin(), positions.end()) + 1;
   if (longest > max_len_) {
     max_len_ = 2 * longest;  // doubling: few re-captures as sequences lengthen
-    graph_.reset();          // the attention launch shape depends on max_len
+    // The attention launch shape depends on max_len: a new capture, the old graph kept until it ends.
+    if (graph_) retired_ = std::move(graph_);
   }
 #ifdef RLKV_TORCH_CUDA
   // The pinned mirrors are rewritten below: the previous step's copies out of them must have run.

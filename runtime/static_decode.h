@@ -92,6 +92,10 @@ class StaticDecode {
   at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
   at::Tensor out_;                       // [B, hidden]
   std::unique_ptr<Graph> graph_;
+  // A graph replaced (its bound passed) or whose capture failed, kept until the next capture ends:
+  // the caching allocators (device and pinned host) keep a pool whose last graph is gone and refuse
+  // to capture into it again, so a shared pool must never be left without a graph between captures.
+  std::unique_ptr<Graph> retired_;
 };
 
 // The StaticDecodes of one cache, one per batch size, made on first use, their graphs sharing one
