@@ -25,7 +25,10 @@ struct StaticDecode::Graph {
 
 // The capture stream comes from LibTorch's pool of high-priority streams: the actor threads' own
 // streams (ModelThread) come from the other pool, so no thread's current stream is another's capture
-// stream (pool streams are handed out round-robin; only a capture's warm-up step runs on it).
+// stream (pool streams are handed out round-robin, 32 of each priority: two generators share a
+// capture stream only with more than 32 alive on a device). Only a capture's warm-up step runs on
+// it; LibTorch instantiates graphs with their nodes' priorities, so replayed decode steps run at high
+// priority wherever they are launched (eager work of other threads, such as a prefill, yields).
 class GraphShare {
  public:
 #ifdef RLKV_TORCH_CUDA
