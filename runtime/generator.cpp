@@ -35,8 +35,9 @@ struct Active {
 // the active batch; both sample a token per sequence and retire the finished ones.
 class GenerationRun {
  public:
-  GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache, bool graphs,
-                StaticDecodes& statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
+  // `statics`: the table-driven decode step (null: the model's eager step).
+  GenerationRun(const Model& model, const Tokenizer* tok, const GeneratorOptions& opts, KvCache& cache,
+                StaticDecodes* statics, GenerationStats& stats, const std::vector<GenerationRequest>& requests,
                 const std::function<void(const GenerationResult&)>& on_done)
       : model_(model),
         tok_(tok),
@@ -46,13 +47,11 @@ class GenerationRun {
         stats_(stats),
         requests_(requests),
         on_done_(on_done),
-        cfg_(model.config()),
-        graphs_(graphs) {
+        cfg_(model.config()) {
     check_requests();
     eos_.insert(opts_.eos_ids.begin(), opts_.eos_ids.end());
     results_.resize(requests_.size());
     for (size_t i = 0; i < requests_.size(); ++i) queue_.push_back(i);
-    use_static_ = (opts_.resident_tables || graphs_) && (model_.tp() == nullptr || model_.tp()->size() == 1);
   }
 
   std::vector<GenerationResult> run() {
@@ -85,7 +84,7 @@ class GenerationRun {
       RLKV_CHECK(r.budget >= 0, "request ", r.id, ": negative token budget");
       if (r.budget == 0) continue;
       RLKV_CHECK(opts_.dropping.has_value(), "request ", r.id, ": a token budget needs GeneratorOptions::dropping");
-      RLKV_CHECK(!opts_.resident_tables && !graphs_ && (model_.tp() == nullptr || model_.tp()->size() == 1),
+      RLKV_CHECK(statics_ == nullptr && (model_.tp() == nullptr || model_.tp()->size() == 1),
                  "token dropping runs the eager decode step of a whole model (no resident tables, CUDA graphs or "
                  "tensor parallelism)");
     }
@@ -186,12 +185,12 @@ class GenerationRun {
     retire();
   }
 
-  // The decode forward pass: through a StaticDecode of this batch size (made on first use) when
-  // use_static_, else the model's eager step.
+  // The decode forward pass: through the StaticDecode of this batch size (made on first use) where the
+  // generator takes the table-driven step, else the model's eager step.
   at::Tensor decode_forward(const std::vector<int64_t>& seqs, const std::vector<int64_t>& toks) {
-    if (!use_static_)
+    if (statics_ == nullptr)
       return model_.forward_decode(at::tensor(toks).to(model_.device()), cache_, seqs, opts_.num_threads);
-    return statics_.batch(int64_t(seqs.size())).step(at::tensor(toks), seqs);
+    return statics_->batch(int64_t(seqs.size())).step(at::tensor(toks), seqs);
   }
 
   // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
@@ -302,7 +301,7 @@ class GenerationRun {
   const Tokenizer* tok_;
   const GeneratorOptions& opts_;
   KvCache& cache_;
-  StaticDecodes& statics_;
+  StaticDecodes* statics_;
   GenerationStats& stats_;
   const std::vector<GenerationRequest>& requests_;
   const std::function<void(const GenerationResult&)>& on_done_;
@@ -312,8 +311,6 @@ class GenerationRun {
   std::deque<size_t> queue_;  // indices of requests not yet admitted, in request order
   std::vector<Active> active_;
   SamplingScratch scratch_;
-  const bool graphs_;  // GeneratorOptions::cuda_graphs resolved
-  bool use_static_ = false;
 };
 
 }  // namespace
@@ -328,16 +325,19 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   RLKV_CHECK(opts_.max_batch >= 1, "generator: max_batch must be >= 1");
   RLKV_CHECK(opts_.max_new_tokens >= 1, "generator: max_new_tokens must be >= 1");
   if (opts_.eos_ids.empty()) opts_.eos_ids = model.config().eos_token_ids;
-  graphs_ = resolve_cuda_graphs(opts_.cuda_graphs, !model.device().is_cpu(),
-                                model.tp() != nullptr && model.tp()->size() > 1, opts_.dropping.has_value());
+  const bool tp = model.tp() != nullptr && model.tp()->size() > 1;
+  graphs_ = resolve_cuda_graphs(opts_.cuda_graphs, !model.device().is_cpu(), tp, opts_.dropping.has_value());
   // A tensor-parallel rank caches only its own KV heads.
   cache_ = std::make_unique<KvCache>(model.local_config(), model.dtype(), model.device(), opts_.sink, opts_.window,
                                      opts_.page_size);
   if (opts_.dropping) cache_->set_token_dropping(*opts_.dropping, opts_.dropping_params);
-  StaticDecodeOptions so;
-  so.cuda_graph = graphs_;
-  so.num_threads = opts_.num_threads;
-  static_ = std::make_unique<StaticDecodes>(model, *cache_, so);
+  // The table-driven step (graphs or not) where it applies: not for tensor-parallel models.
+  if ((opts_.resident_tables || graphs_) && !tp) {
+    StaticDecodeOptions so;
+    so.cuda_graph = graphs_;
+    so.num_threads = opts_.num_threads;
+    static_ = std::make_unique<StaticDecodes>(model, *cache_, so);
+  }
 }
 
 Generator::~Generator() = default;
@@ -345,7 +345,7 @@ Generator::~Generator() = default;
 std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest>& requests,
                                              const std::function<void(const GenerationResult&)>& on_done) {
   at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
-  return GenerationRun(model_, tok_, opts_, *cache_, graphs_, *static_, stats_, requests, on_done).run();
+  return GenerationRun(model_, tok_, opts_, *cache_, static_.get(), stats_, requests, on_done).run();
 }
 
 }  // namespace rlkv

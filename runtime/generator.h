@@ -116,7 +116,7 @@ class Generator {
   GeneratorOptions opts_;
   bool graphs_ = false;  // opts_.cuda_graphs resolved for this model
   std::unique_ptr<KvCache> cache_;
-  std::unique_ptr<StaticDecodes> static_;  // by batch size, over cache_
+  std::unique_ptr<StaticDecodes> static_;  // over cache_, by batch size; null: the eager step
   GenerationStats stats_;
 };
 

@@ -7,9 +7,9 @@
 # learned mask on the same problems, the table over seeds and the trade-off plot.
 # Usage: tools/compare_toy.sh [CONFIG] [OUT_DIR]
 #   (defaults configs/toy.ini and out/toy-compare; configs/toy2.ini for models/toy-reasoner-2;
-#    SEEDS="1 2 3" by default; needs a build in build/). Results already in OUT_DIR (a seed's
-#    checkpoints and evaluation, DuoAttention's gates, the baselines' compare.json) are kept: delete
-#    them to measure them again.
+#    SEEDS="1 2 3" by default; needs a build in build/). Results already in OUT_DIR (the problems, a
+#    seed's checkpoints and evaluation, DuoAttention's gates, the baselines' compare.json) are kept:
+#    delete them to measure them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLKV=./build/launch/rlkv
@@ -32,7 +32,8 @@ for data in retrieval reasoning; do
   [ -f "$OUT/duo-$data/full_attention_heads.tsv" ] ||
     "$RLKV" duo-train --config "$CONFIG" --data "$data" --output "$OUT/duo-$data"
 done
-"$RLKV" toy data --n 1000 --seed 20261129 --chain "$CHAIN" --output "$OUT/problems.jsonl"
+[ -f "$OUT/problems.jsonl" ] ||
+  "$RLKV" toy data --n 1000 --seed 20261129 --chain "$CHAIN" --output "$OUT/problems.jsonl"
 [ -f "$OUT/compare.json" ] ||
   "$RLKV" compare --config "$CONFIG" --data "$OUT/problems.jsonl" --sparsity 0.25,0.5,0.75 \
     --duo-retrieval "$OUT/duo-retrieval" --duo-reasoning "$OUT/duo-reasoning" --seeds 3 --output "$OUT/compare.json" |
