@@ -15,8 +15,9 @@
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
 //     memory-bound read of weights and caches.
 // --graph-batches N adds, per graphs setting, one JSON line "graph_memory": the reserved GPU memory
-// that N more batch sizes' graphs add with a memory pool each and with one shared pool (what a
-// generator does), see graph_memory below.
+// and the captures that N more batch sizes add with a graph and a memory pool each, with a graph each
+// in one shared pool, and with batches padded to their buckets in one shared pool (what a generator
+// does), see graph_memory below.
 // Run by launch/gpu_check.sh on a GPU machine; on a CPU it runs too (use a small --layers).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -76,40 +77,49 @@ void sync(const at::Tensor& t) {
 
 // The memory a generator's graphs take as its batch shrinks from B (= seqs.size()): one decode step
 // each through batch sizes B-1 down to B-n (each captures a graph), first with a memory pool per graph
-// (separate StaticDecodes), then through one StaticDecodes (one pool shared): the growth of the CUDA
-// caching allocator's reserved bytes in each case (with a pool each, each capture also takes a new
-// stream, and cuBLAS keeps a workspace per stream), and the time of such a step (the first step of a
-// batch size: its StaticDecode made, an eager step, the capture and the graph's instantiation; compare
-// ms_per_step).
+// (separate StaticDecodes), then through one StaticDecodes (one pool shared), then through one that
+// pads batches to their buckets (as a generator does: graph_batch_bucket, fewer captures): the growth
+// of the CUDA caching allocator's reserved bytes in each case (with a pool each, each capture also
+// takes a new stream, and cuBLAS keeps a workspace per stream), the captures, and the mean time of
+// these steps (a step that captures makes its StaticDecode, runs an eager step, the capture and the
+// graph's instantiation; compare ms_per_step).
 nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vector<int64_t>& seqs,
                             const at::Tensor& tokens, int64_t max_len, int64_t n, int threads) {
   const int64_t B = int64_t(seqs.size()), last = std::max<int64_t>(1, B - n);
-  if (last >= B) return {{"bench", "graph_memory"}, {"batch", B}, {"graphs", 0}};  // batch 1: no smaller size
+  if (last >= B) return {{"bench", "graph_memory"}, {"batch", B}, {"batch_sizes", 0}};  // batch 1: no smaller size
   StaticDecodeOptions so;
   so.max_len = max_len;
   so.num_threads = threads;
-  nlohmann::json j = {{"bench", "graph_memory"}, {"batch", B}, {"graphs", B - last}};
-  for (const bool shared : {false, true}) {
+  nlohmann::json j = {{"bench", "graph_memory"}, {"batch", B}, {"batch_sizes", B - last}};
+  for (const std::string key : {"own_pools", "shared_pool", "padded"}) {
     const int64_t before = device_reserved_bytes(model.device(), /*release_unused=*/true);
-    std::vector<std::unique_ptr<StaticDecode>> own;
-    StaticDecodes sds(model, cache, so);
     int64_t captures = 0;
+    std::vector<std::unique_ptr<StaticDecode>> own;  // own_pools: a StaticDecode (and pool) per batch size
+    StaticDecodeOptions o = so;
+    o.pad_batches = key == "padded";
+    StaticDecodes sds(model, cache, o);  // the others
+    std::map<int64_t, StaticDecode*> ran;
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = B - 1; b >= last; --b) {
       const std::vector<int64_t> sb(seqs.begin(), seqs.begin() + b);
-      if (!shared) own.push_back(std::make_unique<StaticDecode>(model, cache, b, so));
-      StaticDecode& sd = shared ? sds.batch(b) : *own.back();
-      (void)sd.step(tokens.slice(0, 0, b), sb);
-      captures += sd.captures();
+      if (key == "own_pools") {
+        own.push_back(std::make_unique<StaticDecode>(model, cache, b, so));
+        (void)own.back()->step(tokens.slice(0, 0, b), sb);
+        ran[b] = own.back().get();
+      } else {
+        (void)sds.step(tokens.slice(0, 0, b), sb);
+        const int64_t rows = o.pad_batches ? graph_batch_bucket(b) : b;
+        ran[rows] = &sds.batch(rows);
+      }
     }
+    for (const auto& [rows, sd] : ran) captures += sd->captures();
     (void)device_reserved_bytes(model.device());  // waits for the steps
     const double ms = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e3;
     // What the graphs and their StaticDecodes hold (unused cached blocks returned first, as before).
     const int64_t grown = device_reserved_bytes(model.device(), /*release_unused=*/true) - before;
-    const std::string key = shared ? "shared_pool" : "own_pools";
     j[key + "_bytes"] = grown;
     j[key + "_captures"] = captures;
-    j[key + "_ms_per_capture_step"] = ms / double(B - last);
+    j[key + "_ms_per_step"] = ms / double(B - last);
   }
   return j;
 }

@@ -185,12 +185,12 @@ class GenerationRun {
     retire();
   }
 
-  // The decode forward pass: through the StaticDecode of this batch size (made on first use) where the
-  // generator takes the table-driven step, else the model's eager step.
+  // The decode forward pass: through the StaticDecode of this batch size or, with graphs, of its
+  // bucket (made on first use) where the generator takes the table-driven step, else the model's eager step.
   at::Tensor decode_forward(const std::vector<int64_t>& seqs, const std::vector<int64_t>& toks) {
     if (statics_ == nullptr)
       return model_.forward_decode(at::tensor(toks).to(model_.device()), cache_, seqs, opts_.num_threads);
-    return statics_->batch(int64_t(seqs.size())).step(at::tensor(toks), seqs);
+    return statics_->step(at::tensor(toks), seqs);
   }
 
   // Every rank of a tensor-parallel group holds the same gathered logits and samples the same
@@ -335,6 +335,7 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   if ((opts_.resident_tables || graphs_) && !tp) {
     StaticDecodeOptions so;
     so.cuda_graph = graphs_;
+    so.pad_batches = graphs_;  // fewer graphs to capture; without graphs, padding would only add work
     so.num_threads = opts_.num_threads;
     static_ = std::make_unique<StaticDecodes>(model, *cache_, so);
   }

@@ -52,8 +52,9 @@ struct GenerationResult {
 // graph step supports), eager everywhere else. kOn on the CPU runs the same table-driven step without a
 // capture (how the tests check it there). Measured on an H200: a decode step of an 8B-shaped model at
 // batch 4 x 16k tokens takes 13.95 ms through graphs against 30.8 ms eager, and no measured shape was
-// slower; a graph is captured once per batch size a Generator meets (and again when the cache lengths
-// pass its bound), so an actor that keeps its Generator pays each capture once.
+// slower; a graph is captured once per batch bucket a Generator meets (a batch of n sequences runs at
+// graph_batch_bucket(n) rows, the rest padding: 1, 2, 4, then multiples of 8) and again when the cache
+// lengths pass its bound, so an actor that keeps its Generator pays each capture once.
 enum class CudaGraphs { kOff, kOn, kAuto };
 
 // kAuto resolved for a model on a GPU or not, tensor-parallel or not, with token dropping or not.
@@ -71,7 +72,8 @@ struct GeneratorOptions {
   int num_threads = 0;
   std::vector<int64_t> eos_ids;  // defaults to the model's when empty
   // Decode steps through device-resident tables (runtime/static_decode.h), one StaticDecode per batch
-  // size; with cuda_graphs, captured and replayed as CUDA graphs on a GPU (see CudaGraphs). Not for
+  // size (per batch bucket with graphs); with cuda_graphs, captured and replayed as CUDA graphs on a
+  // GPU (see CudaGraphs). Not for
   // tensor-parallel models (they keep the eager step). runtime.cuda_graphs (auto | true | false) sets
   // cuda_graphs.
   bool resident_tables = false;

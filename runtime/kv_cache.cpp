@@ -335,15 +335,18 @@ std::vector<rlkv_kv_span> KvCache::spans(const std::vector<int64_t>& seqs, int64
 }
 
 void KvCache::step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans, rlkv_kv_write_item* items,
-                          const char* k_src, const char* v_src, int64_t src_layer_stride) {
+                          const char* k_src, const char* v_src, int64_t src_layer_stride, int64_t rows_per_layer) {
   table_flush();
   const size_t B = seqs.size(), H = size_t(heads_);
+  RLKV_ASSERT(rows_per_layer == 0 || size_t(rows_per_layer) >= B, "step_tables: ", B, " sequences in rows of ",
+              rows_per_layer);
+  const size_t R = rows_per_layer > 0 ? size_t(rows_per_layer) : B;
   for (int64_t seq : seqs) RLKV_CHECK(seq_ref(seq).budget == 0, "token dropping runs the eager decode step only");
   for (int64_t l = 0; l < layers_; ++l)
     for (size_t b = 0; b < B; ++b) {
       const Seq& s = seq_ref(seqs[b]);
       for (size_t h = 0; h < H; ++h) {
-        const size_t i = size_t(l) * H + h, at = size_t(l) * B * H + b * H + h;
+        const size_t i = size_t(l) * H + h, at = size_t(l) * R * H + b * H + h;
         const int64_t src = l * src_layer_stride + int64_t(b * H + h) * head_dim_ * esz_;
         spans[at] = span_of(s, i, s.len + 1);
         items[at] = write_item(s, i, s.len, spans[at], k_src + src, v_src + src);

@@ -100,6 +100,7 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
   }
   const auto opt = at::TensorOptions().dtype(model.dtype()).device(dev);
   kv_new_ = at::zeros({L, 2, batch, H, D}, opt);
+  pad_kv_ = at::zeros({2, batch, H, D}, opt);
   out_ = at::empty({batch, model.config().hidden_size}, opt);
   max_len_ = opts.max_len;
 }
@@ -177,8 +178,9 @@ void StaticDecode::capture() {
 }
 
 at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_t>& seqs) {
-  RLKV_ASSERT(int64_t(seqs.size()) == batch_ && tokens.dim() == 1 && tokens.size(0) == batch_,
-              "StaticDecode::step: ", seqs.size(), " sequences / ", tokens.numel(), " tokens for batch ", batch_);
+  const int64_t n = int64_t(seqs.size());
+  RLKV_ASSERT(n >= 1 && n <= batch_ && tokens.dim() == 1 && tokens.size(0) == n, "StaticDecode::step: ", n,
+              " sequences / ", tokens.numel(), " tokens for batch ", batch_);
   const at::Device dev = model_.device();
   const std::vector<int64_t> positions = cache_.begin_step(seqs);
   const int64_t longest = *std::max_element(positions.begin(), positions.end()) + 1;
@@ -197,10 +199,15 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   auto* hi = reinterpret_cast<rlkv_kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
                                                    entries_ * int64_t(sizeof(rlkv_kv_span)));
   const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
-  cache_.step_tables(seqs, hs, hi, static_cast<const char*>(kv_new_[0][0].data_ptr()),
-                     static_cast<const char*>(kv_new_[0][1].data_ptr()), layer_stride);
-  std::copy(positions.begin(), positions.end(), pos_host_.data_ptr<int64_t>());
-  tok_host_.copy_(tokens.to(at::kCPU).to(at::kLong));
+  const char* k_new = static_cast<const char*>(kv_new_[0][0].data_ptr());
+  const char* v_new = static_cast<const char*>(kv_new_[0][1].data_ptr());
+  cache_.step_tables(seqs, hs, hi, k_new, v_new, layer_stride, batch_);
+  if (n < batch_) pad_tables(n, hs, hi, k_new, v_new, layer_stride);
+  int64_t* pos = pos_host_.data_ptr<int64_t>();
+  std::copy(positions.begin(), positions.end(), pos);
+  std::fill(pos + n, pos + batch_, 0);
+  tok_host_.narrow(0, 0, n).copy_(tokens.to(at::kCPU).to(at::kLong));
+  tok_host_.narrow(0, n, batch_ - n).zero_();
   if (!dev.is_cpu()) {
     tables_dev_.copy_(tables_host_, /*non_blocking=*/true);
     pos_dev_.copy_(pos_host_, /*non_blocking=*/true);
@@ -218,7 +225,38 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
     compute();
   }
   cache_.end_step(seqs);
-  return out_;
+  return n == batch_ ? out_ : out_.narrow(0, 0, n);
+}
+
+// Rows n..batch-1 of a padded step (token 0 at position 0): each (row, KV head) writes its new K / V
+// row into its own slot of pad_kv_ and attends over that one slot, a contiguous span of length 1. The
+// cache is never touched, and what the rows compute is finite and discarded.
+void StaticDecode::pad_tables(int64_t n, rlkv_kv_span* spans, rlkv_kv_write_item* items, const char* k_new,
+                              const char* v_new, int64_t layer_stride) const {
+  const ModelConfig& c = model_.local_config();
+  const int64_t H = c.num_kv_heads, row_bytes = c.head_dim * int64_t(pad_kv_.element_size());
+  char* k_pad = static_cast<char*>(pad_kv_[0].data_ptr());
+  char* v_pad = static_cast<char*>(pad_kv_[1].data_ptr());
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (int64_t b = n; b < batch_; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t row = b * H + h, at = l * batch_ * H + row;
+        spans[at] = rlkv_kv_span{k_pad + row * row_bytes, v_pad + row * row_bytes, nullptr, 0, 1, nullptr};
+        items[at] = rlkv_kv_write_item{k_pad + row * row_bytes,
+                                       v_pad + row * row_bytes,
+                                       nullptr,
+                                       0,
+                                       0,
+                                       k_new + l * layer_stride + row * row_bytes,
+                                       v_new + l * layer_stride + row * row_bytes};
+      }
+}
+
+int64_t graph_batch_bucket(int64_t n) {
+  RLKV_ASSERT(n >= 1, "graph_batch_bucket: batch ", n);
+  if (n <= 2) return n;
+  if (n <= 4) return 4;
+  return (n + 7) / 8 * 8;
 }
 
 StaticDecodes::StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts)
@@ -235,6 +273,11 @@ int StaticDecodes::pool_users() const {
   if (opts_.graph_share) return opts_.graph_share->users();
 #endif
   return -1;
+}
+
+at::Tensor StaticDecodes::step(const at::Tensor& tokens, const std::vector<int64_t>& seqs) {
+  const int64_t n = int64_t(seqs.size());
+  return batch(opts_.pad_batches ? graph_batch_bucket(n) : n).step(tokens, seqs);
 }
 
 StaticDecode& StaticDecodes::batch(int64_t size) {

@@ -11,8 +11,9 @@
 // launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
 // once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
 // through the tables uploaded at every step, so the cache may grow freely. A graph is captured per
-// StaticDecode (one per batch size) and again only when a length passes max_len (which then doubles);
-// the graphs of one generator (StaticDecodes) share one memory pool.
+// StaticDecode (one per batch size, which may run fewer sequences as padding) and again only when a
+// length passes max_len (which then doubles); the graphs of one generator (StaticDecodes) share one
+// memory pool, and with pad_batches a generator's batch sizes share graphs by bucket.
 // The capture step runs the layers once, eagerly, as the warm-up before its capture, and does not replay.
 //
 // On the CPU (and with cuda_graph off) the same tables drive the CPU kernels: this is how the tests
@@ -55,7 +56,15 @@ struct StaticDecodeOptions {
   int64_t max_len = 0;     // initial bound of the cache lengths (0: twice the longest at the first step)
   int num_threads = 0;     // CPU kernels
   std::shared_ptr<GraphShare> graph_share;  // null: a memory pool per graph, a capture stream each time
+  // StaticDecodes::step runs n sequences through the StaticDecode of graph_batch_bucket(n) rows, the
+  // rest padded, instead of one of n rows: a generator whose batch shrinks from B to 1 captures about
+  // 3 + B / 8 graphs instead of B. A pad row costs its share of the GEMMs (weight-bound at decode
+  // batch sizes) and a one-slot attention; it touches no cache. Off: one StaticDecode per batch size.
+  bool pad_batches = false;
 };
+
+// The batch size a padded step of n sequences runs at: n up to 2, then 4, then multiples of 8.
+int64_t graph_batch_bucket(int64_t n);
 
 class StaticDecode {
  public:
@@ -64,9 +73,11 @@ class StaticDecode {
   StaticDecode(const StaticDecode&) = delete;
   StaticDecode& operator=(const StaticDecode&) = delete;
 
-  // Model::forward_decode's contract for `seqs` (exactly `batch` of them) and tokens [B] (any device):
-  // appends one token to each sequence and returns the final-normed hidden states [B, hidden]. The
-  // returned tensor is a buffer of this object: use it before the next step.
+  // Model::forward_decode's contract for `seqs` (1 to `batch` of them) and tokens [n = seqs.size()]
+  // (any device): appends one token to each sequence and returns the final-normed hidden states
+  // [n, hidden]. With n < batch the step runs at `batch` rows all the same (the graph's shape): rows
+  // past n are padding that reads and writes buffers of this object only (see pad_tables). The
+  // returned tensor is (a view of) a buffer of this object: use it before the next step.
   at::Tensor step(const at::Tensor& tokens, const std::vector<int64_t>& seqs);
 
   int64_t max_len() const { return max_len_; }
@@ -77,6 +88,8 @@ class StaticDecode {
   struct Graph;
   void compute();
   void capture();
+  void pad_tables(int64_t n, rlkv_kv_span* spans, rlkv_kv_write_item* items, const char* k_new, const char* v_new,
+                  int64_t layer_stride) const;
 
   const Model& model_;
   KvCache& cache_;
@@ -91,6 +104,7 @@ class StaticDecode {
   at::Tensor tok_host_, tok_dev_;        // [B] int64
   at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
   at::Tensor out_;                       // [B, hidden]
+  at::Tensor pad_kv_;                    // [2, B, H_kv, head_dim]: the one slot of each padded row's heads
   std::unique_ptr<Graph> graph_;
   // A graph replaced (its bound passed) or whose capture failed, kept until the next capture ends:
   // the caching allocators (device and pinned host) keep a pool whose last graph is gone and refuse
@@ -107,6 +121,9 @@ class StaticDecodes {
  public:
   StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts);
   StaticDecode& batch(int64_t size);  // this batch size's StaticDecode
+  // A step of `seqs` (StaticDecode::step's contract) through batch(seqs.size()), or with
+  // pad_batches through batch(graph_batch_bucket(seqs.size())).
+  at::Tensor step(const at::Tensor& tokens, const std::vector<int64_t>& seqs);
   size_t size() const { return by_batch_.size(); }
   // Holders of the shared memory pool as the CUDA caching allocator counts them: this object and each
   // graph captured into it; -1 without one (graphs off, a CPU model, no CUDA LibTorch).

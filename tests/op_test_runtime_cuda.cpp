@@ -2,7 +2,7 @@
 // cuda:0, prefilled and decoded step by step through paged / ring caches on the device (the CUDA
 // KV-write and decode-attention kernels through runtime/torch_attention.cpp) with a mask that compresses
 // half the heads, against the same steps on the CPU; the same decode steps replayed as CUDA graphs
-// (runtime/static_decode.h), and two batch sizes in turn through graphs sharing a memory pool; then
+// (runtime/static_decode.h), and two batch sizes in turn (one padded) through graphs sharing a memory pool; then
 // greedy generations with continuous batching, eager and with graphs, and on many threads with
 // streams of their own (20 one after another, then 4 at once).
 // The fixtures' head dims (16, 24) take the generic kernel: a random Llama-shaped model with head_dim
@@ -84,30 +84,33 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
   return out;
 }
 
-// Two sequences (one with mask `keep`, one all full) decoded in alternating steps of the pair and of
-// the first alone, as a generator's batch sizes change when sequences finish: with `graphs`, through
-// one StaticDecodes (two graphs sharing one memory pool, replayed in turn, each captured again when
-// the lengths pass their bound), else eagerly. Returns every step's logits (host); `run` gets the
-// graph state.
+// Three sequences (one with mask `keep`, two all full) decoded in alternating steps of the three and
+// of the first alone, as a generator's batch sizes change when sequences finish: with `graphs`,
+// through one StaticDecodes padding batches to their buckets (graphs of 4 rows, one of them padding,
+// and of 1 row, sharing one memory pool, replayed in turn, each captured again when the lengths pass
+// their bound), else eagerly. Returns every step's logits (host); `run` gets the graph state.
 std::vector<at::Tensor> alternating(const Model& m, const std::vector<uint8_t>& keep,
                                     const std::vector<int64_t>& prompt, const std::vector<int64_t>& cont, bool graphs,
                                     GraphRun* run = nullptr) {
   KvCache cache(m.local_config(), m.dtype(), m.device(), 2, 3, 4);
-  const std::vector<int64_t> shorter(prompt.begin(), prompt.end() - 3);
+  const std::vector<uint8_t> full(keep.size(), 1);
   const int64_t a = prefill(m, cache, keep, prompt).first;
-  const int64_t b = prefill(m, cache, std::vector<uint8_t>(keep.size(), 1), shorter).first;
+  const int64_t b = prefill(m, cache, full, std::vector<int64_t>(prompt.begin(), prompt.end() - 3)).first;
+  const int64_t c = prefill(m, cache, full, std::vector<int64_t>(prompt.begin(), prompt.end() - 1)).first;
   StaticDecodeOptions o;
   o.max_len = int64_t(prompt.size()) + 4;
+  o.pad_batches = true;
   StaticDecodes sds(m, cache, o);
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < cont.size(); ++i) {
-    const std::vector<int64_t> seqs = i % 2 == 0 ? std::vector<int64_t>{a, b} : std::vector<int64_t>{a};
+    const std::vector<int64_t> seqs = i % 2 == 0 ? std::vector<int64_t>{a, b, c} : std::vector<int64_t>{a};
     const std::vector<int64_t> toks(seqs.size(), cont[i]);
-    const at::Tensor h = graphs ? sds.batch(int64_t(seqs.size())).step(at::tensor(toks), seqs)
-                                : m.forward_decode(at::tensor(toks).to(m.device()), cache, seqs, 1);
+    const at::Tensor h =
+        graphs ? sds.step(at::tensor(toks), seqs) : m.forward_decode(at::tensor(toks).to(m.device()), cache, seqs, 1);
     out.push_back(m.logits(h).cpu());
   }
-  if (run != nullptr) *run = {sds.batch(1).captures() + sds.batch(2).captures(), sds.pool_users()};
+  if (run != nullptr)
+    *run = {sds.size() == 2 ? sds.batch(1).captures() + sds.batch(4).captures() : -1, sds.pool_users()};
   return out;
 }
 
@@ -206,7 +209,8 @@ int main(int argc, char** argv) try {
       const double worst_alt =
           worst_between(alternating(cpu, keep, prompt, cont, false), alternating(dev, keep, prompt, cont, true, &alt));
       check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt.captures >= 4 && alt.pool_users == 3,
-            dir + " " + dtype_name(dt) + " batch sizes 2 and 1 in turn through two graphs sharing a memory pool (" +
+            dir + " " + dtype_name(dt) +
+                " batch sizes 3 (padded to 4) and 1 in turn through two graphs sharing a memory pool (" +
                 std::to_string(alt.captures) + " captures, the pool held by " + std::to_string(alt.pool_users) +
                 "), GPU vs CPU",
             worst_alt);
@@ -215,13 +219,13 @@ int main(int argc, char** argv) try {
       o.cuda_graphs = CudaGraphs::kOff;  // the eager step first, then graphs
       o.sampling.temperature = 0;
       o.max_new_tokens = 16;
-      o.max_batch = 2;
+      o.max_batch = 3;  // batch 3 (with graphs, padded to 4), then the fourth request alone
       o.eos_ids = {-1};
       o.sink = 2;
       o.window = 3;
       o.page_size = 4;
       std::vector<GenerationRequest> reqs;
-      for (int i = 0; i < 3; ++i) {
+      for (int i = 0; i < 4; ++i) {
         GenerationRequest r;
         r.id = i;
         for (int t = 0; t < 5 + 3 * i; ++t) r.prompt.push_back(int32_t(rng() % uint64_t(c.vocab_size)));
@@ -233,12 +237,12 @@ int main(int argc, char** argv) try {
       const auto gb = Generator(dev, nullptr, o).run(reqs);
       int same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gb[i].tokens;
-      check(same == 3, dir + " greedy generations equal on GPU and CPU", same);
+      check(same == int(reqs.size()), dir + " greedy generations equal on GPU and CPU", same);
       o.cuda_graphs = CudaGraphs::kOn;
       const auto gc = Generator(dev, nullptr, o).run(reqs);
       same = 0;
       for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
-      check(same == 3, dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
+      check(same == int(reqs.size()), dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
       if (!threads) continue;
       // Generator threads as actor threads sharing a GPU run them: each under a ModelThread (its own
       // stream, the device bound, one intra-op thread), half of them capturing and replaying graphs
