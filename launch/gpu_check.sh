@@ -167,8 +167,10 @@ fi
 if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
   run_step op_test_layer_ops_cuda "$B"/tests/op_test_layer_ops_cuda
   run_step op_test_runtime_cuda timeout 240 "$B"/tests/op_test_runtime_cuda
-  if [[ $? -ge 128 ]]; then  # a crash: again without the threads, then where (under cuda-gdb)
-    run_step op_test_runtime_cuda_no_threads timeout 120 "$B"/tests/op_test_runtime_cuda --no-threads
+  if [[ $? -ge 128 ]]; then  # a crash: each part alone (which one leaves the process unable to exit), then where
+    for p in sampling parity generators threads; do
+      run_step "op_test_runtime_cuda_$p" timeout 120 "$B"/tests/op_test_runtime_cuda --parts "$p"
+    done
     if command -v cuda-gdb > /dev/null; then
       # A call through a null pointer leaves the program counter at 0, where gdb cannot unwind: the
       # return address on the stack names the caller, and returning by hand gives the backtrace.

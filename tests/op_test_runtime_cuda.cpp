@@ -10,6 +10,9 @@
 // split-K and its combine (and, in graph mode, a workspace from the graph's memory pool).
 // fp32: logits within 1e-4 of the logit scale (cuBLAS vs CPU GEMM rounding); bf16: within 5e-2.
 // Exits 77 (skipped) where LibTorch has no CUDA, no GPU is visible, or the build has no CUDA path.
+// Parts (all by default; `--parts` takes a comma-separated subset, `--no-threads` all but threads):
+// sampling, parity (steps eager and through graphs), generators (eager and graphs), threads. Run one
+// at a time, they tell which part leaves the process unable to exit cleanly.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
@@ -135,14 +138,32 @@ std::string split_kernel_model(const std::string& dir) {
 
 int main(int argc, char** argv) try {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a crash loses no line of what ran before it
-  // --no-threads: the parity cases only, without the generator threads.
-  const bool threads = !(argc > 1 && std::string(argv[1]) == "--no-threads");
+  std::string parts = ",sampling,parity,generators,threads,";
+  if (argc == 2 && std::string(argv[1]) == "--no-threads") {
+    parts = ",sampling,parity,generators,";
+  } else if (argc == 3 && std::string(argv[1]) == "--parts") {
+    parts = "," + std::string(argv[2]) + ",";
+    for (const std::string known : {"sampling", "parity", "generators", "threads"}) {
+      for (size_t at; (at = parts.find("," + known + ",")) != std::string::npos;) parts.erase(at, known.size() + 1);
+    }
+    if (parts != ",") {
+      std::fprintf(stderr, "op_test_runtime_cuda: unknown part in '%s' (sampling, parity, generators, threads)\n",
+                   argv[2]);
+      return 2;
+    }
+    parts = "," + std::string(argv[2]) + ",";
+  } else if (argc != 1) {
+    std::fprintf(stderr, "usage: op_test_runtime_cuda [--no-threads | --parts sampling,parity,generators,threads]\n");
+    return 2;
+  }
+  auto part = [&](const char* name) { return parts.find("," + std::string(name) + ",") != std::string::npos; };
+  const bool threads = part("threads");
   if (!cuda_kernels_available() || !at::hasCUDA()) {
     std::printf("op_test_runtime_cuda: no CUDA path in this build or no GPU: skipped\n");
     return 77;
   }
   const at::Device gpu(at::kCUDA, 0);
-  {
+  if (part("sampling")) {
     // Sampling on the GPU (runtime/sampling_device.h) against the host sampler, same uniforms.
     const int64_t B = 64, V = 32000;
     at::manual_seed(3);
@@ -184,37 +205,39 @@ int main(int argc, char** argv) try {
       const int prompt_len = dir == split_dir ? 700 : 11;
       for (int i = 0; i < prompt_len; ++i) prompt.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
       for (int i = 0; i < 20; ++i) cont.push_back(int64_t(rng() % uint64_t(c.vocab_size)));
-      const auto a = steps(cpu, keep, prompt, cont);
-      const auto b = steps(dev, keep, prompt, cont);
-      // The largest difference of any step's logits, relative to the CPU logits' scale (at least 1).
-      auto worst_between = [](const std::vector<at::Tensor>& ref, const std::vector<at::Tensor>& x) {
-        double w = 0;
-        for (size_t i = 0; i < ref.size(); ++i)
-          w = std::max(w,
-                       (ref[i] - x[i]).abs().max().item<double>() / std::max(1.0, ref[i].abs().max().item<double>()));
-        return w;
-      };
-      auto worst_of = [&](const std::vector<at::Tensor>& x) { return worst_between(a, x); };
-      const double worst = worst_of(b);
-      check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU",
-            worst);
-      GraphRun gr;
-      const auto g = steps(dev, keep, prompt, cont, &gr);
-      const double worst_graph = worst_of(g);
-      check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && gr.captures >= 2 && gr.pool_users == 2,
-            dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(gr.captures) +
-                " captures, the pool held by " + std::to_string(gr.pool_users) + "), GPU vs CPU",
-            worst_graph);
-      GraphRun alt;
-      const double worst_alt =
-          worst_between(alternating(cpu, keep, prompt, cont, false), alternating(dev, keep, prompt, cont, true, &alt));
-      check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt.captures >= 4 && alt.pool_users == 3,
-            dir + " " + dtype_name(dt) +
-                " batch sizes 3 (padded to 4) and 1 in turn through two graphs sharing a memory pool (" +
-                std::to_string(alt.captures) + " captures, the pool held by " + std::to_string(alt.pool_users) +
-                "), GPU vs CPU",
-            worst_alt);
-      if (dt != at::kFloat) continue;
+      if (part("parity")) {
+        const auto a = steps(cpu, keep, prompt, cont);
+        const auto b = steps(dev, keep, prompt, cont);
+        // The largest difference of any step's logits, relative to the CPU logits' scale (at least 1).
+        auto worst_between = [](const std::vector<at::Tensor>& ref, const std::vector<at::Tensor>& x) {
+          double w = 0;
+          for (size_t i = 0; i < ref.size(); ++i)
+            w = std::max(w,
+                         (ref[i] - x[i]).abs().max().item<double>() / std::max(1.0, ref[i].abs().max().item<double>()));
+          return w;
+        };
+        auto worst_of = [&](const std::vector<at::Tensor>& x) { return worst_between(a, x); };
+        const double worst = worst_of(b);
+        check(worst <= (dt == at::kFloat ? 1e-4 : 5e-2), dir + " " + dtype_name(dt) + " decode logits, GPU vs CPU",
+              worst);
+        GraphRun gr;
+        const auto g = steps(dev, keep, prompt, cont, &gr);
+        const double worst_graph = worst_of(g);
+        check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && gr.captures >= 2 && gr.pool_users == 2,
+              dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(gr.captures) +
+                  " captures, the pool held by " + std::to_string(gr.pool_users) + "), GPU vs CPU",
+              worst_graph);
+        GraphRun alt;
+        const double worst_alt = worst_between(alternating(cpu, keep, prompt, cont, false),
+                                               alternating(dev, keep, prompt, cont, true, &alt));
+        check(worst_alt <= (dt == at::kFloat ? 1e-4 : 5e-2) && alt.captures >= 4 && alt.pool_users == 3,
+              dir + " " + dtype_name(dt) +
+                  " batch sizes 3 (padded to 4) and 1 in turn through two graphs sharing a memory pool (" +
+                  std::to_string(alt.captures) + " captures, the pool held by " + std::to_string(alt.pool_users) +
+                  "), GPU vs CPU",
+              worst_alt);
+      }
+      if (dt != at::kFloat || !(part("generators") || threads)) continue;
       GeneratorOptions o;
       o.cuda_graphs = CudaGraphs::kOff;  // the eager step first, then graphs
       o.sampling.temperature = 0;
@@ -234,15 +257,19 @@ int main(int argc, char** argv) try {
         reqs.push_back(std::move(r));
       }
       const auto ga = Generator(cpu, nullptr, o).run(reqs);
-      const auto gb = Generator(dev, nullptr, o).run(reqs);
-      int same = 0;
-      for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gb[i].tokens;
-      check(same == int(reqs.size()), dir + " greedy generations equal on GPU and CPU", same);
-      o.cuda_graphs = CudaGraphs::kOn;
-      const auto gc = Generator(dev, nullptr, o).run(reqs);
-      same = 0;
-      for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == gc[i].tokens;
-      check(same == int(reqs.size()), dir + " greedy generations with CUDA graphs equal on GPU and CPU", same);
+      if (part("generators")) {
+        for (const CudaGraphs mode : {CudaGraphs::kOff, CudaGraphs::kOn}) {
+          GeneratorOptions og = o;
+          og.cuda_graphs = mode;
+          const auto got = Generator(dev, nullptr, og).run(reqs);
+          int same = 0;
+          for (size_t i = 0; i < reqs.size(); ++i) same += ga[i].tokens == got[i].tokens;
+          check(same == int(reqs.size()),
+                dir + " greedy generations" + (mode == CudaGraphs::kOn ? " with CUDA graphs" : "") +
+                    " equal on GPU and CPU",
+                same);
+        }
+      }
       if (!threads) continue;
       // Generator threads as actor threads sharing a GPU run them: each under a ModelThread (its own
       // stream, the device bound, one intra-op thread), half of them capturing and replaying graphs
