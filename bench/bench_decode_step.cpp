@@ -218,9 +218,10 @@ int main(int argc, char** argv) try {
         comp_heads += n;
         keeps.push_back(std::move(keep));
       }
-      // One cache per (batch, sparsity), filled once; each mode then decodes steps + 2 more tokens.
+      // One cache per (batch, sparsity), filled once; each mode then decodes steps + 2 more tokens, and
+      // graph_memory's three passes up to graph_batches each.
       const int64_t total =
-          context + int64_t(mode_list.size() * fused_list.size()) * (steps + 2 + 2 * graph_batches) + 2;
+          context + int64_t(mode_list.size() * fused_list.size()) * (steps + 2 + 3 * graph_batches) + 2;
       KvCache cache(c, dtype, device, sink, window, page);
       cache.reserve_capacity(full_heads * ((total + page - 1) / page), comp_heads);
       // Random K / V for the context, shared by every sequence and layer (contents do not change the time).

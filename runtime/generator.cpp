@@ -335,7 +335,8 @@ Generator::Generator(const Model& model, const Tokenizer* tokenizer, GeneratorOp
   if ((opts_.resident_tables || graphs_) && !tp) {
     StaticDecodeOptions so;
     so.cuda_graph = graphs_;
-    so.pad_batches = graphs_;  // fewer graphs to capture; without graphs, padding would only add work
+    // Fewer graphs to capture; where none is captured (the CPU), padding would only add work.
+    so.pad_batches = graphs_ && model.device().is_cuda();
     so.num_threads = opts_.num_threads;
     static_ = std::make_unique<StaticDecodes>(model, *cache_, so);
   }
