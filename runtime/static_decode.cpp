@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <utility>
 
 #include "core/error.h"
@@ -17,9 +18,32 @@
 
 namespace rlkv {
 
+#ifdef RLKV_TORCH_CUDA
+namespace {
+// LibTorch's graph bookkeeping is shared by the whole process and takes no lock (torch 2.11): each
+// CUDAGraph registers with its device's default CUDA generator state at capture_begin (an
+// unordered_set of graphs, and two device tensors that capture_begin and every replay fill, in
+// CUDAGeneratorState::register_graph, capture_prologue and replay_prologue) and unregisters when it
+// is destroyed. Actor threads sharing a GPU capture, replay and destroy graphs at the same time, so
+// those calls are serialized here. Recursive: a capture retires (destroys) a graph while it holds
+// the lock. Leaked: graphs may be destroyed while the process exits.
+std::recursive_mutex& graph_registry_mutex() {
+  static auto* m = new std::recursive_mutex;
+  return *m;
+}
+}  // namespace
+#endif
+
 struct StaticDecode::Graph {
 #ifdef RLKV_TORCH_CUDA
-  at::cuda::CUDAGraph graph;
+  Graph() : graph(std::make_unique<at::cuda::CUDAGraph>()) {}
+  ~Graph() {
+    const std::lock_guard<std::recursive_mutex> lock(graph_registry_mutex());
+    graph.reset();
+  }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
 #endif
 };
 
@@ -136,6 +160,7 @@ void StaticDecode::capture() {
     c10::cuda::CUDAStreamGuard guard(side);
     compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
     side.synchronize();
+    const std::lock_guard<std::recursive_mutex> lock(graph_registry_mutex());
     graph_ = std::make_unique<Graph>();
     // The allocators hold on to a graph from capture_begin to capture_end (the filter that routes
     // allocations into the pool refers to it): when either call fails, the graph is never freed, and
@@ -145,8 +170,8 @@ void StaticDecode::capture() {
     // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
     // allocation) while this thread captures, and invalidate the capture.
     try {
-      graph_->graph.capture_begin(opts_.graph_share ? opts_.graph_share->pool() : c10::MempoolId_t{0, 0},
-                                  cudaStreamCaptureModeThreadLocal);
+      graph_->graph->capture_begin(opts_.graph_share ? opts_.graph_share->pool() : c10::MempoolId_t{0, 0},
+                                   cudaStreamCaptureModeThreadLocal);
     } catch (...) {
       abandon();
       throw;
@@ -157,7 +182,7 @@ void StaticDecode::capture() {
       // End the capture (leaving the stream capturing would break every later launch on it); the
       // graph is retired, not freed (see retired_), and the next step captures again.
       try {
-        graph_->graph.capture_end();
+        graph_->graph->capture_end();
       } catch (...) {
         abandon();
         throw;
@@ -166,7 +191,7 @@ void StaticDecode::capture() {
       throw;
     }
     try {
-      graph_->graph.capture_end();
+      graph_->graph->capture_end();
     } catch (...) {
       abandon();
       throw;
@@ -216,7 +241,8 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   if (use_graph_) {
 #ifdef RLKV_TORCH_CUDA
     if (graph_) {
-      graph_->graph.replay();
+      const std::lock_guard<std::recursive_mutex> lock(graph_registry_mutex());
+      graph_->graph->replay();
     } else {
       capture();  // its warm-up has run this step
     }
