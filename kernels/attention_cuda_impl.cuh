@@ -59,12 +59,6 @@ __host__ __device__ __forceinline__ int64_t span_split_len(int64_t len, int64_t 
   return per > kMinSplit ? per : kMinSplit;
 }
 
-// Row index (in rows of head_dim elements from the span base) of slot `slot`.
-__device__ __forceinline__ int64_t row_of(const int32_t* pages, int64_t page_size, int64_t slot) {
-  if (pages == nullptr) return slot;
-  return int64_t(pages[slot / page_size]) * page_size + slot % page_size;
-}
-
 // 32-bit words holding storage elements -> floats (little-endian: element 2i is the low half).
 template <typename T>
 __device__ __forceinline__ void unpack(const uint32_t* w, float* out, int n);

@@ -25,6 +25,13 @@
 
 namespace rlkv_cuda {
 
+// Row index (in rows of head_dim elements from the span base) of slot `slot` of a paged (pages set)
+// or contiguous span or write item.
+__device__ __forceinline__ int64_t row_of(const int32_t* pages, int64_t page_size, int64_t slot) {
+  if (pages == nullptr) return slot;
+  return int64_t(pages[slot / page_size]) * page_size + slot % page_size;
+}
+
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }

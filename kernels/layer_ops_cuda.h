@@ -10,7 +10,9 @@
 //     RMS-normed with q_norm / k_norm, as Qwen3 does, then rotated: x * cos + swap_halves(x) * sin,
 //     each product and the sum rounded to the dtype, with sin's first half negated as Model::rope_tables
 //     makes it) and v [rows, Hkv, hd] (a copy). cos / sin are [rows, hd] in the dtype.
-//     Without q_norm / k_norm the result equals ATen's bit for bit.
+//     Without q_norm / k_norm the result equals ATen's bit for bit. With kv_items, each row's k and
+//     v heads are also stored into the KV cache in the same launch, as rlkv_kv_write_cuda would store
+//     them (the decode step's KV write without a launch and a copy of its own).
 //   - SiLU-and-multiply: gate_up rows [rows, 2 I] -> out [rows, I] = dtype(dtype(silu(gate)) * up).
 // Every pointer is device memory, rows contiguous; `stream` is a cudaStream_t (nullptr: the default
 // stream). Asynchronous; RLKV_STATUS_DEVICE_ERROR when a launch fails. Checked against those ATen
@@ -46,6 +48,9 @@ typedef struct rlkv_qkv_rope_args {
   void* v;                                            // [rows, Hkv, head_dim]
   int64_t rows, num_q_heads, num_kv_heads, head_dim;  // head_dim even, at most 1024
   rlkv_dtype dtype;
+  // [rows * Hkv] device array, or null: item r * Hkv + h receives row r's k head h and v head h at
+  // its slot (its k_src / v_src are not read). No two items may name the same row of a cache.
+  const rlkv_kv_write_item* kv_items;
 } rlkv_qkv_rope_args;
 
 rlkv_status rlkv_add_rms_norm_cuda(const rlkv_add_rms_norm_args* args, void* stream);

@@ -70,13 +70,24 @@ __global__ void __launch_bounds__(kRopeThreads) qkv_rope_kernel(rlkv_qkv_rope_ar
   const int64_t D = a.head_dim, half = D / 2, row = blockIdx.y, head = blockIdx.x;
   const int64_t hq = a.num_q_heads, hkv = a.num_kv_heads;
   const T* src = static_cast<const T*>(a.qkv) + row * a.qkv_stride + head * D;
+  // A k or v head's row in the cache (kv_items set), else null.
+  auto cache_row = [&](int64_t kv_head, bool is_v) -> T* {
+    if (a.kv_items == nullptr) return nullptr;
+    const rlkv_kv_write_item& it = a.kv_items[row * hkv + kv_head];
+    return static_cast<T*>(is_v ? it.v : it.k) + row_of(it.pages, it.page_size, it.slot) * D;
+  };
   if (head >= hq + hkv) {  // v: a copy
     T* dst = static_cast<T*>(a.v) + (row * hkv + (head - hq - hkv)) * D;
-    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dst[i] = src[i];
+    T* kept = cache_row(head - hq - hkv, true);
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+      dst[i] = src[i];
+      if (kept) kept[i] = src[i];
+    }
     return;
   }
   const bool is_q = head < hq;
   T* dst = is_q ? static_cast<T*>(a.q) + (row * hq + head) * D : static_cast<T*>(a.k) + (row * hkv + head - hq) * D;
+  T* kept = is_q ? nullptr : cache_row(head - hq, false);
   const T* nw = static_cast<const T*>(is_q ? a.q_norm : a.k_norm);
   float inv = 0.0f;
   if (nw) {  // uniform over the block: the barrier inside block_sum is reached by every thread
@@ -95,9 +106,15 @@ __global__ void __launch_bounds__(kRopeThreads) qkv_rope_kernel(rlkv_qkv_rope_ar
       x1 = rnd<T>(__fmul_rn(to_f(nw[i]), rnd<T>(__fmul_rn(x1, inv))));
       x2 = rnd<T>(__fmul_rn(to_f(nw[i + half]), rnd<T>(__fmul_rn(x2, inv))));
     }
-    dst[i] = from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x1, to_f(cs[i]))), rnd<T>(__fmul_rn(x2, to_f(sn[i])))));
-    dst[i + half] =
+    const T lo = from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x1, to_f(cs[i]))), rnd<T>(__fmul_rn(x2, to_f(sn[i])))));
+    const T hi =
         from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, to_f(cs[i + half]))), rnd<T>(__fmul_rn(x1, to_f(sn[i + half])))));
+    dst[i] = lo;
+    dst[i + half] = hi;
+    if (kept) {
+      kept[i] = lo;
+      kept[i + half] = hi;
+    }
   }
 }
 

@@ -76,8 +76,10 @@ at::Tensor add_rms_norm(at::Tensor& x, const at::Tensor& delta, const at::Tensor
 }
 
 QkvHeads qkv_rope(const at::Tensor& qkv, int64_t hq, int64_t hkv, int64_t hd, const at::Tensor& q_norm,
-                  const at::Tensor& k_norm, double eps, const at::Tensor& cos, const at::Tensor& sin, bool fused) {
+                  const at::Tensor& k_norm, double eps, const at::Tensor& cos, const at::Tensor& sin, bool fused,
+                  const rlkv_kv_write_item* kv_items) {
   const int64_t B = qkv.size(0);
+  RLKV_ASSERT(fused || kv_items == nullptr, "qkv_rope: KV write items need the fused kernel");
   if (!fused) {
     at::Tensor q = qkv.narrow(-1, 0, hq * hd).view({B, hq, hd});
     at::Tensor k = qkv.narrow(-1, hq * hd, hkv * hd).view({B, hkv, hd});
@@ -116,7 +118,8 @@ QkvHeads qkv_rope(const at::Tensor& qkv, int64_t hq, int64_t hkv, int64_t hd, co
                        hq,
                        hkv,
                        hd,
-                       to_kv_dtype(qkv.scalar_type())};
+                       to_kv_dtype(qkv.scalar_type()),
+                       kv_items};
   check_status(rlkv_qkv_rope_cuda(&a, stream_of(qkv.device())), "rlkv_qkv_rope_cuda");
   return out;
 #else

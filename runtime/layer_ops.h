@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/attention.h"
+
 namespace rlkv {
 
 // True when this build runs the fused kernels on `device` (a CUDA device, CUDA kernels compiled and
@@ -28,13 +30,14 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 // The fused projection's rows qkv [B, (Hq + 2 Hkv) * hd] -> contiguous q [B, Hq, hd] and k [B, Hkv, hd]
 // (RMS-normed per head by q_norm / k_norm when those are defined, then rotated by cos / sin
-// [B, 1, hd]) and v [B, Hkv, hd].
+// [B, 1, hd]) and v [B, Hkv, hd]. `kv_items` (fused only): a device array of B * Hkv KV write items
+// (kernels/attention.h) through which the same launch also stores k and v into the cache.
 struct QkvHeads {
   at::Tensor q, k, v;
 };
 QkvHeads qkv_rope(const at::Tensor& qkv, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                   const at::Tensor& q_norm, const at::Tensor& k_norm, double eps, const at::Tensor& cos,
-                  const at::Tensor& sin, bool fused);
+                  const at::Tensor& sin, bool fused, const rlkv_kv_write_item* kv_items = nullptr);
 
 // gate_up [rows, 2 I] -> silu(gate) * up [rows, I].
 at::Tensor silu_mul(const at::Tensor& gate_up, int64_t intermediate, bool fused);

@@ -322,12 +322,17 @@ at::Tensor Model::forward_decode(const at::Tensor& tokens, KvCache& cache, const
   return x;
 }
 
-at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor& pos,
-                                      const DecodeAttention& attend) const {
+bool Model::fused_kv_write() const {
+  return fused_decode_ && fused_layer_ops_available(device_) && (!tp_ || tp_->size() == 1);
+}
+
+at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor& pos, const DecodeAttention& attend,
+                                      const rlkv_kv_write_item* kv_items) const {
   const ModelConfig& c = cfg_;
   const int64_t B = tokens.size(0);
   const int64_t hq = local_.num_q_heads, hkv = local_.num_kv_heads, hd = c.head_dim, I = local_.intermediate_size;
   const bool fused = fused_decode_ && fused_layer_ops_available(device_);
+  if (!fused_kv_write()) kv_items = nullptr;
   // The layers of block() with each residual addition fused into the RMSNorm that follows it (the
   // same values as forward_dense_with's order of operations).
   at::Tensor x = embed(tokens);  // [B, d]
@@ -336,7 +341,8 @@ at::Tensor Model::forward_decode_with(const at::Tensor& tokens, const at::Tensor
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     const QkvHeads qkv = qkv_rope(at::linear(h, lw.wqkv, lw.bqkv), hq, hkv, hd, c.qk_norm ? lw.q_norm : at::Tensor(),
-                                  c.qk_norm ? lw.k_norm : at::Tensor(), c.rms_norm_eps, rot.cos, rot.sin, fused);
+                                  c.qk_norm ? lw.k_norm : at::Tensor(), c.rms_norm_eps, rot.cos, rot.sin, fused,
+                                  kv_items != nullptr ? kv_items + l * B * hkv : nullptr);
     at::Tensor attn = attend(l, qkv.q, qkv.k, qkv.v).view({B, hq * hd});
     h = add_rms_norm(x, reduce(at::linear(attn, lw.wo)), lw.post_norm, cfg_.rms_norm_eps, fused);
     at::Tensor down = reduce(at::linear(silu_mul(at::linear(h, lw.w_gate_up), I, fused), lw.w_down));

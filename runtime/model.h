@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "runtime/model_config.h"
 #include "runtime/tensor_comm.h"
 #include "runtime/tp_shard.h"
@@ -73,7 +74,8 @@ using KvSink = std::function<void(int64_t layer, const at::Tensor& k, const at::
 using AttentionFn =
     std::function<at::Tensor(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 // The cache side of a decode step (forward_decode_with): stores this layer's new K / V [B, Hkv, hd]
-// (contiguous, after RoPE) and returns the attention output [B, Hq, hd] of q [B, Hq, hd].
+// (contiguous, after RoPE; unless forward_decode_with stored them through its write items) and
+// returns the attention output [B, Hq, hd] of q [B, Hq, hd].
 using DecodeAttention =
     std::function<at::Tensor(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 
@@ -111,8 +113,15 @@ class Model {
   // The layers of a decode step with the cache handled by `attend`: tokens [B], positions [B] int64 on
   // the model's device; issues only device work (no host copies), so it can be captured in a CUDA
   // graph when `attend` can (runtime/static_decode.h). Returns final-normed hidden states [B, hidden].
-  at::Tensor forward_decode_with(const at::Tensor& tokens, const at::Tensor& positions,
-                                 const DecodeAttention& attend) const;
+  // `kv_items`, when fused_kv_write() (else ignored): a device array of layers x B x Hkv KV write
+  // items (kernels/attention.h), layer-major; each layer's q / k / v kernel then also stores K / V
+  // through its layer's items, before `attend` runs.
+  at::Tensor forward_decode_with(const at::Tensor& tokens, const at::Tensor& positions, const DecodeAttention& attend,
+                                 const rlkv_kv_write_item* kv_items = nullptr) const;
+  // Whether forward_decode_with's q / k / v kernel stores K / V through `kv_items`: the fused layer
+  // kernels run (see set_fused_decode) and the model is whole (a tensor-parallel rank's K / V go
+  // through `attend`).
+  bool fused_kv_write() const;
   // Decode steps on a GPU run the fused layer kernels (runtime/layer_ops.h: one launch for each
   // residual addition with its RMSNorm, for q / k / v with rotary embedding, for SiLU-and-multiply)
   // where this build has them; off, they run as ATen operators. On by default; the CPU ignores it.

@@ -140,13 +140,20 @@ void StaticDecode::compute() {
                                                                   entries_ * int64_t(sizeof(rlkv_kv_span)));
   const rlkv_dtype kt = to_kv_dtype(model_.dtype());
   const at::Device dev = model_.device();
+  // With the fused layer kernels the q / k / v kernel stores K / V through the items itself (their
+  // sources in kv_new_ unread); else they are copied into kv_new_ and written by the KV-write kernel.
+  const bool fused_write = model_.fused_kv_write();
   at::Tensor x = model_.forward_decode_with(
-      tok_dev_, pos_dev_, [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-        kv_new_[l][0].copy_(k);
-        kv_new_[l][1].copy_(v);
-        kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
+      tok_dev_, pos_dev_,
+      [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        if (!fused_write) {
+          kv_new_[l][0].copy_(k);
+          kv_new_[l][1].copy_(v);
+          kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
+        }
         return decode_attention_resident(q, spans + l * BH, c.num_kv_heads, scale, max_len_, opts_.num_threads);
-      });
+      },
+      fused_write ? items : nullptr);
   out_.copy_(x);
 }
 

@@ -7,7 +7,9 @@
 // every layer's records at once into a pinned mirror (KvCache::step_tables), issues one copy of them,
 // one of the positions and one of the tokens, and then either runs the layers eagerly or replays a
 // CUDA graph of them. What the graph reads stays at fixed addresses: the tables, the token and position
-// buffers, and a buffer for each layer's new K / V rows (the write items' sources). The attention
+// buffers, and a buffer for each layer's new K / V rows (the write items' sources; with the fused
+// layer kernels, the q / k / v kernel stores K / V through the write items itself, and the buffer,
+// its two copies and the KV-write launch drop out of the step). The attention
 // launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
 // once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
 // through the tables uploaded at every step, so the cache may grow freely. A graph is captured per

@@ -7,7 +7,8 @@
 //     kernels on the GPU); exit 77 (ctest: skipped) without a GPU or without a CUDA LibTorch.
 // Cases: fp32 / fp16 / bf16; rows 1 to 32; hidden sizes 64, 200 (not a multiple of the block) and 4096,
 // with and without the residual addition; q / k / v with GQA groups 1, 4 and 7, head_dim 16 to 256, a
-// row stride wider than the heads, with and without per-head q / k norms; SiLU-and-multiply. What must
+// row stride wider than the heads, with and without per-head q / k norms, and with the decode step's KV
+// write through write items into a paged pool and a ring; SiLU-and-multiply. What must
 // match exactly does (the residual sum, rotary embedding without norms); the rest is within a few
 // units in the last place of the dtype (the fp32 sum of squares is added in another order), and most
 // elements are equal. Bad arguments give RLKV_STATUS_BAD_ARGS. Exit 0: all pass; 1: a mismatch.
@@ -82,7 +83,8 @@ at::Tensor run_norm(at::Tensor& x, const at::Tensor& delta, const at::Tensor& w,
   return out;
 }
 rlkv::QkvHeads run_rope(const at::Tensor& qkv, int64_t hq, int64_t hkv, int64_t hd, const at::Tensor& qn,
-                        const at::Tensor& kn, double eps, const at::Tensor& cos, const at::Tensor& sin) {
+                        const at::Tensor& kn, double eps, const at::Tensor& cos, const at::Tensor& sin,
+                        const rlkv_kv_write_item* items = nullptr) {
   const int64_t B = qkv.size(0);
   rlkv::QkvHeads o{at::empty({B, hq, hd}, qkv.options()), at::empty({B, hkv, hd}, qkv.options()),
                    at::empty({B, hkv, hd}, qkv.options())};
@@ -101,7 +103,8 @@ rlkv::QkvHeads run_rope(const at::Tensor& qkv, int64_t hq, int64_t hkv, int64_t 
                        hq,
                        hkv,
                        hd,
-                       kdtype(qkv.scalar_type())};
+                       kdtype(qkv.scalar_type()),
+                       items};
   check(rlkv_qkv_rope_cuda_emu(&a, nullptr) == RLKV_STATUS_OK, "qkv_rope status");
   return o;
 }
@@ -128,7 +131,7 @@ void bad_args() {
   bad = n;
   bad.dtype = rlkv_dtype(7);
   check(rlkv_add_rms_norm_cuda_emu(&bad, nullptr) == RLKV_STATUS_BAD_ARGS, "norm: unknown dtype refused");
-  rlkv_qkv_rope_args r{buf, 12, buf, buf, nullptr, nullptr, 1e-5f, buf, buf, buf, 1, 1, 1, 4, RLKV_DTYPE_F32};
+  rlkv_qkv_rope_args r{buf, 12, buf, buf, nullptr, nullptr, 1e-5f, buf, buf, buf, 1, 1, 1, 4, RLKV_DTYPE_F32, nullptr};
   rlkv_qkv_rope_args rb = r;
   rb.head_dim = 3;
   rb.qkv_stride = 9;
@@ -152,8 +155,9 @@ at::Tensor run_norm(at::Tensor& x, const at::Tensor& delta, const at::Tensor& w,
   return rlkv::add_rms_norm(x, delta, w, eps, /*fused=*/true);
 }
 rlkv::QkvHeads run_rope(const at::Tensor& qkv, int64_t hq, int64_t hkv, int64_t hd, const at::Tensor& qn,
-                        const at::Tensor& kn, double eps, const at::Tensor& cos, const at::Tensor& sin) {
-  return rlkv::qkv_rope(qkv, hq, hkv, hd, qn, kn, eps, cos, sin, /*fused=*/true);
+                        const at::Tensor& kn, double eps, const at::Tensor& cos, const at::Tensor& sin,
+                        const rlkv_kv_write_item* items = nullptr) {
+  return rlkv::qkv_rope(qkv, hq, hkv, hd, qn, kn, eps, cos, sin, /*fused=*/true, items);
 }
 at::Tensor run_silu(const at::Tensor& gu, int64_t I) { return rlkv::silu_mul(gu, I, /*fused=*/true); }
 void bad_args() {}
@@ -207,6 +211,50 @@ void rope_cases(at::ScalarType dt) {
     }
 }
 
+// q / k / v with the KV write in the same launch: each row's k and v heads stored through write items
+// into a paged pool (head 0: a page list, slots across pages) and a contiguous ring (head 1). The
+// pools must then hold exactly the returned k / v rows at the items' rows and nothing anywhere else.
+void rope_write_cases(at::ScalarType dt) {
+  const int64_t rows = 3, hq = 8, hkv = 2, hd = 64, page = 4, width = (hq + 2 * hkv) * hd;
+  const at::Tensor qkv = at::randn({rows, width}).to(dt);
+  const at::Tensor ang = at::rand({rows, hd}) * 6.28;
+  const at::Tensor cos = ang.cos().to(dt).unsqueeze(-2), sin = ang.sin().to(dt).unsqueeze(-2);
+  const auto opts = at::TensorOptions().dtype(dt).device(device());
+  at::Tensor kp = at::zeros({6, page, hd}, opts), vp = at::zeros({6, page, hd}, opts);    // paged pool
+  at::Tensor kr = at::zeros({rows + 2, hd}, opts), vr = at::zeros({rows + 2, hd}, opts);  // one ring
+  const at::Tensor pages = at::tensor(std::vector<int32_t>{5, 1, 3}, at::kInt).to(device());
+  std::vector<rlkv_kv_write_item> items;
+  std::vector<int64_t> paged_rows, ring_rows;
+  const std::vector<int32_t> page_ids{5, 1, 3};
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t slot = 3 + 4 * r;  // the last row of page r: 23, 7, 15 in pool rows
+    paged_rows.push_back(page_ids[size_t(slot / page)] * page + slot % page);
+    items.push_back({kp.data_ptr(), vp.data_ptr(), pages.data_ptr<int32_t>(), page, slot, nullptr, nullptr});
+    ring_rows.push_back(rows + 1 - r);
+    items.push_back({kr.data_ptr(), vr.data_ptr(), nullptr, 0, rows + 1 - r, nullptr, nullptr});
+  }
+  const int64_t bytes = int64_t(items.size() * sizeof(rlkv_kv_write_item));
+  const at::Tensor table =
+      at::from_blob(items.data(), {bytes}, at::TensorOptions().dtype(at::kByte)).clone().to(device());
+  const rlkv::QkvHeads got = run_rope(on_device(qkv), hq, hkv, hd, at::Tensor(), at::Tensor(), 1e-6, on_device(cos),
+                                      on_device(sin), static_cast<const rlkv_kv_write_item*>(table.data_ptr()));
+  const rlkv::QkvHeads want = rlkv::qkv_rope(qkv, hq, hkv, hd, at::Tensor(), at::Tensor(), 1e-6, cos, sin, false);
+  const std::string what = std::string("qkv_rope with the KV write ") + name(dt);
+  compare(got.k, want.k, /*exact=*/true, what + ": k");
+  compare(got.v, want.v, /*exact=*/true, what + ": v");
+  at::Tensor wkp = at::zeros({6 * page, hd}, dt), wvp = wkp.clone(), wkr = at::zeros({rows + 2, hd}, dt),
+             wvr = wkr.clone();
+  const at::Tensor pr = at::tensor(paged_rows, at::kLong), rr = at::tensor(ring_rows, at::kLong);
+  wkp.index_put_({pr}, want.k.select(1, 0));
+  wvp.index_put_({pr}, want.v.select(1, 0));
+  wkr.index_put_({rr}, want.k.select(1, 1));
+  wvr.index_put_({rr}, want.v.select(1, 1));
+  compare(kp.view({-1, hd}), wkp, /*exact=*/true, what + ": paged K pool");
+  compare(vp.view({-1, hd}), wvp, /*exact=*/true, what + ": paged V pool");
+  compare(kr, wkr, /*exact=*/true, what + ": K ring");
+  compare(vr, wvr, /*exact=*/true, what + ": V ring");
+}
+
 void silu_cases(at::ScalarType dt) {
   for (const auto& [rows, I] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {5, 300}, {32, 1000}}) {
     const at::Tensor gu = (at::randn({rows, 2 * I}) * 3).to(dt);
@@ -231,6 +279,7 @@ int main() try {
   for (const at::ScalarType dt : {at::kFloat, at::kHalf, at::kBFloat16}) {
     norm_cases(dt);
     rope_cases(dt);
+    rope_write_cases(dt);
     silu_cases(dt);
   }
   bad_args();
