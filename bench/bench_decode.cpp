@@ -87,6 +87,7 @@ int main(int argc, char** argv) try {
                           {"seconds", best},
                           {"tokens_per_s", double(st.generated_tokens) / best},
                           {"decode_tokens_per_s", double(st.generated_tokens - B) / best_decode},
+                          {"graph_captures", st.graph_captures},
                           {"kv_bytes_allocated", st.peak_kv_allocated_bytes},
                           {"kv_bytes_formula", st.peak_kv_formula_bytes},
                           {"kv_bytes_all_full", st.peak_kv_full_bytes}};

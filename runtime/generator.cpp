@@ -190,7 +190,10 @@ class GenerationRun {
   at::Tensor decode_forward(const std::vector<int64_t>& seqs, const std::vector<int64_t>& toks) {
     if (statics_ == nullptr)
       return model_.forward_decode(at::tensor(toks).to(model_.device()), cache_, seqs, opts_.num_threads);
-    return statics_->step(at::tensor(toks), seqs);
+    const int64_t before = statics_->captures();
+    at::Tensor h = statics_->step(at::tensor(toks), seqs);
+    stats_.graph_captures += statics_->captures() - before;
+    return h;
   }
 
   // Every rank of a tensor-parallel group holds the same gathered logits and samples the same

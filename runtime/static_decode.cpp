@@ -301,6 +301,12 @@ StaticDecodes::StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOpt
 #endif
 }
 
+int64_t StaticDecodes::captures() const {
+  int64_t n = 0;
+  for (const auto& [size, sd] : by_batch_) n += sd->captures();
+  return n;
+}
+
 int StaticDecodes::pool_users() const {
 #ifdef RLKV_TORCH_CUDA
   if (opts_.graph_share) return opts_.graph_share->users();

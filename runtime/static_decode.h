@@ -127,6 +127,7 @@ class StaticDecodes {
   // pad_batches through batch(graph_batch_bucket(seqs.size())).
   at::Tensor step(const at::Tensor& tokens, const std::vector<int64_t>& seqs);
   size_t size() const { return by_batch_.size(); }
+  int64_t captures() const;  // graph captures of all its StaticDecodes so far
   // Holders of the shared memory pool as the CUDA caching allocator counts them: this object and each
   // graph captured into it; -1 without one (graphs off, a CPU model, no CUDA LibTorch).
   int pool_users() const;
