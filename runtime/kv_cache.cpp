@@ -349,7 +349,7 @@ void KvCache::step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans,
         const size_t i = size_t(l) * H + h, at = size_t(l) * R * H + b * H + h;
         const int64_t src = l * src_layer_stride + int64_t(b * H + h) * head_dim_ * esz_;
         spans[at] = span_of(s, i, s.len + 1);
-        items[at] = write_item(s, i, s.len, spans[at], k_src + src, v_src + src);
+        items[at] = write_item(s, i, s.len, spans[at], k_src ? k_src + src : nullptr, v_src ? v_src + src : nullptr);
       }
     }
 }

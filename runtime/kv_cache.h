@@ -89,8 +89,9 @@ class KvCache {
   // tables of runtime/static_decode.h): spans[l * R * H_kv + b * H_kv + h] over length(seq) + 1 tokens,
   // and items[same index] writing the new token at position length(seq), read from
   // k_src + l * src_layer_stride + (b * H_kv + h) * head_dim elements (v_src likewise; strides and
-  // offsets in bytes). R = `rows_per_layer` (0: B = seqs.size(); else >= B, and the entries of rows
-  // B..R-1, a padded batch's, are left to the caller). Every sequence must be reserved for length + 1 first.
+  // offsets in bytes; k_src / v_src null: items without sources, for a kernel that stores K / V
+  // itself). R = `rows_per_layer` (0: B = seqs.size(); else >= B, and the entries of rows B..R-1, a
+  // padded batch's, are left to the caller). Every sequence must be reserved for length + 1 first.
   void step_tables(const std::vector<int64_t>& seqs, rlkv_kv_span* spans, rlkv_kv_write_item* items, const char* k_src,
                    const char* v_src, int64_t src_layer_stride, int64_t rows_per_layer = 0);
 

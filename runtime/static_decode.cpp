@@ -123,7 +123,9 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
     tok_dev_ = tok_host_;
   }
   const auto opt = at::TensorOptions().dtype(model.dtype()).device(dev);
-  kv_new_ = at::zeros({L, 2, batch, H, D}, opt);
+  // Only where the KV-write kernel reads it (not with the fused layer kernels; made in step() if
+  // those are turned off later).
+  if (!model.fused_kv_write()) kv_new_ = at::zeros({L, 2, batch, H, D}, opt);
   pad_kv_ = at::zeros({2, batch, H, D}, opt);
   out_ = at::empty({batch, model.config().hidden_size}, opt);
   max_len_ = opts.max_len;
@@ -147,6 +149,7 @@ void StaticDecode::compute() {
       tok_dev_, pos_dev_,
       [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         if (!fused_write) {
+          RLKV_ASSERT(kv_new_.defined(), "StaticDecode: no K / V buffer for the KV-write kernel");
           kv_new_[l][0].copy_(k);
           kv_new_[l][1].copy_(v);
           kv_write_resident(items + l * BH, BH, c.head_dim, kt, dev, opts_.num_threads);
@@ -230,9 +233,16 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   auto* hs = static_cast<rlkv_kv_span*>(tables_host_.data_ptr());
   auto* hi = reinterpret_cast<rlkv_kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
                                                    entries_ * int64_t(sizeof(rlkv_kv_span)));
-  const int64_t layer_stride = kv_new_[0].numel() * kv_new_.element_size();
-  const char* k_new = static_cast<const char*>(kv_new_[0][0].data_ptr());
-  const char* v_new = static_cast<const char*>(kv_new_[0][1].data_ptr());
+  if (!model_.fused_kv_write() && !kv_new_.defined()) {
+    const ModelConfig& c = model_.local_config();
+    kv_new_ = at::zeros({c.num_layers, 2, batch_, c.num_kv_heads, c.head_dim},
+                        at::TensorOptions().dtype(model_.dtype()).device(dev));
+  }
+  // The write items' sources: kv_new_'s rows, or none where the q / k / v kernel stores K / V itself.
+  const bool sources = kv_new_.defined();
+  const int64_t layer_stride = sources ? kv_new_[0].numel() * kv_new_.element_size() : 0;
+  const char* k_new = sources ? static_cast<const char*>(kv_new_[0][0].data_ptr()) : nullptr;
+  const char* v_new = sources ? static_cast<const char*>(kv_new_[0][1].data_ptr()) : nullptr;
   cache_.step_tables(seqs, hs, hi, k_new, v_new, layer_stride, batch_);
   if (n < batch_) pad_tables(n, hs, hi, k_new, v_new, layer_stride);
   int64_t* pos = pos_host_.data_ptr<int64_t>();
@@ -280,8 +290,8 @@ void StaticDecode::pad_tables(int64_t n, rlkv_kv_span* spans, rlkv_kv_write_item
                                        nullptr,
                                        0,
                                        0,
-                                       k_new + l * layer_stride + row * row_bytes,
-                                       v_new + l * layer_stride + row * row_bytes};
+                                       k_new ? k_new + l * layer_stride + row * row_bytes : nullptr,
+                                       v_new ? v_new + l * layer_stride + row * row_bytes : nullptr};
       }
 }
 

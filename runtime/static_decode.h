@@ -8,8 +8,8 @@
 // one of the positions and one of the tokens, and then either runs the layers eagerly or replays a
 // CUDA graph of them. What the graph reads stays at fixed addresses: the tables, the token and position
 // buffers, and a buffer for each layer's new K / V rows (the write items' sources; with the fused
-// layer kernels, the q / k / v kernel stores K / V through the write items itself, and the buffer,
-// its two copies and the KV-write launch drop out of the step). The attention
+// layer kernels, the q / k / v kernel stores K / V through the write items itself, and the buffer
+// (not allocated then), its two copies and the KV-write launch drop out of the step). The attention
 // launch shape is fixed by a bound on the cache lengths (max_len: blocks past a span's end exit at
 // once). The cache's own addresses (pools, page table) are not captured: they reach the kernels
 // through the tables uploaded at every step, so the cache may grow freely. A graph is captured per
@@ -104,9 +104,9 @@ class StaticDecode {
   at::Tensor tables_host_, tables_dev_;  // [spans | items], bytes (the same tensor on the CPU)
   at::Tensor pos_host_, pos_dev_;        // [B] int64
   at::Tensor tok_host_, tok_dev_;        // [B] int64
-  at::Tensor kv_new_;                    // [L, 2, B, H_kv, head_dim] new K / V rows of the step
-  at::Tensor out_;                       // [B, hidden]
-  at::Tensor pad_kv_;                    // [2, B, H_kv, head_dim]: the one slot of each padded row's heads
+  at::Tensor kv_new_;  // [L, 2, B, H_kv, head_dim] new K / V rows of the step (undefined with the fused write)
+  at::Tensor out_;     // [B, hidden]
+  at::Tensor pad_kv_;  // [2, B, H_kv, head_dim]: the one slot of each padded row's heads
   std::unique_ptr<Graph> graph_;
   // A graph replaced (its bound passed) or whose capture failed, kept until the next capture ends:
   // the caching allocators (device and pinned host) keep a pool whose last graph is gone and refuse

@@ -216,43 +216,49 @@ void rope_cases(at::ScalarType dt) {
 // pools must then hold exactly the returned k / v rows at the items' rows and nothing anywhere else.
 void rope_write_cases(at::ScalarType dt) {
   const int64_t rows = 3, hq = 8, hkv = 2, hd = 64, page = 4, width = (hq + 2 * hkv) * hd;
-  const at::Tensor qkv = at::randn({rows, width}).to(dt);
-  const at::Tensor ang = at::rand({rows, hd}) * 6.28;
-  const at::Tensor cos = ang.cos().to(dt).unsqueeze(-2), sin = ang.sin().to(dt).unsqueeze(-2);
-  const auto opts = at::TensorOptions().dtype(dt).device(device());
-  at::Tensor kp = at::zeros({6, page, hd}, opts), vp = at::zeros({6, page, hd}, opts);    // paged pool
-  at::Tensor kr = at::zeros({rows + 2, hd}, opts), vr = at::zeros({rows + 2, hd}, opts);  // one ring
-  const at::Tensor pages = at::tensor(std::vector<int32_t>{5, 1, 3}, at::kInt).to(device());
-  std::vector<rlkv_kv_write_item> items;
-  std::vector<int64_t> paged_rows, ring_rows;
-  const std::vector<int32_t> page_ids{5, 1, 3};
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t slot = 3 + 4 * r;  // the last row of page r: 23, 7, 15 in pool rows
-    paged_rows.push_back(page_ids[size_t(slot / page)] * page + slot % page);
-    items.push_back({kp.data_ptr(), vp.data_ptr(), pages.data_ptr<int32_t>(), page, slot, nullptr, nullptr});
-    ring_rows.push_back(rows + 1 - r);
-    items.push_back({kr.data_ptr(), vr.data_ptr(), nullptr, 0, rows + 1 - r, nullptr, nullptr});
+  for (const bool norms : {false, true}) {
+    const at::Tensor qkv = at::randn({rows, width}).to(dt);
+    const at::Tensor qn = norms ? (at::randn({hd}) * 0.5 + 1).to(dt) : at::Tensor();
+    const at::Tensor kn = norms ? (at::randn({hd}) * 0.5 + 1).to(dt) : at::Tensor();
+    const at::Tensor ang = at::rand({rows, hd}) * 6.28;
+    const at::Tensor cos = ang.cos().to(dt).unsqueeze(-2), sin = ang.sin().to(dt).unsqueeze(-2);
+    const auto opts = at::TensorOptions().dtype(dt).device(device());
+    at::Tensor kp = at::zeros({6, page, hd}, opts), vp = at::zeros({6, page, hd}, opts);    // paged pool
+    at::Tensor kr = at::zeros({rows + 2, hd}, opts), vr = at::zeros({rows + 2, hd}, opts);  // one ring
+    const std::vector<int32_t> page_ids{5, 1, 3};
+    const at::Tensor pages = at::tensor(page_ids, at::kInt).to(device());
+    std::vector<rlkv_kv_write_item> items;
+    std::vector<int64_t> paged_rows, ring_rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t slot = 3 + 4 * r;  // the last row of page r: 23, 7, 15 in pool rows
+      paged_rows.push_back(page_ids[size_t(slot / page)] * page + slot % page);
+      items.push_back({kp.data_ptr(), vp.data_ptr(), pages.data_ptr<int32_t>(), page, slot, nullptr, nullptr});
+      ring_rows.push_back(rows + 1 - r);
+      items.push_back({kr.data_ptr(), vr.data_ptr(), nullptr, 0, rows + 1 - r, nullptr, nullptr});
+    }
+    const int64_t bytes = int64_t(items.size() * sizeof(rlkv_kv_write_item));
+    const at::Tensor table =
+        at::from_blob(items.data(), {bytes}, at::TensorOptions().dtype(at::kByte)).clone().to(device());
+    const rlkv::QkvHeads got = run_rope(on_device(qkv), hq, hkv, hd, on_device(qn), on_device(kn), 1e-6, on_device(cos),
+                                        on_device(sin), static_cast<const rlkv_kv_write_item*>(table.data_ptr()));
+    const rlkv::QkvHeads want = rlkv::qkv_rope(qkv, hq, hkv, hd, qn, kn, 1e-6, cos, sin, /*fused=*/false);
+    const std::string what = std::string("qkv_rope with the KV write ") + name(dt) + (norms ? " with q/k norms" : "");
+    compare(got.k, want.k, /*exact=*/!norms, what + ": k");
+    compare(got.v, want.v, /*exact=*/true, what + ": v");
+    // The pools hold exactly the rows the kernel returned, at the items' rows, and zeros elsewhere.
+    const at::Tensor gk = got.k.to(at::kCPU), gv = got.v.to(at::kCPU);
+    at::Tensor wkp = at::zeros({6 * page, hd}, dt), wvp = wkp.clone(), wkr = at::zeros({rows + 2, hd}, dt),
+               wvr = wkr.clone();
+    const at::Tensor pr = at::tensor(paged_rows, at::kLong), rr = at::tensor(ring_rows, at::kLong);
+    wkp.index_put_({pr}, gk.select(1, 0));
+    wvp.index_put_({pr}, gv.select(1, 0));
+    wkr.index_put_({rr}, gk.select(1, 1));
+    wvr.index_put_({rr}, gv.select(1, 1));
+    compare(kp.view({-1, hd}), wkp, /*exact=*/true, what + ": paged K pool");
+    compare(vp.view({-1, hd}), wvp, /*exact=*/true, what + ": paged V pool");
+    compare(kr, wkr, /*exact=*/true, what + ": K ring");
+    compare(vr, wvr, /*exact=*/true, what + ": V ring");
   }
-  const int64_t bytes = int64_t(items.size() * sizeof(rlkv_kv_write_item));
-  const at::Tensor table =
-      at::from_blob(items.data(), {bytes}, at::TensorOptions().dtype(at::kByte)).clone().to(device());
-  const rlkv::QkvHeads got = run_rope(on_device(qkv), hq, hkv, hd, at::Tensor(), at::Tensor(), 1e-6, on_device(cos),
-                                      on_device(sin), static_cast<const rlkv_kv_write_item*>(table.data_ptr()));
-  const rlkv::QkvHeads want = rlkv::qkv_rope(qkv, hq, hkv, hd, at::Tensor(), at::Tensor(), 1e-6, cos, sin, false);
-  const std::string what = std::string("qkv_rope with the KV write ") + name(dt);
-  compare(got.k, want.k, /*exact=*/true, what + ": k");
-  compare(got.v, want.v, /*exact=*/true, what + ": v");
-  at::Tensor wkp = at::zeros({6 * page, hd}, dt), wvp = wkp.clone(), wkr = at::zeros({rows + 2, hd}, dt),
-             wvr = wkr.clone();
-  const at::Tensor pr = at::tensor(paged_rows, at::kLong), rr = at::tensor(ring_rows, at::kLong);
-  wkp.index_put_({pr}, want.k.select(1, 0));
-  wvp.index_put_({pr}, want.v.select(1, 0));
-  wkr.index_put_({rr}, want.k.select(1, 1));
-  wvr.index_put_({rr}, want.v.select(1, 1));
-  compare(kp.view({-1, hd}), wkp, /*exact=*/true, what + ": paged K pool");
-  compare(vp.view({-1, hd}), wvp, /*exact=*/true, what + ": paged V pool");
-  compare(kr, wkr, /*exact=*/true, what + ": K ring");
-  compare(vr, wvr, /*exact=*/true, what + ": V ring");
 }
 
 void silu_cases(at::ScalarType dt) {
