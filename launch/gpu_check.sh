@@ -168,15 +168,18 @@ if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
   run_step op_test_layer_ops_cuda "$B"/tests/op_test_layer_ops_cuda
   run_step op_test_runtime_cuda timeout 240 "$B"/tests/op_test_runtime_cuda
   if [[ $? -ge 128 ]]; then  # a crash: each part alone (which one leaves the process unable to exit), then where
+    crashed=sampling,parity,generators,threads  # the whole test, unless one part crashes alone
     for p in sampling parity generators threads; do
       run_step "op_test_runtime_cuda_$p" timeout 120 "$B"/tests/op_test_runtime_cuda --parts "$p"
+      [[ $? -ge 128 && $crashed == *,* ]] && crashed=$p
     done
     if command -v cuda-gdb > /dev/null; then
       # A call through a null pointer leaves the program counter at 0, where gdb cannot unwind: the
       # return address on the stack names the caller, and returning by hand gives the backtrace.
-      note "op_test_runtime_cuda crashed: its backtrace under cuda-gdb (log.txt)"
+      note "op_test_runtime_cuda crashed: the backtrace of --parts $crashed under cuda-gdb (log.txt)"
       timeout 180 cuda-gdb -batch -ex run -ex 'info symbol *(void**)$sp' -ex 'set $pc = *(void**)$sp' \
-        -ex 'set $sp = $sp + 8' -ex 'bt 40' -ex "info threads" --args "$B"/tests/op_test_runtime_cuda 2>&1 \
+        -ex 'set $sp = $sp + 8' -ex 'bt 40' -ex "info threads" \
+        --args "$B"/tests/op_test_runtime_cuda --parts "$crashed" 2>&1 \
         | grep -v '^ok: \|^\[New Thread\|^\[Thread .* exited' | tail -120 | tee -a "$OUT/summary.txt" >> "$OUT/log.txt"
     fi
   fi
