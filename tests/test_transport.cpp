@@ -466,20 +466,28 @@ TEST_CASE("with a run key, subscribers without it decode no policy") {
   for (Subscriber* s : {&right, &wrong, &none}) s->connect(ep);
   DropCounter drops_right("right"), drops_wrong("wrong"), drops_none("none");
   const ReceiveExpect expect{"run-A", 2, 2};
-  // Republish until the keyed subscriber has it (slow joiner); then the others have had it too.
+  // Republish until every subscriber has had frames (each joins in its own time): the keyed one
+  // decodes the policy, the wrong key's refuses them at the socket, and an unkeyed reader sees the
+  // tag as trailing bytes and drops them; neither of the last two ever decodes one.
   std::optional<PolicyMsg> got;
+  bool wrong_decoded = false, none_decoded = false;
   const auto t0 = Clock::now();
-  while (!got && seconds_since(t0) < 30) {
+  while ((!got || wrong.refused() == 0 || drops_none.total() == 0) && seconds_since(t0) < 30) {
     pub.send(encode(policy(7)), 0ms);
-    got = receive_policy(right, 20ms, expect, drops_right);
+    if (!got) got = receive_policy(right, 20ms, expect, drops_right);
+    wrong_decoded |= receive_policy(wrong, 5ms, expect, drops_wrong).has_value();
+    none_decoded |= receive_policy(none, 5ms, expect, drops_none).has_value();
   }
   REQUIRE(got.has_value());
   REQUIRE(got->policy_version == 7);
-  for (int i = 0; i < 5; ++i) pub.send(encode(policy(8)), 0ms);
-  REQUIRE_FALSE(receive_policy(wrong, 500ms, expect, drops_wrong).has_value());
-  REQUIRE_FALSE(receive_policy(none, 500ms, expect, drops_none).has_value());
   REQUIRE(wrong.refused() > 0);
-  REQUIRE(drops_none.total() > 0);  // an unkeyed reader sees the tag as trailing bytes: never a policy
+  REQUIRE(drops_none.total() > 0);
+  // All connected now: more policies reach both, and still neither decodes one.
+  for (int i = 0; i < 5; ++i) pub.send(encode(policy(8)), 0ms);
+  wrong_decoded |= receive_policy(wrong, 500ms, expect, drops_wrong).has_value();
+  none_decoded |= receive_policy(none, 500ms, expect, drops_none).has_value();
+  REQUIRE_FALSE(wrong_decoded);
+  REQUIRE_FALSE(none_decoded);
   REQUIRE(drops_right.total() == 0);
 }
 
