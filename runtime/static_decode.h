@@ -114,11 +114,11 @@ class StaticDecode {
   std::unique_ptr<Graph> retired_;
 };
 
-// The StaticDecodes of one cache, one per batch size, made on first use, their graphs sharing one
-// GraphShare: a generator meets every batch size from its largest down to 1 as sequences finish, and
-// graphs with pools of their own would each keep their step's temporaries (activations, the
-// attention's partial results), so their memory would grow with the number of batch sizes met
-// instead of staying at the largest step's. Thread safety: as StaticDecode.
+// The StaticDecodes of one cache, one per batch size run (with pad_batches, one per bucket), made on
+// first use, their graphs sharing one GraphShare: a generator meets every batch size from its
+// largest down to 1 as sequences finish, and graphs with pools of their own would each keep their
+// step's temporaries (activations, the attention's partial results), so their memory would grow with
+// the number of batch sizes met instead of staying at the largest step's. Thread safety: as StaticDecode.
 class StaticDecodes {
  public:
   StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOptions opts);
