@@ -30,6 +30,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <tuple>
@@ -97,8 +98,9 @@ nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vecto
     std::vector<std::unique_ptr<StaticDecode>> own;  // own_pools: a StaticDecode (and pool) per batch size
     StaticDecodeOptions o = so;
     o.pad_batches = key == "padded";
-    StaticDecodes sds(model, cache, o);  // the others
-    std::map<int64_t, StaticDecode*> ran;
+    std::optional<StaticDecodes> sds;  // the others: one StaticDecodes, its graphs in one pool
+    if (key != "own_pools") sds.emplace(model, cache, o);
+    std::map<int64_t, StaticDecode*> ran;  // batch size run -> its StaticDecode
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = B - 1; b >= last; --b) {
       const std::vector<int64_t> sb(seqs.begin(), seqs.begin() + b);
@@ -107,9 +109,9 @@ nlohmann::json graph_memory(const Model& model, KvCache& cache, const std::vecto
         (void)own.back()->step(tokens.slice(0, 0, b), sb);
         ran[b] = own.back().get();
       } else {
-        (void)sds.step(tokens.slice(0, 0, b), sb);
+        (void)sds->step(tokens.slice(0, 0, b), sb);
         const int64_t rows = o.pad_batches ? graph_batch_bucket(b) : b;
-        ran[rows] = &sds.batch(rows);
+        ran[rows] = &sds->batch(rows);
       }
     }
     for (const auto& [rows, sd] : ran) captures += sd->captures();
