@@ -9,7 +9,8 @@
 // resident tables, replayed CUDA graphs on a GPU) + logits + greedy argmax copied to the host (what the
 // generator does per step), with the fused layer kernels (--fused on, the default) and / or with ATen
 // operators in their place (--fused off). Printed per setting, one JSON line: ms per step, tokens/s, ATen operator
-// calls of one step as the host dispatches them (nested calls included; a replayed graph needs few), the
+// calls of one step as the host dispatches them (nested calls included; a replayed graph needs few), in
+// graphs mode on a GPU the kernels and all nodes of the captured step (the launches a replay makes), the
 // KV bytes the step's attention reads, and for s > 0 the speed-up over s = 0 against two predictions:
 //   - "theory_attention": 1 / ((1 - s) + s (S + W) / len), the attention-only bound;
 //   - "theory_bytes": (weights + KV bytes at s = 0) / (weights + KV bytes at s), the whole step as a
@@ -277,6 +278,8 @@ int main(int argc, char** argv) try {
                               {"fused_layer_ops", fused && fused_layer_ops_available(device)},
                               {"device", device.str()},
                               {"graph_captures", sd ? sd->captures() : 0},
+                              {"graph_kernels_per_step", sd ? sd->graph_kernels() : -1},
+                              {"graph_nodes_per_step", sd ? sd->graph_nodes() : -1},
                               {"aten_ops_per_step", ops},
                               {"dtype", dtype_name(dtype)},
                               {"layers", layers},

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "runtime/torch_attention.h"
@@ -30,6 +32,35 @@ namespace {
 std::recursive_mutex& graph_registry_mutex() {
   static auto* m = new std::recursive_mutex;
   return *m;
+}
+
+// The nodes of the graph being captured on `stream` so far: {kernels, all}; {-1, -1} when the CUDA
+// runtime does not say (a measurement: it never fails the capture).
+std::pair<int64_t, int64_t> captured_nodes(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaGraph_t graph = nullptr;
+  size_t n = 0;
+  if (cudaStreamGetCaptureInfo(stream, &status, nullptr, &graph) != cudaSuccess ||
+      status != cudaStreamCaptureStatusActive || graph == nullptr ||
+      cudaGraphGetNodes(graph, nullptr, &n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return {-1, -1};
+  }
+  std::vector<cudaGraphNode_t> nodes(n);
+  if (n > 0 && cudaGraphGetNodes(graph, nodes.data(), &n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return {-1, -1};
+  }
+  int64_t kernels = 0;
+  for (size_t i = 0; i < n; ++i) {
+    cudaGraphNodeType type;
+    if (cudaGraphNodeGetType(nodes[i], &type) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return {-1, -1};
+    }
+    kernels += type == cudaGraphNodeTypeKernel ? 1 : 0;
+  }
+  return {kernels, int64_t(n)};
 }
 }  // namespace
 #endif
@@ -188,6 +219,7 @@ void StaticDecode::capture() {
     }
     try {
       compute();
+      std::tie(graph_kernels_, graph_nodes_) = captured_nodes(side.stream());
     } catch (...) {
       // End the capture (leaving the stream capturing would break every later launch on it); the
       // graph is retired, not freed (see retired_), and the next step captures again.

@@ -84,6 +84,10 @@ class StaticDecode {
 
   int64_t max_len() const { return max_len_; }
   int64_t captures() const { return captures_; }  // graph captures so far (0 off CUDA)
+  // The last captured graph's kernel nodes and all its nodes (copies and memsets included): the
+  // launches one replayed step makes. -1 before a capture (or where the CUDA runtime could not say).
+  int64_t graph_kernels() const { return graph_kernels_; }
+  int64_t graph_nodes() const { return graph_nodes_; }
   bool uses_graph() const { return use_graph_; }
 
  private:
@@ -100,6 +104,7 @@ class StaticDecode {
   bool use_graph_ = false;
   int64_t max_len_ = 0;
   int64_t captures_ = 0;
+  int64_t graph_kernels_ = -1, graph_nodes_ = -1;
   int64_t entries_ = 0;                  // layers * batch * KV heads
   at::Tensor tables_host_, tables_dev_;  // [spans | items], bytes (the same tensor on the CPU)
   at::Tensor pos_host_, pos_dev_;        // [B] int64

@@ -64,6 +64,7 @@ std::pair<int64_t, at::Tensor> prefill(const Model& m, KvCache& cache, const std
 struct GraphRun {
   int64_t captures = 0;
   int pool_users = 0;
+  int64_t kernels = -1;  // kernel nodes of the last captured graph
 };
 
 std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, const std::vector<int64_t>& prompt,
@@ -78,7 +79,7 @@ std::vector<at::Tensor> steps(const Model& m, const std::vector<uint8_t>& keep, 
     StaticDecodes sds(m, cache, o);
     StaticDecode& sd = sds.batch(1);
     for (int64_t t : cont) out.push_back(m.logits(sd.step(at::tensor(std::vector<int64_t>{t}), {seq}))[0].cpu());
-    *graphs = {sd.captures(), sds.pool_users()};
+    *graphs = {sd.captures(), sds.pool_users(), sd.graph_kernels()};
     return out;
   }
   for (int64_t t : cont)
@@ -230,9 +231,11 @@ int main(int argc, char** argv) try {
         GraphRun gr;
         const auto g = steps(dev, keep, prompt, cont, &gr);
         const double worst_graph = worst_of(g);
-        check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && gr.captures >= 2 && gr.pool_users == 2,
+        check(worst_graph <= (dt == at::kFloat ? 1e-4 : 5e-2) && gr.captures >= 2 && gr.pool_users == 2 &&
+                  gr.kernels >= c.num_layers,
               dir + " " + dtype_name(dt) + " decode logits through CUDA graphs (" + std::to_string(gr.captures) +
-                  " captures, the pool held by " + std::to_string(gr.pool_users) + "), GPU vs CPU",
+                  " captures, the pool held by " + std::to_string(gr.pool_users) + ", " + std::to_string(gr.kernels) +
+                  " kernels a step), GPU vs CPU",
               worst_graph);
         GraphRun alt;
         const double worst_alt = worst_between(alternating(cpu, keep, prompt, cont, false),
