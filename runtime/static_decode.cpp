@@ -154,9 +154,6 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
     tok_dev_ = tok_host_;
   }
   const auto opt = at::TensorOptions().dtype(model.dtype()).device(dev);
-  // Only where the KV-write kernel reads it (not with the fused layer kernels; made in step() if
-  // those are turned off later).
-  if (!model.fused_kv_write()) kv_new_ = at::zeros({L, 2, batch, H, D}, opt);
   pad_kv_ = at::zeros({2, batch, H, D}, opt);
   out_ = at::empty({batch, model.config().hidden_size}, opt);
   max_len_ = opts.max_len;
@@ -265,6 +262,8 @@ at::Tensor StaticDecode::step(const at::Tensor& tokens, const std::vector<int64_
   auto* hs = static_cast<rlkv_kv_span*>(tables_host_.data_ptr());
   auto* hi = reinterpret_cast<rlkv_kv_write_item*>(static_cast<char*>(tables_host_.data_ptr()) +
                                                    entries_ * int64_t(sizeof(rlkv_kv_span)));
+  // kv_new_ is made where the KV-write kernel reads it (not with the fused layer kernels), at the
+  // first step that needs it.
   if (!model_.fused_kv_write() && !kv_new_.defined()) {
     const ModelConfig& c = model_.local_config();
     kv_new_ = at::zeros({c.num_layers, 2, batch_, c.num_kv_heads, c.head_dim},

@@ -48,6 +48,21 @@ at::Tensor prefill_both(const Model& m, KvCache& eager, KvCache& tabled, int64_t
   return toks;
 }
 
+// Two caches (S 2, W 4, pages of 3 rows) holding the same B prefilled sequences (prefill_both): one
+// stepped eagerly, one through StaticDecodes with `opts` (one CPU thread, bound max_len).
+struct TwinCaches {
+  TwinCaches(const Model& m, int64_t B, int64_t prompt, int64_t max_len, bool pad_batches = false)
+      : eager(m.config(), at::kFloat, at::kCPU, 2, 4, 3), tabled(m.config(), at::kFloat, at::kCPU, 2, 4, 3) {
+    prefill_both(m, eager, tabled, B, prompt, se, st);
+    opts.max_len = max_len;
+    opts.num_threads = 1;
+    opts.pad_batches = pad_batches;
+  }
+  KvCache eager, tabled;
+  std::vector<int64_t> se, st;
+  StaticDecodeOptions opts;
+};
+
 }  // namespace
 
 TEST_CASE("resident-table decode steps equal eager steps, through pool growth and max_len doubling") {
@@ -82,12 +97,10 @@ TEST_CASE("StaticDecodes keeps one StaticDecode per batch size and batch sizes i
   const Model& m = tiny_llama();
   const ModelConfig& c = m.config();
   const int64_t prompt = 5, steps = 24;
-  KvCache eager(c, at::kFloat, at::kCPU, 2, 4, 3), tabled(c, at::kFloat, at::kCPU, 2, 4, 3);
-  std::vector<int64_t> se, st;
-  prefill_both(m, eager, tabled, 3, prompt, se, st);
-  StaticDecodeOptions o;
-  o.max_len = prompt + 3;  // each batch size's bound passes during the run
-  o.num_threads = 1;
+  TwinCaches tc(m, 3, prompt, prompt + 3);  // each batch size's bound passes during the run
+  auto &eager = tc.eager, &tabled = tc.tabled;
+  const auto &se = tc.se, &st = tc.st;
+  const StaticDecodeOptions& o = tc.opts;
   StaticDecodes sds(m, tabled, o);
   // Batch sizes 3, 1, 2, 3, 1, 2, ...: each StaticDecode steps again after the others have.
   for (int64_t i = 0; i < steps; ++i) {
@@ -116,14 +129,10 @@ TEST_CASE("padded batches through StaticDecodes equal eager steps and leave the 
   const Model& m = tiny_llama();
   const ModelConfig& c = m.config();
   const int64_t prompt = 5, steps = 18;
-  KvCache eager(c, at::kFloat, at::kCPU, 2, 4, 3), tabled(c, at::kFloat, at::kCPU, 2, 4, 3);
-  std::vector<int64_t> se, st;
-  prefill_both(m, eager, tabled, 6, prompt, se, st);
-  StaticDecodeOptions o;
-  o.max_len = prompt + 3;
-  o.num_threads = 1;
-  o.pad_batches = true;
-  StaticDecodes sds(m, tabled, o);
+  TwinCaches tc(m, 6, prompt, prompt + 3, /*pad_batches=*/true);
+  auto &eager = tc.eager, &tabled = tc.tabled;
+  const auto &se = tc.se, &st = tc.st;
+  StaticDecodes sds(m, tabled, tc.opts);
   // Batch sizes 3, 6, 1, ... run at 4 (one pad row), 8 (two) and 1 row; a different subset each time.
   for (int64_t i = 0; i < steps; ++i) {
     const int64_t n = std::array<int64_t, 3>{3, 6, 1}[size_t(i % 3)];
