@@ -21,6 +21,7 @@ namespace rlkv_cuda {
 constexpr int kNormThreads = 256;  // add + RMSNorm: one block of these per row
 constexpr int kRopeThreads = 64;   // q / k / v: one block per (head, row); a thread owns rotation pairs
 constexpr int kEltThreads = 256;   // SiLU-and-multiply: grid-stride
+constexpr size_t kRedSmemBytes = 32 * sizeof(float);  // block_sum's `red`: the dynamic shared memory of norm and rope
 
 template <typename T>
 __device__ __forceinline__ float rnd(float x) {
@@ -151,7 +152,7 @@ template <typename T>
 struct launch_norm {
   static void run(const rlkv_add_rms_norm_args& a, cudaStream_t st) {
     auto* k = &add_rms_norm_kernel<T>;
-    RLKV_LAUNCH(k, dim3(unsigned(a.rows)), dim3(kNormThreads), 32 * sizeof(float), st, a);
+    RLKV_LAUNCH(k, dim3(unsigned(a.rows)), dim3(kNormThreads), kRedSmemBytes, st, a);
   }
 };
 
@@ -160,7 +161,7 @@ struct launch_rope {
   static void run(const rlkv_qkv_rope_args& a, cudaStream_t st) {
     auto* k = &qkv_rope_kernel<T>;
     const dim3 grid(unsigned(a.num_q_heads + 2 * a.num_kv_heads), unsigned(a.rows));
-    RLKV_LAUNCH(k, grid, dim3(kRopeThreads), 32 * sizeof(float), st, a);
+    RLKV_LAUNCH(k, grid, dim3(kRopeThreads), kRedSmemBytes, st, a);
   }
 };
 

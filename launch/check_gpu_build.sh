@@ -4,7 +4,9 @@
 # downloaded from PyPI and checked against the pinned SHA-256) and the CUDA kernels (nvcc). It builds
 # the targets launch/gpu_check.sh runs, so code that only a CUDA LibTorch compiles (CUDA graphs,
 # device sampling, fused layer kernels, streams, the GPU op tests) cannot break unseen. Nothing runs:
-# running needs a GPU (launch/gpu_check.sh).
+# running needs a GPU (launch/gpu_check.sh). Then tools/kernel_report.py --check: the kernels'
+# registers, spills, shared memory, occupancy and PTX load / MMA instructions for sm_90, failing on a
+# spill or a kernel that no longer fits the blocks per SM its launch bounds ask for.
 # Exit status: 0 built (or skipped: no nvcc, or the wheel could not be downloaded; one line says
 # which), else the build's. Environment: GPU_BUILD_DIR (build-torch-cuda), RLKV_WERROR (as build.sh),
 # TORCH_WHEEL_DIR (where the wheel and its unpacked files are kept: .cache/torch-cuda).
@@ -53,3 +55,4 @@ grep -q "LibTorch CUDA ON" "$B/configure.log" || {
 cmake --build "$B" -j "${JOBS:-$(nproc)}" --target op_test_runtime_cuda op_test_layer_ops_cuda op_test_nccl \
   bench_decode_step rlkv
 echo "check_gpu_build.sh: the GPU configuration (torch $TORCH_VERSION+cu130, $("$NVCC" --version | grep -o 'release [0-9.]*')) builds"
+python3 tools/kernel_report.py --check --nvcc "$NVCC"
