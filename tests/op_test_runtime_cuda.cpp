@@ -39,6 +39,13 @@ using namespace rlkv;
 
 namespace {
 int failures = 0;
+
+// The summary line and the exit status, after every part that ran.
+int finish() {
+  std::printf("op_test_runtime_cuda: %d failed\n", failures);
+  return failures ? 1 : 0;
+}
+
 void check(bool ok, const std::string& what, double value = 0) {
   std::printf("%s: %s (%g)\n", ok ? "ok" : "FAIL", what.c_str(), value);
   if (!ok) ++failures;
@@ -191,10 +198,7 @@ int main(int argc, char** argv) try {
   // The models are written and loaded only for the parts that use them (so that a part run alone
   // does no more than it needs).
   const bool models = part("parity") || part("generators") || threads;
-  if (!models) {
-    std::printf("op_test_runtime_cuda: %d failed\n", failures);
-    return failures ? 1 : 0;
-  }
+  if (!models) return finish();
   using rlkv_test::fixture;
   const rlkv_test::TempDir tmp;
   const std::string split_dir = split_kernel_model(tmp / "split");
@@ -316,8 +320,7 @@ int main(int argc, char** argv) try {
             dir + " 20 generator threads one after another and 4 at once (eager and graphs) equal the CPU", good);
     }
   }
-  std::printf("op_test_runtime_cuda: %d failed\n", failures);
-  return failures ? 1 : 0;
+  return finish();
 } catch (const std::exception& e) {
   std::fprintf(stderr, "op_test_runtime_cuda: %s\n", e.what());
   return 1;
