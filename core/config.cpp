@@ -3,6 +3,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -134,8 +136,12 @@ void validate(const Config& c) {
              "config key model.dtype: expected float32, bfloat16 or float16, got '", c.model.dtype, "'");
   RLKV_CHECK(c.model.prompt_template.find("{prompt}") != std::string::npos,
              "config key model.prompt_template: must contain {prompt}");
-  RLKV_CHECK(c.cache.sink >= 0, "config key cache.sink: expected >= 0, got ", c.cache.sink);
-  RLKV_CHECK(c.cache.window >= 1, "config key cache.window: expected >= 1, got ", c.cache.window);
+  // A compressed head holds S + W slots: bounded so that no size computed from them can overflow.
+  constexpr int64_t kMaxSlots = int64_t(1) << 24;
+  RLKV_CHECK(c.cache.sink >= 0 && c.cache.sink <= kMaxSlots, "config key cache.sink: expected 0..", kMaxSlots, ", got ",
+             c.cache.sink);
+  RLKV_CHECK(c.cache.window >= 1 && c.cache.window <= kMaxSlots, "config key cache.window: expected 1..", kMaxSlots,
+             ", got ", c.cache.window);
   RLKV_CHECK(c.cache.page_size >= 1 && c.cache.page_size <= 4096, "config key cache.page_size: expected 1..4096, got ",
              c.cache.page_size);
   RLKV_CHECK(c.rollout.temperature >= 0 && c.rollout.temperature < 1e6,
@@ -178,18 +184,22 @@ void validate(const Config& c) {
   RLKV_CHECK(c.policy.init_keep_prob > 0 && c.policy.init_keep_prob < 1,
              "config key policy.init_keep_prob: expected in (0, 1), got ", c.policy.init_keep_prob);
   RLKV_CHECK(c.policy.lr > 0 && c.policy.lr < 10, "config key policy.lr: expected in (0, 10), got ", c.policy.lr);
-  RLKV_CHECK(c.policy.beta >= 0, "config key policy.beta: expected >= 0, got ", c.policy.beta);
+  RLKV_CHECK(std::isfinite(c.policy.beta) && c.policy.beta >= 0, "config key policy.beta: expected a number >= 0, got ",
+             c.policy.beta);
+  RLKV_CHECK(c.policy.tau >= 0 && c.policy.tau <= 1, "config key policy.tau: expected in [0, 1], got ", c.policy.tau);
   RLKV_CHECK(c.policy.target_sparsity >= 0 && c.policy.target_sparsity < 1,
              "config key policy.target_sparsity: expected in [0, 1), got ", c.policy.target_sparsity);
   RLKV_CHECK(one_of(c.policy.penalty, {"sum", "mean"}), "config key policy.penalty: expected sum or mean, got '",
              c.policy.penalty, "'");
   RLKV_CHECK(one_of(c.policy.adv_norm, {"group", "batch"}), "config key policy.adv_norm: expected group or batch");
   RLKV_CHECK(c.policy.clip_eps > 0 && c.policy.clip_eps < 1, "config key policy.clip_eps: expected in (0, 1)");
-  RLKV_CHECK(c.policy.grad_clip >= 0, "config key policy.grad_clip: expected >= 0");
+  RLKV_CHECK(std::isfinite(c.policy.grad_clip) && c.policy.grad_clip >= 0,
+             "config key policy.grad_clip: expected a number >= 0");
   RLKV_CHECK(one_of(c.reward.task, {"auto", "math", "toy"}),
              "config key reward.task: expected auto, math or toy, got '", c.reward.task, "'");
-  RLKV_CHECK(c.reward.slack >= 0, "config key reward.slack: expected >= 0");
-  RLKV_CHECK(c.reward.lambda_len >= 0, "config key reward.lambda_len: expected >= 0");
+  RLKV_CHECK(std::isfinite(c.reward.slack) && c.reward.slack >= 0, "config key reward.slack: expected a number >= 0");
+  RLKV_CHECK(std::isfinite(c.reward.lambda_len) && c.reward.lambda_len >= 0,
+             "config key reward.lambda_len: expected a number >= 0");
   RLKV_CHECK(c.reward.threads >= 1 && c.reward.threads <= 256, "config key reward.threads: expected 1..256");
   RLKV_CHECK(c.placement.actors >= 1 && c.placement.actors <= 256, "config key placement.actors: expected 1..256");
   RLKV_CHECK(c.placement.learners >= 1, "config key placement.learners: expected >= 1");
@@ -217,7 +227,7 @@ void validate(const Config& c) {
 std::string key_of(const po::error_with_option_name& e) {
   std::string k = e.get_option_name();
   while (!k.empty() && k.front() == '-') k.erase(k.begin());
-  return k;
+  return k.substr(0, k.find('='));  // "--a.b=1" names the key a.b
 }
 
 }  // namespace
@@ -250,10 +260,14 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   }
 
   if (!ini_path.empty()) {
+    std::error_code ec;
+    RLKV_CHECK(std::filesystem::exists(ini_path, ec), "config file '", ini_path, "' does not exist");
+    RLKV_CHECK(std::filesystem::is_regular_file(ini_path, ec), "config file '", ini_path, "' is not a regular file");
     std::ifstream f(ini_path);
     RLKV_CHECK(f.good(), "cannot read config file '", ini_path, "'");
     std::stringstream buf;
     buf << f.rdbuf();
+    RLKV_CHECK(!f.bad(), "cannot read config file '", ini_path, "' (read error)");
     c.source_text = buf.str();
     std::istringstream in(c.source_text);
     try {

@@ -36,11 +36,70 @@ void write_file_atomic(const std::string& path, std::string_view text) {
   f.commit();
 }
 
+std::string replaceable_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path target(path);
+  // Follow symbolic links (a chain of them) to the file they name, so that the link stays a link.
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(target, ec)); ++hops) {
+    if (hops == 40) throw UserError(one_line(str_cat(path, ": too many levels of symbolic links")));
+    const fs::path next = fs::read_symlink(target, ec);
+    if (ec) throw UserError(one_line(str_cat(path, ": cannot read the symbolic link (", ec.message(), ")")));
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  const fs::file_status st = fs::status(target, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    const char* kind = fs::is_directory(st)        ? "a directory"
+                       : fs::is_character_file(st) ? "a character device"
+                       : fs::is_block_file(st)     ? "a block device"
+                       : fs::is_fifo(st)           ? "a FIFO"
+                       : fs::is_socket(st)         ? "a socket"
+                                                   : "not a regular file";
+    throw UserError(one_line(str_cat(path, ": is ", kind, ", not a file this command may replace")));
+  }
+  return target.string();
+}
+
+bool directory_writable(const std::string& dir) {
+  const std::string probe = temp_path_for((std::filesystem::path(dir) / ".rlkv-write-probe").string());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return true;
+}
+
+void check_output_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  RLKV_CHECK(!path.empty(), what, ": empty path");
+  const std::string target = replaceable_file(path);
+  const std::string dir = directory_of(target);
+  std::error_code ec;
+  RLKV_CHECK(fs::is_directory(dir, ec), what, " ", path, ": directory ", dir, " does not exist");
+  RLKV_CHECK(directory_writable(dir), what, " ", path, ": directory ", dir, " is not writable");
+}
+
+void check_output_dir(const std::string& dir, const std::string& what) {
+  namespace fs = std::filesystem;
+  RLKV_CHECK(!dir.empty(), what, ": empty path");
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(dir), ec).lexically_normal();
+  if (fs::exists(p, ec)) {
+    RLKV_CHECK(fs::is_directory(p, ec), what, " ", dir, ": exists and is not a directory");
+    RLKV_CHECK(directory_writable(p.string()), what, " ", dir, ": the directory is not writable");
+    return;
+  }
+  // Absent: the nearest directory above it that exists must take the directories to be created.
+  while (!fs::exists(p, ec) && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+  RLKV_CHECK(fs::is_directory(p, ec) && directory_writable(p.string()), what, " ", dir, ": cannot be created (",
+             p.string(), " is not a writable directory)");
+}
+
 // ---- DurableFileWriter -----------------------------------------------------------------------------
 
-DurableFileWriter::DurableFileWriter(std::string path) : path_(std::move(path)) {
+DurableFileWriter::DurableFileWriter(std::string path) : path_(std::move(path)), target_(replaceable_file(path_)) {
   for (int attempt = 0; attempt < kCreateAttempts && fd_ < 0; ++attempt) {
-    tmp_ = temp_path_for(path_);
+    tmp_ = temp_path_for(target_);
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd_ < 0 && errno != EEXIST) break;
   }
@@ -75,7 +134,7 @@ void DurableFileWriter::commit() {
   const int rc = ::close(fd_);
   fd_ = -1;
   if (rc != 0) fail(str_cat("write failed at close (", last_error().message(), ")"));
-  rename_durably(tmp_, path_, ec);
+  rename_durably(tmp_, target_, ec);
   if (ec) fail(str_cat("cannot rename into place (", ec.message(), ")"));
   tmp_.clear();  // it is PATH now
 }

@@ -20,13 +20,31 @@
 
 namespace rlkv {
 
+// The file a write of PATH replaces: PATH, or the file its symbolic links lead to (the links stay).
+// Throws a one-line UserError when that is a directory, a device, a FIFO or a socket: only absent
+// paths and regular files are replaced.
+std::string replaceable_file(const std::string& path);
+
+// Checks, before the work whose result goes there, that PATH can be written: replaceable_file, and
+// its directory exists and is writable. Throws a one-line UserError naming `what` (e.g. "--output").
+void check_output_file(const std::string& path, const std::string& what);
+
+// The same for an output directory: a writable directory, or absent below a writable directory
+// (nothing is created here).
+void check_output_dir(const std::string& dir, const std::string& what);
+
+// Whether a file can be created in `dir` (tried: a temporary file, removed at once; permission bits
+// alone do not tell, e.g. for root or on /proc).
+bool directory_writable(const std::string& dir);
+
 // PATH.tmp-<pid>-<n>: a name beside PATH that no other call in this process returns.
 std::string temp_path_for(const std::string& path);
 
 // Replaces PATH by `text` under the contract above.
 void write_file_atomic(const std::string& path, std::string_view text);
 
-// The streaming form, for output produced piece by piece: the constructor creates the temporary,
+// The streaming form, for output produced piece by piece: the constructor checks PATH
+// (replaceable_file) and creates the temporary beside the file it replaces,
 // append() adds bytes (buffered), commit() makes them PATH under the contract above. Destroyed
 // without a commit (an exception on the way), it removes the temporary and PATH is untouched.
 // Every failure throws a one-line UserError naming PATH, after removing the temporary.
@@ -47,7 +65,7 @@ class DurableFileWriter {
   [[noreturn]] void fail(const std::string& problem);
   void discard() noexcept;
 
-  std::string path_, tmp_, buffer_;
+  std::string path_, target_, tmp_, buffer_;  // target_: replaceable_file(path_)
   int fd_ = -1;
 };
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/collectives.h"
+#include "core/crc32.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -21,10 +22,18 @@ using Verdicts = std::map<int64_t, nlohmann::json>;  // problem index -> its ver
 
 namespace {
 
+// The problem's text as a journal records it (CRC-32 of prompt, a zero byte, answer): a journal of
+// another input with the same ids is not taken for this one's.
+int64_t problem_crc(const Problem& p) {
+  uint32_t c = crc32_update(0, p.prompt.data(), p.prompt.size());
+  c = crc32_update(c, "", 1);
+  return int64_t(crc32_update(c, p.answer.data(), p.answer.size()));
+}
+
 // One problem's verdict, as the journal stores it.
 nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<GenerationResult>& results,
                        const Reference& ref, const PrepareOptions& o) {
-  nlohmann::json j = {{"index", index}, {"id", p.id}};
+  nlohmann::json j = {{"index", index}, {"id", p.id}, {"crc", problem_crc(p)}};
   if (!ref.usable) {
     j["kept"] = false;
     j["reason"] = "unparseable reference";
@@ -58,10 +67,37 @@ nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<Genera
   return j;
 }
 
+// What is wrong with a journal's verdict for problem `i` of `problems` ("" when nothing): written by
+// verdict() above for the same input, so its id is the problem's and its fields have their types.
+std::string verdict_problem(const nlohmann::json& j, int64_t i, const std::vector<Problem>& problems) {
+  if (!j.contains("id") || !j["id"].is_string()) return "no string field 'id'";
+  if (j["id"].get<std::string>() != problems[size_t(i)].id)
+    return str_cat("problem ", i, " has id '", j["id"].get<std::string>(), "' here and '", problems[size_t(i)].id,
+                   "' in the input: the journal is from another input");
+  if (!j.contains("crc") || !j["crc"].is_number_integer() ||
+      j["crc"].get<int64_t>() != problem_crc(problems[size_t(i)]))
+    return str_cat("problem ", i, " ('", problems[size_t(i)].id,
+                   "') has another prompt or answer here than in the input: the journal is from another input");
+  if (!j.contains("kept") || !j["kept"].is_boolean()) return "no boolean field 'kept'";
+  if (j.contains("extracted") && !j["extracted"].is_number_integer()) return "field 'extracted' is not an integer";
+  if (j.contains("pass_rate") &&
+      (!j["pass_rate"].is_number() || !(j["pass_rate"].get<double>() >= 0 && j["pass_rate"].get<double>() <= 1)))
+    return "field 'pass_rate' is not a number in [0, 1]";
+  if (!j["kept"].get<bool>()) return j.contains("reason") && j["reason"].is_string() ? "" : "no string field 'reason'";
+  if (!j.contains("ref_len") || !j["ref_len"].is_number() || !(j["ref_len"].get<double>() >= 0))
+    return "no field 'ref_len' >= 0";
+  if (!j.contains("pass_rate")) return "no field 'pass_rate'";
+  if (!j.contains("lengths") || !j["lengths"].is_array()) return "no array field 'lengths'";
+  for (const auto& l : j["lengths"])
+    if (!l.is_number_integer() || l.get<int64_t>() < 0) return "field 'lengths' holds a value that is not a length";
+  return "";
+}
+
 // The journals of one output: OUT.journal.<rank>, one verdict per line, appended a chunk at a time.
 class Journals {
  public:
-  Journals(const std::string& output, int64_t problems, int64_t chunk) : output_(output), n_(problems), chunk_(chunk) {
+  Journals(const std::string& output, const std::vector<Problem>& problems, int64_t chunk)
+      : output_(output), problems_(problems), n_(int64_t(problems.size())), chunk_(chunk) {
     const fs::path out(output);
     prefix_ = out.filename().string() + ".journal.";
     dir_ = out.has_parent_path() ? out.parent_path() : ".";
@@ -79,14 +115,21 @@ class Journals {
       if (name.rfind(prefix_, 0) != 0 || is_temporary(name)) continue;
       std::ifstream in(e.path());
       std::string line;
-      while (std::getline(in, line)) {
+      for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+        nlohmann::json j;
         try {
-          auto j = nlohmann::json::parse(line);
-          const int64_t i = j.at("index").get<int64_t>();
-          if (i >= 0 && i < n_) got[i] = j;
+          j = nlohmann::json::parse(line);
         } catch (const std::exception&) {
           break;  // a torn last line
         }
+        // A whole line that is not this input's verdict: another input's journal, or a damaged one.
+        const bool indexed = j.is_object() && j.contains("index") && j["index"].is_number_integer() &&
+                             j["index"].get<int64_t>() >= 0 && j["index"].get<int64_t>() < n_;
+        const std::string why = indexed ? verdict_problem(j, j["index"].get<int64_t>(), problems_)
+                                        : str_cat("no field 'index' in [0, ", n_, ")");
+        RLKV_CHECK(why.empty(), e.path().string(), ":", line_no, ": ", why, "; remove ", output_,
+                   ".journal.* to prepare from the start");
+        got[j["index"].get<int64_t>()] = j;
       }
     }
     for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
@@ -113,8 +156,9 @@ class Journals {
       const std::string name = e.path().filename().string();
       if (name.rfind(prefix_, 0) != 0) continue;
       const std::string suffix = name.substr(prefix_.size());
+      // A rank number this run does not have (so long a number is one too).
       if (!suffix.empty() && suffix.find_first_not_of("0123456789") == std::string::npos &&
-          std::stoll(suffix) >= world.size())
+          (suffix.size() > 9 || std::stoll(suffix) >= world.size()))
         fs::remove(e.path(), ec);
     }
   }
@@ -127,6 +171,7 @@ class Journals {
   static bool is_temporary(const std::string& name) { return name.find(".tmp") != std::string::npos; }
 
   std::string output_, prefix_;
+  const std::vector<Problem>& problems_;
   fs::path dir_;
   int64_t n_, chunk_;
 };
@@ -197,7 +242,7 @@ PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, c
   PrepareResult res;
   res.problems = int64_t(data.problems.size());
   const int rank = world.rank(), ranks = world.size();
-  const Journals journals(o.output, res.problems, o.chunk);
+  const Journals journals(o.output, data.problems, o.chunk);
   Verdicts done = journals.read();
   if (!done.empty() && rank == 0)
     log_info(str_cat("prepare: resuming, ", done.size(), " problems already in ", o.output, ".journal.*"));

@@ -29,6 +29,9 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
     throw UserError(str_cat("bad command line: ", e.what()));
   }
   for (const auto& o : parsed.options) {
+    // A bare word that no positional argument takes (a stray word, or a second word of a value).
+    if (o.position_key >= 0 && (o.unregistered || o.string_key.empty()))
+      throw UserError(one_line(str_cat("unexpected argument '", o.value.empty() ? "" : o.value[0], "' (see --help)")));
     if (!o.unregistered) continue;
     const std::string key = o.string_key;
     RLKV_CHECK(key.find('.') != std::string::npos, "unknown option '--", key, "' (see --help)");

@@ -4,7 +4,8 @@
 // generates asynchronously with the newest policy it has until the learner's stop policy; killing
 // it costs its in-flight groups, never the job (the learner counts groups, not actors). A run that
 // authenticates its frames (OUTPUT_DIR/run.key) admits an actor only with --key-file: without it,
-// the actor decodes no policy and its groups are refused before anything decodes them.
+// the actor decodes no policy and its groups are refused before anything decodes them. An actor
+// that hears no policy for train.step_timeout seconds fails with a one-line error.
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
@@ -51,6 +52,13 @@ int cmd_actor(int argc, char** argv) {
   const std::string endpoint = args.vm["connect"].as<std::string>();
   RLKV_CHECK(endpoint.rfind("tcp://", 0) == 0 || endpoint.rfind("ipc://", 0) == 0,
              "--connect: expected a tcp:// or ipc:// endpoint, got '", endpoint, "'");
+  if (endpoint.rfind("tcp://", 0) == 0) {
+    const size_t colon = endpoint.rfind(':');
+    const std::string port = colon > 5 ? endpoint.substr(colon + 1) : "";
+    RLKV_CHECK(!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+                   std::stoi(port) >= 1 && std::stoi(port) <= 65535,
+               "--connect: expected tcp://HOST:PORT with a port in 1..65535, got '", endpoint, "'");
+  }
   // Read before the model loads: a bad key file fails at once.
   const std::shared_ptr<const RunKey> key =
       actor_run_key(args.vm.count("key-file") ? args.vm["key-file"].as<std::string>() : "", cfg);
@@ -68,6 +76,7 @@ int cmd_actor(int argc, char** argv) {
   o.actor_id = actor_id;
   o.sync = false;  // elastic actors never wait for a version
   o.elastic = true;
+  o.first_policy_timeout_s = cfg.train.step_timeout;  // the learner's own limit on a silent step
   if (args.vm.count("halt-after-groups")) o.halt_after_groups = args.vm["halt-after-groups"].as<int64_t>();
   if (args.vm.count("halt-marker")) o.halt_marker = args.vm["halt-marker"].as<std::string>();
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));

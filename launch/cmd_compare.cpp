@@ -3,6 +3,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "eval/compare.h"
 #include "launch/cli.h"
@@ -46,6 +47,7 @@ int cmd_compare(int argc, char** argv) {
     if (!m.empty()) req.dropping.push_back(m);
   check_compare_request(req);
 
+  if (vm.count("output")) check_output_file(vm["output"].as<std::string>(), "--output");
   const EvalSetup s = load_eval_setup(args);
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward,

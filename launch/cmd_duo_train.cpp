@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "core/config.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "duo/duo_train.h"
 #include "launch/cli.h"
@@ -78,6 +79,7 @@ int cmd_duo_train(int argc, char** argv) {
   RLKV_CHECK(!data.empty(), "no data: give --data retrieval|reasoning");
   RLKV_CHECK(data == "retrieval" || data == "reasoning", "--data must be retrieval or reasoning, got '", data, "'");
   RLKV_CHECK(!output.empty(), "no output: give --output DIR");
+  check_output_dir(output, "--output");
   RLKV_CHECK(problems >= 0, "--problems must be >= 0, got ", problems);
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(log_every >= 1, "--log-every must be >= 1, got ", log_every);

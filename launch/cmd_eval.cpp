@@ -2,6 +2,7 @@
 // --output, the single-head drops as a mask source with --scores-out.
 #include <iostream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "launch/cli.h"
@@ -41,6 +42,8 @@ int cmd_eval(int argc, char** argv) {
   check_eval_request(req);
   RLKV_CHECK(!vm.count("scores-out") || req.method == "single-head", "--scores-out goes with --method single-head");
 
+  if (vm.count("output")) check_output_file(vm["output"].as<std::string>(), "--output");
+  if (vm.count("scores-out")) check_output_file(vm["scores-out"].as<std::string>(), "--scores-out");
   const EvalSetup s = load_eval_setup(args);
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward, eval_passes(req, mc.kv_heads_total()));

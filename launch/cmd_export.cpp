@@ -48,6 +48,8 @@ int cmd_export(int argc, char** argv) {
   const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);
   ExportInfo info;
   info.model = s.model;
+  RLKV_CHECK(!args.vm.count("sink") || sink >= 0, "--sink must be >= 0, got ", sink);
+  RLKV_CHECK(!args.vm.count("window") || window >= 1, "--window must be >= 1, got ", window);
   info.sink = args.vm.count("sink") ? sink : s.sink;
   info.window = args.vm.count("window") ? window : s.window;
   info.sparsity = sparsity;

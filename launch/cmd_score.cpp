@@ -4,10 +4,12 @@
 // (other fields are kept). Output: the same lines, fields and order kept, with "correct", "excess",
 // "reward" and "extracted" added (rewards/reward.h). A bad line (not JSON, a missing or ill-typed
 // field) is reported on stderr as FILE:LINE and skipped; with --strict the first one fails the command
-// (exit 2, one line naming the file and line). Blank lines are ignored. The output is written
-// durably (core/durable_file.h): it is never seen half-written, and a failed run leaves it untouched.
+// (exit 2, one line naming the file and line); a file of bad lines only fails too (exit 2). Blank
+// lines are ignored. The output is written durably (core/durable_file.h): it is never seen
+// half-written, and a failed run leaves it untouched.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -111,6 +113,8 @@ int cmd_score(int argc, char** argv) {
   check_reward_options(opts);
   const bool strict = vm.count("strict") != 0;
 
+  std::error_code dir_ec;
+  RLKV_CHECK(!std::filesystem::is_directory(input, dir_ec), input, ": is a directory, not a JSONL file");
   std::ifstream in(input, std::ios::binary);
   RLKV_CHECK(in, input, ": cannot open for reading");
   DurableFileWriter out(output);
@@ -130,6 +134,8 @@ int cmd_score(int argc, char** argv) {
       why = read_rollout(j, &r);
     } catch (const Json::parse_error& e) {
       why = str_cat("not valid JSON (at byte ", e.byte, ")");
+    } catch (const Json::exception&) {  // a number out of range (1e999), a type mismatch
+      why = "not valid JSON (a number out of range or a value of the wrong type)";
     }
     if (!why.empty()) {
       RLKV_CHECK(!strict, input, ":", line_no, ": ", why);
@@ -151,6 +157,9 @@ int cmd_score(int argc, char** argv) {
     reward_sum += s.reward;
   }
   RLKV_CHECK(!in.bad(), input, ": read error after line ", line_no);
+  // Nothing but bad lines: a wrong file, not rollouts; the output keeps what it held.
+  RLKV_CHECK(scored > 0 || bad == 0, input, ": all ", bad, " non-blank lines are bad (see above); ", output,
+             " is left as it was");
   out.commit();
   if (bad > kMaxReportedBadLines)
     std::fprintf(stderr, "rlkv score: ... %lld more bad lines not shown\n", (long long)(bad - kMaxReportedBadLines));

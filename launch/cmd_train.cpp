@@ -278,6 +278,7 @@ int cmd_train(int argc, char** argv) {
   const std::string config_path = args.vm["config"].as<std::string>();
   const Config cfg = load_config(config_path, args.overrides);
   const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
+  RLKV_CHECK(!args.vm.count("resume") || !resume.empty(), "--resume: give a checkpoint file or 'auto'");
 
   MpiSession mpi(nullptr, nullptr);
   std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();

@@ -259,7 +259,7 @@ class LearnerRun {
     if (resume_path == "auto") {
       std::vector<std::string> skipped;
       auto latest = latest_checkpoint(o_.output_dir, &skipped);
-      for (const auto& s : skipped) log_warn("resume: skipping damaged checkpoint " + s);
+      for (const auto& s : skipped) log_warn("resume: skipping a damaged checkpoint (" + s + ")");
       resume_path = latest ? *latest : "";
       if (!latest && root_) log_info("resume auto: no checkpoint in " + o_.output_dir + ", starting from scratch");
     }
@@ -276,8 +276,11 @@ class LearnerRun {
       res_.history = s.history;
       start_ = s.step;
       if (root_) log_info("resumed from " + resume_path + " at step " + std::to_string(start_));
+      if (root_ && start_ >= o_.steps)
+        log_info(str_cat("the checkpoint is at step ", start_, ", train.steps is ", o_.steps, ": nothing to train"));
     }
     res_.first_step = start_;
+    res_.last_step = start_;  // until a step is trained
   }
 
   // Rank 0: metrics.jsonl, cut back to the resumed step (emptied when starting from scratch), for appending.

@@ -59,6 +59,20 @@ void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& i
              "duo export needs the windows: give --sink S --window W (the source "
              "does not record them)");
   make_dir(dir);
+  // DuoAttention's pattern directory has a config.json of its own: never write over another one (a
+  // model's, when --output names a model directory).
+  const std::string cfg_path = dir + "/config.json";
+  if (std::filesystem::exists(cfg_path)) {
+    nlohmann::json old;
+    std::ifstream in(cfg_path);
+    try {
+      in >> old;
+    } catch (const std::exception&) {
+    }
+    RLKV_CHECK(
+        old.is_object() && old.contains("sink_size") && old.contains("recent_size"), cfg_path,
+        ": exists and is not a DuoAttention pattern's config (a model's?); give --output a directory of its own");
+  }
   write_file_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
   nlohmann::json cfg = {{"sink_size", info.sink},
                         {"recent_size", info.window},

@@ -71,12 +71,18 @@ class GenerationRun {
   }
 
  private:
-  // Prompts not empty and inside the vocabulary, head masks of one entry per KV head (or none).
+  // Prompts not empty, within the model's positions and inside the vocabulary, head masks of one entry per KV head (or
+  // none).
   void check_requests() const {
     const int64_t V = cfg_.vocab_size;
     const int64_t heads_total = cfg_.num_layers * cfg_.num_kv_heads;
     for (const auto& r : requests_) {
       RLKV_CHECK(!r.prompt.empty(), "request ", r.id, ": empty prompt");
+      // Longer prompts are outside what the model was trained for, and an unbounded one exhausts
+      // memory in the prefill.
+      RLKV_CHECK(cfg_.max_position_embeddings <= 0 || int64_t(r.prompt.size()) <= cfg_.max_position_embeddings,
+                 "request ", r.id, ": prompt of ", r.prompt.size(), " tokens, longer than the model's ",
+                 "max_position_embeddings (", cfg_.max_position_embeddings, ")");
       for (int32_t t : r.prompt)
         RLKV_CHECK(t >= 0 && t < V, "request ", r.id, ": token id ", t, " outside the vocabulary");
       RLKV_CHECK(r.keep.empty() || int64_t(r.keep.size()) == heads_total, "request ", r.id, ": head mask of ",

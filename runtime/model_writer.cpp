@@ -87,26 +87,63 @@ std::string model_config_json(const ModelConfig& c, const std::string& torch_dty
   return j.dump(2) + "\n";
 }
 
-void save_hf_model(const Model& model, const std::string& dir, const std::string& tokenizer_json) {
+namespace {
+
+// `dir` without a trailing "/" or "/." (so that its parent is the directory that holds it).
+fs::path model_dir_path(const std::string& dir) {
+  if (dir.empty()) throw UserError("model directory: empty path");
+  fs::path p = fs::absolute(fs::path(dir)).lexically_normal();
+  if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
+  return p;
+}
+
+void write_model_files(const Model& model, const fs::path& dir, const std::string& tokenizer_json) {
   const ModelConfig& c = model.config();
-  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
-  const fs::path parent = target.parent_path();
-  fs::create_directories(parent);
-  const fs::path tmp = temp_path_for(target.string());
+  write_safetensors((dir / "model.safetensors").string(), model.hf_tensors(), {{"format", "pt"}});
+  write_file_atomic((dir / "tokenizer.json").string(), tokenizer_json);
+  nlohmann::json gen = {{"_from_model_config", true}};
+  if (!c.bos_token_ids.empty()) gen["bos_token_id"] = c.bos_token_ids[0];
+  if (!c.eos_token_ids.empty()) gen["eos_token_id"] = c.eos_token_ids[0];
+  write_file_atomic((dir / "generation_config.json").string(), gen.dump(2) + "\n");
+  write_file_atomic((dir / "config.json").string(), model_config_json(c, dtype_name(model.dtype())));
+}
+
+}  // namespace
+
+void check_model_dir(const std::string& dir) {
+  const fs::path target = model_dir_path(dir);
   std::error_code ec;
+  const fs::file_status st = fs::status(target, ec);
+  if (!fs::exists(st)) {
+    check_output_dir(target.string(), "model directory");  // creatable (created by the save)
+    return;
+  }
+  if (!fs::is_directory(st)) throw UserError(one_line(str_cat(dir, ": exists and is not a directory")));
+  if (!directory_writable(target.string())) throw UserError(one_line(str_cat(dir, ": the directory is not writable")));
+  if (fs::exists(target / "model.safetensors.index.json", ec))
+    throw UserError(
+        one_line(str_cat(dir, ": holds sharded weights (model.safetensors.index.json), which a loader would ",
+                         "read instead of the new model.safetensors: choose another directory")));
+}
+
+void save_hf_model(const Model& model, const std::string& dir, const std::string& tokenizer_json) {
+  check_model_dir(dir);
+  const fs::path target = model_dir_path(dir);
+  std::error_code ec;
+  if (fs::exists(target, ec)) {
+    write_model_files(model, target, tokenizer_json);  // in place: other entries stay
+    return;
+  }
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) throw UserError(one_line(str_cat(dir, ": cannot create its parent directory (", ec.message(), ")")));
+  const fs::path tmp = temp_path_for(target.string());
   fs::remove_all(tmp, ec);  // a leftover of a crashed process that had our pid
   fs::create_directories(tmp);
   try {
-    write_file_atomic((tmp / "config.json").string(), model_config_json(c, dtype_name(model.dtype())));
-    nlohmann::json gen = {{"_from_model_config", true}};
-    if (!c.bos_token_ids.empty()) gen["bos_token_id"] = c.bos_token_ids[0];
-    if (!c.eos_token_ids.empty()) gen["eos_token_id"] = c.eos_token_ids[0];
-    write_file_atomic((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
-    write_file_atomic((tmp / "tokenizer.json").string(), tokenizer_json);
-    write_safetensors((tmp / "model.safetensors").string(), model.hf_tensors(), {{"format", "pt"}});
-    fs::remove_all(target, ec);
+    write_model_files(model, tmp, tokenizer_json);
     rename_durably(tmp.string(), target.string(), ec);
-    RLKV_CHECK(!ec, dir, ": cannot rename ", tmp.string(), " into place (", ec.message(), ")");
+    if (ec)
+      throw UserError(one_line(str_cat(dir, ": cannot rename ", tmp.string(), " into place (", ec.message(), ")")));
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

@@ -85,6 +85,12 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   TempDir d;
   rlkv_test::write_text(d / "x.ini", "[model]\npath=/m\nfoo=1\n");
   expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x"), "model.foo");
+  // A stray word (a second word of an unquoted prompt), a directory or FIFO given as the config.
+  expect_usage_error(
+      run("generate --model " + rlkv_test::fixture("models/llama_tiny") + " --prompt one two --max-new-tokens 1"),
+      "unexpected argument 'two'");
+  expect_usage_error(run("generate --config " + d.str() + " --prompt x"), "not a regular file");
+  expect_usage_error(run("train --config " + (d / "x.ini") + " --train.stepz=1"), "'train.stepz'");
 }
 
 TEST_CASE("damaged model directories exit 2 naming the file and the problem") {

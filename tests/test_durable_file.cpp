@@ -3,6 +3,7 @@
 // UserErrors naming the path.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -127,4 +128,42 @@ TEST_CASE("temporary names are unique and keep the path as their prefix") {
   const std::string a = temp_path_for("/d/ckpt-5.h5"), b = temp_path_for("/d/ckpt-5.h5");
   REQUIRE(a != b);
   REQUIRE(a.rfind("/d/ckpt-5.h5.tmp-", 0) == 0);
+}
+
+TEST_CASE("a write through a symbolic link replaces the file it names and keeps the link") {
+  rlkv_test::TempDir d;
+  const std::string target = d / "target.json", link = d / "link.json";
+  rlkv_test::write_text(target, "old");
+  fs::create_symlink("target.json", link);  // relative, as `ln -s` makes it
+  write_file_atomic(link, "new");
+  CHECK(fs::is_symlink(fs::symlink_status(link)));
+  CHECK(rlkv_test::read_text(target) == "new");
+  CHECK(names_in(d.str()) == std::vector<std::string>{"link.json", "target.json"});
+}
+
+TEST_CASE("directories, devices and FIFOs are never replaced: a one-line UserError, nothing written") {
+  rlkv_test::TempDir d;
+  fs::create_directories(d / "dir");
+  REQUIRE(::mkfifo((d / "fifo").c_str(), 0600) == 0);
+  for (const std::string& path : {d / "dir", d / "fifo", std::string("/dev/null")}) {
+    CAPTURE(path);
+    try {
+      write_file_atomic(path, "x");
+      FAIL("no error");
+    } catch (const UserError& e) {
+      const std::string what = e.what();
+      CHECK_THAT(what, Contains(path) && Contains("not a file this command may replace"));
+      CHECK(what.find('\n') == std::string::npos);
+    }
+  }
+  CHECK(fs::is_character_file("/dev/null"));
+  CHECK(names_in(d.str()) == std::vector<std::string>{"dir", "fifo"});
+  // The up-front check of an output says the same before any work.
+  CHECK_THROWS_WITH(check_output_file(d / "dir", "--output"), Contains("not a file this command may replace"));
+  CHECK_THROWS_WITH(check_output_file(d / "missing/x.json", "--output"), Contains("does not exist"));
+  CHECK_NOTHROW(check_output_file(d / "new.json", "--output"));
+  CHECK_THROWS_WITH(check_output_dir(d / "fifo", "--output"), Contains("not a directory"));
+  CHECK_NOTHROW(check_output_dir(d / "to/be/made", "--output"));
+  CHECK_FALSE(fs::exists(d / "to"));  // nothing created by the check
+  CHECK_THROWS_WITH(check_output_dir(d / "fifo/below", "--output"), Contains("cannot be created"));
 }

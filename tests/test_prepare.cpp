@@ -73,6 +73,33 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   CHECK_FALSE(fs::exists(d / "out.jsonl.journal.0"));
 }
 
+TEST_CASE("a journal left by another input, or damaged, is refused with one line naming it, and nothing is written") {
+  TempDir d;
+  REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 8 --seed 4 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
+  std::string id0;
+  {
+    std::ifstream f(d / "in.jsonl");
+    std::string line;
+    REQUIRE(std::getline(f, line));
+    id0 = nlohmann::json::parse(line)["id"].get<std::string>();
+  }
+  const auto refused = [&](const std::string& text, const std::string& needle) {
+    rlkv_test::write_text(d / "out.jsonl.journal.0", text);
+    const std::string cmd = prepare_cmd(d / "in.jsonl", d / "out.jsonl", "--prepare.chunk=4");
+    const rlkv_test::Run r = rlkv_test::run_rlkv(cmd.substr(std::string(RLKV_BINARY).size() + 1));
+    INFO(r.err);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Matchers::Contains("out.jsonl.journal.0:1: ") && Catch::Matchers::Contains(needle));
+    CHECK_FALSE(fs::exists(d / "out.jsonl"));
+  };
+  // The same id with no record of the problem's text (another input that numbers its problems alike).
+  refused("{\"index\": 0, \"id\": \"" + id0 + "\", \"kept\": false, \"reason\": \"never solved\"}\n",
+          "has another prompt or answer");
+  refused("{\"index\": 0, \"id\": \"elsewhere-0\", \"kept\": false, \"reason\": \"never solved\"}\n",
+          "has id 'elsewhere-0' here");
+  refused("{\"index\": \"zero\"}\n", "'index'");
+}
+
 TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an uninterrupted run") {
   TempDir d;
   const std::string rlkv = RLKV_BINARY;

@@ -160,6 +160,13 @@ TEST_CASE("rlkv score: usage and input errors exit 2 with one line") {
     CHECK(lines(r.err) == 1);
     CHECK_THAT(r.err, Contains(needle));
   }
+  // A file of bad lines only (the wrong file, or numbers out of range) fails and leaves the output as it was.
+  rlkv_test::write_text(dir / "o.jsonl", "kept\n");
+  rlkv_test::write_text(dir / "bad.jsonl", "not json\n{\"id\":\"a\",\"ref_len\":1e999}\n");
+  const Run bad = run(" --input " + rlkv_test::shell_quote(dir / "bad.jsonl") + out);
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.err, Contains("all 2 non-blank lines are bad"));
+  CHECK(rlkv_test::read_text(dir / "o.jsonl") == "kept\n");
   const Run help = run("--help");
   CHECK(help.status == 0);
   CHECK_THAT(help.out, Contains("--input"));

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "core/error.h"
@@ -114,4 +115,28 @@ TEST_CASE("a few training steps lower the loss, the saved directory reloads with
   at::Tensor a = r.model.logits(r.model.forward_dense(tokens));
   at::Tensor b = back.logits(back.forward_dense(tokens));
   REQUIRE(at::equal(a, b));
+}
+
+TEST_CASE("saving into an existing directory replaces the model's files and keeps every other entry") {
+  ToyTrainOptions o = rlkv_test::tiny_toy_options();
+  o.steps = 1;
+  const ToyTrainResult r = train_toy_model(o, {});
+  rlkv_test::TempDir dir;
+  const std::string path = dir / "toy";
+  std::filesystem::create_directories(path + "/eval");
+  rlkv_test::write_text(path + "/README.md", "model card");
+  rlkv_test::write_text(path + "/config.json", "{}");  // an older model's
+  save_hf_model(r.model, path, toy_tokenizer_json());
+  CHECK(rlkv_test::read_text(path + "/README.md") == "model card");
+  CHECK(std::filesystem::is_directory(path + "/eval"));
+  CHECK(Model::load(path, at::kFloat).config().num_layers == r.model.config().num_layers);
+  // A trailing "/." names the same directory.
+  save_hf_model(r.model, path + "/.", toy_tokenizer_json());
+  CHECK(rlkv_test::read_text(path + "/README.md") == "model card");
+  // Refused, before anything is written: a file in the way, sharded weights a loader would prefer.
+  rlkv_test::write_text(dir / "file", "keep");
+  CHECK_THROWS_WITH(save_hf_model(r.model, dir / "file", "{}"), Catch::Matchers::Contains("not a directory"));
+  CHECK(rlkv_test::read_text(dir / "file") == "keep");
+  rlkv_test::write_text(path + "/model.safetensors.index.json", "{}");
+  CHECK_THROWS_WITH(check_model_dir(path), Catch::Matchers::Contains("sharded"));
 }

@@ -139,7 +139,7 @@ TEST_CASE("a corrupted newest checkpoint is refused and resume falls back to the
   REQUIRE_THROWS_AS(rlkv::read_checkpoint(d / "run/ckpt-6.h5"), rlkv::UserError);
   REQUIRE(sh(train(cfg, d / "run", "--resume auto --train.steps=6")) == 0);
   const std::string log = rlkv_test::read_text(d / "run.log");
-  CHECK(log.find("skipping damaged checkpoint") != std::string::npos);
+  CHECK(log.find("skipping a damaged checkpoint") != std::string::npos);
   CHECK(log.find("resumed from") != std::string::npos);
   CHECK(log.find("ckpt-3.h5") != std::string::npos);
   // An explicit damaged checkpoint is a one-line error, exit 2.
@@ -403,4 +403,11 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   CHECK(err_lines("export " + (d / "ragged.tsv") + " --format json --output " + (d / "x.json")) == 2);
   CHECK(err_lines("export " + (d / "duo/full_attention_heads.tsv") + " --format layers --output " + (d / "l.json")) ==
         0);
+  // Exporting again into the pattern directory is fine; into a model's directory, whose config.json
+  // it would replace, it is refused and the model's config stays.
+  CHECK(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "duo") + " 2>/dev/null") == 0);
+  fs::create_directories(d / "model");
+  rlkv_test::write_text(d / "model/config.json", "{\"model_type\": \"llama\"}");
+  CHECK(err_lines("export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "model")) == 2);
+  CHECK(rlkv_test::read_text(d / "model/config.json") == "{\"model_type\": \"llama\"}");
 }
