@@ -23,12 +23,13 @@ void check_eval_request(const EvalRequest& r) {
   RLKV_CHECK(m == "full" || m == "rlkv" || m == "random" || m == "streaming" || m == "single-head" || dropping,
              "--method must be full, rlkv, random, streaming, single-head, h2o, snapkv or rkv, got '", m, "'");
   RLKV_CHECK(!dropping || !r.sparsities.empty() || r.budget > 0, "--method ", m,
-             " needs --sparsity S[,S...] (budgets matched to head masks) or --budget N");
-  RLKV_CHECK(r.budget >= 0, "--budget must be >= 0");
+             " needs --sparsity S[,S...] (budgets matched to head masks) or --budget N (N >= 1 tokens)");
+  RLKV_CHECK(r.budget >= 0, "--budget must be >= 1 tokens, got ", r.budget);
   RLKV_CHECK(r.budget == 0 || dropping, "--budget goes with --method h2o, snapkv or rkv");
   RLKV_CHECK(r.seeds >= 1 && r.seeds <= 1000, "--seeds must be in 1..1000");
   if (m == "rlkv" || m == "random") RLKV_CHECK(!r.sparsities.empty(), "--method ", m, " needs --sparsity S[,S...]");
   RLKV_CHECK(m != "rlkv" || !r.mask.empty(), "--method rlkv needs --mask SCORES");
+  RLKV_CHECK(m == "rlkv" || r.mask.empty(), "--mask goes with --method rlkv (--method ", m, " takes no mask)");
 }
 
 int64_t eval_passes(const EvalRequest& r, int64_t heads) {
@@ -239,7 +240,7 @@ void Evaluator::warn_if_nothing_extracted(const std::string& declared_task) cons
   if (scored_ == 0 || extracted_ > 0) return;
   const std::string declared = declared_task.empty() ? "declares none" : "declares " + declared_task;
   std::fprintf(stderr,
-               "rlkv eval: warning: none of the %lld responses has an answer the '%s' checker can extract, so "
+               "warning: none of the %lld responses has an answer the '%s' checker can extract, so "
                "every accuracy above is 0 by construction; is the task right? (--task toy|math; the model "
                "directory %s)\n",
                (long long)scored_, reward_task_name(reward_.task), declared.c_str());

@@ -35,8 +35,10 @@ int cmd_eval(int argc, char** argv) {
   EvalRequest req;
   req.method = vm["method"].as<std::string>();
   if (vm.count("mask")) req.mask = vm["mask"].as<std::string>();
-  if (vm.count("sparsity") && req.method != "full" && req.method != "streaming" && req.method != "single-head")
-    req.sparsities = parse_fractions(vm["sparsity"].as<std::string>(), "--sparsity");
+  const bool fixed = req.method == "full" || req.method == "streaming" || req.method == "single-head";
+  RLKV_CHECK(!vm.count("sparsity") || !fixed,
+             "--sparsity goes with --method rlkv, random, h2o, snapkv or rkv (--method ", req.method, " takes none)");
+  if (vm.count("sparsity")) req.sparsities = parse_fractions(vm["sparsity"].as<std::string>(), "--sparsity");
   if (vm.count("budget")) req.budget = vm["budget"].as<int64_t>();
   req.seeds = vm["seeds"].as<int64_t>();
   check_eval_request(req);

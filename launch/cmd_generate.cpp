@@ -184,7 +184,7 @@ int cmd_generate(int argc, char** argv) {
   RLKV_CHECK(!cfg.model.path.empty(), "no model: give --model DIR (or model.path in --config)");
   RLKV_CHECK(vm.count("prompt"), "no prompt: give --prompt TEXT");
   const int64_t samples = vm["num-samples"].as<int64_t>();
-  RLKV_CHECK(samples >= 1 && samples <= 1000000, "--num-samples must be >= 1");
+  RLKV_CHECK(samples >= 1 && samples <= 1000000, "--num-samples must be in 1..1000000, got ", samples);
   const bool sparsity_given = vm.count("sparsity") != 0;
   const double sparsity = sparsity_given ? vm["sparsity"].as<double>() : 0.0;
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);

@@ -24,6 +24,7 @@
 #include "actors/actor_role.h"
 #include "comm/collectives.h"
 #include "core/config.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/cli.h"
@@ -277,6 +278,7 @@ int cmd_train(int argc, char** argv) {
   RLKV_CHECK(args.vm.count("config"), "rlkv train needs --config FILE (e.g. configs/toy.ini)");
   const std::string config_path = args.vm["config"].as<std::string>();
   const Config cfg = load_config(config_path, args.overrides);
+  if (!cfg.train.output_dir.empty()) check_output_dir(cfg.train.output_dir, "config key train.output_dir");
   const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
   RLKV_CHECK(!args.vm.count("resume") || !resume.empty(), "--resume: give a checkpoint file or 'auto'");
 

@@ -65,11 +65,15 @@ EvalSetup load_eval_setup(ParsedArgs& args) {
                                    : resolve_reward_task(s.cfg.reward.task, mc.task, "config key reward.task");
   s.problems = load_problems(vm["data"].as<std::string>());
   const int64_t limit = vm["limit"].as<int64_t>();
+  RLKV_CHECK(limit >= 0, "--limit must be >= 0 (0: all problems), got ", limit);
   if (limit > 0 && int64_t(s.problems.size()) > limit) s.problems.resize(size_t(limit));
   for (const auto& p : s.problems) {
     const std::string text = vm.count("raw") ? p.prompt : apply_prompt_template(s.cfg.model.prompt_template, p.prompt);
     s.prompts.push_back(s.tok->encode(text, s.cfg.model.add_special_tokens));
     RLKV_CHECK(!s.prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
+    RLKV_CHECK(mc.max_position_embeddings <= 0 || int64_t(s.prompts.back().size()) <= mc.max_position_embeddings,
+               "problem ", p.id, ": prompt of ", s.prompts.back().size(), " tokens, longer than the model's ",
+               "max_position_embeddings (", mc.max_position_embeddings, ")");
   }
   s.generation = generator_options(s.cfg);
   s.generation.num_threads = threads;

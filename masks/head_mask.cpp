@@ -96,10 +96,10 @@ HeadScores load_head_scores(const std::string& path) {
     file.clear();
     for (const char* name : {"adapter_weights.tsv", "full_attention_heads.tsv"}) {
       const std::string f = path + "/" + name;
-      if (::stat(f.c_str(), &st) == 0) {
-        file = f;
-        break;
-      }
+      if (::stat(f.c_str(), &st) != 0) continue;
+      RLKV_CHECK(file.empty(), path, ": holds both adapter_weights.tsv and full_attention_heads.tsv; give the file ",
+                 "to use");
+      file = f;
     }
     RLKV_CHECK(!file.empty(), path, ": no adapter_weights.tsv or full_attention_heads.tsv in the directory");
   }

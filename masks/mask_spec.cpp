@@ -14,6 +14,9 @@ namespace rlkv {
 std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
                                   const ModelConfig& cfg) {
   const int64_t n = cfg.num_layers * cfg.num_kv_heads;
+  // The fixed masks take no sparsity: one given with them would be silently ignored.
+  RLKV_CHECK(!sparsity_given || !(spec.empty() || spec == "full" || spec == "streaming"), "--sparsity goes with ",
+             "--mask random[:SEED] or a score source (--mask ", spec.empty() ? "full" : spec, " fixes every head)");
   if (spec.empty() || spec == "full") return std::vector<uint8_t>(size_t(n), 1);
   if (spec == "streaming") return std::vector<uint8_t>(size_t(n), 0);
   RLKV_CHECK(sparsity_given, "--mask ", spec, " needs --sparsity S");

@@ -1,5 +1,6 @@
 #include "problems/dataset.h"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -25,8 +26,10 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw UserError(str_cat(path, ":", lineno, ": not valid JSON (at byte ", e.byte, ")"));
   } catch (const nlohmann::json::exception&) {
-    throw UserError(str_cat(path, ":", lineno, ": not a JSON object"));
+    throw UserError(str_cat(path, ":", lineno, ": not valid JSON (a number out of range)"));
   }
   RLKV_CHECK(j.is_object(), path, ":", lineno, ": not a JSON object");
   Problem p;
@@ -43,6 +46,8 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
 }  // namespace
 
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
+  std::error_code ec;
+  RLKV_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not a JSONL file");
   std::ifstream in(path, std::ios::binary);
   RLKV_CHECK(in.good(), path, ": cannot open");
   std::vector<Problem> out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -173,7 +174,10 @@ ModelConfig load_model_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
   ModelConfig c = parse_model_config(read_file(path), path);
   const std::string gen = dir + "/generation_config.json";
+  std::error_code ec;
+  const bool has_gen = std::filesystem::exists(gen, ec);
   std::ifstream g(gen);
+  RLKV_CHECK(!has_gen || (g.good() && std::filesystem::is_regular_file(gen, ec)), gen, ": cannot read it");
   if (g.good()) {
     std::stringstream ss;
     ss << g.rdbuf();
@@ -190,6 +194,9 @@ ModelConfig load_model_config(const std::string& dir) {
         c.eos_token_ids.push_back(id);
     if (c.bos_token_ids.empty()) c.bos_token_ids = r.ids("bos_token_id");
   }
+  for (int64_t id : c.eos_token_ids)
+    RLKV_CHECK(id >= 0 && id < c.vocab_size, dir, ": eos_token_id ", id, " is outside the vocabulary (", c.vocab_size,
+               " tokens)");
   return c;
 }
 

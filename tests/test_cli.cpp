@@ -91,6 +91,14 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
       "unexpected argument 'two'");
   expect_usage_error(run("generate --config " + d.str() + " --prompt x"), "not a regular file");
   expect_usage_error(run("train --config " + (d / "x.ini") + " --train.stepz=1"), "'train.stepz'");
+  const std::string eval = "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --method full --data ";
+  expect_usage_error(run(eval + d.str()), "is a directory");
+  rlkv_test::write_text(d / "huge.jsonl", "{\"prompt\": \"x\", \"answer\": 1e999}\n");
+  expect_usage_error(run(eval + (d / "huge.jsonl")), "huge.jsonl:1: not valid JSON");
+  std::string digits;
+  for (int i = 0; i < 6000; ++i) digits += " 7";
+  rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "\", \"answer\": \"1\"}\n");
+  expect_usage_error(run(eval + (d / "long.jsonl")), "max_position_embeddings");
 }
 
 TEST_CASE("damaged model directories exit 2 naming the file and the problem") {
