@@ -90,7 +90,7 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
       run("generate --model " + rlkv_test::fixture("models/llama_tiny") + " --prompt one two --max-new-tokens 1"),
       "unexpected argument 'two'");
   expect_usage_error(run("generate --config " + d.str() + " --prompt x"), "not a regular file");
-  expect_usage_error(run("train --config " + (d / "x.ini") + " --train.stepz=1"), "'train.stepz'");
+  expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x --train.stepz=1"), "'train.stepz'");
   const std::string eval = "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --method full --data ";
   expect_usage_error(run(eval + d.str()), "is a directory");
   rlkv_test::write_text(d / "huge.jsonl", "{\"prompt\": \"x\", \"answer\": 1e999}\n");
