@@ -79,6 +79,12 @@ void check_output_file(const std::string& path, const std::string& what) {
   RLKV_CHECK(directory_writable(dir), what, " ", path, ": directory ", dir, " is not writable");
 }
 
+void check_not_input(const std::string& input, const std::string& output, const std::string& what) {
+  std::error_code ec;
+  RLKV_CHECK(!std::filesystem::equivalent(input, output, ec), what, " ", output, ": is the input file ", input,
+             "; write the output elsewhere");
+}
+
 void check_output_dir(const std::string& dir, const std::string& what) {
   namespace fs = std::filesystem;
   RLKV_CHECK(!dir.empty(), what, ": empty path");

@@ -29,6 +29,10 @@ std::string replaceable_file(const std::string& path);
 // its directory exists and is writable. Throws a one-line UserError naming `what` (e.g. "--output").
 void check_output_file(const std::string& path, const std::string& what);
 
+// Refuses an output that is the input (the same file, through any path or link): writing it would
+// replace the input before it is read whole, or lose what the command skips.
+void check_not_input(const std::string& input, const std::string& output, const std::string& what);
+
 // The same for an output directory: a writable directory, or absent below a writable directory
 // (nothing is created here).
 void check_output_dir(const std::string& dir, const std::string& what);

@@ -114,13 +114,18 @@ class Journals {
       const std::string name = e.path().filename().string();
       if (name.rfind(prefix_, 0) != 0 || is_temporary(name)) continue;
       std::ifstream in(e.path());
-      std::string line;
-      for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(in, line);) lines.push_back(line);
+      for (size_t k = 0; k < lines.size(); ++k) {
+        const int64_t line_no = int64_t(k) + 1;
         nlohmann::json j;
         try {
-          j = nlohmann::json::parse(line);
+          j = nlohmann::json::parse(lines[k]);
         } catch (const std::exception&) {
-          break;  // a torn last line
+          // A kill can tear only the last line; one before others is damage.
+          RLKV_CHECK(k + 1 == lines.size(), e.path().string(), ":", line_no, ": not JSON, and lines follow: the ",
+                     "journal is damaged; remove ", output_, ".journal.* to prepare from the start");
+          break;
         }
         // A whole line that is not this input's verdict: another input's journal, or a damaged one.
         const bool indexed = j.is_object() && j.contains("index") && j["index"].is_number_integer() &&

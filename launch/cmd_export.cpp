@@ -43,13 +43,16 @@ int cmd_export(int argc, char** argv) {
              "--format must be rlkv-sglang, duo, json or layers, got '", format, "'");
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(bytes >= 1 && bytes <= 16, "--kv-bytes must be 1..16");
-  RLKV_CHECK(max_len >= 1, "--max-seq-len must be >= 1");
+  RLKV_CHECK(max_len >= 1 && max_len <= (int64_t(1) << 31), "--max-seq-len must be in 1..2147483648, got ", max_len);
   const ModelConfig mc = model_dir.empty() ? ModelConfig{} : load_model_config(model_dir);
   const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);
   ExportInfo info;
   info.model = s.model;
-  RLKV_CHECK(!args.vm.count("sink") || sink >= 0, "--sink must be >= 0, got ", sink);
-  RLKV_CHECK(!args.vm.count("window") || window >= 1, "--window must be >= 1, got ", window);
+  constexpr int64_t kMaxSlots = int64_t(1) << 24;  // as config keys cache.sink / cache.window
+  RLKV_CHECK(!args.vm.count("sink") || (sink >= 0 && sink <= kMaxSlots), "--sink must be in 0..", kMaxSlots, ", got ",
+             sink);
+  RLKV_CHECK(!args.vm.count("window") || (window >= 1 && window <= kMaxSlots), "--window must be in 1..", kMaxSlots,
+             ", got ", window);
   info.sink = args.vm.count("sink") ? sink : s.sink;
   info.window = args.vm.count("window") ? window : s.window;
   info.sparsity = sparsity;

@@ -99,6 +99,7 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   for (int i = 0; i < 6000; ++i) digits += " 7";
   rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "\", \"answer\": \"1\"}\n");
   expect_usage_error(run(eval + (d / "long.jsonl")), "max_position_embeddings");
+  expect_usage_error(run(eval + (d / "long.jsonl") + " --output " + (d / "long.jsonl")), "is the input file");
 }
 
 TEST_CASE("damaged model directories exit 2 naming the file and the problem") {

@@ -98,6 +98,7 @@ TEST_CASE("a journal left by another input, or damaged, is refused with one line
   refused("{\"index\": 0, \"id\": \"elsewhere-0\", \"kept\": false, \"reason\": \"never solved\"}\n",
           "has id 'elsewhere-0' here");
   refused("{\"index\": \"zero\"}\n", "'index'");
+  refused("{\"index\": 0, \"id\"\n{\"index\": 1}\n", "not JSON, and lines follow");  // torn, but not last
 }
 
 TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an uninterrupted run") {

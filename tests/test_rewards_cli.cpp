@@ -167,6 +167,11 @@ TEST_CASE("rlkv score: usage and input errors exit 2 with one line") {
   CHECK(bad.status == 2);
   CHECK_THAT(bad.err, Contains("all 2 non-blank lines are bad"));
   CHECK(rlkv_test::read_text(dir / "o.jsonl") == "kept\n");
+  // The input as its own output: refused, the input kept.
+  const Run same = run(in + " --output " + rlkv_test::shell_quote(dir / "in.jsonl"));
+  CHECK(same.status == 2);
+  CHECK_THAT(same.err, Contains("is the input file"));
+  CHECK(rlkv_test::read_text(dir / "in.jsonl") == kGood);
   const Run help = run("--help");
   CHECK(help.status == 0);
   CHECK_THAT(help.out, Contains("--input"));

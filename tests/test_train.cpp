@@ -366,6 +366,13 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   const std::string cfg = write_config(d);
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3")) == 0);
   const std::string rlkv = RLKV_BINARY;
+  // A fresh run into the same directory would overwrite its checkpoints: refused, the run is kept.
+  const auto before = std::filesystem::last_write_time(d / "run/ckpt-3.h5");
+  const rlkv_test::Run again = rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "run"));
+  CHECK(again.status == 2);
+  CHECK_THAT(again.err,
+             Catch::Matchers::Contains("holds an earlier run") && Catch::Matchers::Contains("--resume auto"));
+  CHECK(std::filesystem::last_write_time(d / "run/ckpt-3.h5") == before);
   const rlkv_test::Run ins = rlkv_test::run_rlkv("inspect --json " + (d / "run/ckpt-3.h5"));
   REQUIRE(ins.status == 0);
   auto j = nlohmann::json::parse(ins.out);
