@@ -146,12 +146,18 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   };
 
   const auto started = std::chrono::steady_clock::now();
+  double next_note_s = 30;  // an elastic actor still waiting for its first policy says so every 30 s
   while (!run_stop_flag().load()) {
-    if (!current && o.first_policy_timeout_s > 0 &&
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > o.first_policy_timeout_s)
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!current && o.first_policy_timeout_s > 0 && waited > o.first_policy_timeout_s)
       throw UserError(str_cat("no policy received in ", o.first_policy_timeout_s,
                               " s: no learner publishes at the endpoint, or it is of another run or key (rlkv train "
                               "prints its policy endpoint and writes it to OUTPUT_DIR/endpoints.json)"));
+    if (!current && o.first_policy_timeout_s > 0 && waited > next_note_s) {
+      log_info(str_cat("actor ", o.actor_id, ": no policy yet after ", int64_t(waited), " s (giving up after ",
+                       o.first_policy_timeout_s, " s, train.step_timeout)"));
+      next_note_s += 30;
+    }
     // Sync actors wait for the next version; async actors only look for a newer one.
     const bool waiting = !current || (o.sync && current->policy_version <= done_version);
     ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};

@@ -156,6 +156,18 @@ TEST_CASE("bad training configuration exits 2 naming the key") {
   CHECK(rlkv_test::read_text(d / "y.log").find("/nonexistent.jsonl") != std::string::npos);
 }
 
+TEST_CASE("an elastic actor that hears no learner fails with one line after train.step_timeout") {
+  TempDir d;
+  const std::string cfg = write_config(d);
+  // Port 1 of the loopback: nothing listens there, and ZeroMQ retries a connection silently (a hang
+  // before: the test's ctest timeout would end it).
+  const rlkv_test::Run r =
+      rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://127.0.0.1:1 --train.step_timeout=2");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("no policy received in 2 s"));
+  CHECK(rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://127.0.0.1:99999").status == 2);
+}
+
 TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL") {
   TempDir d;
   const std::string cfg = write_config(d, "");
