@@ -55,6 +55,13 @@ int cmd_export(int argc, char** argv) {
              ", got ", window);
   info.sink = args.vm.count("sink") ? sink : s.sink;
   info.window = args.vm.count("window") ? window : s.window;
+  // The windows the mask was learned with are what it is valid for: say so when they are replaced.
+  if (args.vm.count("sink") && s.sink >= 0 && sink != s.sink)
+    std::fprintf(stderr, "rlkv export: warning: --sink %lld replaces the S = %lld the source records\n",
+                 (long long)sink, (long long)s.sink);
+  if (args.vm.count("window") && s.window >= 1 && window != s.window)
+    std::fprintf(stderr, "rlkv export: warning: --window %lld replaces the W = %lld the source records\n",
+                 (long long)window, (long long)s.window);
   info.sparsity = sparsity;
   info.bytes_per_element = bytes;
   info.max_sequence_length = max_len;

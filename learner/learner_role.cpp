@@ -276,6 +276,12 @@ class LearnerRun {
       res_.history = s.history;
       start_ = s.step;
       if (root_) log_info("resumed from " + resume_path + " at step " + std::to_string(start_));
+      // A run resumed under other windows or another model optimises another objective from here on.
+      if (root_ && (s.sink != o_.sink || s.window != o_.window))
+        log_warn(str_cat("resume: the checkpoint was trained with S = ", s.sink, ", W = ", s.window,
+                         "; this run uses S = ", o_.sink, ", W = ", o_.window));
+      if (root_ && !s.model.empty() && s.model != o_.model)
+        log_warn(str_cat("resume: the checkpoint was trained on model ", s.model, "; this run uses ", o_.model));
       if (root_ && start_ >= o_.steps)
         log_info(str_cat("the checkpoint is at step ", start_, ", train.steps is ", o_.steps, ": nothing to train"));
     }

@@ -385,6 +385,11 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   CHECK_THAT(again.err,
              Catch::Matchers::Contains("holds an earlier run") && Catch::Matchers::Contains("--resume auto"));
   CHECK(std::filesystem::last_write_time(d / "run/ckpt-3.h5") == before);
+  // Continuing it under other windows is allowed, with a warning (the mask was learned with S = 2, W = 4).
+  REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume auto --cache.sink=3")) == 0);
+  CHECK_THAT(rlkv_test::read_text(d / "run.log"),
+             Catch::Matchers::Contains("trained with S = 2, W = 4; this run uses S = 3, W = 4") &&
+                 Catch::Matchers::Contains("nothing to train"));
   const rlkv_test::Run ins = rlkv_test::run_rlkv("inspect --json " + (d / "run/ckpt-3.h5"));
   REQUIRE(ins.status == 0);
   auto j = nlohmann::json::parse(ins.out);
@@ -398,6 +403,10 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "duo") + " 2>/dev/null") ==
           0);
   const auto duo_cfg = nlohmann::json::parse(rlkv_test::read_text(d / "duo/config.json"));
+  const rlkv_test::Run other =
+      rlkv_test::run_rlkv("export " + (d / "run/ckpt-3.h5") + " --format duo --sink 7 --output " + (d / "duo7"));
+  CHECK(other.status == 0);
+  CHECK_THAT(other.err, Catch::Matchers::Contains("--sink 7 replaces the S = 2 the source records"));
   REQUIRE(duo_cfg["sink_size"] == 2);
   REQUIRE(duo_cfg["recent_size"] == 4);
   REQUIRE(sh(rlkv + " export " + (d / "run/ckpt-3.h5") + " --format json --sparsity 0.5 --output " + (d / "m.json") +
