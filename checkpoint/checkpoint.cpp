@@ -825,4 +825,10 @@ void reseal_checkpoint(const std::string& path) {
   });
 }
 
+std::vector<std::string> checkpoint_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& [step, path] : list_checkpoints(dir)) out.push_back(path.string());
+  return out;
+}
+
 }  // namespace rlkv

@@ -81,6 +81,10 @@ CheckpointState read_checkpoint(const std::string& path);
 // readable directory.
 std::optional<std::string> latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped = nullptr);
 
+// The checkpoints DIR holds by name (DIR/ckpt-<step>.h5, oldest step first), none read: an empty
+// list when DIR does not exist.
+std::vector<std::string> checkpoint_files(const std::string& dir);
+
 // Recomputes the header (length + CRC) of a checkpoint whose HDF5 part was edited in place (for
 // instance with h5py in "r+" mode, which keeps the 512-byte user block but cannot update our CRC).
 // Does not validate the content: call read_checkpoint afterwards. Throws UserError when the file has

@@ -60,6 +60,10 @@ std::string replaceable_file(const std::string& path) {
   return target.string();
 }
 
+namespace {
+
+// Whether a file can be created in `dir` (tried: a temporary file, removed at once; permission bits
+// alone do not tell, e.g. for root or on /proc).
 bool directory_writable(const std::string& dir) {
   const std::string probe = temp_path_for((std::filesystem::path(dir) / ".rlkv-write-probe").string());
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -69,7 +73,9 @@ bool directory_writable(const std::string& dir) {
   return true;
 }
 
-void check_output_file(const std::string& path, const std::string& what) {
+}  // namespace
+
+void check_output_file(const std::string& path, const std::string& what, const std::string& input) {
   namespace fs = std::filesystem;
   RLKV_CHECK(!path.empty(), what, ": empty path");
   const std::string target = replaceable_file(path);
@@ -77,11 +83,7 @@ void check_output_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   RLKV_CHECK(fs::is_directory(dir, ec), what, " ", path, ": directory ", dir, " does not exist");
   RLKV_CHECK(directory_writable(dir), what, " ", path, ": directory ", dir, " is not writable");
-}
-
-void check_not_input(const std::string& input, const std::string& output, const std::string& what) {
-  std::error_code ec;
-  RLKV_CHECK(!std::filesystem::equivalent(input, output, ec), what, " ", output, ": is the input file ", input,
+  RLKV_CHECK(input.empty() || !fs::equivalent(input, path, ec), what, " ", path, ": is the input file ", input,
              "; write the output elsewhere");
 }
 

@@ -25,21 +25,15 @@ namespace rlkv {
 // paths and regular files are replaced.
 std::string replaceable_file(const std::string& path);
 
-// Checks, before the work whose result goes there, that PATH can be written: replaceable_file, and
-// its directory exists and is writable. Throws a one-line UserError naming `what` (e.g. "--output").
-void check_output_file(const std::string& path, const std::string& what);
-
-// Refuses an output that is the input (the same file, through any path or link): writing it would
-// replace the input before it is read whole, or lose what the command skips.
-void check_not_input(const std::string& input, const std::string& output, const std::string& what);
+// Checks, before the work whose result goes there, that PATH can be written: replaceable_file, its
+// directory exists and is writable, and it is not the command's `input` file when one is given (the
+// same file through any path or link: writing it would replace the input before it is read whole,
+// or lose what the command skips). Throws a one-line UserError naming `what` (e.g. "--output").
+void check_output_file(const std::string& path, const std::string& what, const std::string& input = "");
 
 // The same for an output directory: a writable directory, or absent below a writable directory
 // (nothing is created here).
 void check_output_dir(const std::string& dir, const std::string& what);
-
-// Whether a file can be created in `dir` (tried: a temporary file, removed at once; permission bits
-// alone do not tell, e.g. for root or on /proc).
-bool directory_writable(const std::string& dir);
 
 // PATH.tmp-<pid>-<n>: a name beside PATH that no other call in this process returns.
 std::string temp_path_for(const std::string& path);

@@ -59,8 +59,7 @@ int cmd_prepare(int argc, char** argv) {
   const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
   const std::string input = args.vm["input"].as<std::string>(), output = args.vm["output"].as<std::string>();
   RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
-  check_output_file(output, "--output");
-  check_not_input(input, output, "--output");
+  check_output_file(output, "--output", input);
   std::signal(SIGINT, on_prepare_signal);
   std::signal(SIGTERM, on_prepare_signal);
 

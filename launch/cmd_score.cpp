@@ -117,7 +117,7 @@ int cmd_score(int argc, char** argv) {
   RLKV_CHECK(!std::filesystem::is_directory(input, dir_ec), input, ": is a directory, not a JSONL file");
   std::ifstream in(input, std::ios::binary);
   RLKV_CHECK(in, input, ": cannot open for reading");
-  check_not_input(input, output, "--output");
+  check_output_file(output, "--output", input);
   DurableFileWriter out(output);
 
   int64_t line_no = 0, scored = 0, bad = 0, correct = 0, budget_hits = 0;

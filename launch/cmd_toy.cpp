@@ -92,18 +92,17 @@ int toy_train(int argc, char** argv) {
   o.task.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
-  auto finite = [](double x) { return std::isfinite(x); };
   RLKV_CHECK(o.steps >= 1 && o.batch >= 1, "--steps and --batch must be >= 1");
-  RLKV_CHECK(finite(o.lr) && o.lr > 0, "--lr must be a number > 0");
-  RLKV_CHECK(finite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be a number in [0, --lr]");
+  RLKV_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a number > 0");
+  RLKV_CHECK(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be a number in [0, --lr]");
   RLKV_CHECK(o.warmup >= 0, "--warmup must be >= 0");
-  RLKV_CHECK(finite(o.weight_decay) && o.weight_decay >= 0, "--weight-decay must be a number >= 0");
+  RLKV_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0, "--weight-decay must be a number >= 0");
   RLKV_CHECK(
       o.layers >= 1 && o.hidden >= 1 && o.q_heads >= 1 && o.kv_heads >= 1 && o.head_dim >= 2 && o.intermediate >= 1,
       "--layers, --hidden, --heads, --kv-heads and --intermediate must be >= 1, --head-dim >= 2");
   RLKV_CHECK(o.eval_every >= 0, "--eval-every must be >= 0 (0: no held-out evaluation)");
   RLKV_CHECK(o.eval_every == 0 || o.eval_problems >= 1, "--eval-problems must be >= 1 when --eval-every > 0");
-  RLKV_CHECK(finite(o.time_limit_s) && o.time_limit_s >= 0, "--time-limit must be a number of seconds >= 0");
+  RLKV_CHECK(std::isfinite(o.time_limit_s) && o.time_limit_s >= 0, "--time-limit must be a number of seconds >= 0");
   RLKV_CHECK(threads >= 0, "--threads must be >= 0 (0: one per core)");
   toy_model_config(o);  // the shape checks, before the work
   check_model_dir(out);

@@ -283,15 +283,10 @@ int cmd_train(int argc, char** argv) {
   RLKV_CHECK(!args.vm.count("resume") || !resume.empty(), "--resume: give a checkpoint file or 'auto'");
   // A fresh run would overwrite an earlier run's checkpoints one by one and mix its metrics with them.
   if (resume.empty() && !cfg.train.output_dir.empty()) {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(cfg.train.output_dir, ec)) {
-      const std::string name = e.path().filename().string();
-      const bool ckpt = name.size() > 8 && name.rfind("ckpt-", 0) == 0 &&
-                        name.compare(name.size() - 3, 3, ".h5") == 0 &&
-                        name.find_first_not_of("0123456789", 5) == name.size() - 3;
-      RLKV_CHECK(!ckpt, "config key train.output_dir ", cfg.train.output_dir, ": holds an earlier run (", name,
-                 "); continue it with --resume auto, or give a new directory");
-    }
+    const std::vector<std::string> earlier = checkpoint_files(cfg.train.output_dir);
+    RLKV_CHECK(earlier.empty(), "config key train.output_dir ", cfg.train.output_dir, ": holds an earlier run (",
+               std::filesystem::path(earlier.back()).filename().string(),
+               "); continue it with --resume auto, or give a new directory");
   }
 
   MpiSession mpi(nullptr, nullptr);

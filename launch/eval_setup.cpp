@@ -71,9 +71,6 @@ EvalSetup load_eval_setup(ParsedArgs& args) {
     const std::string text = vm.count("raw") ? p.prompt : apply_prompt_template(s.cfg.model.prompt_template, p.prompt);
     s.prompts.push_back(s.tok->encode(text, s.cfg.model.add_special_tokens));
     RLKV_CHECK(!s.prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
-    RLKV_CHECK(mc.max_position_embeddings <= 0 || int64_t(s.prompts.back().size()) <= mc.max_position_embeddings,
-               "problem ", p.id, ": prompt of ", s.prompts.back().size(), " tokens, longer than the model's ",
-               "max_position_embeddings (", mc.max_position_embeddings, ")");
   }
   s.generation = generator_options(s.cfg);
   s.generation.num_threads = threads;

@@ -112,14 +112,8 @@ void write_model_files(const Model& model, const fs::path& dir, const std::strin
 
 void check_model_dir(const std::string& dir) {
   const fs::path target = model_dir_path(dir);
+  check_output_dir(target.string(), "model directory");  // a writable directory, or creatable by the save
   std::error_code ec;
-  const fs::file_status st = fs::status(target, ec);
-  if (!fs::exists(st)) {
-    check_output_dir(target.string(), "model directory");  // creatable (created by the save)
-    return;
-  }
-  if (!fs::is_directory(st)) throw UserError(one_line(str_cat(dir, ": exists and is not a directory")));
-  if (!directory_writable(target.string())) throw UserError(one_line(str_cat(dir, ": the directory is not writable")));
   if (fs::exists(target / "model.safetensors.index.json", ec))
     throw UserError(
         one_line(str_cat(dir, ": holds sharded weights (model.safetensors.index.json), which a loader would ",

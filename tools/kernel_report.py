@@ -92,8 +92,7 @@ def short_name(demangled):
         elif c == "(" and depth == 0:
             cut = i
             break
-    s = s[:cut].split("::")[-1] if "<" not in s[:cut] else s[:cut]
-    base, _, targs = s.partition("<")
+    base, _, targs = s[:cut].partition("<")
     base = base.split("::")[-1]
     args = [a.strip() for a in targs[:-1].split(",")] if targs else []
     return base, args
@@ -106,7 +105,7 @@ def parse_ptx(text):
         m = re.match(r"^\.(visible\s+)?\.entry\s+(\S+?)\(?$", line.strip())
         if m:
             counts = {k: 0 for k, _ in PTX_CLASSES}
-            cur = kernels.setdefault(m.group(2).rstrip("("), dict(maxntid=None, minnctapersm=None, counts=counts))
+            cur = kernels.setdefault(m.group(2), dict(maxntid=None, minnctapersm=None, counts=counts))
             continue
         if cur is None:
             continue
