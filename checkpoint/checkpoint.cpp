@@ -663,6 +663,7 @@ std::string read_sealed_bytes(const std::string& path) {
   if (st.type() == fs::file_type::not_found) fail_read(path, "does not exist");
   if (ec) fail_read(path, str_cat("cannot access (", ec.message(), ")"));
   if (fs::is_directory(st)) fail_read(path, "is a directory, not a file");
+  if (!fs::is_regular_file(st)) fail_read(path, "is not a regular file (a device, FIFO or socket)");
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail_read(path, str_cat("cannot open (", errno_text(), ")"));
   struct Closer {

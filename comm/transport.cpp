@@ -41,7 +41,9 @@ void* Context::native_handle() { return impl_->ctx.handle(); }
 std::string tcp_endpoint(const std::string& host, int port) {
   RLKV_CHECK(!host.empty(), "transport: empty host for a tcp endpoint");
   RLKV_CHECK(port >= 0 && port <= 65535, "transport: port ", port, " out of range 0..65535");
-  return "tcp://" + host + ":" + (port == 0 ? std::string("*") : std::to_string(port));
+  // An IPv6 literal goes in brackets (tcp://[::1]:PORT), as ZeroMQ parses it.
+  const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return "tcp://" + (v6 ? "[" + host + "]" : host) + ":" + (port == 0 ? std::string("*") : std::to_string(port));
 }
 
 struct Socket::Impl {
@@ -67,6 +69,13 @@ struct Socket::Impl {
 namespace {
 
 bool is_inproc(const std::string& endpoint) { return endpoint.rfind("inproc://", 0) == 0; }
+
+// ZeroMQ takes IPv6 addresses only with ZMQ_IPV6 set, and with it set resolves host names to IPv6
+// first ("localhost" to ::1, where a peer bound 127.0.0.1 listens on IPv4 only): so it is set for
+// endpoints that name an IPv6 literal (tcp://[::1]:PORT) and for no other.
+void set_ipv6_for(zmq::socket_t& s, const std::string& endpoint) {
+  s.set(zmq::sockopt::ipv6, endpoint.rfind("tcp://[", 0) == 0);
+}
 
 milliseconds remaining(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
@@ -107,6 +116,7 @@ std::string Socket::bind(const std::string& endpoint) {
   RLKV_CHECK(!impl_->closed, "transport: bind on a closed socket (", endpoint, ")");
   std::string resolved;
   try {
+    set_ipv6_for(impl_->sock, endpoint);
     impl_->sock.bind(endpoint);
     resolved = impl_->sock.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -128,6 +138,7 @@ void Socket::connect(const std::string& endpoint) {
                ": nothing is bound there in this Context (bind inproc endpoints before connecting to them)");
   }
   try {
+    set_ipv6_for(impl_->sock, endpoint);
     impl_->sock.connect(endpoint);
   } catch (const zmq::error_t& e) {
     throw_user_error(str_cat("transport: cannot connect to ", endpoint, ": ", e.what()));

@@ -81,7 +81,8 @@ struct SocketOptions {
   int64_t max_message_bytes = static_cast<int64_t>(kMaxMessageBytes);  // incoming frame cap (ZMQ_MAXMSGSIZE)
 };
 
-// "tcp://host:port"; port 0 gives "tcp://host:*" (bind picks a free port).
+// "tcp://host:port"; port 0 gives "tcp://host:*" (bind picks a free port). An IPv6 literal is
+// bracketed ("tcp://[::1]:port"); bind and connect take such endpoints (host names resolve to IPv4).
 std::string tcp_endpoint(const std::string& host = "127.0.0.1", int port = 0);
 
 class Sender {

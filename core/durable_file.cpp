@@ -23,7 +23,26 @@ std::string directory_of(const std::string& path) {
   return dir.empty() ? "." : dir;
 }
 
+// What a path that is not a regular file is, for messages.
+const char* kind_of(const std::filesystem::file_status& st) {
+  namespace fs = std::filesystem;
+  return fs::is_directory(st)        ? "a directory"
+         : fs::is_character_file(st) ? "a character device"
+         : fs::is_block_file(st)     ? "a block device"
+         : fs::is_fifo(st)           ? "a FIFO"
+         : fs::is_socket(st)         ? "a socket"
+                                     : "not a regular file";
+}
+
 }  // namespace
+
+void check_input_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);  // through links
+  if (!fs::exists(st) || fs::is_regular_file(st) || fs::is_fifo(st)) return;
+  throw UserError(one_line(str_cat(path, ": is ", kind_of(st), ", not ", what)));
+}
 
 std::string temp_path_for(const std::string& path) {
   static std::atomic<uint64_t> counter{0};
@@ -48,15 +67,8 @@ std::string replaceable_file(const std::string& path) {
     target = next.is_absolute() ? next : target.parent_path() / next;
   }
   const fs::file_status st = fs::status(target, ec);
-  if (fs::exists(st) && !fs::is_regular_file(st)) {
-    const char* kind = fs::is_directory(st)        ? "a directory"
-                       : fs::is_character_file(st) ? "a character device"
-                       : fs::is_block_file(st)     ? "a block device"
-                       : fs::is_fifo(st)           ? "a FIFO"
-                       : fs::is_socket(st)         ? "a socket"
-                                                   : "not a regular file";
-    throw UserError(one_line(str_cat(path, ": is ", kind, ", not a file this command may replace")));
-  }
+  if (fs::exists(st) && !fs::is_regular_file(st))
+    throw UserError(one_line(str_cat(path, ": is ", kind_of(st), ", not a file this command may replace")));
   return target.string();
 }
 

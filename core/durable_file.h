@@ -35,6 +35,13 @@ void check_output_file(const std::string& path, const std::string& what, const s
 // (nothing is created here).
 void check_output_dir(const std::string& dir, const std::string& what);
 
+// The input side: files read from start to end (datasets, rollouts to score, tokenizer and model
+// configuration, masks). Throws a one-line UserError "PATH: is a directory, not WHAT" when PATH
+// is a directory, a device or a socket (a read of /dev/zero never ends; a directory reads as
+// nothing). Regular files and FIFOs pass (pipes and process substitution, <(zcat x.jsonl.gz), feed
+// the streaming readers); an absent or unreadable PATH is left to the caller's open, which names it.
+void check_input_file(const std::string& path, const std::string& what);
+
 // PATH.tmp-<pid>-<n>: a name beside PATH that no other call in this process returns.
 std::string temp_path_for(const std::string& path);
 

@@ -58,6 +58,11 @@ int cmd_actor(int argc, char** argv) {
     RLKV_CHECK(!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
                    std::stoi(port) >= 1 && std::stoi(port) <= 65535,
                "--connect: expected tcp://HOST:PORT with a port in 1..65535, got '", endpoint, "'");
+    const std::string host = endpoint.substr(6, colon - 6);
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    RLKV_CHECK(!host.empty() && (bracketed || host.find_first_of(":[]") == std::string::npos),
+               "--connect: expected tcp://HOST:PORT (an IPv6 address in brackets: tcp://[::1]:PORT), got '", endpoint,
+               "'");
   }
   // Read before the model loads: a bad key file fails at once.
   const std::shared_ptr<const RunKey> key =

@@ -113,8 +113,7 @@ int cmd_score(int argc, char** argv) {
   check_reward_options(opts);
   const bool strict = vm.count("strict") != 0;
 
-  std::error_code dir_ec;
-  RLKV_CHECK(!std::filesystem::is_directory(input, dir_ec), input, ": is a directory, not a JSONL file");
+  check_input_file(input, "a JSONL file");
   std::ifstream in(input, std::ios::binary);
   RLKV_CHECK(in, input, ": cannot open for reading");
   check_output_file(output, "--output", input);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -46,6 +47,7 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
 namespace {
 
 std::string slurp(const std::string& file) {
+  check_input_file(file, "a head-mask file");
   std::ifstream f(file, std::ios::binary);
   RLKV_CHECK(f.good(), file, ": cannot open");
   std::stringstream ss;

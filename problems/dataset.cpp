@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -46,8 +47,7 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
 }  // namespace
 
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
-  std::error_code ec;
-  RLKV_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, not a JSONL file");
+  check_input_file(path, "a JSONL file");
   std::ifstream in(path, std::ios::binary);
   RLKV_CHECK(in.good(), path, ": cannot open");
   std::vector<Problem> out;
@@ -63,6 +63,7 @@ std::vector<Problem> load_problems(const std::string& path, const DatasetFields&
 }
 
 LoadedProblems load_problems_lenient(const std::string& path, const DatasetFields& f) {
+  check_input_file(path, "a JSONL file");
   std::ifstream in(path, std::ios::binary);
   RLKV_CHECK(in.good(), path, ": cannot open");
   LoadedProblems out;

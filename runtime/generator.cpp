@@ -170,7 +170,13 @@ class GenerationRun {
       last.push_back(hidden[int64_t(r)][T - 1]);
       rows.push_back(&active_[first_new + r]);
     }
-    sample_rows(model_.logits(at::stack(last)), rows);
+    const at::Tensor logits = model_.logits(at::stack(last));
+    // Weights that hold NaN (a damaged or badly converted checkpoint), or activations that overflow
+    // the dtype, make logits NaN; sampling skips NaN, so every rollout would quietly score nothing.
+    // Checked once per prefill (the decode steps stay free of host syncs).
+    RLKV_CHECK(!at::isnan(logits).any().item<bool>(), "the model computes NaN logits for a prompt: its weights hold ",
+               "NaN or Inf, or its activations overflow ", c10::toString(model_.dtype()));
+    sample_rows(logits, rows);
   }
 
   // One decode step of every active sequence: its last token in, its next token sampled.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -15,6 +16,7 @@ namespace {
 using json = nlohmann::json;
 
 std::string read_file(const std::string& path) {
+  check_input_file(path, "a JSON file");
   std::ifstream f(path, std::ios::binary);
   RLKV_CHECK(f.good(), path, ": cannot open (no such file or not readable)");
   std::stringstream ss;

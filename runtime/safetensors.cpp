@@ -266,7 +266,9 @@ std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; the check below
+  // refuses it (regular files ignore the flag).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   RLKV_CHECK(fd >= 0, path, ": cannot open: ", errno_text());
   struct stat st;
   if (::fstat(fd, &st) != 0) {

@@ -53,6 +53,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/utf8.h"
 
@@ -1046,6 +1047,7 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, const std::string& 
 }
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
+  check_input_file(path, "a tokenizer file");
   std::ifstream f(path, std::ios::binary);
   RLKV_CHECK(f.is_open(), path, ": cannot open tokenizer file");
   std::ostringstream ss;

@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -317,6 +319,8 @@ TEST_CASE("damaged, foreign and inconsistent checkpoints throw a one-line UserEr
     require_rejected(dir / "missing.h5", "does not exist");
     fs::create_directory(dir / "adir.h5");
     require_rejected(dir / "adir.h5", "directory");
+    REQUIRE(::mkfifo((dir / "fifo.h5").c_str(), 0600) == 0);  // no writer: an open would wait
+    require_rejected(dir / "fifo.h5", "not a regular file");
   }
   SECTION("a valid HDF5 file that is not ours") {
     const std::string plain = dir / "foreign.h5";

@@ -93,6 +93,7 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x --train.stepz=1"), "'train.stepz'");
   const std::string eval = "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --method full --data ";
   expect_usage_error(run(eval + d.str()), "is a directory");
+  expect_usage_error(run(eval + "/dev/zero"), "/dev/zero: is a character device");  // would read forever
   rlkv_test::write_text(d / "huge.jsonl", "{\"prompt\": \"x\", \"answer\": 1e999}\n");
   expect_usage_error(run(eval + (d / "huge.jsonl")), "huge.jsonl:1: not valid JSON");
   std::string digits;

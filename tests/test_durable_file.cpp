@@ -167,3 +167,19 @@ TEST_CASE("directories, devices and FIFOs are never replaced: a one-line UserErr
   CHECK_FALSE(fs::exists(d / "to"));  // nothing created by the check
   CHECK_THROWS_WITH(check_output_dir(d / "fifo/below", "--output"), Contains("cannot be created"));
 }
+
+TEST_CASE("inputs: directories, devices and sockets are refused with one line, files and FIFOs pass") {
+  rlkv_test::TempDir d;
+  fs::create_directories(d / "dir");
+  REQUIRE(::mkfifo((d / "fifo").c_str(), 0600) == 0);
+  rlkv_test::write_text(d / "data.jsonl", "{}\n");
+  fs::create_symlink(d / "dir", d / "link-to-dir");
+  CHECK_THROWS_WITH(check_input_file(d / "dir", "a JSONL file"),
+                    Contains(d / "dir") && Contains("is a directory, not a JSONL file"));
+  CHECK_THROWS_WITH(check_input_file(d / "link-to-dir", "a JSONL file"), Contains("is a directory"));
+  CHECK_THROWS_WITH(check_input_file("/dev/zero", "a JSONL file"), Contains("/dev/zero: is a character device"));
+  CHECK_THROWS_AS(check_input_file("/dev/zero", "a JSONL file"), UserError);
+  CHECK_NOTHROW(check_input_file(d / "data.jsonl", "a JSONL file"));
+  CHECK_NOTHROW(check_input_file(d / "fifo", "a JSONL file"));          // a pipe feeds a streaming reader
+  CHECK_NOTHROW(check_input_file(d / "absent.jsonl", "a JSONL file"));  // the caller's open names it
+}

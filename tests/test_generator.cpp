@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
 #include <thread>
 
 #include "core/error.h"
@@ -146,6 +147,21 @@ TEST_CASE("generator refuses bad requests with a UserError") {
   REQUIRE_THROWS_AS(g.run({{0, {}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 100000}, {}, 0}}), UserError);
   REQUIRE_THROWS_AS(g.run({{0, {1, 2}, {1, 0, 1}, 0}}), UserError);
+}
+
+// A checkpoint damaged into NaN weights would otherwise generate token 0 to the length cap and score
+// nothing: the generator stops at the prompt's logits with one line naming the cause.
+TEST_CASE("a model whose weights hold NaN is refused at the first prompt, not sampled") {
+  Model m = Model::random(tiny_llama().config(), at::kFloat, 7);
+  {
+    Generator g(m, nullptr, base_opts());
+    REQUIRE(g.run({{0, prompt_ids(), {}, 0}}).size() == 1);  // the same model, finite, generates
+  }
+  m.mutable_weights().layers[0].w_down.view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+  Generator g(m, nullptr, base_opts());
+  REQUIRE_THROWS_AS(g.run({{0, prompt_ids(), {}, 0}}), UserError);
+  REQUIRE_THROWS_WITH(g.run({{0, prompt_ids(), {}, 0}}),
+                      Catch::Contains("NaN logits") && Catch::Contains("weights hold NaN or Inf"));
 }
 
 // Actor threads come and go over a training run, and several share one model. Each generator

@@ -4,6 +4,8 @@
 // because that one line is all a user sees.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -231,6 +233,10 @@ TEST_CASE("safetensors: truncated files and lying header lengths", "[safetensors
   CHECK_THAT(user_error_of([&] { SafetensorsFile f(dir / "absent.safetensors"); }),
              Contains("absent.safetensors") && Contains("cannot open"));
   CHECK_THAT(user_error_of([&] { SafetensorsFile f(dir.path.string()); }), Contains("not a regular file"));
+  // A FIFO without a writer: refused at once (a plain open for reading would wait for a writer).
+  const std::string fifo = dir / "fifo.safetensors";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(user_error_of([&] { SafetensorsFile f(fifo); }), Contains("not a regular file"));
 }
 
 TEST_CASE("safetensors: malformed header JSON", "[safetensors]") {

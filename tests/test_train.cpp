@@ -166,6 +166,13 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Catch::Matchers::Contains("no policy received in 2 s"));
   CHECK(rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://127.0.0.1:99999").status == 2);
+  const rlkv_test::Run v6 = rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://::1:5000");
+  CHECK(v6.status == 2);
+  CHECK_THAT(v6.err, Catch::Matchers::Contains("an IPv6 address in brackets"));
+  // The bracketed form passes the checks and waits for a policy like any other endpoint.
+  const rlkv_test::Run bracketed =
+      rlkv_test::run_rlkv("actor --config " + cfg + " --connect 'tcp://[::1]:1' --train.step_timeout=1");
+  CHECK_THAT(bracketed.err, Catch::Matchers::Contains("no policy received in 1 s"));
 }
 
 TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL") {

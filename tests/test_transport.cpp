@@ -2,7 +2,10 @@
 // (one shared Context) and over tcp:// on 127.0.0.1 with ephemeral ports; peers are stopped to test
 // timeouts. Catch2 assertions are not thread safe, so threads only record what happened and the
 // main thread checks it after join(). A last test runs a real Python client (pyzmq + msgpack).
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -170,6 +173,41 @@ TEST_CASE("PUSH/PULL: 1000 groups from 2 pushers all arrive, in order per pusher
     REQUIRE(idx.size() == static_cast<size_t>(kPerPusher));
     for (int i = 0; i < kPerPusher; ++i) REQUIRE(idx[static_cast<size_t>(i)] == i);  // FIFO per pipe
   }
+}
+
+// placement.bind_address = ::1 (or another IPv6 address) binds and connects; host names and IPv4
+// addresses keep resolving to IPv4 (a socket with ZeroMQ's IPv6 option would take "localhost" as ::1).
+TEST_CASE("an IPv6 endpoint binds and carries a group, and localhost still reaches an IPv4 bind") {
+  Context ctx;
+  {
+    Puller pull(ctx);
+    const std::string ep = pull.bind(tcp_endpoint("127.0.0.1"));
+    Pusher push(ctx);
+    push.connect("tcp://localhost:" + ep.substr(ep.rfind(':') + 1));
+    REQUIRE(push.send(encode(group("actor-4", 1)), 30s));
+    DropCounter drops("test puller");
+    REQUIRE(receive_rollout_group(pull, 30s, ReceiveExpect{"run-A", 2, 2}, drops).has_value());
+  }
+  const int probe = ::socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  const bool have_v6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (probe >= 0) ::close(probe);
+  if (!have_v6) {
+    WARN("this machine has no IPv6 loopback: the IPv6 half is not run");
+    return;
+  }
+  Puller pull(ctx);
+  const std::string ep = pull.bind(tcp_endpoint("::1"));
+  REQUIRE(ep.rfind("tcp://[::1]:", 0) == 0);
+  Pusher push(ctx);
+  push.connect(ep);
+  REQUIRE(push.send(encode(group("actor-6", 2)), 30s));
+  DropCounter drops("test puller");
+  auto g = receive_rollout_group(pull, 30s, ReceiveExpect{"run-A", 2, 2}, drops);
+  REQUIRE(g.has_value());
+  REQUIRE(g->actor_id == "actor-6");
 }
 
 TEST_CASE("receive with a timeout returns nullopt in about that time") {
@@ -366,6 +404,8 @@ TEST_CASE("bind and connect errors are user errors naming the endpoint") {
   }
   REQUIRE_THROWS_AS(b.connect(name), UserError);  // unbound again once its socket closed
   REQUIRE(tcp_endpoint("0.0.0.0", 5555) == "tcp://0.0.0.0:5555");
+  REQUIRE(tcp_endpoint("::1", 5555) == "tcp://[::1]:5555");
+  REQUIRE(tcp_endpoint("[::1]") == "tcp://[::1]:*");
   REQUIRE_THROWS_AS(tcp_endpoint("h", 70000), UserError);
 }
 
