@@ -664,7 +664,9 @@ std::string read_sealed_bytes(const std::string& path) {
   if (ec) fail_read(path, str_cat("cannot access (", ec.message(), ")"));
   if (fs::is_directory(st)) fail_read(path, "is a directory, not a file");
   if (!fs::is_regular_file(st)) fail_read(path, "is not a regular file (a device, FIFO or socket)");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking: a FIFO put in the checkpoint's place after the check above opens at once and is
+  // refused by fstat, instead of waiting for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail_read(path, str_cat("cannot open (", errno_text(), ")"));
   struct Closer {
     int fd;
@@ -672,6 +674,7 @@ std::string read_sealed_bytes(const std::string& path) {
   } closer{fd};
   struct stat sb {};
   if (::fstat(fd, &sb) != 0) fail_read(path, str_cat("cannot stat (", errno_text(), ")"));
+  if (!S_ISREG(sb.st_mode)) fail_read(path, "is not a regular file (a device, FIFO or socket)");
   const uint64_t size = static_cast<uint64_t>(sb.st_size);
   auto read_at = [&](char* dst, uint64_t n, uint64_t off) {
     for (uint64_t done = 0; done < n;) {

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +42,18 @@ namespace po = boost::program_options;
 
 namespace rlkv {
 namespace {
+
+// A word the printed join command can be pasted with: quoted when the shell would split or expand it
+// (an IPv6 endpoint's brackets are a glob).
+std::string shell_word(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || (c != 0 && std::strchr("_./:=@%+-,", c) != nullptr);
+  });
+  if (plain) return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
 
 extern "C" void on_stop_signal(int) { run_stop_flag().store(true); }
 
@@ -75,8 +89,8 @@ RunEndpoints bind_single_process(Publisher& pub, Puller& scored, Puller& rollout
   const std::string tcp_rollouts = rollouts.bind(tcp_endpoint(cfg.placement.bind_address));
   setup.learner.rollouts_endpoint = tcp_rollouts;
   write_endpoints_file(cfg.train.output_dir, tcp_policy, {tcp_rollouts});
-  log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " + config_path +
-           " --connect " + tcp_policy);
+  log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " + shell_word(config_path) +
+           " --connect " + shell_word(tcp_policy));
   return ep;
 }
 
@@ -241,7 +255,7 @@ int run_under_mpirun(const Config& cfg, const std::string& config_path, Collecti
   if (rank == 0) {
     write_endpoints_file(cfg.train.output_dir, ep.policy, ep.rollouts);
     log_info("run " + setup.id.run_id + " on " + std::to_string(size) + " ranks; elastic actors may join with: " +
-             "rlkv actor --config " + config_path + " --connect " + ep.policy);
+             "rlkv actor --config " + shell_word(config_path) + " --connect " + shell_word(ep.policy));
   }
   std::exception_ptr error;
   try {

@@ -171,11 +171,11 @@ class GenerationRun {
       rows.push_back(&active_[first_new + r]);
     }
     const at::Tensor logits = model_.logits(at::stack(last));
-    // Weights that hold NaN (a damaged or badly converted checkpoint), or activations that overflow
-    // the dtype, make logits NaN; sampling skips NaN, so every rollout would quietly score nothing.
+    // Weights that hold NaN or Inf (a damaged or badly converted checkpoint), or activations that
+    // overflow the dtype, make logits NaN or Inf; the rollouts would then be noise that scores nothing.
     // Checked once per prefill (the decode steps stay free of host syncs).
-    RLKV_CHECK(!at::isnan(logits).any().item<bool>(), "the model computes NaN logits for a prompt: its weights hold ",
-               "NaN or Inf, or its activations overflow ", c10::toString(model_.dtype()));
+    RLKV_CHECK(at::isfinite(logits).all().item<bool>(), "the model computes NaN or Inf logits for a prompt: its ",
+               "weights hold NaN or Inf, or its activations overflow ", c10::toString(model_.dtype()));
     sample_rows(logits, rows);
   }
 

@@ -178,9 +178,10 @@ ModelConfig load_model_config(const std::string& dir) {
   const std::string gen = dir + "/generation_config.json";
   std::error_code ec;
   const bool has_gen = std::filesystem::exists(gen, ec);
+  if (has_gen) check_input_file(gen, "the generation config");  // before opening: /dev/zero never ends
   std::ifstream g(gen);
-  RLKV_CHECK(!has_gen || (g.good() && std::filesystem::is_regular_file(gen, ec)), gen, ": cannot read it");
-  if (g.good()) {
+  RLKV_CHECK(!has_gen || g.good(), gen, ": cannot read it");
+  if (has_gen) {
     std::stringstream ss;
     ss << g.rdbuf();
     json j;

@@ -60,7 +60,11 @@ int32_t sample_token(const float* logits, int64_t n, const SamplingParams& p, Rn
   // Softmax over the k candidates at the temperature (max-subtracted).
   float mx = -INFINITY;
   for (int64_t i = 0; i < k; ++i) mx = std::max(mx, scratch[size_t(i)].first);
-  if (!std::isfinite(mx)) return scratch[0].second;
+  if (!std::isfinite(mx)) {
+    // All candidates -inf: the first; some +inf: the first of those (exp would make every mass NaN).
+    for (int64_t i = 0; i < k; ++i)
+      if (scratch[size_t(i)].first == mx) return scratch[size_t(i)].second;
+  }
   const double inv_t = 1.0 / p.temperature;
   double total = 0;
   auto& probs = ss.probs;

@@ -38,7 +38,8 @@ at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams&
   at::Tensor target = at::tensor(uniforms, at::kDouble).to(x.device()).unsqueeze(1) * cdf.narrow(-1, k - 1, 1);
   // The first candidate whose cumulative mass exceeds the target (sample_token's `u < acc`).
   at::Tensor pick = at::minimum((cdf <= target).sum(-1, /*keepdim=*/true), last);
-  pick = at::where(mx.isfinite(), pick, at::zeros_like(pick));  // all -inf: the first candidate
+  // All -inf: the first candidate; some +inf: the first of those (their masses are NaN).
+  pick = at::where(mx.isfinite(), pick, (vals == mx).to(at::kInt).argmax(-1, /*keepdim=*/true));
   at::Tensor token = idx.defined() ? idx.gather(-1, pick) : pick;
   return token.squeeze(-1).to(at::kInt);
 }

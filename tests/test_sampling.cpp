@@ -18,6 +18,15 @@ TEST_CASE("greedy takes the first maximum") {
   REQUIRE(sample_token(n.data(), 4, {0.0, 1.0, 0}, rng, s) == 2);
 }
 
+TEST_CASE("an infinite logit wins under every rule, wherever it stands") {
+  Rng rng(3, 0);
+  SamplingScratch s;
+  std::vector<float> l = {1.f, 2.f, 0.5f, INFINITY, 3.f};
+  for (const SamplingParams p : {SamplingParams{0.0, 1.0, 0}, SamplingParams{1.0, 1.0, 0}, SamplingParams{0.8, 0.9, 0},
+                                 SamplingParams{1.0, 1.0, 2}})
+    for (int i = 0; i < 50; ++i) REQUIRE(sample_token(l.data(), 5, p, rng, s) == 3);
+}
+
 TEST_CASE("top-k and top-p restrict the support") {
   SamplingScratch s;
   std::vector<float> l = {5.f, 4.f, 3.f, 2.f, 1.f, 0.f};

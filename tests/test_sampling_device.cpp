@@ -21,10 +21,11 @@ TEST_CASE("device sampling picks what sample_token picks, for every sampling rul
   const int64_t B = 64, V = 3000;
   at::manual_seed(11);
   at::Tensor logits = at::randn({B, V}) * 3.0;
-  // Degenerate rows: NaNs among finite logits, a single finite logit.
+  // Degenerate rows: NaNs among finite logits, a single finite logit, one +inf among finite logits.
   logits[1].index_fill_(0, at::arange(0, V, 7), std::numeric_limits<float>::quiet_NaN());
   logits[2].fill_(-std::numeric_limits<float>::infinity());
   logits[2][1234] = 0.5f;
+  logits[3][777] = std::numeric_limits<float>::infinity();
   struct Rule {
     double t, top_p;
     int64_t top_k;
@@ -46,6 +47,7 @@ TEST_CASE("device sampling picks what sample_token picks, for every sampling rul
     const std::vector<int32_t> got = ids(sample_rows_on_device(logits, p, u));
     INFO("temperature " << r.t << " top_p " << r.top_p << " top_k " << r.top_k);
     REQUIRE(got == want);
+    REQUIRE(got[3] == 777);  // the +inf logit wins under every rule
   }
 }
 

@@ -172,6 +172,7 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
   // The bracketed form passes the checks and waits for a policy like any other endpoint.
   const rlkv_test::Run bracketed =
       rlkv_test::run_rlkv("actor --config " + cfg + " --connect 'tcp://[::1]:1' --train.step_timeout=1");
+  CHECK(bracketed.status == 2);
   CHECK_THAT(bracketed.err, Catch::Matchers::Contains("no policy received in 1 s"));
 }
 
