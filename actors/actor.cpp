@@ -45,7 +45,7 @@ std::vector<ActorGroup> Actor::generate(int64_t policy_version, const std::vecto
     if (ids.empty()) {
       ids = tok_.encode(apply_prompt_template(opts_.prompt_template, problems_[size_t(problem)].prompt),
                         opts_.add_special_tokens);
-      RLKV_CHECK(!ids.empty(), "problem ", problems_[size_t(problem)].id, ": prompt encodes to no tokens");
+      check_prompt_length(problems_[size_t(problem)], ids.size(), c.max_position_embeddings);
     }
     ActorGroup g;
     g.position = position;

@@ -140,6 +140,29 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 #endif
 }
 
+int MpiSession::world_rank() const {
+  int rank = 0;
+#ifdef RLKV_WITH_DISTRIBUTED
+  if (active_) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+#endif
+  return rank;
+}
+
+int MpiSession::world_size() const {
+  int size = 1;
+#ifdef RLKV_WITH_DISTRIBUTED
+  if (active_) MPI_Comm_size(MPI_COMM_WORLD, &size);
+#endif
+  return size;
+}
+
+void MpiSession::abort(int code) const {
+#ifdef RLKV_WITH_DISTRIBUTED
+  if (active_) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
 MpiSession::~MpiSession() {
 #ifdef RLKV_WITH_DISTRIBUTED
   if (active_) MPI_Finalize();

@@ -46,6 +46,12 @@ class MpiSession {
   ~MpiSession();
   bool active() const { return active_; }
   static bool launched_by_mpirun();
+  // This process's rank in MPI_COMM_WORLD and its size (0 and 1 when not active).
+  int world_rank() const;
+  int world_size() const;
+  // Ends every rank of the job with `code` (MPI_Abort): for an error on one rank, which the others
+  // would otherwise wait for in a collective forever. Inactive: std::exit(code).
+  [[noreturn]] void abort(int code) const;
 
  private:
   bool active_ = false;

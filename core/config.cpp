@@ -269,12 +269,15 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     buf << f.rdbuf();
     RLKV_CHECK(!f.bad(), "cannot read config file '", ini_path, "' (read error)");
     c.source_text = buf.str();
+    // A byte-order mark (some Windows editors write one) is not part of the first line.
+    if (c.source_text.rfind("\xEF\xBB\xBF", 0) == 0) c.source_text.erase(0, 3);
     std::istringstream in(c.source_text);
     try {
       po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
     } catch (const po::unknown_option& e) {
       throw UserError(str_cat(ini_path, ": unknown config key '", key_of(e), "'"));
     } catch (const po::error_with_option_name& e) {
+      if (key_of(e).empty()) throw UserError(str_cat(ini_path, ": ", e.what()));  // a line with no key
       throw UserError(str_cat(ini_path, ": bad value for config key '", key_of(e), "': ", e.what()));
     } catch (const po::error& e) {
       throw UserError(str_cat(ini_path, ": ", e.what()));

@@ -38,6 +38,7 @@ const char* kind_of(const std::filesystem::file_status& st) {
 
 void check_input_file(const std::string& path, const std::string& what) {
   namespace fs = std::filesystem;
+  RLKV_CHECK(!path.empty(), "an empty path where ", what, " was expected");
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);  // through links
   if (!fs::exists(st) || fs::is_regular_file(st) || fs::is_fifo(st)) return;
@@ -87,7 +88,7 @@ bool directory_writable(const std::string& dir) {
 
 }  // namespace
 
-void check_output_file(const std::string& path, const std::string& what, const std::string& input) {
+void check_output_file(const std::string& path, const std::string& what, const std::vector<std::string>& inputs) {
   namespace fs = std::filesystem;
   RLKV_CHECK(!path.empty(), what, ": empty path");
   const std::string target = replaceable_file(path);
@@ -95,8 +96,12 @@ void check_output_file(const std::string& path, const std::string& what, const s
   std::error_code ec;
   RLKV_CHECK(fs::is_directory(dir, ec), what, " ", path, ": directory ", dir, " does not exist");
   RLKV_CHECK(directory_writable(dir), what, " ", path, ": directory ", dir, " is not writable");
-  RLKV_CHECK(input.empty() || !fs::equivalent(input, path, ec), what, " ", path, ": is the input file ", input,
-             "; write the output elsewhere");
+  if (!fs::exists(target, ec)) return;  // a new file replaces nothing
+  for (const std::string& input : inputs) {
+    if (input.empty()) continue;
+    RLKV_CHECK(!fs::equivalent(input, target, ec), what, " ", path, ": is the input file ", input,
+               "; write the output elsewhere");
+  }
 }
 
 void check_output_dir(const std::string& dir, const std::string& what) {

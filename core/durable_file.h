@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace rlkv {
 
@@ -26,10 +27,10 @@ namespace rlkv {
 std::string replaceable_file(const std::string& path);
 
 // Checks, before the work whose result goes there, that PATH can be written: replaceable_file, its
-// directory exists and is writable, and it is not the command's `input` file when one is given (the
-// same file through any path or link: writing it would replace the input before it is read whole,
-// or lose what the command skips). Throws a one-line UserError naming `what` (e.g. "--output").
-void check_output_file(const std::string& path, const std::string& what, const std::string& input = "");
+// directory exists and is writable, and it is none of the command's `inputs` (the same file through
+// any path or link: writing it would replace an input before it is read whole, or lose it; empty
+// and absent inputs are skipped). Throws a one-line UserError naming `what` (e.g. "--output").
+void check_output_file(const std::string& path, const std::string& what, const std::vector<std::string>& inputs = {});
 
 // The same for an output directory: a writable directory, or absent below a writable directory
 // (nothing is created here).

@@ -308,6 +308,10 @@ DuoTrainResult train_duo_gates(const Model& model, const DuoBatchSource& source,
   return r;
 }
 
+std::vector<std::string> duo_output_names() {
+  return {"full_attention_heads.tsv", "config.json", "head_mask.json", "metrics.jsonl", "duo_train.json"};
+}
+
 void save_duo_outputs(const std::string& dir, const DuoTrainResult& r, const DuoTrainOptions& o,
                       const DuoOutputInfo& info) {
   HeadScores s;

@@ -140,4 +140,7 @@ struct DuoOutputInfo {
 void save_duo_outputs(const std::string& dir, const DuoTrainResult& r, const DuoTrainOptions& opts,
                       const DuoOutputInfo& info);
 
+// The names save_duo_outputs writes in DIR.
+std::vector<std::string> duo_output_names();
+
 }  // namespace rlkv

@@ -26,6 +26,8 @@ void check_eval_request(const EvalRequest& r) {
              " needs --sparsity S[,S...] (budgets matched to head masks) or --budget N (N >= 1 tokens)");
   RLKV_CHECK(r.budget >= 0, "--budget must be >= 1 tokens, got ", r.budget);
   RLKV_CHECK(r.budget == 0 || dropping, "--budget goes with --method h2o, snapkv or rkv");
+  RLKV_CHECK(r.budget == 0 || r.sparsities.empty(), "--budget and --sparsity both size the cache of --method ", m,
+             ": give one of them");
   RLKV_CHECK(r.seeds >= 1 && r.seeds <= 1000, "--seeds must be in 1..1000");
   if (m == "rlkv" || m == "random") RLKV_CHECK(!r.sparsities.empty(), "--method ", m, " needs --sparsity S[,S...]");
   RLKV_CHECK(m != "rlkv" || !r.mask.empty(), "--method rlkv needs --mask SCORES");

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "comm/collectives.h"
@@ -192,18 +193,32 @@ bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model
     if (done.count(c0) || (c0 / o.chunk) % ranks != rank) continue;
     if (run_stop_flag().load()) return false;
     std::vector<GenerationRequest> reqs;
+    std::map<int64_t, std::string> unusable;  // problem -> why its prompt cannot be generated from
     for (int64_t i = c0; i < c1; ++i) {
       const std::vector<int32_t> ids =
           tok.encode(apply_prompt_template(o.prompt_template, data.problems[size_t(i)].prompt), o.add_special_tokens);
+      const std::string why = prompt_length_problem(ids.size(), model.config().max_position_embeddings);
+      if (!why.empty()) {
+        unusable[i] = why;
+        continue;
+      }
       for (int64_t k = 0; k < K; ++k)
         reqs.push_back({i * K + k, ids, {}, uint64_t(i * K + k)});  // full cache; stream = (problem, sample)
     }
     const auto results = gen.run(reqs);
     std::string lines;
+    size_t next = 0;  // the first result of the next generated problem
     for (int64_t i = c0; i < c1; ++i) {
-      const std::vector<GenerationResult> mine(results.begin() + (i - c0) * K, results.begin() + (i - c0 + 1) * K);
-      const Reference ref = prepare_reference(data.problems[size_t(i)].answer, o.reward);
-      auto v = verdict(i, data.problems[size_t(i)], mine, ref, o);
+      const Problem& p = data.problems[size_t(i)];
+      nlohmann::json v;
+      if (unusable.count(i)) {
+        v = {{"index", i}, {"id", p.id}, {"crc", problem_crc(p)}, {"kept", false}, {"reason", "unusable prompt"}};
+        std::fprintf(stderr, "skipped %s: %s\n", p.where.c_str(), unusable[i].c_str());
+      } else {
+        const std::vector<GenerationResult> mine(results.begin() + long(next), results.begin() + long(next) + K);
+        next += size_t(K);
+        v = verdict(i, p, mine, prepare_reference(p.answer, o.reward), o);
+      }
       lines += v.dump() + "\n";
       done[i] = std::move(v);
     }

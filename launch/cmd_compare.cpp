@@ -47,8 +47,7 @@ int cmd_compare(int argc, char** argv) {
     if (!m.empty()) req.dropping.push_back(m);
   check_compare_request(req);
 
-  if (vm.count("output")) check_output_file(vm["output"].as<std::string>(), "--output", vm["data"].as<std::string>());
-  const EvalSetup s = load_eval_setup(args);
+  const EvalSetup s = load_eval_setup(args, {req.rlkv_mask, req.duo_retrieval, req.duo_reasoning});
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward,
                compare_passes(req, mc.kv_heads_total()));

@@ -2,6 +2,7 @@
 // model, windows, training problems and length cap come from the config; the scores, DuoAttention's
 // and our mask files and the per-step metrics go to --output DIR.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "core/config.h"
@@ -22,7 +23,8 @@ namespace rlkv {
 namespace {
 
 // The prompts of the first `limit` problems of data.path (0 = all), as the model's tokens.
-std::vector<std::vector<int32_t>> training_prompts(const Config& cfg, const Tokenizer& tok, int64_t limit) {
+std::vector<std::vector<int32_t>> training_prompts(const Config& cfg, const Tokenizer& tok, int64_t limit,
+                                                   int64_t max_positions) {
   RLKV_CHECK(!cfg.data.path.empty(), "--data reasoning needs the training problems: set data.path in the config");
   std::vector<Problem> problems = load_problems(cfg.data.path, dataset_fields(cfg));
   if (limit > 0 && int64_t(problems.size()) > limit) problems.resize(size_t(limit));
@@ -30,7 +32,7 @@ std::vector<std::vector<int32_t>> training_prompts(const Config& cfg, const Toke
   for (const Problem& p : problems) {
     prompts.push_back(
         tok.encode(apply_prompt_template(cfg.model.prompt_template, p.prompt), cfg.model.add_special_tokens));
-    RLKV_CHECK(!prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
+    check_prompt_length(p, prompts.back().size(), max_positions);
   }
   return prompts;
 }
@@ -88,6 +90,14 @@ int cmd_duo_train(int argc, char** argv) {
   Config cfg = load_config(vm.count("config") ? vm["config"].as<std::string>() : "", args.overrides);
   if (cfg.runtime.threads == 0) cfg.runtime.threads = 1;
   RLKV_CHECK(!cfg.model.path.empty(), "no model: give --config FILE (model.path) or --model DIR");
+  {  // before the training: none of the files written may be one that is read
+    std::vector<std::string> inputs = model_files(cfg.model.path);
+    inputs.push_back(cfg.data.path);
+    if (vm.count("config")) inputs.push_back(vm["config"].as<std::string>());
+    std::error_code ec;
+    if (std::filesystem::is_directory(output, ec))
+      for (const std::string& name : duo_output_names()) check_output_file(output + "/" + name, "--output", inputs);
+  }
   o.sink = cfg.cache.sink;
   o.window = cfg.cache.window;
   check_duo_options(o);
@@ -104,7 +114,7 @@ int cmd_duo_train(int argc, char** argv) {
     const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
     GeneratorOptions go = generator_options(cfg);
     go.num_threads = threads;
-    const auto prompts = training_prompts(cfg, tok, problems);
+    const auto prompts = training_prompts(cfg, tok, problems, mc.max_position_embeddings);
     std::fprintf(stderr, "generating greedy full-cache responses to %zu problems of %s\n", prompts.size(),
                  cfg.data.path.c_str());
     source = duo_pool_source(duo_reasoning_sequences(model, &tok, prompts, go));

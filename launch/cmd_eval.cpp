@@ -44,9 +44,8 @@ int cmd_eval(int argc, char** argv) {
   check_eval_request(req);
   RLKV_CHECK(!vm.count("scores-out") || req.method == "single-head", "--scores-out goes with --method single-head");
 
-  if (vm.count("output")) check_output_file(vm["output"].as<std::string>(), "--output", vm["data"].as<std::string>());
   if (vm.count("scores-out")) check_output_dir(vm["scores-out"].as<std::string>(), "--scores-out");
-  const EvalSetup s = load_eval_setup(args);
+  const EvalSetup s = load_eval_setup(args, {req.mask});
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward, eval_passes(req, mc.kv_heads_total()));
   const std::vector<EvalRow> rows = ev.run(req);

@@ -3,8 +3,10 @@
 // or duo directory / .tsv, rlkv-head-mask/v1 JSON), so a DuoAttention pattern converts to the
 // RLKV-SGLang format and back.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "launch/cli.h"
 #include "masks/mask_export.h"
@@ -44,6 +46,25 @@ int cmd_export(int argc, char** argv) {
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(bytes >= 1 && bytes <= 16, "--kv-bytes must be 1..16");
   RLKV_CHECK(max_len >= 1 && max_len <= (int64_t(1) << 31), "--max-seq-len must be in 1..2147483648, got ", max_len);
+  // What the export reads must survive it: the source (a mask directory's files) and the model's.
+  std::vector<std::string> inputs = model_files(model_dir);
+  std::error_code ec;
+  if (std::filesystem::is_directory(source, ec)) {
+    for (std::filesystem::directory_iterator it(source, ec), end; !ec && it != end; it.increment(ec))
+      inputs.push_back(it->path().string());
+  } else {
+    inputs.push_back(source);
+  }
+  if (format == "json" || format == "layers") {
+    check_output_file(output, "--output", inputs);
+  } else {  // a directory of fixed names
+    check_output_dir(output, "--output");
+    const std::vector<std::string> names = format == "duo"
+                                               ? std::vector<std::string>{"full_attention_heads.tsv", "config.json"}
+                                               : std::vector<std::string>{"adapter_weights.tsv"};
+    if (std::filesystem::is_directory(output, ec))
+      for (const std::string& name : names) check_output_file(output + "/" + name, "--output", inputs);
+  }
   const ModelConfig mc = model_dir.empty() ? ModelConfig{} : load_model_config(model_dir);
   const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);
   ExportInfo info;

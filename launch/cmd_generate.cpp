@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "launch/cli.h"
+#include "launch/failure.h"
 #include "launch/tp_setup.h"
 #include "masks/head_mask.h"
 #include "masks/mask_spec.h"
@@ -190,28 +191,30 @@ int cmd_generate(int argc, char** argv) {
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
 
   MpiSession mpi(nullptr, nullptr);
-  std::shared_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
-  const int ranks = world->size();
-  RLKV_CHECK(cfg.actor.tensor_parallel == 1 || cfg.actor.tensor_parallel == ranks,
-             "actor.tensor_parallel = ", cfg.actor.tensor_parallel, " but rlkv generate runs on ", ranks,
-             " rank(s): it runs one tensor-parallel group of all ranks (launch/mpirun.sh -np N)");
-  const bool printer = world->rank() == 0;
-  std::shared_ptr<Collectives> node = ranks > 1 ? std::shared_ptr<Collectives>(world->split_node()) : nullptr;
-  const int threads = set_intra_op_threads(cfg, node ? node->size() : 1);
-  const Model model = load_group_model(cfg, world, node);
+  return run_on_ranks("generate", mpi, [&] {
+    std::shared_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+    const int ranks = world->size();
+    RLKV_CHECK(cfg.actor.tensor_parallel == 1 || cfg.actor.tensor_parallel == ranks,
+               "actor.tensor_parallel = ", cfg.actor.tensor_parallel, " but rlkv generate runs on ", ranks,
+               " rank(s): it runs one tensor-parallel group of all ranks (launch/mpirun.sh -np N)");
+    const bool printer = world->rank() == 0;
+    std::shared_ptr<Collectives> node = ranks > 1 ? std::shared_ptr<Collectives>(world->split_node()) : nullptr;
+    const int threads = set_intra_op_threads(cfg, node ? node->size() : 1);
+    const Model model = load_group_model(cfg, world, node);
 
-  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
-  const std::vector<uint8_t> keep =
-      resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given, model.config());
-  const std::vector<GenerationRequest> reqs = make_requests(vm, cfg, tok, keep, samples);
-  GeneratorOptions go = generator_options(cfg);
-  go.num_threads = threads;
-  Generator gen(model, &tok, go);
-  const auto results = gen.run(reqs);
-  if (!printer) return 0;
-  print_results(results, vm.count("json") != 0);
-  if (vm.count("stats")) print_stats(cfg, model, keep, ranks, threads, gen.stats());
-  return 0;
+    const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+    const std::vector<uint8_t> keep =
+        resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given, model.config());
+    const std::vector<GenerationRequest> reqs = make_requests(vm, cfg, tok, keep, samples);
+    GeneratorOptions go = generator_options(cfg);
+    go.num_threads = threads;
+    Generator gen(model, &tok, go);
+    const auto results = gen.run(reqs);
+    if (!printer) return 0;
+    print_results(results, vm.count("json") != 0);
+    if (vm.count("stats")) print_stats(cfg, model, keep, ranks, threads, gen.stats());
+    return 0;
+  });
 }
 
 }  // namespace rlkv

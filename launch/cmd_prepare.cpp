@@ -11,6 +11,7 @@
 #include "core/run_context.h"
 #include "eval/prepare.h"
 #include "launch/cli.h"
+#include "launch/failure.h"
 #include "launch/tp_setup.h"
 #include "problems/dataset.h"
 #include "runtime/model.h"
@@ -59,7 +60,10 @@ int cmd_prepare(int argc, char** argv) {
   const Config cfg = load_config(args.vm["config"].as<std::string>(), args.overrides);
   const std::string input = args.vm["input"].as<std::string>(), output = args.vm["output"].as<std::string>();
   RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
-  check_output_file(output, "--output", input);
+  std::vector<std::string> inputs = model_files(cfg.model.path);
+  inputs.push_back(input);
+  inputs.push_back(args.vm["config"].as<std::string>());
+  check_output_file(output, "--output", inputs);
   std::signal(SIGINT, on_prepare_signal);
   std::signal(SIGTERM, on_prepare_signal);
 
@@ -69,30 +73,32 @@ int cmd_prepare(int argc, char** argv) {
 
   // Under mpirun every rank takes every size-th chunk; alone, rank 0 of 1.
   MpiSession mpi(nullptr, nullptr);
-  std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
-  // Ranks on one node (mpirun) share its cores.
-  const int threads = set_intra_op_threads(cfg, world->size() > 1 ? world->split_node()->size() : 1);
-  const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
-  const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
-  PrepareOptions o;
-  o.output = output;
-  o.samples = cfg.prepare.samples;
-  o.chunk = cfg.prepare.chunk;
-  o.min_pass_rate = cfg.prepare.min_pass_rate;
-  o.max_pass_rate = cfg.prepare.max_pass_rate;
-  o.prompt_template = cfg.model.prompt_template;
-  o.add_special_tokens = cfg.model.add_special_tokens;
-  o.generation = generator_options(cfg);
-  o.generation.num_threads = threads;
-  o.reward.task = resolve_reward_task(cfg.reward.task, model.config().task, "config key reward.task");
-  const PrepareResult r = run_prepare(o, data, model, tok, *world);
-  if (r.interrupted) {
-    std::fprintf(stderr, "prepare: interrupted after %lld of %lld problems; rerun the same command to continue\n",
-                 (long long)r.done, (long long)r.problems);
-    return 1;
-  }
-  if (world->rank() == 0) report(r, data, o, model.config().task);
-  return 0;
+  return run_on_ranks("prepare", mpi, [&] {
+    std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+    // Ranks on one node (mpirun) share its cores.
+    const int threads = set_intra_op_threads(cfg, world->size() > 1 ? world->split_node()->size() : 1);
+    const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));
+    const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+    PrepareOptions o;
+    o.output = output;
+    o.samples = cfg.prepare.samples;
+    o.chunk = cfg.prepare.chunk;
+    o.min_pass_rate = cfg.prepare.min_pass_rate;
+    o.max_pass_rate = cfg.prepare.max_pass_rate;
+    o.prompt_template = cfg.model.prompt_template;
+    o.add_special_tokens = cfg.model.add_special_tokens;
+    o.generation = generator_options(cfg);
+    o.generation.num_threads = threads;
+    o.reward.task = resolve_reward_task(cfg.reward.task, model.config().task, "config key reward.task");
+    const PrepareResult r = run_prepare(o, data, model, tok, *world);
+    if (r.interrupted) {
+      std::fprintf(stderr, "prepare: interrupted after %lld of %lld problems; rerun the same command to continue\n",
+                   (long long)r.done, (long long)r.problems);
+      return 1;
+    }
+    if (world->rank() == 0) report(r, data, o, model.config().task);
+    return 0;
+  });
 }
 
 }  // namespace rlkv

@@ -116,7 +116,7 @@ int cmd_score(int argc, char** argv) {
   check_input_file(input, "a JSONL file");
   std::ifstream in(input, std::ios::binary);
   RLKV_CHECK(in, input, ": cannot open for reading");
-  check_output_file(output, "--output", input);
+  check_output_file(output, "--output", {input});
   DurableFileWriter out(output);
 
   int64_t line_no = 0, scored = 0, bad = 0, correct = 0, budget_hits = 0;
@@ -160,6 +160,7 @@ int cmd_score(int argc, char** argv) {
   // Nothing but bad lines: a wrong file, not rollouts; the output keeps what it held.
   RLKV_CHECK(scored > 0 || bad == 0, input, ": all ", bad, " non-blank lines are bad (see above); ", output,
              " is left as it was");
+  RLKV_CHECK(scored > 0, input, ": no rollouts (the file is empty or blank); ", output, " is left as it was");
   out.commit();
   if (bad > kMaxReportedBadLines)
     std::fprintf(stderr, "rlkv score: ... %lld more bad lines not shown\n", (long long)(bad - kMaxReportedBadLines));

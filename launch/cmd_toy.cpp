@@ -51,6 +51,8 @@ int toy_data(int argc, char** argv) {
   t.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy data takes no config overrides");
   RLKV_CHECK(n >= 1 && n <= 100000000, "--n must be in 1..1e8, got ", n);
+  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  check_output_file(out, "--output");
   write_file_atomic(out, toy_dataset_jsonl(n, uint64_t(seed), t));
   std::fprintf(stderr, "wrote %lld problems to %s\n", (long long)n, out.c_str());
   return 0;

@@ -30,6 +30,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/cli.h"
+#include "launch/failure.h"
 #include "launch/tp_setup.h"
 #include "launch/train_setup.h"
 #include "learner/learner_role.h"
@@ -235,7 +236,8 @@ void run_actor_rank(Context& ctx, const RunEndpoints& ep, const Config& cfg, con
 }
 
 // Under mpirun: ranks [0, placement.learners) learners, the last placement.reward_workers ranks
-// reward workers, the ranks between them actors. Returns 0; an error or a signal throws.
+// reward workers, the ranks between them actors. Returns 0, or 1 on the learners when a signal
+// stopped the run (every rank stops in order); an error throws.
 int run_under_mpirun(const Config& cfg, const std::string& config_path, Collectives& world, TrainSetup& setup) {
   const int rank = world.rank(), size = world.size();
   RLKV_CHECK(size >= cfg.placement.learners + cfg.placement.reward_workers + 1, "mpirun -np ", size,
@@ -258,11 +260,12 @@ int run_under_mpirun(const Config& cfg, const std::string& config_path, Collecti
              "rlkv actor --config " + shell_word(config_path) + " --connect " + shell_word(ep.policy));
   }
   std::exception_ptr error;
+  bool interrupted = false;
   try {
     if (role == Role::kLearner) {
       LearnerRoleResult res = run_learner_role(pub.get(), pull.get(), *learner_comm, setup.learner);
       if (rank == 0) report_train_result(res, setup);
-      if (res.interrupted) throw std::runtime_error("training interrupted by a signal");
+      interrupted = res.interrupted;
     } else if (role == Role::kReward) {
       run_reward_role(ctx, *pull, ep, setup.id, setup.reward);
     } else {
@@ -275,7 +278,7 @@ int run_under_mpirun(const Config& cfg, const std::string& config_path, Collecti
   pull.reset();
   if (error) std::rethrow_exception(error);
   world.barrier();
-  return 0;
+  return interrupted ? 1 : 0;
 }
 
 }  // namespace
@@ -292,11 +295,13 @@ int cmd_train(int argc, char** argv) {
   RLKV_CHECK(args.vm.count("config"), "rlkv train needs --config FILE (e.g. configs/toy.ini)");
   const std::string config_path = args.vm["config"].as<std::string>();
   const Config cfg = load_config(config_path, args.overrides);
-  if (!cfg.train.output_dir.empty()) check_output_dir(cfg.train.output_dir, "config key train.output_dir");
+  RLKV_CHECK(!cfg.train.output_dir.empty(), "config key train.output_dir is empty: training writes its checkpoints ",
+             "and metrics there");
+  check_output_dir(cfg.train.output_dir, "config key train.output_dir");
   const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
   RLKV_CHECK(!args.vm.count("resume") || !resume.empty(), "--resume: give a checkpoint file or 'auto'");
   // A fresh run would overwrite an earlier run's checkpoints one by one and mix its metrics with them.
-  if (resume.empty() && !cfg.train.output_dir.empty()) {
+  if (resume.empty()) {
     const std::vector<std::string> earlier = checkpoint_files(cfg.train.output_dir);
     RLKV_CHECK(earlier.empty(), "config key train.output_dir ", cfg.train.output_dir, ": holds an earlier run (",
                std::filesystem::path(earlier.back()).filename().string(),
@@ -304,15 +309,16 @@ int cmd_train(int argc, char** argv) {
   }
 
   MpiSession mpi(nullptr, nullptr);
-  std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-
-  TrainSetup setup = make_train_setup(cfg, *world);
-  setup.key = resolve_run_key(cfg, *world);
-  setup.learner.resume = resume;
-  if (world->size() == 1) return run_single_process(cfg, config_path, *world, setup);
-  return run_under_mpirun(cfg, config_path, *world, setup);
+  return run_on_ranks("train", mpi, [&] {
+    std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+    TrainSetup setup = make_train_setup(cfg, *world);
+    setup.key = resolve_run_key(cfg, *world);
+    setup.learner.resume = resume;
+    if (world->size() == 1) return run_single_process(cfg, config_path, *world, setup);
+    return run_under_mpirun(cfg, config_path, *world, setup);
+  });
 }
 
 }  // namespace rlkv

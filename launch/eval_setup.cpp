@@ -49,12 +49,19 @@ Config eval_config(ParsedArgs& args) {
 
 }  // namespace
 
-EvalSetup load_eval_setup(ParsedArgs& args) {
+EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inputs) {
   const auto& vm = args.vm;
   EvalSetup s;
   s.cfg = eval_config(args);
   RLKV_CHECK(!s.cfg.model.path.empty(), "no model: give --model DIR");
   RLKV_CHECK(vm.count("data"), "no problems: give --data FILE.jsonl");
+  if (vm.count("output")) {
+    std::vector<std::string> all = model_files(s.cfg.model.path);
+    all.insert(all.end(), inputs.begin(), inputs.end());
+    all.push_back(vm["data"].as<std::string>());
+    if (vm.count("config")) all.push_back(vm["config"].as<std::string>());
+    check_output_file(vm["output"].as<std::string>(), "--output", all);
+  }
   if (vm.count("task")) parse_reward_task(vm["task"].as<std::string>(), "--task");  // bad values fail early
   const int threads = set_intra_op_threads(s.cfg);
   s.model =
@@ -63,14 +70,14 @@ EvalSetup load_eval_setup(ParsedArgs& args) {
   const ModelConfig& mc = s.model->config();
   s.reward.task = vm.count("task") ? parse_reward_task(vm["task"].as<std::string>(), "--task")
                                    : resolve_reward_task(s.cfg.reward.task, mc.task, "config key reward.task");
-  s.problems = load_problems(vm["data"].as<std::string>());
+  s.problems = load_problems(vm["data"].as<std::string>(), dataset_fields(s.cfg));
   const int64_t limit = vm["limit"].as<int64_t>();
   RLKV_CHECK(limit >= 0, "--limit must be >= 0 (0: all problems), got ", limit);
   if (limit > 0 && int64_t(s.problems.size()) > limit) s.problems.resize(size_t(limit));
   for (const auto& p : s.problems) {
     const std::string text = vm.count("raw") ? p.prompt : apply_prompt_template(s.cfg.model.prompt_template, p.prompt);
     s.prompts.push_back(s.tok->encode(text, s.cfg.model.add_special_tokens));
-    RLKV_CHECK(!s.prompts.back().empty(), "problem ", p.id, ": prompt encodes to no tokens");
+    check_prompt_length(p, s.prompts.back().size(), mc.max_position_embeddings);
   }
   s.generation = generator_options(s.cfg);
   s.generation.num_threads = threads;
@@ -92,6 +99,7 @@ void write_eval_json(const std::string& path, const EvalSetup& s, const std::str
 }
 
 std::vector<double> parse_fractions(const std::string& list, const char* what) {
+  RLKV_CHECK(list.empty() || list.back() != ',', what, ": '", list, "' ends with a comma");
   std::vector<double> out;
   std::stringstream ss(list);
   std::string item;

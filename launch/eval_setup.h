@@ -32,8 +32,9 @@ struct EvalSetup {
   GeneratorOptions generation;
 };
 
-// Validates the options (UserError naming the flag), then loads everything.
-EvalSetup load_eval_setup(ParsedArgs& args);
+// Validates the options (UserError naming the flag; --output must be none of the model's files, the
+// data, the config or the command's other `inputs`), then loads everything.
+EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inputs = {});
 
 // `--output`: the rows as JSON beside what they were measured on (model, data, windows, method).
 void write_eval_json(const std::string& path, const EvalSetup& s, const std::string& data, const std::string& method,

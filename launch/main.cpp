@@ -1,8 +1,7 @@
 // rlkv: one binary, subcommands (docs/design.md section 8). Exit status: 0 success, 2 bad usage or bad
 // input (one-line message naming the file, line or key), 1 any other failure. Library code throws;
-// only this file turns exceptions into exit codes, after the subcommand has unwound.
-#include <c10/util/Exception.h>
-
+// exceptions become exit codes here, after the subcommand has unwound (launch/failure.h; under
+// mpirun a failing rank does it itself and ends the job).
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -11,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/cli.h"
+#include "launch/failure.h"
 
 namespace {
 
@@ -30,12 +30,6 @@ const char* kUsage =
     "  inspect  CKPT.h5 [--json]\n"
     "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
     "run 'rlkv <command> --help' for the options of a command\n";
-
-std::string first_line(const char* what) {
-  std::string s = what ? what : "";
-  const size_t nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
 
 }  // namespace
 
@@ -65,17 +59,7 @@ int main(int argc, char** argv) {
 #endif
     std::fprintf(stderr, "rlkv: unknown command '%s' (run 'rlkv --help' for the list)\n", cmd.c_str());
     return 2;
-  } catch (const rlkv::UserError& e) {
-    std::fprintf(stderr, "rlkv %s: error: %s\n", cmd.c_str(), first_line(e.what()).c_str());
-    return 2;
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "rlkv %s: failed: %s\n", cmd.c_str(), first_line(e.what_without_backtrace()).c_str());
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "rlkv %s: failed: out of memory\n", cmd.c_str());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "rlkv %s: failed: %s\n", cmd.c_str(), first_line(e.what()).c_str());
-    return 1;
+  } catch (...) {
+    return rlkv::report_failure(cmd, std::current_exception());
   }
 }

@@ -280,7 +280,8 @@ class LearnerRun {
       if (root_ && (s.sink != o_.sink || s.window != o_.window))
         log_warn(str_cat("resume: the checkpoint was trained with S = ", s.sink, ", W = ", s.window,
                          "; this run uses S = ", o_.sink, ", W = ", o_.window));
-      if (root_ && !s.model.empty() && s.model != o_.model)
+      std::error_code ec;  // the same directory under another spelling is the same model
+      if (root_ && !s.model.empty() && s.model != o_.model && !std::filesystem::equivalent(s.model, o_.model, ec))
         log_warn(str_cat("resume: the checkpoint was trained on model ", s.model, "; this run uses ", o_.model));
       if (root_ && start_ >= o_.steps)
         log_info(str_cat("the checkpoint is at step ", start_, ", train.steps is ", o_.steps, ": nothing to train"));

@@ -30,8 +30,8 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
     while (row >> cell) {
       char* end = nullptr;
       const double v = std::strtod(cell.c_str(), &end);
-      RLKV_CHECK(end && *end == '\0' && std::isfinite(v), origin, ":", lineno, ": '", cell.substr(0, 40),
-                 "' is not a finite number");
+      RLKV_CHECK(end == cell.c_str() + cell.size() && std::isfinite(v), origin, ":", lineno, ": '",
+                 one_line(cell, 40, OneLine::kEscapeBytes), "' is not a finite number");
       s.values.push_back(v);
       ++cols;
     }
@@ -45,6 +45,18 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
 }
 
 namespace {
+
+// A recorded cache window (the mask was learned with it, and exports carry it): absent or null, or an
+// integer in lo..2^24 as the config keys cache.sink / cache.window; anything else is refused.
+void read_window(const nlohmann::json& j, const char* key, int64_t lo, const std::string& origin, int64_t* out) {
+  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return;
+  const auto& v = j.at(key);
+  constexpr int64_t kMax = int64_t(1) << 24;
+  const bool ok = v.is_number_integer() && v.get<int64_t>() >= lo && v.get<int64_t>() <= kMax &&
+                  !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(kMax));
+  RLKV_CHECK(ok, origin, ": '", key, "' must be an integer in ", lo, "..", kMax, ", got ", v.dump());
+  *out = v.get<int64_t>();
+}
 
 std::string slurp(const std::string& file) {
   check_input_file(file, "a head-mask file");
@@ -81,8 +93,8 @@ HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
     ++s.num_layers;
   }
   if (j.contains("model") && j["model"].is_string()) s.model = j["model"];
-  if (j.contains("sink") && j["sink"].is_number_integer()) s.sink = j["sink"];
-  if (j.contains("window") && j["window"].is_number_integer()) s.window = j["window"];
+  read_window(j, "sink", 0, origin, &s.sink);
+  read_window(j, "window", 1, origin, &s.window);
   return s;
 }
 
@@ -118,9 +130,8 @@ HeadScores load_head_scores(const std::string& path) {
       } catch (const nlohmann::json::exception&) {
         throw UserError(str_cat(cfg, ": not valid JSON"));
       }
-      if (j.is_object() && j.contains("sink_size") && j["sink_size"].is_number_integer()) s.sink = j["sink_size"];
-      if (j.is_object() && j.contains("recent_size") && j["recent_size"].is_number_integer())
-        s.window = j["recent_size"];
+      read_window(j, "sink_size", 0, cfg, &s.sink);
+      read_window(j, "recent_size", 1, cfg, &s.window);
     }
   }
   return s;

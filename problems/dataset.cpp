@@ -39,12 +39,36 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
   p.prompt = text_of(j, f.prompt, true);
   const bool has_answer = j.contains(f.answer) && !j.at(f.answer).is_null();
   p.answer = has_answer || f.solution.empty() ? text_of(j, f.answer, true) : text_of(j, f.solution, true);
-  if (j.contains("ref_len") && j["ref_len"].is_number()) p.ref_len = j["ref_len"].get<double>();
-  if (j.contains("pass_rate") && j["pass_rate"].is_number()) p.pass_rate = j["pass_rate"].get<double>();
+  // What `rlkv prepare` adds: the length reward's reference and the full-cache pass rate. A wrong
+  // value would silently reshape every reward of the problem, so it is refused like a missing field.
+  auto number_of = [&](const char* key, double lo, double hi, const char* what) -> double {
+    const auto& v = j.at(key);
+    const bool ok = v.is_number() && v.get<double>() >= lo && v.get<double>() <= hi;
+    RLKV_CHECK(ok, path, ":", lineno, ": field '", key, "' must be ", what, ", got ", v.dump());
+    return v.get<double>();
+  };
+  if (j.contains("ref_len") && !j.at("ref_len").is_null())
+    p.ref_len = number_of("ref_len", 0, 1e9, "a number of tokens in 0..1e9 (0: unknown)");
+  if (j.contains("pass_rate") && !j.at("pass_rate").is_null())
+    p.pass_rate = number_of("pass_rate", 0, 1, "a fraction in [0, 1]");
+  p.where = str_cat(path, ":", lineno);
   return p;
 }
 
 }  // namespace
+
+std::string prompt_length_problem(size_t tokens, int64_t max_positions) {
+  if (tokens == 0) return "the prompt encodes to no tokens";
+  if (max_positions > 0 && int64_t(tokens) > max_positions)
+    return str_cat("prompt of ", tokens, " tokens, longer than the model's max_position_embeddings (", max_positions,
+                   ")");
+  return "";
+}
+
+void check_prompt_length(const Problem& p, size_t tokens, int64_t max_positions) {
+  const std::string why = prompt_length_problem(tokens, max_positions);
+  RLKV_CHECK(why.empty(), p.where.empty() ? "problem " + p.id : p.where, ": ", why);
+}
 
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& f) {
   check_input_file(path, "a JSONL file");

@@ -130,8 +130,29 @@ struct ShareReader {
 
 }  // namespace
 
+namespace {
+
+// Some CPU builds of LibTorch (Debian's among them) have no float16 matrix product: a model would
+// load and then fail at its first layer with an internal message. Tried once on a 1x1 product.
+void check_dtype_on_device(at::ScalarType dtype, const at::Device& device) {
+  if (dtype != at::kHalf || !device.is_cpu()) return;
+  static const bool works = [] {
+    try {
+      const at::Tensor a = at::ones({1, 1}, at::kHalf);
+      return at::mm(a, a).item<float>() == 1.0f;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  RLKV_CHECK(works, "model.dtype float16 needs a CUDA device: this LibTorch has no float16 matrix product on the ",
+             "CPU (use bfloat16 or float32 there)");
+}
+
+}  // namespace
+
 Model Model::load(const std::string& dir, at::ScalarType dtype, const LoadOptions& lo, LoadStats* stats_out) {
   const auto t0 = std::chrono::steady_clock::now();
+  check_dtype_on_device(dtype, lo.device);
   Model m;
   m.cfg_ = load_model_config(dir);
   m.dtype_ = dtype;
@@ -193,6 +214,7 @@ Model Model::load(const std::string& dir, at::ScalarType dtype, const LoadOption
 }
 
 Model Model::random(const ModelConfig& c, at::ScalarType dtype, uint64_t seed, double init_std, at::Device device) {
+  check_dtype_on_device(dtype, device);
   Model m;
   m.cfg_ = c;
   m.local_ = c;

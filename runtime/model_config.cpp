@@ -172,6 +172,20 @@ ModelConfig parse_model_config(const std::string& text, const std::string& origi
   return c;
 }
 
+std::vector<std::string> model_files(const std::string& dir) {
+  std::vector<std::string> out;
+  if (dir.empty()) return out;
+  for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                           "model.safetensors.index.json"})
+    out.push_back(dir + "/" + name);
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) out.push_back(it->path().string());
+  }
+  return out;
+}
+
 ModelConfig load_model_config(const std::string& dir) {
   const std::string path = dir + "/config.json";
   ModelConfig c = parse_model_config(read_file(path), path);

@@ -48,6 +48,10 @@ struct ModelConfig {
 
 // Reads DIR/config.json (and DIR/generation_config.json when present, for EOS ids).
 ModelConfig load_model_config(const std::string& dir);
+
+// The files of a model directory that a load reads (configurations, tokenizer, weights and their
+// index), for the commands whose outputs must not replace them.
+std::vector<std::string> model_files(const std::string& dir);
 // Same from JSON text; `origin` names the file in errors.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& origin);
 

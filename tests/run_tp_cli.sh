@@ -26,7 +26,7 @@ for np in 2 4; do
 done
 err=$("$MPIRUN" -np 3 "$RLKV" generate --model "$MODEL" --prompt x 2>&1 >/dev/null)
 rc=$?
-if [ $rc -ne 2 ] || ! grep -q "rlkv generate: error: tensor_parallel = 3 cannot share the model's 2 KV heads" <<<"$err"; then
+if [ $rc -ne 2 ] || ! grep -Eq "rlkv generate \(rank [0-9] of 3\): error: tensor_parallel = 3 cannot share the model's 2 KV heads" <<<"$err"; then
   echo "FAIL: -np 3 on 2 KV heads: rc $rc, stderr:"; echo "$err"; fail=1
 else
   echo "ok: -np 3 refused"

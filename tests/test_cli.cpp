@@ -99,8 +99,52 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   std::string digits;
   for (int i = 0; i < 6000; ++i) digits += " 7";
   rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "\", \"answer\": \"1\"}\n");
-  expect_usage_error(run(eval + (d / "long.jsonl")), "max_position_embeddings");
+  expect_usage_error(run(eval + (d / "long.jsonl")), "long.jsonl:1: prompt of");
   expect_usage_error(run(eval + (d / "long.jsonl") + " --output " + (d / "long.jsonl")), "is the input file");
+  expect_usage_error(run(eval + "''"), "an empty path where a JSONL file was expected");
+  expect_usage_error(run("toy data --n 1 --output ''"), "--output: empty path");
+  expect_usage_error(run("toy data --n 1 --seed -1 --output " + (d / "t.jsonl")), "--seed must be >= 0");
+  const std::string model_only =
+      "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --data " + (d / "long.jsonl");
+  expect_usage_error(run(model_only + " --method h2o --budget 100 --sparsity 0.5"),
+                     "--budget and --sparsity both size the cache");
+  expect_usage_error(run(model_only + " --method random --sparsity 0.5,"), "ends with a comma");
+  // The dataset's format and field names apply to eval as to training.
+  rlkv_test::write_text(d / "gsm.jsonl", "{\"question\": \"hi\", \"answer\": \"1\"}\n");
+  const std::string gsm = "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --data " + (d / "gsm.jsonl") +
+                          " --method full --max-new-tokens 2";
+  const Run gsm_ok = run(gsm + " --data.format=gsm8k");
+  INFO("stderr: " << gsm_ok.err);
+  CHECK(gsm_ok.status == 0);
+  expect_usage_error(run(gsm + " --data.format=gsm8k --data.prompt_field=nan"), "gsm.jsonl:1: missing field 'nan'");
+  // No output may replace an input: the config, a mask, a file of the model.
+  rlkv_test::write_text(d / "ok.jsonl", "{\"prompt\": \"hi\", \"answer\": \"1\"}\n");
+  rlkv_test::write_text(d / "c.ini", "[model]\npath = " + rlkv_test::fixture("models/llama_tiny") + "\n");
+  const std::string ok = "eval --config " + (d / "c.ini") + " --data " + (d / "ok.jsonl");
+  expect_usage_error(run(ok + " --method full --output " + (d / "c.ini")), "is the input file");
+  CHECK_THAT(rlkv_test::read_text(d / "c.ini"), Contains("[model]"));
+  rlkv_test::write_text(d / "m.tsv", "1\t0\n0\t1\n1\t1\n");
+  expect_usage_error(run(ok + " --method rlkv --mask " + (d / "m.tsv") + " --sparsity 0.5 --output " + (d / "m.tsv")),
+                     "is the input file");
+  CHECK(rlkv_test::read_text(d / "m.tsv") == "1\t0\n0\t1\n1\t1\n");
+  const std::string model = copy_model(d, "llama_tiny");
+  const std::string config = rlkv_test::read_text(model + "/config.json");
+  expect_usage_error(run("eval --model " + model + " --data " + (d / "ok.jsonl") + " --method full --output " + model +
+                         "/config.json"),
+                     "is the input file");
+  CHECK(rlkv_test::read_text(model + "/config.json") == config);
+  // A dataset's ref_len and pass_rate are what `rlkv prepare` writes, or refused naming the line.
+  rlkv_test::write_text(d / "ref.jsonl",
+                        "{\"prompt\": \"hi\", \"answer\": \"1\"}\n"
+                        "{\"prompt\": \"hi\", \"answer\": \"1\", \"ref_len\": -5}\n");
+  expect_usage_error(run(eval + (d / "ref.jsonl")), "ref.jsonl:2: field 'ref_len' must be a number of tokens");
+  rlkv_test::write_text(d / "pass.jsonl", "{\"prompt\": \"hi\", \"answer\": \"1\", \"pass_rate\": \"7\"}\n");
+  expect_usage_error(run(eval + (d / "pass.jsonl")), "pass.jsonl:1: field 'pass_rate' must be a fraction");
+  // float16 on a CPU whose LibTorch has no float16 matrix product: one line before any work.
+  const Run half =
+      run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs + " --model.dtype=float16");
+  INFO("stderr: " << half.err);
+  CHECK((half.status == 0 || (half.status == 2 && half.err.find("float16 needs a CUDA device") != std::string::npos)));
 }
 
 TEST_CASE("damaged model directories exit 2 naming the file and the problem") {

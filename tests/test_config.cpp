@@ -50,6 +50,23 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   REQUIRE_THROWS_WITH(load_config(dir / "missing.ini", {}), Contains("missing.ini"));
   rlkv_test::write_text(dir / "garbage.ini", "[cache\nsink\n\x01\x02");
   REQUIRE_THROWS_AS(load_config(dir / "garbage.ini", {}), UserError);
+  // A line with a value and no key names the file, not a key ''.
+  rlkv_test::write_text(dir / "nokey.ini", "[cache]\n= 8\n");
+  try {
+    load_config(dir / "nokey.ini", {});
+    FAIL("no error");
+  } catch (const UserError& e) {
+    CHECK_THAT(e.what(), Contains("nokey.ini"));
+    CHECK(std::string(e.what()).find("key ''") == std::string::npos);
+  }
+}
+
+TEST_CASE("an INI file that starts with a UTF-8 byte-order mark reads like one without") {
+  rlkv_test::TempDir dir;
+  rlkv_test::write_text(dir / "bom.ini", "\xEF\xBB\xBF[cache]\nsink = 8\n");
+  const Config c = load_config(dir / "bom.ini", {});
+  CHECK(c.cache.sink == 8);
+  CHECK(c.source_text.rfind("[cache]", 0) == 0);
 }
 
 TEST_CASE("the keys scripts rely on exist") {

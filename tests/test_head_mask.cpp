@@ -1,6 +1,7 @@
 // Head score tables and the global-quantile mask rule, on the published reference files.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <numeric>
 
 #include "core/error.h"
@@ -57,6 +58,32 @@ TEST_CASE("bad score tables are UserErrors naming file and line") {
   REQUIRE_THROWS_WITH(parse_head_scores("0.1\tnan\n", "x.tsv"), Contains("x.tsv:1"));
   REQUIRE_THROWS_WITH(parse_head_scores("", "x.tsv"), Contains("no scores"));
   REQUIRE_THROWS_WITH(load_head_scores("/nonexistent"), Contains("/nonexistent"));
+  REQUIRE_THROWS_WITH(parse_head_scores(std::string("0.1\0000.5\t0.2\n", 12), "x.tsv"),
+                      Contains("x.tsv:1") && Contains("not a finite number"));  // a NUL inside a cell
+}
+
+// The windows a mask records travel into exports (DuoAttention's recent_size): a value that is not a
+// usable window is refused, not dropped or passed on.
+TEST_CASE("a mask file's recorded windows are integers in range, or it is refused naming the key") {
+  rlkv_test::TempDir d;
+  auto mask = [&](const std::string& extra) {
+    const std::string path = d / "m.json";
+    rlkv_test::write_text(path, R"({"format": "rlkv-head-mask/v1", "scores": [[0.5, 1.0]])" + extra + "}");
+    return path;
+  };
+  const HeadScores ok = load_head_scores(mask(R"(, "sink": 4, "window": 16)"));
+  CHECK(ok.sink == 4);
+  CHECK(ok.window == 16);
+  CHECK(load_head_scores(mask(R"(, "sink": null)")).sink == -1);  // absent: unknown
+  for (const char* bad : {R"(, "sink": -7)", R"(, "sink": "4")", R"(, "sink": 99999999999999999999)",
+                          R"(, "window": 4611686018427387904)", R"(, "window": 0)", R"(, "window": 2.5)"}) {
+    INFO(bad);
+    REQUIRE_THROWS_WITH(load_head_scores(mask(bad)), Contains("m.json: '") && Contains("must be an integer in"));
+  }
+  std::filesystem::create_directories(d / "duo");
+  rlkv_test::write_text(d / "duo/full_attention_heads.tsv", "1\t0\n");
+  rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 64, "recent_size": -1})");
+  REQUIRE_THROWS_WITH(load_head_scores(d / "duo"), Contains("config.json: 'recent_size' must be an integer in 1.."));
 }
 
 TEST_CASE("random masks compress exactly round(s * n) heads, reproducibly") {

@@ -49,15 +49,24 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   TempDir d;
   const std::string rlkv = RLKV_BINARY;
   REQUIRE(sh(rlkv + " toy data --n 500 --seed 99 --output " + (d / "p.jsonl") + " 2>/dev/null") == 0);
-  {  // two broken lines in front of the problems
+  {  // two broken lines and a prompt longer than the model's context in front of the problems
     std::ofstream f(d / "in.jsonl");
-    f << "{\"id\": \"broken\", \"prompt\": 5\n{\"id\": \"x\"}\n" << rlkv_test::read_text(d / "p.jsonl");
+    std::string terms;
+    for (int i = 0; i < 1000; ++i) terms += "1+";
+    f << "{\"id\": \"broken\", \"prompt\": 5\n{\"id\": \"x\"}\n"
+      << "{\"id\": \"long\", \"prompt\": \"Q:" << terms << "1=\", \"answer\": \"1001\"}\n"
+      << rlkv_test::read_text(d / "p.jsonl");
   }
   REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "out.jsonl", "2>" + (d / "err"))) == 0);
   const std::string err = rlkv_test::read_text(d / "err");
+  INFO(err);
   CHECK(err.find("in.jsonl:1:") != std::string::npos);
   CHECK(err.find("in.jsonl:2:") != std::string::npos);
   CHECK(err.find("2 bad lines") != std::string::npos);
+  CHECK(err.find("skipped " + (d / "in.jsonl") + ":3: prompt of 20") != std::string::npos);
+  CHECK(err.find("tokens, longer than the model's max_position_embeddings (1024)") != std::string::npos);
+  CHECK(err.find("1 unusable prompt") != std::string::npos);
+  CHECK(rlkv_test::read_text(d / "out.jsonl").find("\"long\"") == std::string::npos);
   std::ifstream f(d / "out.jsonl");
   std::string line;
   int kept = 0;

@@ -167,6 +167,12 @@ TEST_CASE("rlkv score: usage and input errors exit 2 with one line") {
   CHECK(bad.status == 2);
   CHECK_THAT(bad.err, Contains("all 2 non-blank lines are bad"));
   CHECK(rlkv_test::read_text(dir / "o.jsonl") == "kept\n");
+  // So does an empty or blank file: no rollouts is not an empty result.
+  rlkv_test::write_text(dir / "blank.jsonl", "\n  \n");
+  const Run blank = run(" --input " + rlkv_test::shell_quote(dir / "blank.jsonl") + out);
+  CHECK(blank.status == 2);
+  CHECK_THAT(blank.err, Contains("no rollouts"));
+  CHECK(rlkv_test::read_text(dir / "o.jsonl") == "kept\n");
   // The input as its own output: refused, the input kept.
   const Run same = run(in + " --output " + rlkv_test::shell_quote(dir / "in.jsonl"));
   CHECK(same.status == 2);

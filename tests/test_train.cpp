@@ -347,6 +347,30 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
 }
 
+// An error on one rank (here an actor's: a prompt longer than the model's context) ends the whole
+// job with that rank's one line: the learner would otherwise wait for its groups until
+// train.step_timeout (set far beyond the test's time limit), and the other ranks in MPI_Finalize.
+TEST_CASE("under mpirun an error on an actor rank ends every rank with its message, not a hang") {
+  if (!rlkv_test::have_mpirun()) {
+    WARN("mpirun not found: skipped");
+    return;
+  }
+  TempDir d;
+  std::string digits;
+  for (int i = 0; i < 3000; ++i) digits += "1+";
+  rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "1\", \"answer\": \"3001\"}\n");
+  const std::string cfg = write_config(d);
+  const std::string mpirun = "timeout 120 " + std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 4 ";
+  const int status =
+      sh(mpirun + train(cfg, d / "mpi", "--data.path=" + (d / "long.jsonl") + " --train.step_timeout=600"));
+  const std::string log = rlkv_test::read_text(d / "mpi.log");
+  INFO(log);
+  CHECK(status != 0);
+  CHECK(status != 124);  // ended by timeout: the hang
+  CHECK_THAT(log, Catch::Matchers::Contains("rlkv train (rank ") &&
+                      Catch::Matchers::Contains("long.jsonl:1: prompt of 6002 tokens, longer than the model's"));
+}
+
 TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
   if (!rlkv_test::have_mpirun()) {
     WARN("mpirun not found: skipped");
@@ -446,4 +470,14 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   rlkv_test::write_text(d / "model/config.json", "{\"model_type\": \"llama\"}");
   CHECK(err_lines("export " + (d / "run/ckpt-3.h5") + " --format duo --output " + (d / "model")) == 2);
   CHECK(rlkv_test::read_text(d / "model/config.json") == "{\"model_type\": \"llama\"}");
+  // An export over its own source (the checkpoint, a mask file) is refused before anything is written.
+  const auto ckpt_size = fs::file_size(d / "run/ckpt-3.h5");
+  const rlkv_test::Run self =
+      rlkv_test::run_rlkv("export " + (d / "run/ckpt-3.h5") + " --format json --output " + (d / "run/ckpt-3.h5"));
+  CHECK(self.status == 2);
+  CHECK_THAT(self.err, Catch::Matchers::Contains("is the input file"));
+  CHECK(fs::file_size(d / "run/ckpt-3.h5") == ckpt_size);
+  const std::string mask = rlkv_test::read_text(d / "m.json");
+  CHECK(err_lines("export " + (d / "m.json") + " --format layers --output " + (d / "m.json")) == 2);
+  CHECK(rlkv_test::read_text(d / "m.json") == mask);
 }
