@@ -43,9 +43,10 @@ std::vector<ActorGroup> Actor::generate(int64_t policy_version, const std::vecto
     RLKV_ASSERT(problem >= 0 && problem < int64_t(problems_.size()), "problem index out of range");
     auto& ids = encoded_[size_t(problem)];
     if (ids.empty()) {
-      ids = tok_.encode(apply_prompt_template(opts_.prompt_template, problems_[size_t(problem)].prompt),
-                        opts_.add_special_tokens);
-      check_prompt_length(problems_[size_t(problem)], ids.size(), c.max_position_embeddings);
+      std::vector<int32_t> encoded = tok_.encode(
+          apply_prompt_template(opts_.prompt_template, problems_[size_t(problem)].prompt), opts_.add_special_tokens);
+      check_prompt_length(problems_[size_t(problem)], encoded.size(), c.max_position_embeddings);
+      ids = std::move(encoded);  // cached once it passed
     }
     ActorGroup g;
     g.position = position;

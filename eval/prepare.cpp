@@ -275,7 +275,15 @@ PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, c
   res.interrupted = !run_chunks(o, data, model, tok, rank, ranks, done, journal, journal_path);
   journal.close();
   res.done = int64_t(done.size());
-  if (res.interrupted) return res;
+  // Every rank learns whether any stopped (a rank whose chunks were all done would otherwise wait
+  // in the barrier below for one that left).
+  std::vector<double> stopped{res.interrupted ? 1.0 : 0.0};
+  world.allreduce_sum(stopped);
+  res.interrupted = stopped[0] > 0;
+  if (res.interrupted) {
+    if (rank == 0) res.done = int64_t(journals.read().size());  // every rank's journal is closed
+    return res;
+  }
   world.barrier();
   if (rank != 0) return res;
   done = journals.read();

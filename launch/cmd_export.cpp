@@ -48,13 +48,8 @@ int cmd_export(int argc, char** argv) {
   RLKV_CHECK(max_len >= 1 && max_len <= (int64_t(1) << 31), "--max-seq-len must be in 1..2147483648, got ", max_len);
   // What the export reads must survive it: the source (a mask directory's files) and the model's.
   std::vector<std::string> inputs = model_files(model_dir);
+  inputs.push_back(source);
   std::error_code ec;
-  if (std::filesystem::is_directory(source, ec)) {
-    for (std::filesystem::directory_iterator it(source, ec), end; !ec && it != end; it.increment(ec))
-      inputs.push_back(it->path().string());
-  } else {
-    inputs.push_back(source);
-  }
   if (format == "json" || format == "layers") {
     check_output_file(output, "--output", inputs);
   } else {  // a directory of fixed names

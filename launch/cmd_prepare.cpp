@@ -92,8 +92,9 @@ int cmd_prepare(int argc, char** argv) {
     o.reward.task = resolve_reward_task(cfg.reward.task, model.config().task, "config key reward.task");
     const PrepareResult r = run_prepare(o, data, model, tok, *world);
     if (r.interrupted) {
-      std::fprintf(stderr, "prepare: interrupted after %lld of %lld problems; rerun the same command to continue\n",
-                   (long long)r.done, (long long)r.problems);
+      if (world->rank() == 0)
+        std::fprintf(stderr, "prepare: interrupted after %lld of %lld problems; rerun the same command to continue\n",
+                     (long long)r.done, (long long)r.problems);
       return 1;
     }
     if (world->rank() == 0) report(r, data, o, model.config().task);

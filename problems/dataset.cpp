@@ -12,7 +12,10 @@ namespace rlkv {
 namespace {
 
 // Parses one line; throws UserError naming FILE:LINE.
-Problem parse_problem(const std::string& line, const std::string& path, int64_t lineno, const DatasetFields& f) {
+// `measurements`: read ref_len / pass_rate (refusing bad values); else they are ignored (the input of
+// `rlkv prepare`, which measures them again).
+Problem parse_problem(const std::string& line, const std::string& path, int64_t lineno, const DatasetFields& f,
+                      bool measurements) {
   auto text_of = [&](const nlohmann::json& j, const std::string& key, bool required) -> std::string {
     if (!j.contains(key) || j.at(key).is_null()) {
       RLKV_CHECK(!required, path, ":", lineno, ": missing field '", key, "'");
@@ -47,9 +50,9 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
     RLKV_CHECK(ok, path, ":", lineno, ": field '", key, "' must be ", what, ", got ", v.dump());
     return v.get<double>();
   };
-  if (j.contains("ref_len") && !j.at("ref_len").is_null())
+  if (measurements && j.contains("ref_len") && !j.at("ref_len").is_null())
     p.ref_len = number_of("ref_len", 0, 1e9, "a number of tokens in 0..1e9 (0: unknown)");
-  if (j.contains("pass_rate") && !j.at("pass_rate").is_null())
+  if (measurements && j.contains("pass_rate") && !j.at("pass_rate").is_null())
     p.pass_rate = number_of("pass_rate", 0, 1, "a fraction in [0, 1]");
   p.where = str_cat(path, ":", lineno);
   return p;
@@ -80,7 +83,7 @@ std::vector<Problem> load_problems(const std::string& path, const DatasetFields&
   while (std::getline(in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    out.push_back(parse_problem(line, path, lineno, f));
+    out.push_back(parse_problem(line, path, lineno, f, true));
   }
   RLKV_CHECK(!out.empty(), path, ": no problems");
   return out;
@@ -97,7 +100,7 @@ LoadedProblems load_problems_lenient(const std::string& path, const DatasetField
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      out.problems.push_back(parse_problem(line, path, lineno, f));
+      out.problems.push_back(parse_problem(line, path, lineno, f, false));
       out.raw.push_back(line);
     } catch (const UserError& e) {
       out.errors.push_back(e.what());

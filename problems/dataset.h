@@ -26,7 +26,8 @@ struct DatasetFields {
 std::vector<Problem> load_problems(const std::string& path, const DatasetFields& fields = {});
 
 // The same, but a bad line is skipped and described in `errors` ("FILE:LINE: reason"); the JSON text
-// of each returned problem's line is kept in `raw`.
+// of each returned problem's line is kept in `raw`. ref_len and pass_rate are not read (this is the
+// input of `rlkv prepare`, which measures them).
 struct LoadedProblems {
   std::vector<Problem> problems;
   std::vector<std::string> raw;  // the line's JSON text

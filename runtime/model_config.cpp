@@ -175,14 +175,16 @@ ModelConfig parse_model_config(const std::string& text, const std::string& origi
 std::vector<std::string> model_files(const std::string& dir) {
   std::vector<std::string> out;
   if (dir.empty()) return out;
-  for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                           "model.safetensors.index.json"})
+  for (const char* name :
+       {"config.json", "generation_config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json"})
     out.push_back(dir + "/" + name);
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) out.push_back(it->path().string());
-  }
+  // The shards the index names, whatever their names (an unreadable index is the load's to report).
+  std::ifstream f(dir + "/model.safetensors.index.json");
+  if (!f.good()) return out;
+  const json index = json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) return out;
+  for (const auto& [tensor, file] : index["weight_map"].items())
+    if (file.is_string()) out.push_back(dir + "/" + file.get<std::string>());
   return out;
 }
 
@@ -192,7 +194,8 @@ ModelConfig load_model_config(const std::string& dir) {
   const std::string gen = dir + "/generation_config.json";
   std::error_code ec;
   const bool has_gen = std::filesystem::exists(gen, ec);
-  if (has_gen) check_input_file(gen, "the generation config");  // before opening: /dev/zero never ends
+  // Checked before opening: a device's read never ends, a FIFO's open waits for a writer.
+  RLKV_CHECK(!has_gen || std::filesystem::is_regular_file(gen, ec), gen, ": not a regular file");
   std::ifstream g(gen);
   RLKV_CHECK(!has_gen || g.good(), gen, ": cannot read it");
   if (has_gen) {

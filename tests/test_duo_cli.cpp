@@ -59,5 +59,13 @@ TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv ev
     INFO("eval stderr: " << e.err);
     REQUIRE(e.status == 0);
     CHECK_THAT(e.out, Contains("rlkv"));
+    // The directory is an input of that eval: its files are not outputs (the windows would be lost).
+    const std::string windows = rlkv_test::read_text(out + "/config.json");
+    const Run over =
+        rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
+                            " --sparsity 0.5 --output " + out + "/config.json");
+    CHECK(over.status == 2);
+    CHECK_THAT(over.err, Contains("is a file of the input directory"));
+    CHECK(rlkv_test::read_text(out + "/config.json") == windows);
   }
 }

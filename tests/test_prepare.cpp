@@ -131,7 +131,10 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   int st = 0;
   waitpid(pid, &st, 0);
   const bool stopped_early = !fs::exists(d / "part.jsonl");
-  REQUIRE(sh(prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>/dev/null")) == 0);
+  const int rerun = sh(prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>" + (d / "rerun.err")));
+  INFO("first run: " << (WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st)) : "signal") << "; rerun stderr:\n"
+                     << rlkv_test::read_text(d / "rerun.err"));
+  REQUIRE(rerun == 0);
   REQUIRE(rlkv_test::read_text(d / "part.jsonl") == rlkv_test::read_text(d / "whole.jsonl"));
   if (!stopped_early) WARN("the first run finished before SIGTERM arrived; only the equality was checked");
 }
