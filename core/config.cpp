@@ -241,6 +241,9 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   std::vector<std::string> args;
   for (const auto& o : overrides) {
     RLKV_CHECK(!o.empty(), "empty configuration override");
+    const size_t eq = o.find('='), start = o.rfind("--", 0) == 0 ? 2 : 0;
+    RLKV_CHECK(eq == std::string::npos || eq + 1 < o.size(), "config key '", o.substr(start, eq - start),
+               "' (command line): an empty value");
     args.push_back(o.rfind("--", 0) == 0 ? o : "--" + o);
     c.overrides.push_back(args.back().substr(2));
   }

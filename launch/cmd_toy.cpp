@@ -95,7 +95,7 @@ int toy_train(int argc, char** argv) {
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
   RLKV_CHECK(o.steps >= 1 && o.batch >= 1, "--steps and --batch must be >= 1");
-  RLKV_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a number > 0");
+  RLKV_CHECK(std::isfinite(o.lr) && o.lr > 0 && o.lr <= 1, "--lr must be a number in (0, 1], got ", o.lr);
   RLKV_CHECK(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be a number in [0, --lr]");
   RLKV_CHECK(o.warmup >= 0, "--warmup must be >= 0");
   RLKV_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0, "--weight-decay must be a number >= 0");

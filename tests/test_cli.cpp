@@ -104,6 +104,8 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run(eval + "''"), "an empty path where a JSONL file was expected");
   expect_usage_error(run("toy data --n 1 --output ''"), "--output: empty path");
   expect_usage_error(run("toy data --n 1 --seed -1 --output " + (d / "t.jsonl")), "--seed must be >= 0");
+  expect_usage_error(run("toy train --output " + (d / "toy") + " --lr 1e30"), "--lr must be a number in (0, 1]");
+  expect_usage_error(run("eval --model '' --data " + (d / "long.jsonl") + " --method full"), "an empty value");
   const std::string model_only =
       "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --data " + (d / "long.jsonl");
   expect_usage_error(run(model_only + " --method h2o --budget 100 --sparsity 0.5"),

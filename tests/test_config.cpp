@@ -43,6 +43,8 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   REQUIRE_THROWS_WITH(load_config(dir / "bad.ini", {}), Contains("cache.sinc") && Contains("bad.ini"));
   REQUIRE_THROWS_WITH(load_config("", {"model.bogus=1"}), Contains("model.bogus"));
   REQUIRE_THROWS_WITH(load_config("", {"cache.sink=abc"}), Contains("cache.sink"));
+  REQUIRE_THROWS_WITH(load_config("", {"model.path="}),
+                      Contains("config key 'model.path' (command line): an empty value"));
   REQUIRE_THROWS_WITH(load_config("", {"cache.window=0"}), Contains("cache.window"));
   REQUIRE_THROWS_WITH(load_config("", {"rollout.top_p=1.5"}), Contains("rollout.top_p"));
   REQUIRE_THROWS_WITH(load_config("", {"model.dtype=int8"}), Contains("model.dtype"));
