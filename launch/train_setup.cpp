@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/model_config.h"
+#include "runtime/tokenizer.h"
 
 namespace rlkv {
 
@@ -33,6 +34,16 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   world.broadcast(run_id, 0);
   s.id.run_id = run_id;
   s.problems = load_problems(cfg.data.path, dataset_fields(cfg));
+  // Every prompt fits the model's context, checked before the run rather than at the step that
+  // first samples it (rank 0 alone; an error there ends the job, see launch/failure.h).
+  if (world.rank() == 0) {
+    const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
+    for (const Problem& p : s.problems)
+      check_prompt_length(
+          p,
+          tok.encode(apply_prompt_template(cfg.model.prompt_template, p.prompt), cfg.model.add_special_tokens).size(),
+          mc.max_position_embeddings);
+  }
 
   LearnerRoleOptions& l = s.learner;
   l.id = s.id;

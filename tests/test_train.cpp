@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -347,28 +348,52 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
 }
 
-// An error on one rank (here an actor's: a prompt longer than the model's context) ends the whole
-// job with that rank's one line: the learner would otherwise wait for its groups until
-// train.step_timeout (set far beyond the test's time limit), and the other ranks in MPI_Finalize.
+// A prompt longer than the model's context is found before the first step, naming its line (not at
+// the step that first samples it, which may be hours into a run).
+TEST_CASE("a training set with a prompt longer than the model's context is refused before any step") {
+  TempDir d;
+  std::string terms;
+  for (int i = 0; i < 3000; ++i) terms += "1+";
+  rlkv_test::write_text(d / "long.jsonl", rlkv_test::read_text(fixture_dir() + "/data.jsonl") + "{\"prompt\": \"" +
+                                              terms + "1\", \"answer\": \"3001\"}\n");
+  const std::string cfg = write_config(d);
+  CHECK(sh(train(cfg, d / "run", "--data.path=" + (d / "long.jsonl"))) == 2);
+  const std::string log = rlkv_test::read_text(d / "run.log");
+  INFO(log);
+  CHECK_THAT(log, Catch::Matchers::Contains("long.jsonl:65: prompt of 6002 tokens, longer than the model's"));
+  CHECK_FALSE(fs::exists(d / "run/metrics.jsonl"));
+}
+
+// An error on one rank (here an actor's: a model whose weights are NaN is refused at its first
+// prompt) ends the whole job with that rank's one line: the learner would otherwise wait for its
+// groups until train.step_timeout (set far beyond the test's time limit), and the other ranks in
+// MPI_Finalize.
 TEST_CASE("under mpirun an error on an actor rank ends every rank with its message, not a hang") {
   if (!rlkv_test::have_mpirun()) {
     WARN("mpirun not found: skipped");
     return;
   }
   TempDir d;
-  std::string digits;
-  for (int i = 0; i < 3000; ++i) digits += "1+";
-  rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "1\", \"answer\": \"3001\"}\n");
+  fs::copy(fixture_dir() + "/model", d / "nan-model", fs::copy_options::recursive);
+  {  // every weight byte 0xFF: every float32 a NaN (the header, 8 bytes of length then JSON, is kept)
+    const std::string weights = d / "nan-model/model.safetensors";
+    std::string bytes = rlkv_test::read_text(weights);
+    uint64_t header = 0;
+    std::memcpy(&header, bytes.data(), 8);
+    REQUIRE(8 + header < bytes.size());
+    std::fill(bytes.begin() + long(8 + header), bytes.end(), '\xff');
+    rlkv_test::write_text(weights, bytes);
+  }
   const std::string cfg = write_config(d);
   const std::string mpirun = "timeout 120 " + std::string(RLKV_SOURCE_DIR) + "/launch/mpirun.sh -np 4 ";
   const int status =
-      sh(mpirun + train(cfg, d / "mpi", "--data.path=" + (d / "long.jsonl") + " --train.step_timeout=600"));
+      sh(mpirun + train(cfg, d / "mpi", "--model.path=" + (d / "nan-model") + " --train.step_timeout=600"));
   const std::string log = rlkv_test::read_text(d / "mpi.log");
   INFO(log);
   CHECK(status != 0);
-  CHECK(status != 124);  // ended by timeout: the hang
+  CHECK(status != 124);  // ended by the timeout: the hang
   CHECK_THAT(log, Catch::Matchers::Contains("rlkv train (rank ") &&
-                      Catch::Matchers::Contains("long.jsonl:1: prompt of 6002 tokens, longer than the model's"));
+                      Catch::Matchers::Contains("the model computes NaN or Inf logits for a prompt"));
 }
 
 TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
