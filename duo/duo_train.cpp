@@ -309,7 +309,9 @@ DuoTrainResult train_duo_gates(const Model& model, const DuoBatchSource& source,
 }
 
 std::vector<std::string> duo_output_names() {
-  return {"full_attention_heads.tsv", "config.json", "head_mask.json", "metrics.jsonl", "duo_train.json"};
+  std::vector<std::string> names = export_file_names("duo");
+  names.insert(names.end(), {"head_mask.json", "metrics.jsonl", "duo_train.json"});
+  return names;
 }
 
 void save_duo_outputs(const std::string& dir, const DuoTrainResult& r, const DuoTrainOptions& o,

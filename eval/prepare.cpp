@@ -193,15 +193,12 @@ bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model
     if (done.count(c0) || (c0 / o.chunk) % ranks != rank) continue;
     if (run_stop_flag().load()) return false;
     std::vector<GenerationRequest> reqs;
-    std::map<int64_t, std::string> unusable;  // problem -> why its prompt cannot be generated from
+    std::vector<std::string> unusable(size_t(c1 - c0));  // why problem c0 + j cannot be generated from, or ""
     for (int64_t i = c0; i < c1; ++i) {
       const std::vector<int32_t> ids =
           tok.encode(apply_prompt_template(o.prompt_template, data.problems[size_t(i)].prompt), o.add_special_tokens);
-      const std::string why = prompt_length_problem(ids.size(), model.config().max_position_embeddings);
-      if (!why.empty()) {
-        unusable[i] = why;
-        continue;
-      }
+      unusable[size_t(i - c0)] = prompt_length_problem(ids.size(), model.config().max_position_embeddings);
+      if (!unusable[size_t(i - c0)].empty()) continue;
       for (int64_t k = 0; k < K; ++k)
         reqs.push_back({i * K + k, ids, {}, uint64_t(i * K + k)});  // full cache; stream = (problem, sample)
     }
@@ -211,9 +208,9 @@ bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model
     for (int64_t i = c0; i < c1; ++i) {
       const Problem& p = data.problems[size_t(i)];
       nlohmann::json v;
-      if (unusable.count(i)) {
+      if (!unusable[size_t(i - c0)].empty()) {
         v = {{"index", i}, {"id", p.id}, {"crc", problem_crc(p)}, {"kept", false}, {"reason", "unusable prompt"}};
-        std::fprintf(stderr, "skipped %s: %s\n", p.where.c_str(), unusable[i].c_str());
+        std::fprintf(stderr, "skipped %s: %s\n", p.where.c_str(), unusable[size_t(i - c0)].c_str());
       } else {
         const std::vector<GenerationResult> mine(results.begin() + long(next), results.begin() + long(next) + K);
         next += size_t(K);

@@ -49,14 +49,12 @@ int cmd_export(int argc, char** argv) {
   // What the export reads must survive it: the source (a mask directory's files) and the model's.
   std::vector<std::string> inputs = model_files(model_dir);
   inputs.push_back(source);
-  std::error_code ec;
-  if (format == "json" || format == "layers") {
+  const std::vector<std::string> names = export_file_names(format);
+  if (names.empty()) {
     check_output_file(output, "--output", inputs);
   } else {  // a directory of fixed names
     check_output_dir(output, "--output");
-    const std::vector<std::string> names = format == "duo"
-                                               ? std::vector<std::string>{"full_attention_heads.tsv", "config.json"}
-                                               : std::vector<std::string>{"adapter_weights.tsv"};
+    std::error_code ec;
     if (std::filesystem::is_directory(output, ec))
       for (const std::string& name : names) check_output_file(output + "/" + name, "--output", inputs);
   }

@@ -49,6 +49,12 @@ std::string format_score_table(const HeadScores& s) {  // the TSV text
 
 }  // namespace
 
+std::vector<std::string> export_file_names(const std::string& format) {
+  if (format == "rlkv-sglang") return {"adapter_weights.tsv"};
+  if (format == "duo") return {"full_attention_heads.tsv", "config.json"};
+  return {};
+}
+
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
   make_dir(dir);
   write_file_atomic(dir + "/adapter_weights.tsv", format_score_table(s));

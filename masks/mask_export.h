@@ -29,6 +29,9 @@ struct ExportInfo {
   int64_t max_sequence_length = 131072;  // window of a full layer in max_attention_window
 };
 
+// The files a directory format writes in DIR ("rlkv-sglang", "duo"); empty for the file formats.
+std::vector<std::string> export_file_names(const std::string& format);
+
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s);
 void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info);
 void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/durable_file.h"
@@ -183,8 +184,10 @@ std::vector<std::string> model_files(const std::string& dir) {
   if (!f.good()) return out;
   const json index = json::parse(f, nullptr, /*allow_exceptions=*/false);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) return out;
+  std::set<std::string> shards;  // each once, however many tensors it holds
   for (const auto& [tensor, file] : index["weight_map"].items())
-    if (file.is_string()) out.push_back(dir + "/" + file.get<std::string>());
+    if (file.is_string() && shards.insert(file.get<std::string>()).second)
+      out.push_back(dir + "/" + file.get<std::string>());
   return out;
 }
 
