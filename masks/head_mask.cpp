@@ -11,6 +11,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace rlkv {
 
@@ -68,12 +69,7 @@ std::string slurp(const std::string& file) {
 }
 
 HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(str_cat(origin, ": not valid JSON"));
-  }
+  const nlohmann::json j = parse_json_strict(text, origin, "mask file");
   RLKV_CHECK(j.is_object() && j.value("format", "") == "rlkv-head-mask/v1", origin,
              ": not an rlkv-head-mask/v1 file (missing \"format\": \"rlkv-head-mask/v1\")");
   RLKV_CHECK(j.contains("scores") && j["scores"].is_array() && !j["scores"].empty(), origin,
@@ -124,12 +120,7 @@ HeadScores load_head_scores(const std::string& path) {
     // DuoAttention keeps its windows next to the pattern.
     const std::string cfg = file.substr(0, file.size() - base.size()) + "config.json";
     if (::stat(cfg.c_str(), &st) == 0) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(slurp(cfg));
-      } catch (const nlohmann::json::exception&) {
-        throw UserError(str_cat(cfg, ": not valid JSON"));
-      }
+      const nlohmann::json j = parse_json_strict(slurp(cfg), cfg, "DuoAttention config");
       read_window(j, "sink_size", 0, cfg, &s.sink);
       read_window(j, "recent_size", 1, cfg, &s.window);
     }

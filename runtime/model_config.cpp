@@ -10,6 +10,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace rlkv {
 namespace {
@@ -81,12 +82,7 @@ constexpr int64_t kMaxDim = int64_t(1) << 20;
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw UserError(str_cat(origin, ": not valid JSON (", e.what(), ")"));
-  }
+  const json j = parse_json_strict(text, origin, "model config");
   RLKV_CHECK(j.is_object(), origin, ": expected a JSON object");
   Reader r{j, origin};
   ModelConfig c;
@@ -204,12 +200,7 @@ ModelConfig load_model_config(const std::string& dir) {
   if (has_gen) {
     std::stringstream ss;
     ss << g.rdbuf();
-    json j;
-    try {
-      j = json::parse(ss.str());
-    } catch (const json::exception& e) {
-      throw UserError(str_cat(gen, ": not valid JSON (", e.what(), ")"));
-    }
+    const json j = parse_json_strict(ss.str(), gen, "generation config");
     RLKV_CHECK(j.is_object(), gen, ": expected a JSON object");
     Reader r{j, gen};
     for (int64_t id : r.ids("eos_token_id"))

@@ -25,7 +25,6 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <set>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -34,6 +33,7 @@
 
 #include "core/coding.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace rlkv {
 namespace {
@@ -46,7 +46,6 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // hostile "[[[[..." header grow the parser's stacks.
 constexpr int kMaxJsonDepth = 16;
 constexpr size_t kMaxQuotedChars = 120;
-constexpr size_t kMaxJsonErrorChars = 300;
 
 struct DtypeEntry {
   const char* name;
@@ -86,16 +85,6 @@ std::string quote(const std::string& s) {
     }
   }
   return out + "'";
-}
-
-// The JSON library's message, minus its "[json.exception.x.y] " tag, on one bounded line (it quotes
-// raw input, which may be invalid UTF-8).
-std::string json_error_text(std::string_view s) {
-  if (s.rfind("[json.exception.", 0) == 0) {
-    const size_t close = s.find("] ");
-    if (close != std::string_view::npos) s.remove_prefix(close + 2);
-  }
-  return one_line(s, kMaxJsonErrorChars, OneLine::kEscapeBytes);
 }
 
 std::string type_name(const json& v) { return v.type_name(); }
@@ -175,36 +164,6 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const json& e, uint64
   return info;
 }
 
-// nlohmann keeps the last of duplicate keys silently; a header that names a tensor twice is lying
-// about one of them, so duplicates are found during the parse. Depth is capped here too.
-json parse_json_strict(const char* text, size_t len, const std::string& origin, const char* what) {
-  std::vector<std::set<std::string>> keys;
-  auto cb = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    RLKV_CHECK(depth <= kMaxJsonDepth, origin, ": ", what, " nests deeper than ", kMaxJsonDepth, " levels");
-    switch (event) {
-      case json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        const std::string& k = parsed.get_ref<const std::string&>();
-        RLKV_CHECK(keys.empty() || keys.back().insert(k).second, origin, ": ", what, ": duplicate key ", quote(k));
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, text + len, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    throw_user_error(str_cat(origin, ": ", what, " is not valid JSON: ", json_error_text(e.what())));
-  }
-}
-
 std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
@@ -225,7 +184,7 @@ std::map<std::string, SafetensorsTensorInfo> safetensors_parse_header(const char
                                                                       uint64_t data_size, const std::string& origin,
                                                                       std::map<std::string, std::string>* metadata) {
   try {
-    json root = parse_json_strict(header, header_len, origin, "header");
+    json root = parse_json_strict(header, header_len, origin, "header", kMaxJsonDepth);
     RLKV_CHECK(root.is_object(), origin, ": header must be a JSON object, got ", type_name(root));
 
     std::map<std::string, SafetensorsTensorInfo> tensors;
@@ -340,7 +299,7 @@ SafetensorsModelFiles::SafetensorsModelFiles(const std::string& dir) : dir_(dir)
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   RLKV_CHECK(!in.bad(), index_path, ": read error");
 
-  json root = parse_json_strict(text.data(), text.size(), index_path, "index");
+  json root = parse_json_strict(text.data(), text.size(), index_path, "index", kMaxJsonDepth);
   RLKV_CHECK(root.is_object(), index_path, ": must be a JSON object, got ", type_name(root));
   RLKV_CHECK(root.contains("weight_map"), index_path, ": missing 'weight_map'");
   const json& wm = root["weight_map"];

@@ -64,7 +64,7 @@ TEST_CASE("bad score tables are UserErrors naming file and line") {
 
 // The windows a mask records travel into exports (DuoAttention's recent_size): a value that is not a
 // usable window is refused, not dropped or passed on.
-TEST_CASE("a mask file's recorded windows are integers in range, or it is refused naming the key") {
+TEST_CASE("a mask file's recorded windows are integers in range and its keys unique, or it is refused naming the key") {
   rlkv_test::TempDir d;
   auto mask = [&](const std::string& extra) {
     const std::string path = d / "m.json";
@@ -80,10 +80,16 @@ TEST_CASE("a mask file's recorded windows are integers in range, or it is refuse
     INFO(bad);
     REQUIRE_THROWS_WITH(load_head_scores(mask(bad)), Contains("m.json: '") && Contains("must be an integer in"));
   }
+  // A key given twice (a hand edit that appended new scores) is refused rather than the last one kept.
+  REQUIRE_THROWS_WITH(load_head_scores(mask(R"(, "scores": [[1.0, 0.5]])")),
+                      Contains("m.json: mask file: duplicate key 'scores'"));
   std::filesystem::create_directories(d / "duo");
   rlkv_test::write_text(d / "duo/full_attention_heads.tsv", "1\t0\n");
   rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 64, "recent_size": -1})");
   REQUIRE_THROWS_WITH(load_head_scores(d / "duo"), Contains("config.json: 'recent_size' must be an integer in 1.."));
+  rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 64, "sink_size": 4})");
+  REQUIRE_THROWS_WITH(load_head_scores(d / "duo"),
+                      Contains("config.json: DuoAttention config: duplicate key 'sink_size'"));
 }
 
 TEST_CASE("random masks compress exactly round(s * n) heads, reproducibly") {

@@ -46,6 +46,8 @@ TEST_CASE("unsupported or malformed config.json is a UserError naming file and k
   REQUIRE_NOTHROW(parse_model_config(base + "}", "c.json"));
   REQUIRE_THROWS_WITH(parse_model_config("{not json", "c.json"), Contains("c.json") && Contains("JSON"));
   REQUIRE_THROWS_WITH(parse_model_config("[1]", "c.json"), Contains("object"));
+  REQUIRE_THROWS_WITH(parse_model_config(base + R"(, "num_key_value_heads": 2})", "c.json"),
+                      Contains("c.json: model config: duplicate key 'num_key_value_heads'"));
   REQUIRE_THROWS_WITH(parse_model_config(R"({"model_type": "gpt2"})", "c.json"), Contains("gpt2"));
   REQUIRE_THROWS_WITH(parse_model_config(R"({"model_type": "llama"})", "c.json"), Contains("vocab_size"));
   REQUIRE_THROWS_WITH(parse_model_config(base + R"(, "hidden_size": "big"})", "c.json"), Contains("hidden_size"));

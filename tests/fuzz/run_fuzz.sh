@@ -34,7 +34,7 @@ fi
 EXTRA_FLAGS=()
 LINK_FLAGS=()
 if [ "$TARGET" = safetensors_header ]; then
-  SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp")
+  SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp" "$REPO/core/json_strict.cpp")
 elif [ "$TARGET" = messages ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp"
            "$REPO/core/finish_reason.cpp" "$REPO/comm/frame_auth.cpp" "$REPO/core/durable_file.cpp")
