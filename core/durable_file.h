@@ -28,8 +28,8 @@ std::string replaceable_file(const std::string& path);
 
 // Checks, before the work whose result goes there, that PATH can be written: replaceable_file, its
 // directory exists and is writable, and it is none of the command's `inputs` (the same file through
-// any path or link: writing it would replace an input before it is read whole, or lose it; an
-// input directory, e.g. a mask directory, stands for the files directly in it; empty and absent
+// any path or link: writing it would replace an input before it is read whole, or lose it; callers
+// name the files a directory input reads, see model_files and mask_source_files; empty and absent
 // inputs are skipped). Throws a one-line UserError naming `what` (e.g. "--output").
 void check_output_file(const std::string& path, const std::string& what, const std::vector<std::string>& inputs = {});
 

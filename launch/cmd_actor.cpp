@@ -75,7 +75,7 @@ int cmd_actor(int argc, char** argv) {
                                                    : "elastic-" + std::string(host) + "-" + std::to_string(getpid());
 
   auto local = local_collectives();
-  TrainSetup setup = make_train_setup(cfg, *local);
+  TrainSetup setup = make_train_setup(cfg, *local, /*check_prompts=*/false);
   ActorRoleOptions o = setup.actor;
   o.id.run_id.clear();  // join whatever run publishes on the endpoint
   o.actor_id = actor_id;

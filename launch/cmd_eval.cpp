@@ -1,5 +1,6 @@
 // `rlkv eval`: the options of an evaluation (eval/evaluate.h runs it): a table on stdout, JSON with
 // --output, the single-head drops as a mask source with --scores-out.
+#include <filesystem>
 #include <iostream>
 
 #include "core/durable_file.h"
@@ -44,7 +45,16 @@ int cmd_eval(int argc, char** argv) {
   check_eval_request(req);
   RLKV_CHECK(!vm.count("scores-out") || req.method == "single-head", "--scores-out goes with --method single-head");
 
-  if (vm.count("scores-out")) check_output_dir(vm["scores-out"].as<std::string>(), "--scores-out");
+  if (vm.count("scores-out")) {
+    const std::string dir = vm["scores-out"].as<std::string>();
+    check_output_dir(dir, "--scores-out");
+    std::error_code ec;
+    namespace fs = std::filesystem;
+    RLKV_CHECK(!vm.count("output") || fs::weakly_canonical(vm["output"].as<std::string>(), ec) !=
+                                          fs::weakly_canonical(fs::path(dir) / "adapter_weights.tsv", ec),
+               "--output ", vm["output"].as<std::string>(), ": is the file --scores-out writes (", dir,
+               "/adapter_weights.tsv); write the output elsewhere");
+  }
   const EvalSetup s = load_eval_setup(args, {req.mask});
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward, eval_passes(req, mc.kv_heads_total()));

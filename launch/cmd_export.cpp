@@ -48,7 +48,7 @@ int cmd_export(int argc, char** argv) {
   RLKV_CHECK(max_len >= 1 && max_len <= (int64_t(1) << 31), "--max-seq-len must be in 1..2147483648, got ", max_len);
   // What the export reads must survive it: the source (a mask directory's files) and the model's.
   std::vector<std::string> inputs = model_files(model_dir);
-  inputs.push_back(source);
+  for (const std::string& f : mask_source_files(source)) inputs.push_back(f);
   const std::vector<std::string> names = export_file_names(format);
   if (names.empty()) {
     check_output_file(output, "--output", inputs);

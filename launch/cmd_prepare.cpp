@@ -2,6 +2,7 @@
 // self-distillation sampling that eval/prepare.h runs (alone, or shared by the ranks of mpirun).
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "comm/collectives.h"
@@ -64,6 +65,14 @@ int cmd_prepare(int argc, char** argv) {
   inputs.push_back(input);
   inputs.push_back(args.vm["config"].as<std::string>());
   check_output_file(output, "--output", inputs);
+  {  // the journals OUT.journal.<rank> are written and at the end removed: none may be an input either
+    std::error_code ec;
+    const std::string journal = std::filesystem::weakly_canonical(output, ec).string() + ".journal.";
+    for (const std::string& in : inputs)
+      RLKV_CHECK(std::filesystem::weakly_canonical(in, ec).string().rfind(journal, 0) != 0, "--input ", in,
+                 ": is named as a journal of --output ", output, " (", output,
+                 ".journal.<rank>), which prepare writes and removes; rename it");
+  }
   std::signal(SIGINT, on_prepare_signal);
   std::signal(SIGTERM, on_prepare_signal);
 

@@ -1,11 +1,14 @@
 #include "launch/eval_setup.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "launch/tp_setup.h"
+#include "masks/head_mask.h"
 
 namespace po = boost::program_options;
 
@@ -43,7 +46,9 @@ Config eval_config(ParsedArgs& args) {
   flag("max-new-tokens", "rollout.max_new_tokens");
   flag("max-batch", "runtime.max_batch");
   flag("threads", "runtime.threads");
-  args.overrides.insert(args.overrides.begin(), "rollout.temperature=0");
+  const bool told = std::any_of(args.overrides.begin(), args.overrides.end(),
+                                [](const std::string& o) { return o.rfind("rollout.temperature=", 0) == 0; });
+  if (!told) args.overrides.insert(args.overrides.begin(), "rollout.temperature=0");
   return load_config(vm.count("config") ? vm["config"].as<std::string>() : "", args.overrides);
 }
 
@@ -57,7 +62,8 @@ EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inpu
   RLKV_CHECK(vm.count("data"), "no problems: give --data FILE.jsonl");
   if (vm.count("output")) {
     std::vector<std::string> all = model_files(s.cfg.model.path);
-    all.insert(all.end(), inputs.begin(), inputs.end());
+    for (const std::string& in : inputs)
+      for (const std::string& f : mask_source_files(in)) all.push_back(f);
     all.push_back(vm["data"].as<std::string>());
     if (vm.count("config")) all.push_back(vm["config"].as<std::string>());
     check_output_file(vm["output"].as<std::string>(), "--output", all);

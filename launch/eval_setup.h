@@ -33,7 +33,7 @@ struct EvalSetup {
 };
 
 // Validates the options (UserError naming the flag; --output must be none of the model's files, the
-// data, the config or the command's other `inputs`), then loads everything.
+// data, the config or a file the command's mask `inputs` read: see mask_source_files), then loads everything.
 EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inputs = {});
 
 // `--output`: the rows as JSON beside what they were measured on (model, data, windows, method).

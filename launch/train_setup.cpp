@@ -18,7 +18,7 @@
 
 namespace rlkv {
 
-TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
+TrainSetup make_train_setup(const Config& cfg, Collectives& world, bool check_prompts) {
   RLKV_CHECK(!cfg.model.path.empty(), "config key model.path is not set");
   RLKV_CHECK(!cfg.data.path.empty(), "config key data.path is not set");
   TrainSetup s;
@@ -36,7 +36,7 @@ TrainSetup make_train_setup(const Config& cfg, Collectives& world) {
   s.problems = load_problems(cfg.data.path, dataset_fields(cfg));
   // Every prompt fits the model's context, checked before the run rather than at the step that
   // first samples it (rank 0 alone; an error there ends the job, see launch/failure.h).
-  if (world.rank() == 0) {
+  if (check_prompts && world.rank() == 0) {
     const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
     for (const Problem& p : s.problems)
       check_prompt_length(

@@ -26,8 +26,11 @@ struct TrainSetup {
   RewardWorkerOptions reward;
 };
 
-// Reads the model's config.json and the dataset; the run id comes from rank 0 of `world`.
-TrainSetup make_train_setup(const Config& cfg, Collectives& world);
+// Reads the model's config.json and the dataset; the run id comes from rank 0 of `world`. With
+// check_prompts, rank 0 tokenizes every prompt and refuses one longer than the model's context before
+// the run starts (the job's launcher does; an elastic actor joining a checked run does not, and still
+// checks each prompt it samples).
+TrainSetup make_train_setup(const Config& cfg, Collectives& world, bool check_prompts = true);
 
 // True for addresses only this machine reaches (127.0.0.0/8, ::1, localhost).
 bool is_loopback(const std::string& address);

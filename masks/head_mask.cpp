@@ -128,6 +128,16 @@ HeadScores load_head_scores(const std::string& path) {
   return s;
 }
 
+std::vector<std::string> mask_source_files(const std::string& path) {
+  if (path.empty()) return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return {path + "/adapter_weights.tsv", path + "/full_attention_heads.tsv", path + "/config.json"};
+  const std::string base = path.substr(path.find_last_of('/') + 1);
+  if (base == "full_attention_heads.tsv") return {path, path.substr(0, path.size() - base.size()) + "config.json"};
+  return {path};
+}
+
 double quantile_linear(std::vector<double> v, double q) {
   RLKV_ASSERT(!v.empty(), "quantile of nothing");
   std::sort(v.begin(), v.end());

@@ -32,6 +32,10 @@ struct HeadScores {
 // or an `rlkv-head-mask/v1` JSON file (`rlkv export --format json`). Checkpoints are read by the
 // launch layer (they need HDF5).
 HeadScores load_head_scores(const std::string& path);
+// The files load_head_scores may read for `path` (a directory's score files and DuoAttention's
+// config.json, the config.json beside a full_attention_heads.tsv, else the path itself): what a
+// command's outputs must not replace.
+std::vector<std::string> mask_source_files(const std::string& path);
 HeadScores parse_head_scores(const std::string& text, const std::string& origin);
 
 // 1 = full cache, 0 = compressed.

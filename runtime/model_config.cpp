@@ -175,8 +175,15 @@ std::vector<std::string> model_files(const std::string& dir) {
   for (const char* name :
        {"config.json", "generation_config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json"})
     out.push_back(dir + "/" + name);
-  // The shards the index names, whatever their names (an unreadable index is the load's to report).
-  std::ifstream f(dir + "/model.safetensors.index.json");
+  // The shards the index names, whatever their names (an unreadable index is the load's to report:
+  // only a regular file of an index's size is opened here, a FIFO would block the open).
+  const std::string index_path = dir + "/model.safetensors.index.json";
+  constexpr uintmax_t kMaxIndexBytes = 100'000'000;  // the loader's cap
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(index_path, ec) ||
+      std::filesystem::file_size(index_path, ec) > kMaxIndexBytes || ec)
+    return out;
+  std::ifstream f(index_path);
   if (!f.good()) return out;
   const json index = json::parse(f, nullptr, /*allow_exceptions=*/false);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) return out;

@@ -2,6 +2,7 @@
 // (docs/design.md section 8), and a good run exits 0.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -135,6 +136,23 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
                          "/config.json"),
                      "is the input file");
   CHECK(rlkv_test::read_text(model + "/config.json") == config);
+  // A FIFO where the weights index belongs: the output check does not open it (that would block), the
+  // load refuses it.
+  TempDir d2;
+  const std::string fifo_model = copy_model(d2, "llama_tiny");
+  fs::remove(fifo_model + "/model.safetensors.index.json");
+  REQUIRE(::mkfifo((fifo_model + "/model.safetensors.index.json").c_str(), 0600) == 0);
+  expect_usage_error(run("eval --model " + fifo_model + " --data " + (d / "ok.jsonl") + " --method full --output " +
+                         (d / "fifo.json")),
+                     "model.safetensors.index.json");
+  // --scores-out DIR writes DIR/adapter_weights.tsv: --output may not be that file too.
+  expect_usage_error(run(model_only + " --method single-head --scores-out " + (d / "scores") + " --output " +
+                         (d / "scores/adapter_weights.tsv")),
+                     "is the file --scores-out writes");
+  // Evaluation is greedy unless the command line says otherwise.
+  const Run sampled = run(ok + " --method full --max-new-tokens 2 --rollout.temperature=0.7");
+  INFO("stderr: " << sampled.err);
+  CHECK(sampled.status == 0);
   // A dataset's ref_len and pass_rate are what `rlkv prepare` writes, or refused naming the line.
   rlkv_test::write_text(d / "ref.jsonl",
                         "{\"prompt\": \"hi\", \"answer\": \"1\"}\n"

@@ -65,7 +65,22 @@ TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv ev
         rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
                             " --sparsity 0.5 --output " + out + "/config.json");
     CHECK(over.status == 2);
-    CHECK_THAT(over.err, Contains("is a file of the input directory"));
+    CHECK_THAT(over.err, Contains("is the input file"));
     CHECK(rlkv_test::read_text(out + "/config.json") == windows);
+    // Given as the pattern file, the mask still reads the config.json beside it.
+    const Run over_tsv =
+        rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
+                            "/full_attention_heads.tsv --sparsity 0.5 --output " + out + "/config.json");
+    CHECK(over_tsv.status == 2);
+    CHECK_THAT(over_tsv.err, Contains("is the input file"));
+    CHECK(rlkv_test::read_text(out + "/config.json") == windows);
+    // A file the mask does not read may be written there, and written again.
+    for (int i = 0; i < 2; ++i) {
+      const Run into =
+          rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
+                              " --sparsity 0.5 --threads 1 --output " + out + "/eval.json");
+      INFO("stderr: " << into.err);
+      CHECK(into.status == 0);
+    }
   }
 }

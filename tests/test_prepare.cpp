@@ -82,7 +82,9 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   CHECK_FALSE(fs::exists(d / "out.jsonl.journal.0"));
 }
 
-TEST_CASE("a journal left by another input, or damaged, is refused with one line naming it, and nothing is written") {
+TEST_CASE(
+    "a journal left by another input, or damaged, or an input named as a journal, is refused with one line naming it, "
+    "and nothing is written") {
   TempDir d;
   REQUIRE(sh(std::string(RLKV_BINARY) + " toy data --n 8 --seed 4 --output " + (d / "in.jsonl") + " 2>/dev/null") == 0);
   std::string id0;
@@ -108,6 +110,14 @@ TEST_CASE("a journal left by another input, or damaged, is refused with one line
           "has id 'elsewhere-0' here");
   refused("{\"index\": \"zero\"}\n", "'index'");
   refused("{\"index\": 0, \"id\"\n{\"index\": 1}\n", "not JSON, and lines follow");  // torn, but not last
+  // An input named as one of the output's journals, which prepare writes and at the end removes.
+  fs::copy_file(d / "in.jsonl", d / "out.jsonl.journal.1");
+  const std::string cmd = prepare_cmd(d / "out.jsonl.journal.1", d / "out.jsonl", "");
+  const rlkv_test::Run r = rlkv_test::run_rlkv(cmd.substr(std::string(RLKV_BINARY).size() + 1));
+  INFO(r.err);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("is named as a journal of --output"));
+  CHECK(rlkv_test::read_text(d / "out.jsonl.journal.1") == rlkv_test::read_text(d / "in.jsonl"));
 }
 
 TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an uninterrupted run") {
