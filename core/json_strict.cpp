@@ -12,6 +12,10 @@ constexpr size_t kMaxJsonErrorChars = 300;
 constexpr size_t kMaxKeyChars = 120;
 }  // namespace
 
+std::string dump_json(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string json_error_text(std::string_view s) {
   if (s.rfind("[json.exception.", 0) == 0) {
     const size_t close = s.find("] ");

@@ -19,6 +19,10 @@ inline nlohmann::json parse_json_strict(std::string_view text, const std::string
   return parse_json_strict(text.data(), text.size(), origin, what, max_depth);
 }
 
+// j as text; a string that is not valid UTF-8 (a path, a config comment in Latin-1) is written with
+// U+FFFD for its bad bytes instead of the library's exception. indent -1: one line.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
+
 // The JSON library's message, minus its "[json.exception.x.y] " tag, on one bounded line (it quotes raw
 // input, which may be invalid UTF-8).
 std::string json_error_text(std::string_view what);

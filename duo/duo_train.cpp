@@ -11,6 +11,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 #include "masks/head_mask.h"
 #include "masks/mask_export.h"
 #include "runtime/torch_attention.h"
@@ -360,7 +361,7 @@ void save_duo_outputs(const std::string& dir, const DuoTrainResult& r, const Duo
                                    {"seed", o.seed},
                                    {"seconds", r.seconds},
                                    {"label_tokens", r.label_tokens}};
-  write_file_atomic(dir + "/duo_train.json", settings.dump(2) + "\n");
+  write_file_atomic(dir + "/duo_train.json", dump_json(settings, 2) + "\n");
 }
 
 }  // namespace rlkv

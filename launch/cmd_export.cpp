@@ -2,9 +2,11 @@
 // for inference engines (masks/mask_export.h) from a checkpoint or any importable mask (rlkv-sglang
 // or duo directory / .tsv, rlkv-head-mask/v1 JSON), so a DuoAttention pattern converts to the
 // RLKV-SGLang format and back.
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <string>
 
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -16,6 +18,17 @@
 namespace po = boost::program_options;
 
 namespace rlkv {
+
+namespace {
+
+// The shortest text that reads back as v: a refused 1.0000001 is not printed as 1.
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace
 
 int cmd_export(int argc, char** argv) {
   po::options_description desc("rlkv export options");
@@ -43,7 +56,12 @@ int cmd_export(int argc, char** argv) {
   RLKV_CHECK(!output.empty(), "rlkv export needs --output PATH");
   RLKV_CHECK(format == "rlkv-sglang" || format == "duo" || format == "json" || format == "layers",
              "--format must be rlkv-sglang, duo, json or layers, got '", format, "'");
-  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
+  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", shortest(sparsity));
+  sparsity += 0.0;  // -0 is 0
+  RLKV_CHECK(format != "rlkv-sglang" ||
+                 (args.vm["sparsity"].defaulted() && !args.vm.count("sink") && !args.vm.count("window")),
+             "--format rlkv-sglang writes every head's score (adapter_weights.tsv) and the engine chooses the "
+             "sparsity and windows when it loads them: drop --sparsity, --sink and --window");
   RLKV_CHECK(bytes >= 1 && bytes <= 16, "--kv-bytes must be 1..16");
   RLKV_CHECK(max_len >= 1 && max_len <= (int64_t(1) << 31), "--max-seq-len must be in 1..2147483648, got ", max_len);
   // What the export reads must survive it: the source (a mask directory's files) and the model's.
@@ -82,6 +100,10 @@ int cmd_export(int argc, char** argv) {
   if (!model_dir.empty()) {
     info.head_dim = mc.head_dim;
     info.model = model_dir;
+    std::error_code ec;
+    if (!s.model.empty() && s.model != model_dir && !std::filesystem::equivalent(s.model, model_dir, ec))
+      std::fprintf(stderr, "rlkv export: warning: --model %s replaces the model %s the source records\n",
+                   model_dir.c_str(), s.model.c_str());
   }
   const std::vector<uint8_t> keep = mask_at_sparsity(s, sparsity);
   int64_t compressed = 0;
@@ -99,8 +121,13 @@ int cmd_export(int argc, char** argv) {
         "(layers whose every KV head is compressed slide; the others keep full caches)\n",
         sparsity, (long long)compressed, (long long)keep.size(), realised);
   }
-  std::fprintf(stderr, "wrote %s (%s, %lld x %lld heads, %lld compressed at sparsity %.3f)\n", output.c_str(),
-               format.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads, (long long)compressed, sparsity);
+  if (format == "rlkv-sglang")
+    std::fprintf(stderr, "wrote %s (%s, %lld x %lld head scores; the engine chooses the sparsity)\n", output.c_str(),
+                 format.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads);
+  else
+    std::fprintf(stderr, "wrote %s (%s, %lld x %lld heads, %lld compressed at sparsity %s)\n", output.c_str(),
+                 format.c_str(), (long long)s.num_layers, (long long)s.num_kv_heads, (long long)compressed,
+                 shortest(sparsity).c_str());
   return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 #include "launch/cli.h"
 
 namespace po = boost::program_options;
@@ -70,7 +71,7 @@ int cmd_inspect(int argc, char** argv) {
                         {"bottom_heads", bottom_heads},
                         {"keep_prob", p},
                         {"config", s.config}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << dump_json(j, 2) << "\n";
     return 0;
   }
   std::printf("checkpoint   %s\nrun          %s\nmodel        %s (%lld layers x %lld KV heads)\n", path.c_str(),

@@ -7,6 +7,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 #include "launch/tp_setup.h"
 #include "masks/head_mask.h"
 
@@ -101,7 +102,7 @@ void write_eval_json(const std::string& path, const EvalSetup& s, const std::str
                       {"method", method},
                       {"rows", nlohmann::json::array()}};
   for (const EvalRow& r : rows) j["rows"].push_back(eval_row_json(r));
-  write_file_atomic(path, j.dump(2) + "\n");
+  write_file_atomic(path, dump_json(j, 2) + "\n");
 }
 
 std::vector<double> parse_fractions(const std::string& list, const char* what) {

@@ -12,6 +12,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 #include "core/log.h"
 #include "runtime/model_config.h"
 #include "runtime/tokenizer.h"
@@ -144,7 +145,7 @@ void write_endpoints_file(const std::string& output_dir, const std::string& poli
   std::filesystem::create_directories(output_dir);
   nlohmann::json j = {{"policy", policy}, {"rollouts", rollouts}};
   const std::string path = output_dir + "/endpoints.json";
-  write_file_atomic(path, j.dump(2) + "\n");
+  write_file_atomic(path, dump_json(j, 2) + "\n");
 }
 
 void report_train_result(const LearnerRoleResult& r, const TrainSetup& s) {

@@ -8,6 +8,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 
 namespace rlkv {
 namespace {
@@ -55,7 +56,20 @@ std::vector<std::string> export_file_names(const std::string& format) {
   return {};
 }
 
+namespace {
+
+// A mask directory holds one format: the loader refuses a directory with both score files, so writing
+// one format's file beside the other's would leave a directory no command can read.
+void check_not_other_format(const std::string& dir, const char* other) {
+  std::error_code ec;
+  RLKV_CHECK(!std::filesystem::exists(dir + "/" + other, ec), dir, ": already holds ", other,
+             " (another format); a mask directory holds one format, give --output a directory of its own");
+}
+
+}  // namespace
+
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
+  check_not_other_format(dir, "full_attention_heads.tsv");
   make_dir(dir);
   write_file_atomic(dir + "/adapter_weights.tsv", format_score_table(s));
 }
@@ -64,6 +78,7 @@ void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& i
   RLKV_CHECK(info.sink >= 0 && info.window >= 1,
              "duo export needs the windows: give --sink S --window W (the source "
              "does not record them)");
+  check_not_other_format(dir, "adapter_weights.tsv");
   make_dir(dir);
   // DuoAttention's pattern directory has a config.json of its own: never write over another one (a
   // model's, when --output names a model directory).
@@ -79,14 +94,16 @@ void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& i
         old.is_object() && old.contains("sink_size") && old.contains("recent_size"), cfg_path,
         ": exists and is not a DuoAttention pattern's config (a model's?); give --output a directory of its own");
   }
-  write_file_atomic(dir + "/full_attention_heads.tsv", format_score_table(s));
+  // Both files are composed before either is written: nothing fails between the two writes.
   nlohmann::json cfg = {{"sink_size", info.sink},
                         {"recent_size", info.window},
                         {"sparsity", info.sparsity},
                         {"exported_by", "rlkv"},
                         {"source", s.source}};
   if (!info.model.empty()) cfg["model"] = info.model;
-  write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+  const std::string table = format_score_table(s), config = dump_json(cfg, 2) + "\n";
+  write_file_atomic(dir + "/full_attention_heads.tsv", table);
+  write_file_atomic(dir + "/config.json", config);
 }
 
 void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
@@ -117,7 +134,7 @@ void export_json(const std::string& path, const HeadScores& s, const std::vector
     j["kv_bytes_per_token"] = 2 * info.bytes_per_element * info.head_dim * full_heads;
   else
     j["kv_bytes_per_token"] = nullptr;
-  write_file_atomic(path, j.dump() + "\n");
+  write_file_atomic(path, dump_json(j) + "\n");
 }
 
 double export_layers(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,
@@ -144,7 +161,7 @@ double export_layers(const std::string& path, const HeadScores& s, const std::ve
                       // TensorRT-LLM: --max_attention_window_size, one value per layer (sink tokens via
                       // its sink_token_length when it supports them).
                       {"max_attention_window", windows}};
-  write_file_atomic(path, j.dump() + "\n");
+  write_file_atomic(path, dump_json(j) + "\n");
   return realised;
 }
 

@@ -505,4 +505,28 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   const std::string mask = rlkv_test::read_text(d / "m.json");
   CHECK(err_lines("export " + (d / "m.json") + " --format layers --output " + (d / "m.json")) == 2);
   CHECK(rlkv_test::read_text(d / "m.json") == mask);
+  // rlkv-sglang holds every head's score: a sparsity or window given for it is refused, not reported
+  // as applied.
+  const rlkv_test::Run sg = rlkv_test::run_rlkv("export " + (d / "run/ckpt-3.h5") +
+                                                " --format rlkv-sglang --sparsity 0.9 --output " + (d / "sg"));
+  CHECK(sg.status == 2);
+  CHECK_THAT(sg.err, Catch::Matchers::Contains("the engine chooses the sparsity"));
+  CHECK_FALSE(fs::exists(d / "sg"));
+  // A mask directory holds one format: writing the other's file beside it is refused.
+  CHECK(err_lines("export " + (d / "duo") + " --format rlkv-sglang --output " + (d / "duo")) == 2);
+  CHECK_FALSE(fs::exists(d / "duo/adapter_weights.tsv"));
+  // A refused value is printed as given.
+  const rlkv_test::Run high = rlkv_test::run_rlkv("export " + (d / "run/ckpt-3.h5") +
+                                                  " --format json --sparsity 1.0000001 --output " + (d / "h.json"));
+  CHECK(high.status == 2);
+  CHECK_THAT(high.err, Catch::Matchers::Contains("got 1.0000001"));
+  // A path that is not UTF-8 goes into the JSON with U+FFFD for its bad byte, as inspect --json prints it.
+  const std::string latin = d / "ckpt-\xe9.h5";
+  fs::copy_file(d / "run/ckpt-3.h5", latin);
+  const rlkv_test::Run bad_utf8 =
+      rlkv_test::run_rlkv("export '" + latin + "' --format duo --output " + (d / "duo-latin"));
+  INFO("stderr: " << bad_utf8.err);
+  CHECK(bad_utf8.status == 0);
+  CHECK(rlkv_test::read_text(d / "duo-latin/config.json").find("ckpt-\xef\xbf\xbd.h5") != std::string::npos);
+  CHECK(rlkv_test::run_rlkv("inspect '" + latin + "' --json").status == 0);
 }
