@@ -145,7 +145,7 @@ void validate(const Config& c) {
   RLKV_CHECK(c.cache.page_size >= 1 && c.cache.page_size <= 4096, "config key cache.page_size: expected 1..4096, got ",
              c.cache.page_size);
   RLKV_CHECK(c.rollout.temperature >= 0 && c.rollout.temperature < 1e6,
-             "config key rollout.temperature: expected >= 0, got ", c.rollout.temperature);
+             "config key rollout.temperature: expected a number in [0, 1e6) (0 = greedy), got ", c.rollout.temperature);
   RLKV_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "config key rollout.top_p: expected in (0, 1], got ",
              c.rollout.top_p);
   RLKV_CHECK(c.rollout.top_k >= 0, "config key rollout.top_k: expected >= 0, got ", c.rollout.top_k);

@@ -45,6 +45,15 @@ std::string finish_reason_problem() {
   return "field 'finish_reason' must be one of " + names;
 }
 
+// A record's extra fields travel into the output; the JSON library writes nesting recursively, so a line
+// nested thousands deep would overflow the stack there: such a line is a bad line.
+constexpr int kMaxNesting = 64;
+struct TooDeep {};
+bool nest_guard(int depth, Json::parse_event_t /*event*/, Json& /*parsed*/) {
+  if (depth > kMaxNesting) throw TooDeep{};
+  return true;
+}
+
 // Checks the fields of one parsed line; returns "" when fine, else what is wrong.
 std::string read_rollout(const Json& j, Rollout* r) {
   if (!j.is_object()) return "expected a JSON object";
@@ -130,8 +139,10 @@ int cmd_score(int argc, char** argv) {
     std::string why;
     Rollout r;
     try {
-      j = Json::parse(line);
+      j = Json::parse(line, nest_guard);
       why = read_rollout(j, &r);
+    } catch (const TooDeep&) {
+      why = str_cat("nests deeper than ", kMaxNesting, " levels");
     } catch (const Json::parse_error& e) {
       why = str_cat("not valid JSON (at byte ", e.byte, ")");
     } catch (const Json::exception&) {  // a number out of range (1e999), a type mismatch

@@ -236,7 +236,8 @@ class GenerationRun {
   }
 
   // Appends a sampled token to sequence `a` and decides whether it is finished, checking in order:
-  // EOS, a stop string, the repetition detector, the length cap.
+  // EOS, a stop string, the repetition detector, the length cap (max_new_tokens, or prompt and response
+  // filling the model's max_position_embeddings: positions past it were never trained).
   void accept(Active& a, int32_t tok) {
     GenerationResult& res = results_[a.index];
     res.tokens.push_back(tok);
@@ -248,8 +249,10 @@ class GenerationRun {
       finish(a, FinishReason::kStop);
     } else if (repetitive(res.tokens)) {
       finish(a, FinishReason::kRepetition);
-    } else if (int64_t(res.tokens.size()) >= opts_.max_new_tokens) {
-      finish(a, FinishReason::kLength);
+    } else if (int64_t(res.tokens.size()) >= opts_.max_new_tokens ||
+               (cfg_.max_position_embeddings > 0 &&
+                res.prompt_len + int64_t(res.tokens.size()) >= cfg_.max_position_embeddings)) {
+      finish(a, FinishReason::kLength);  // the cap, or the model's context full
     }
   }
 

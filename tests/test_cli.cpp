@@ -54,6 +54,20 @@ TEST_CASE("rlkv generate runs on a fixture model and prints text and stats") {
   CHECK_THAT(m.out, Contains("\"finish_reason\""));
 }
 
+TEST_CASE("generation stops when the prompt and the response fill the model's context") {
+  // The toy tokenizer spells a prompt character by character: BOS + 1,004 characters, 1,024 positions.
+  std::string prompt = "Q:";
+  for (int i = 0; i < 500; ++i) prompt += "1+";
+  prompt += "1=";
+  const Run r = run("generate --model " + std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner --prompt " + prompt +
+                    " --max-new-tokens 100 --temperature 0 --json");
+  INFO("stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("\"prompt_len\":1005"));
+  CHECK_THAT(r.out, Contains("\"length\":19"));
+  CHECK_THAT(r.out, Contains("\"finish_reason\":\"length\""));
+}
+
 TEST_CASE("runtime.cuda_graphs takes the resident-table step, which prints the same text on the CPU") {
   const std::string base = "generate --model " + rlkv_test::fixture("models/llama_tiny") +
                            " --prompt hello --prompt world --max-new-tokens 12 --temperature 0.9 --seed 3"

@@ -107,6 +107,9 @@ TEST_CASE("rlkv score: bad lines are reported by number and skipped, with a summ
           "\n";
   text += R"([1, 2, 3])"
           "\n";  // line 10
+  // line 11: an extra field nested 100,000 deep (writing it back would overflow the stack)
+  text += R"({"id": 9, "response": "x", "answer": "1", "length": 1, "ref_len": 1, "finish_reason": "eos", "x": )" +
+          std::string(100000, '[') + std::string(100000, ']') + "}\n";
   rlkv_test::write_text(dir / "in.jsonl", text);
   const Run r = run("--input " + rlkv_test::shell_quote(dir / "in.jsonl") + " --output " +
                     rlkv_test::shell_quote(dir / "out.jsonl"));
@@ -118,7 +121,8 @@ TEST_CASE("rlkv score: bad lines are reported by number and skipped, with a summ
   CHECK_THAT(r.err, Contains("in.jsonl:8:") && Contains("'length'"));
   CHECK_THAT(r.err, Contains("in.jsonl:9:") && Contains("finish_reason"));
   CHECK_THAT(r.err, Contains("in.jsonl:10:") && Contains("object"));
-  CHECK_THAT(r.err, Contains("3 scored") && Contains("6 bad lines"));
+  CHECK_THAT(r.err, Contains("in.jsonl:11: nests deeper than 64 levels"));
+  CHECK_THAT(r.err, Contains("3 scored") && Contains("7 bad lines"));
   CHECK(read_jsonl(dir / "out.jsonl").size() == 3);
 }
 
