@@ -120,6 +120,14 @@ void check_output_dir(const std::string& dir, const std::string& what) {
              p.string(), " is not a writable directory)");
 }
 
+void check_output_dir_files(const std::string& dir, const std::vector<std::string>& names, const std::string& what,
+                            const std::vector<std::string>& inputs) {
+  check_output_dir(dir, what);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return;  // created later: replaces nothing
+  for (const std::string& name : names) check_output_file(dir + "/" + name, what, inputs);
+}
+
 // ---- DurableFileWriter -----------------------------------------------------------------------------
 
 DurableFileWriter::DurableFileWriter(std::string path) : path_(std::move(path)), target_(replaceable_file(path_)) {

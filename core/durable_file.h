@@ -37,6 +37,11 @@ void check_output_file(const std::string& path, const std::string& what, const s
 // (nothing is created here).
 void check_output_dir(const std::string& dir, const std::string& what);
 
+// An output directory of fixed file names (a mask directory, DuoAttention's): check_output_dir, then
+// check_output_file for each name in it once the directory exists.
+void check_output_dir_files(const std::string& dir, const std::vector<std::string>& names, const std::string& what,
+                            const std::vector<std::string>& inputs);
+
 // The input side: files read from start to end (datasets, rollouts to score, tokenizer and model
 // configuration, masks). Throws a one-line UserError "PATH: is a directory, not WHAT" when PATH
 // is a directory, a device or a socket (a read of /dev/zero never ends; a directory reads as

@@ -2,7 +2,6 @@
 // model, windows, training problems and length cap come from the config; the scores, DuoAttention's
 // and our mask files and the per-step metrics go to --output DIR.
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "core/config.h"
@@ -94,9 +93,7 @@ int cmd_duo_train(int argc, char** argv) {
     std::vector<std::string> inputs = model_files(cfg.model.path);
     inputs.push_back(cfg.data.path);
     if (vm.count("config")) inputs.push_back(vm["config"].as<std::string>());
-    std::error_code ec;
-    if (std::filesystem::is_directory(output, ec))
-      for (const std::string& name : duo_output_names()) check_output_file(output + "/" + name, "--output", inputs);
+    check_output_dir_files(output, duo_output_names(), "--output", inputs);
   }
   o.sink = cfg.cache.sink;
   o.window = cfg.cache.window;

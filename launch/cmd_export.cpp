@@ -71,10 +71,7 @@ int cmd_export(int argc, char** argv) {
   if (names.empty()) {
     check_output_file(output, "--output", inputs);
   } else {  // a directory of fixed names
-    check_output_dir(output, "--output");
-    std::error_code ec;
-    if (std::filesystem::is_directory(output, ec))
-      for (const std::string& name : names) check_output_file(output + "/" + name, "--output", inputs);
+    check_output_dir_files(output, names, "--output", inputs);
   }
   const ModelConfig mc = model_dir.empty() ? ModelConfig{} : load_model_config(model_dir);
   const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);

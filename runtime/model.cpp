@@ -128,10 +128,6 @@ struct ShareReader {
   }
 };
 
-}  // namespace
-
-namespace {
-
 // Some CPU builds of LibTorch (Debian's among them) have no float16 matrix product: a model would
 // load and then fail at its first layer with an internal message. Tried once on a 1x1 product.
 void check_dtype_on_device(at::ScalarType dtype, const at::Device& device) {

@@ -61,19 +61,16 @@ TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv ev
     CHECK_THAT(e.out, Contains("rlkv"));
     // The directory is an input of that eval: its files are not outputs (the windows would be lost).
     const std::string windows = rlkv_test::read_text(out + "/config.json");
-    const Run over =
-        rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
-                            " --sparsity 0.5 --output " + out + "/config.json");
-    CHECK(over.status == 2);
-    CHECK_THAT(over.err, Contains("is the input file"));
-    CHECK(rlkv_test::read_text(out + "/config.json") == windows);
+    const auto over = [&](const std::string& mask) {
+      const Run r = rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " +
+                                        mask + " --sparsity 0.5 --output " + out + "/config.json");
+      CHECK(r.status == 2);
+      CHECK_THAT(r.err, Contains("is the input file"));
+      CHECK(rlkv_test::read_text(out + "/config.json") == windows);
+    };
+    over(out);
     // Given as the pattern file, the mask still reads the config.json beside it.
-    const Run over_tsv =
-        rlkv_test::run_rlkv("eval --model " + kToyModel + " --data " + problems + " --method rlkv --mask " + out +
-                            "/full_attention_heads.tsv --sparsity 0.5 --output " + out + "/config.json");
-    CHECK(over_tsv.status == 2);
-    CHECK_THAT(over_tsv.err, Contains("is the input file"));
-    CHECK(rlkv_test::read_text(out + "/config.json") == windows);
+    over(out + "/full_attention_heads.tsv");
     // A file the mask does not read may be written there, and written again.
     for (int i = 0; i < 2; ++i) {
       const Run into =
