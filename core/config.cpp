@@ -148,6 +148,9 @@ void validate(const Config& c) {
              "config key rollout.temperature: expected a number in [0, 1e6) (0 = greedy), got ", c.rollout.temperature);
   RLKV_CHECK(c.rollout.top_p > 0 && c.rollout.top_p <= 1, "config key rollout.top_p: expected in (0, 1], got ",
              c.rollout.top_p);
+  // Seeds are counts of a random stream, as rlkv toy data --seed is: a negative one is a typo.
+  RLKV_CHECK(c.rollout.seed >= 0, "config key rollout.seed: expected >= 0, got ", c.rollout.seed);
+  RLKV_CHECK(c.train.seed >= 0, "config key train.seed: expected >= 0, got ", c.train.seed);
   RLKV_CHECK(c.rollout.top_k >= 0, "config key rollout.top_k: expected >= 0, got ", c.rollout.top_k);
   RLKV_CHECK(c.rollout.max_new_tokens >= 1 && c.rollout.max_new_tokens <= (int64_t(1) << 24),
              "config key rollout.max_new_tokens: expected 1..16777216, got ", c.rollout.max_new_tokens);

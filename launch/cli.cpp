@@ -32,6 +32,11 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
     // A bare word that no positional argument takes (a stray word, or a second word of a value).
     if (o.position_key >= 0 && (o.unregistered || o.string_key.empty()))
       throw UserError(one_line(str_cat("unexpected argument '", o.value.empty() ? "" : o.value[0], "' (see --help)")));
+    // An empty value names nothing: refused rather than read as the option left out (an empty
+    // --config or --data would otherwise fall back to the defaults, an empty --mask to every head
+    // full). A prompt may be empty.
+    if (!o.unregistered && o.value.size() == 1 && o.value[0].empty() && o.string_key != "prompt")
+      throw UserError(str_cat("--", o.string_key, ": an empty value (leave the option out for its default)"));
     if (!o.unregistered) continue;
     const std::string key = o.string_key;
     RLKV_CHECK(key.find('.') != std::string::npos, "unknown option '--", key, "' (see --help)");

@@ -24,11 +24,12 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
     uint64_t seed = 0;
     if (spec.size() > 6) {
       RLKV_CHECK(spec[6] == ':' && spec.size() > 7, "--mask: expected random or random:SEED, got '", spec, "'");
-      try {
-        seed = std::stoull(spec.substr(7));
-      } catch (const std::exception&) {
-        throw UserError(str_cat("--mask: bad seed in '", spec, "'"));
-      }
+      // Digits only: std::stoull alone would take "-1" (as 2^64 - 1) and "12abc" (as 12).
+      const std::string digits = spec.substr(7);
+      const bool ok =
+          !digits.empty() && digits.size() <= 19 && digits.find_first_not_of("0123456789") == std::string::npos;
+      RLKV_CHECK(ok, "--mask: the seed in '", spec, "' must be a whole number of 1 to 19 digits");
+      seed = std::stoull(digits);
     }
     return random_mask(n, sparsity, seed);
   }

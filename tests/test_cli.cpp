@@ -97,6 +97,14 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
                          " --mask /nonexistent.tsv --sparsity 0.5"),
                      "/nonexistent.tsv");
+  // A random mask's seed is digits only (std::stoull would read -1 as 2^64 - 1 and 12abc as 12); seeds
+  // in the config are >= 0 as toy data's is.
+  for (const char* bad : {"random:-1", "random:12abc", "'random: 3'", "random:99999999999999999999"})
+    expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs + " --mask " +
+                           bad + " --sparsity 0.5"),
+                       "must be a whole number");
+  expect_usage_error(run("generate --model /m --prompt x --seed -5"), "rollout.seed: expected >= 0");
+  expect_usage_error(run("generate --model /m --prompt x --train.seed=-1"), "train.seed: expected >= 0");
   TempDir d;
   rlkv_test::write_text(d / "x.ini", "[model]\npath=/m\nfoo=1\n");
   expect_usage_error(run("generate --config " + (d / "x.ini") + " --prompt x"), "model.foo");
@@ -116,11 +124,16 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   rlkv_test::write_text(d / "long.jsonl", "{\"prompt\": \"" + digits + "\", \"answer\": \"1\"}\n");
   expect_usage_error(run(eval + (d / "long.jsonl")), "long.jsonl:1: prompt of");
   expect_usage_error(run(eval + (d / "long.jsonl") + " --output " + (d / "long.jsonl")), "is the input file");
-  expect_usage_error(run(eval + "''"), "an empty path where a JSONL file was expected");
-  expect_usage_error(run("toy data --n 1 --output ''"), "--output: empty path");
+  // An empty value is refused by name, not read as the option left out (the config's data, no config,
+  // every head full).
+  expect_usage_error(run(eval + "''"), "--data: an empty value");
+  expect_usage_error(run("toy data --n 1 --output ''"), "--output: an empty value");
+  expect_usage_error(run("eval --config '' --data " + (d / "long.jsonl")), "--config: an empty value");
+  expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + " --prompt hi --mask ''"),
+                     "--mask: an empty value");
   expect_usage_error(run("toy data --n 1 --seed -1 --output " + (d / "t.jsonl")), "--seed must be >= 0");
   expect_usage_error(run("toy train --output " + (d / "toy") + " --lr 1e30"), "--lr must be a number in (0, 1]");
-  expect_usage_error(run("eval --model '' --data " + (d / "long.jsonl") + " --method full"), "an empty value");
+  expect_usage_error(run("eval --model '' --data " + (d / "long.jsonl") + " --method full"), "--model: an empty value");
   const std::string model_only =
       "eval --model " + rlkv_test::fixture("models/llama_tiny") + " --data " + (d / "long.jsonl");
   expect_usage_error(run(model_only + " --method h2o --budget 100 --sparsity 0.5"),

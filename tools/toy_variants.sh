@@ -2,12 +2,11 @@
 # RLKV's training mechanism varied on an embedded toy model, three seeds per variant, each learned mask
 # evaluated on the problems of a finished tools/compare_toy.sh run and set against its per-head
 # baselines (the single-head oracle and both DuoAttention variants): what target sparsity (the
-# penalty's set point), the estimator's sample size (group size x prompts per step), the step size
-# (policy lr, with twice the steps), greedy rollouts (no token sampling in the reward) and the gates'
-# starting keep probability change.
+# penalty's set point), the estimator's sample size (group size x prompts per step), greedy rollouts
+# (no token sampling in the reward) and the gates' starting keep probability change.
 # Usage: tools/toy_variants.sh [CONFIG] [COMPARE_DIR] [OUT_DIR]
 #   (defaults configs/toy2.ini, out/toy2-compare, out/toy2-variants; SEEDS="1 2 3"; VARIANTS: lines of
-#    "name|rlkv train overrides", the eight below by default). Runs already trained or evaluated are
+#    "name|rlkv train overrides", the seven below by default). Runs already trained or evaluated are
 #    kept. Prints a Markdown table: mean (min-max) accuracy per sparsity, and the mean's margin over
 #    the best per-head baseline.
 set -euo pipefail
@@ -17,14 +16,15 @@ CONFIG=${1:-configs/toy2.ini}
 CMP=${2:-out/toy2-compare}
 OUT=${3:-out/toy2-variants}
 SEEDS=${SEEDS:-1 2 3}
-VARIANTS=${VARIANTS:-"target-0.25|--policy.target_sparsity=0.25
-target-0.75|--policy.target_sparsity=0.75
-samples-4x|--policy.target_sparsity=0.25 --rollout.group_size=8 --rollout.prompts_per_step=16
-target-0.25-slow|--policy.target_sparsity=0.25 --policy.lr=0.02 --train.steps=600
-greedy|--rollout.temperature=0
-greedy-0.25|--policy.target_sparsity=0.25 --rollout.temperature=0
-init-0.97|--policy.target_sparsity=0.25 --policy.init_keep_prob=0.97
-init-0.97-0.5|--policy.init_keep_prob=0.97"}
+# Each variant names the target sparsity and the gates' starting keep probability itself, so that it
+# measures the same thing whatever the config's defaults are.
+VARIANTS=${VARIANTS:-"p0.9-target-0.5|--policy.target_sparsity=0.5 --policy.init_keep_prob=0.9
+p0.9-target-0.25|--policy.target_sparsity=0.25 --policy.init_keep_prob=0.9
+p0.9-target-0.75|--policy.target_sparsity=0.75 --policy.init_keep_prob=0.9
+p0.9-samples-4x|--policy.target_sparsity=0.25 --policy.init_keep_prob=0.9 --rollout.group_size=8 --rollout.prompts_per_step=16
+p0.9-greedy|--policy.target_sparsity=0.5 --policy.init_keep_prob=0.9 --rollout.temperature=0
+p0.9-greedy-0.25|--policy.target_sparsity=0.25 --policy.init_keep_prob=0.9 --rollout.temperature=0
+p0.97-target-0.5|--policy.target_sparsity=0.5 --policy.init_keep_prob=0.97"}
 [[ -f "$CMP/compare.json" && -f "$CMP/problems.jsonl" ]] || {
   echo "toy_variants.sh: $CMP has no compare.json and problems.jsonl (run tools/compare_toy.sh first)" >&2
   exit 2
