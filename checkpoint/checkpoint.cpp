@@ -87,8 +87,18 @@ std::string errno_text() { return std::strerror(errno); }
 // ---- HDF5 plumbing ---------------------------------------------------------------------------------
 
 // HDF5 is thread-safe only when built so (Debian's is); serialise our calls either way.
+// The first use also turns off HDF5's clean-up at exit: a file whose close failed (a full disk while
+// writing, metadata damaged behind a forged checksum while reading) stays on HDF5's list of open
+// files, and that clean-up then crashes closing it (SIGSEGV in H5F__close_cb) or prints "infinite
+// loop closing library" with its identifier dump after the one-line error. Every file this module
+// opens is closed by H5Id before it returns, so nothing is left for the clean-up to flush.
 std::mutex& h5_mutex() {
   static std::mutex m;
+  static const bool no_atexit = [] {
+    H5dont_atexit();  // before any other HDF5 call, as the library requires
+    return true;
+  }();
+  (void)no_atexit;
   return m;
 }
 
@@ -121,6 +131,15 @@ std::string h5_detail() {
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, cb, &out);
   H5Eclear2(H5E_DEFAULT);
+  // A failed read or write of the file driver carries the system's message among its buffer
+  // addresses and offsets ("... errno = 28, error message = 'No space left on device', buf = ..."):
+  // that message alone.
+  const std::string tag = "error message = '";
+  const size_t at = out.find(tag);
+  if (at != std::string::npos) {
+    const size_t end = out.find('\'', at + tag.size());
+    if (end != std::string::npos) return out.substr(at + tag.size(), end - at - tag.size());
+  }
   return out.empty() ? "HDF5 error" : out;
 }
 

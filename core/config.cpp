@@ -230,8 +230,13 @@ void validate(const Config& c) {
 std::string key_of(const po::error_with_option_name& e) {
   std::string k = e.get_option_name();
   while (!k.empty() && k.front() == '-') k.erase(k.begin());
-  return k.substr(0, k.find('='));  // "--a.b=1" names the key a.b
+  // "--a.b=1" names the key a.b; a binary file given as the config gives keys of any bytes, shown
+  // escaped (a NUL would end the message, control bytes would reach the terminal).
+  return one_line(k.substr(0, k.find('=')), 100, OneLine::kEscapeBytes);
 }
+
+// A Boost message about `--model.path` and the like, escaped as key_of's keys are.
+std::string po_text(const po::error& e) { return one_line(e.what(), 300, OneLine::kEscapeBytes); }
 
 }  // namespace
 
@@ -259,10 +264,14 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
               vm);
   } catch (const po::unknown_option& e) {
     throw UserError(str_cat("unknown config key '", key_of(e), "' (command line)"));
+  } catch (const po::multiple_occurrences& e) {
+    // Also a flag and the key it sets (--model and --model.path, --threads and --runtime.threads).
+    throw UserError(str_cat("config key '", key_of(e), "' is given more than once on the command line (a flag ",
+                            "such as --model, --threads or --seed sets its key too)"));
   } catch (const po::error_with_option_name& e) {
-    throw UserError(str_cat("bad value for config key '", key_of(e), "' (command line): ", e.what()));
+    throw UserError(str_cat("bad value for config key '", key_of(e), "' (command line): ", po_text(e)));
   } catch (const po::error& e) {
-    throw UserError(str_cat("bad configuration override: ", e.what()));
+    throw UserError(str_cat("bad configuration override: ", po_text(e)));
   }
 
   if (!ini_path.empty()) {
@@ -283,10 +292,10 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     } catch (const po::unknown_option& e) {
       throw UserError(str_cat(ini_path, ": unknown config key '", key_of(e), "'"));
     } catch (const po::error_with_option_name& e) {
-      if (key_of(e).empty()) throw UserError(str_cat(ini_path, ": ", e.what()));  // a line with no key
-      throw UserError(str_cat(ini_path, ": bad value for config key '", key_of(e), "': ", e.what()));
+      if (key_of(e).empty()) throw UserError(str_cat(ini_path, ": ", po_text(e)));  // a line with no key
+      throw UserError(str_cat(ini_path, ": bad value for config key '", key_of(e), "': ", po_text(e)));
     } catch (const po::error& e) {
-      throw UserError(str_cat(ini_path, ": ", e.what()));
+      throw UserError(str_cat(ini_path, ": ", po_text(e)));
     }
   }
   try {

@@ -247,6 +247,14 @@ void write_output(const PrepareOptions& o, const LoadedProblems& data, const Ver
     out += row.dump() + "\n";
     ++res.kept;
   }
+  if (res.kept == 0) {
+    // Nothing usable: the output stays as it was (an earlier prepared set is not replaced by an
+    // empty file), and so do the journals (a rerun with the same settings reports the same at once).
+    std::string why;
+    for (const auto& [reason, count] : res.dropped) why += str_cat(why.empty() ? "" : ", ", count, " ", reason);
+    throw UserError(
+        str_cat("prepare: kept none of the ", res.problems, " problems (", why, "); ", o.output, " is left as it was"));
+  }
   write_file_atomic(o.output, out);
 }
 

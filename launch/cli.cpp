@@ -39,7 +39,10 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
       throw UserError(str_cat("--", o.string_key, ": an empty value (leave the option out for its default)"));
     if (!o.unregistered) continue;
     const std::string key = o.string_key;
-    RLKV_CHECK(key.find('.') != std::string::npos, "unknown option '--", key, "' (see --help)");
+    // As typed, without a value: "-x" stays "-x" (Boost's key for it is "-x", shown as "---x" before).
+    const std::string typed = o.original_tokens.empty() ? "--" + key : o.original_tokens[0];
+    RLKV_CHECK(key.find('.') != std::string::npos && key[0] != '-', "unknown option '",
+               one_line(typed.substr(0, typed.find('=')), 100, OneLine::kEscapeBytes), "' (see --help)");
     RLKV_CHECK(o.value.size() == 1, "config override --", key, " needs exactly one value (--", key, "=VALUE)");
     out.overrides.push_back(key + "=" + o.value[0]);
   }

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 
@@ -73,6 +74,11 @@ int cmd_actor(int argc, char** argv) {
   gethostname(host, sizeof host - 1);
   const std::string actor_id = args.vm.count("id") ? args.vm["id"].as<std::string>()
                                                    : "elastic-" + std::string(host) + "-" + std::to_string(getpid());
+  // The id goes into every log line and the learner's accounting: one printable word.
+  RLKV_CHECK(!actor_id.empty() && actor_id.size() <= 128 &&
+                 std::all_of(actor_id.begin(), actor_id.end(), [](char c) { return c > ' ' && c < 0x7f; }),
+             "--id: expected 1-128 printable ASCII characters without spaces, got '",
+             one_line(actor_id, 140, OneLine::kEscapeBytes), "'");
 
   auto local = local_collectives();
   TrainSetup setup = make_train_setup(cfg, *local, /*check_prompts=*/false);

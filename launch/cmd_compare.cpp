@@ -21,9 +21,9 @@ int cmd_compare(int argc, char** argv) {
       "duo-retrieval", po::value<std::string>(), "DuoAttention gates trained on retrieval (rlkv duo-train)")(
       "duo-reasoning", po::value<std::string>(), "DuoAttention gates trained on the model's own chains")(
       "dropping", po::value<std::string>()->default_value("h2o,snapkv,rkv"),
-      "token-dropping methods at matched budgets (empty: none)")("no-oracle", "leave out the single-head oracle")(
-      "no-streaming", "leave out every-head-compressed")("seeds", po::value<int64_t>()->default_value(3),
-                                                         "random masks per sparsity (0: none)");
+      "token-dropping methods at matched budgets (none: no token dropping)")(
+      "no-oracle", "leave out the single-head oracle")("no-streaming", "leave out every-head-compressed")(
+      "seeds", po::value<int64_t>()->default_value(3), "random masks per sparsity (0: none)");
   add_eval_setup_options(desc);
   ParsedArgs args = parse_args(argc, argv, desc);
   const auto& vm = args.vm;
@@ -42,9 +42,15 @@ int cmd_compare(int argc, char** argv) {
   req.streaming = !vm.count("no-streaming");
   req.random_seeds = vm["seeds"].as<int64_t>();
   req.dropping.clear();
-  std::stringstream methods(vm["dropping"].as<std::string>());
-  for (std::string m; std::getline(methods, m, ',');)
-    if (!m.empty()) req.dropping.push_back(m);
+  const std::string dropping = vm["dropping"].as<std::string>();
+  if (dropping != "none") {
+    std::stringstream methods(dropping);
+    for (std::string m; std::getline(methods, m, ',');) {
+      RLKV_CHECK(!m.empty(), "--dropping: an empty name in '", dropping, "' (none: no token dropping)");
+      req.dropping.push_back(m);
+    }
+    RLKV_CHECK(dropping.back() != ',', "--dropping: '", dropping, "' ends with a comma");
+  }
   check_compare_request(req);
 
   const EvalSetup s = load_eval_setup(args, {req.rlkv_mask, req.duo_retrieval, req.duo_reasoning});

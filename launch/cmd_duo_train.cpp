@@ -47,7 +47,7 @@ std::string command_line(int argc, char** argv) {
 int cmd_duo_train(int argc, char** argv) {
   DuoTrainOptions o;
   std::string data, output;
-  int64_t problems = 256, log_every = 25;
+  int64_t problems = 256, log_every = 25, seed = int64_t(o.seed);
   double sparsity = 0.5;
   po::options_description desc("rlkv duo-train options");
   desc.add_options()("help,h", "show this help")("config", po::value<std::string>(), "INI config file")(
@@ -60,7 +60,7 @@ int cmd_duo_train(int argc, char** argv) {
       "lr", po::value(&o.lr)->default_value(o.lr, "0.02"), "peak learning rate")(
       "reg", po::value(&o.reg)->default_value(o.reg, "0.05"), "weight of mean |alpha|")(
       "clip", po::value(&o.clip)->default_value(o.clip), "gradient-norm clipping (0 = off)")(
-      "seed", po::value(&o.seed)->default_value(o.seed), "batch order and synthetic data")(
+      "seed", po::value(&seed)->default_value(seed), "batch order and synthetic data")(
       "problems", po::value(&problems)->default_value(problems),
       "reasoning: responses from the first N problems of data.path (0 = all)")(
       "sparsity", po::value(&sparsity)->default_value(sparsity),
@@ -82,6 +82,9 @@ int cmd_duo_train(int argc, char** argv) {
   RLKV_CHECK(!output.empty(), "no output: give --output DIR");
   check_output_dir(output, "--output");
   RLKV_CHECK(problems >= 0, "--problems must be >= 0, got ", problems);
+  // Parsed as a signed number: an unsigned one would take -1 as 2^64 - 1.
+  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  o.seed = uint64_t(seed);
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(log_every >= 1, "--log-every must be >= 1, got ", log_every);
   if (vm.count("model")) args.overrides.push_back("model.path=" + vm["model"].as<std::string>());

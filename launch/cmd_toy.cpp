@@ -61,7 +61,7 @@ int toy_data(int argc, char** argv) {
 int toy_train(int argc, char** argv) {
   ToyTrainOptions o;
   std::string out;
-  int64_t threads = 0;
+  int64_t threads = 0, seed = int64_t(o.seed);
   po::options_description d("rlkv toy train options");
   d.add_options()("help,h", "show this help")("output", po::value(&out)->required(), "model directory to write")(
       "steps", po::value(&o.steps)->default_value(o.steps), "optimizer steps")(
@@ -70,7 +70,7 @@ int toy_train(int argc, char** argv) {
       "min-lr", po::value(&o.min_lr)->default_value(o.min_lr), "final learning rate")(
       "warmup", po::value(&o.warmup)->default_value(o.warmup), "warm-up steps")(
       "weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "AdamW weight decay")(
-      "seed", po::value(&o.seed)->default_value(o.seed), "seed (init and data)")(
+      "seed", po::value(&seed)->default_value(seed), "seed (init and data)")(
       "layers", po::value(&o.layers)->default_value(o.layers), "decoder layers")(
       "hidden", po::value(&o.hidden)->default_value(o.hidden), "d_model")(
       "heads", po::value(&o.q_heads)->default_value(o.q_heads), "query heads")(
@@ -94,7 +94,11 @@ int toy_train(int argc, char** argv) {
   o.task.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
+  // Parsed as a signed number: an unsigned one would take -1 as 2^64 - 1.
+  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  o.seed = uint64_t(seed);
   RLKV_CHECK(o.steps >= 1 && o.batch >= 1, "--steps and --batch must be >= 1");
+  RLKV_CHECK(o.batch <= 4096, "--batch must be <= 4096 problems a step, got ", o.batch);
   RLKV_CHECK(std::isfinite(o.lr) && o.lr > 0 && o.lr <= 1, "--lr must be a number in (0, 1], got ", o.lr);
   RLKV_CHECK(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be a number in [0, --lr]");
   RLKV_CHECK(o.warmup >= 0, "--warmup must be >= 0");
@@ -104,6 +108,7 @@ int toy_train(int argc, char** argv) {
       "--layers, --hidden, --heads, --kv-heads and --intermediate must be >= 1, --head-dim >= 2");
   RLKV_CHECK(o.eval_every >= 0, "--eval-every must be >= 0 (0: no held-out evaluation)");
   RLKV_CHECK(o.eval_every == 0 || o.eval_problems >= 1, "--eval-problems must be >= 1 when --eval-every > 0");
+  RLKV_CHECK(o.eval_problems <= 100000, "--eval-problems must be <= 100000, got ", o.eval_problems);
   RLKV_CHECK(std::isfinite(o.time_limit_s) && o.time_limit_s >= 0, "--time-limit must be a number of seconds >= 0");
   RLKV_CHECK(threads >= 0, "--threads must be >= 0 (0: one per core)");
   toy_model_config(o);  // the shape checks, before the work

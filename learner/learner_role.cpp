@@ -253,13 +253,17 @@ class LearnerRun {
 
  private:
   // Restores the policy, the Adam state and the history from o.resume ("auto": the newest valid
-  // checkpoint in the output directory; none there: from scratch).
+  // checkpoint in the output directory; none there: from scratch; only damaged ones: refused).
   void resume() {
     std::string resume_path = o_.resume;
     if (resume_path == "auto") {
       std::vector<std::string> skipped;
       auto latest = latest_checkpoint(o_.output_dir, &skipped);
       for (const auto& s : skipped) log_warn("resume: skipping a damaged checkpoint (" + s + ")");
+      // Starting over would replace the earlier run's metrics and its checkpoints one by one.
+      RLKV_CHECK(latest || skipped.empty(), "--resume auto: every checkpoint in ", o_.output_dir, " is damaged (",
+                 skipped.size(), ", the newest: ", skipped.front(),
+                 "); resume from a copy with --resume CKPT, or move the directory away to start over");
       resume_path = latest ? *latest : "";
       if (!latest && root_) log_info("resume auto: no checkpoint in " + o_.output_dir + ", starting from scratch");
     }

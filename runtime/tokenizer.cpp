@@ -55,6 +55,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_strict.h"
 #include "core/utf8.h"
 
 namespace rlkv {
@@ -1035,13 +1036,13 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, const std::string& 
   try {
     root = json::parse(json_text);
   } catch (const json::exception& e) {
-    throw_user_error(str_cat(origin, ": not valid JSON: ", one_line(e.what())));
+    throw_user_error(str_cat(origin, ": not valid JSON: ", json_error_text(e.what())));
   }
   auto impl = std::make_unique<Impl>();
   try {
     Loader<Impl>{*impl, origin}.load(root);
   } catch (const json::exception& e) {
-    throw_user_error(str_cat(origin, ": unexpected JSON structure: ", one_line(e.what())));
+    throw_user_error(str_cat(origin, ": unexpected JSON structure: ", json_error_text(e.what())));
   }
   return Tokenizer(std::move(impl));
 }

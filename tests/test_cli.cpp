@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
 
 #include "test_util.h"
 
@@ -104,6 +107,26 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
                            bad + " --sparsity 0.5"),
                        "must be a whole number");
   expect_usage_error(run("generate --model /m --prompt x --seed -5"), "rollout.seed: expected >= 0");
+  // Seeds that an unsigned parse would wrap (-1 as 2^64 - 1); a toy too large to train on the CPU.
+  TempDir out;
+  expect_usage_error(run("toy train --seed -1 --output " + (out / "t")), "--seed must be >= 0");
+  expect_usage_error(run("duo-train --model /m --data retrieval --seed -1 --output " + (out / "u")),
+                     "--seed must be >= 0");
+  expect_usage_error(run("toy train --layers 100000 --output " + (out / "t")),
+                     "a toy trained on the CPU holds at most");
+  expect_usage_error(run("toy train --batch 100000 --output " + (out / "t")), "--batch must be <= 4096");
+  // A single-dash option as typed; a flag and the config key it sets, both given; a binary file given
+  // as the config (its bytes escaped, the message whole).
+  expect_usage_error(run("generate -x"), "unknown option '-x'");
+  expect_usage_error(run("actor --config " + std::string(RLKV_SOURCE_DIR) +
+                         "/configs/toy.ini --connect tcp://127.0.0.1:5 --id 'two words'"),
+                     "--id: expected 1-128 printable ASCII characters");
+  expect_usage_error(run("generate --model /m --model.path=/n --prompt x"),
+                     "config key 'model.path' is given more than once");
+  const Run binary =
+      run("generate --prompt x --config " + std::string(RLKV_SOURCE_DIR) + "/models/toy-reasoner/model.safetensors");
+  expect_usage_error(binary, "unknown config key '\\x");
+  CHECK_THAT(binary.err, Contains("...'"));
   expect_usage_error(run("generate --model /m --prompt x --train.seed=-1"), "train.seed: expected >= 0");
   TempDir d;
   rlkv_test::write_text(d / "x.ini", "[model]\npath=/m\nfoo=1\n");
@@ -240,6 +263,11 @@ TEST_CASE("damaged model directories exit 2 naming the file and the problem") {
     const std::string m = copy_model(d, "qwen3_tiny");
     rlkv_test::write_text(m + "/tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2]}}");
     expect_usage_error(run("generate --model " + m + kPromptArgs), "tokenizer.json");
+    // Not JSON at all: the parser's message without the JSON library's exception tag.
+    rlkv_test::write_text(m + "/tokenizer.json", "");
+    const Run r = run("generate --model " + m + kPromptArgs);
+    expect_usage_error(r, "tokenizer.json: not valid JSON");
+    CHECK_THAT(r.err, !Contains("json.exception"));
   }
 }
 
@@ -304,6 +332,21 @@ TEST_CASE("token-dropping baselines and the comparison: matched budgets run, bad
   expect_usage_error(run("eval --config " + cfg + data + " --method streamingllm"), "--method");
   expect_usage_error(run("compare --config " + cfg + data), "--sparsity");
   expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --dropping h2o,lru"), "--dropping");
+  expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --dropping h2o,"), "ends with a comma");
+  expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --dropping ,"), "an empty name");
+  // A whole comparison on the 12 problems: the rows asked for and no others.
+  const auto methods = [&](const std::string& extra) {
+    const Run c = run("compare --config " + cfg + data + " --sparsity 0.5 --seeds 1 --no-oracle --output " +
+                      (d / "c.json") + extra);
+    INFO("stderr: " << c.err);
+    REQUIRE(c.status == 0);
+    std::set<std::string> out;
+    const nlohmann::json j = nlohmann::json::parse(rlkv_test::read_text(d / "c.json"));
+    for (const auto& row : j["rows"]) out.insert(row["method"].get<std::string>());
+    return out;
+  };
+  CHECK(methods(" --dropping none") == std::set<std::string>{"full", "streaming", "random"});
+  CHECK(methods(" --dropping h2o") == std::set<std::string>{"full", "streaming", "random", "h2o"});
   // A mask of another model's shape (Llama-3.1-8B-R1's 32 x 8 gates on the 4 x 4 toy model).
   const std::string llama = rlkv_test::fixture("published/rlkv/Llama-3.1-8B-R1");
   expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --mask " + llama), "32");

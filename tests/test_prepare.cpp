@@ -49,10 +49,10 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   TempDir d;
   const std::string rlkv = RLKV_BINARY;
   REQUIRE(sh(rlkv + " toy data --n 500 --seed 99 --output " + (d / "p.jsonl") + " 2>/dev/null") == 0);
+  std::string terms;
+  for (int i = 0; i < 1000; ++i) terms += "1+";
   {  // two broken lines and a prompt longer than the model's context in front of the problems
     std::ofstream f(d / "in.jsonl");
-    std::string terms;
-    for (int i = 0; i < 1000; ++i) terms += "1+";
     f << "{\"id\": \"broken\", \"prompt\": 5\n{\"id\": \"x\"}\n"
       << "{\"id\": \"long\", \"prompt\": \"Q:" << terms << "1=\", \"answer\": \"1001\"}\n"
       << rlkv_test::read_text(d / "p.jsonl");
@@ -80,6 +80,19 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   }
   CHECK(kept >= 490);  // the toy model is right on ~100% of problems
   CHECK_FALSE(fs::exists(d / "out.jsonl.journal.0"));
+  // Nothing usable (only the long prompt): exit 2 with the reason, and the earlier output is kept
+  // instead of replaced by an empty file.
+  {
+    std::ofstream f(d / "long.jsonl");
+    f << "{\"id\": \"long\", \"prompt\": \"Q:" << terms << "1=\", \"answer\": \"1001\"}\n";
+  }
+  const std::string before = rlkv_test::read_text(d / "out.jsonl");
+  const std::string none = prepare_cmd(d / "long.jsonl", d / "out.jsonl", "");
+  const rlkv_test::Run r = rlkv_test::run_rlkv(none.substr(std::string(RLKV_BINARY).size() + 1));
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("kept none of the 1 problems (1 unusable prompt)") &&
+                        Catch::Matchers::Contains("is left as it was"));
+  CHECK(rlkv_test::read_text(d / "out.jsonl") == before);
 }
 
 TEST_CASE(

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
@@ -146,6 +147,48 @@ TEST_CASE("a corrupted newest checkpoint is refused and resume falls back to the
   // An explicit damaged checkpoint is a one-line error, exit 2.
   std::ofstream(d / "bad.h5") << "not a checkpoint";
   REQUIRE(sh(train(cfg, d / "run2", "--resume " + (d / "bad.h5"))) == 2);
+  // Only damaged checkpoints left: --resume auto refuses instead of starting over, which would
+  // replace the earlier run's metrics and then its checkpoints.
+  int damaged = 0;
+  for (const auto& e : fs::directory_iterator(d / "run"))
+    if (e.path().extension() == ".h5") {
+      std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(2000);
+      f.put('\x5a');
+      ++damaged;
+    }
+  REQUIRE(damaged >= 2);
+  const std::string metrics = rlkv_test::read_text(d / "run/metrics.jsonl");
+  const rlkv_test::Run all_bad =
+      rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "run") + " --resume auto");
+  CHECK(all_bad.status == 2);
+  CHECK_THAT(all_bad.err, Catch::Matchers::Contains("every checkpoint in") &&
+                              Catch::Matchers::Contains("is damaged (" + std::to_string(damaged)));
+  CHECK(rlkv_test::read_text(d / "run/metrics.jsonl") == metrics);
+}
+
+TEST_CASE("a checkpoint that cannot be written fails the run with one line and exit 2, not a crash at exit") {
+  // The process may write 4 KB per file (ulimit -f; SIGXFSZ ignored, so a write past it fails with
+  // EFBIG as on a full disk): the metrics fit, the checkpoint does not. HDF5 keeps the file whose
+  // close failed on its list, and its clean-up at exit used to crash on it (SIGSEGV, exit 139).
+  TempDir d;
+  const std::string cfg = write_config(d);
+  const std::string cmd = "trap '' XFSZ; ulimit -f 4; exec " + std::string(RLKV_BINARY) + " train --config " + cfg +
+                          " --train.output_dir=" + (d / "run") + " --train.steps=1 --train.checkpoint_every=1";
+  // Through a pipe: the limit would cut a log file too.
+  sh("{ bash -c " + rlkv_test::shell_quote(cmd) + "; echo $? > " + (d / "status") + "; } 2>&1 | cat > " + (d / "log"));
+  const std::string log = rlkv_test::read_text(d / "log");
+  INFO(log);
+  CHECK(rlkv_test::read_text(d / "status") == "2\n");
+  CHECK_THAT(log, Catch::Matchers::Contains("cannot write checkpoint") && Catch::Matchers::Contains("File too large"));
+  CHECK_THAT(log, !Catch::Matchers::Contains("HDF5") && !Catch::Matchers::Contains("errno ="));
+  // Timestamped log lines, then the one error line and nothing after it.
+  std::istringstream lines(log);
+  std::string line;
+  int untimed = 0;
+  while (std::getline(lines, line)) untimed += line.empty() || line[0] != '[';
+  CHECK(untimed == 1);
+  CHECK(rlkv_test::names_in(d / "run") == std::vector<std::string>{"endpoints.json", "metrics.jsonl"});
 }
 
 TEST_CASE("bad training configuration exits 2 naming the key") {
@@ -482,6 +525,16 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   std::ofstream(d / "foreign.h5") << "HDF5? no";
   CHECK(err_lines("inspect " + (d / "foreign.h5")) == 2);
   CHECK(err_lines("inspect " + (d / "missing.h5")) == 2);
+  // HDF5 metadata damaged behind a valid checksum (the root group's object header, resealed) reaches
+  // HDF5's own checks: still one line, no dump of HDF5's identifiers at exit.
+  std::string forged = rlkv_test::read_text(d / "run/ckpt-3.h5");
+  const size_t root_header = forged.find("OHDR", 512);
+  REQUIRE(root_header != std::string::npos);
+  forged[root_header + 12] = char(forged[root_header + 12] ^ 0x10);
+  rlkv_test::write_text(d / "forged.h5", forged);
+  rlkv::reseal_checkpoint(d / "forged.h5");
+  CHECK(err_lines("inspect " + (d / "forged.h5")) == 2);
+  CHECK(err_lines("export " + (d / "forged.h5") + " --format duo --output " + (d / "duo-forged")) == 2);
   CHECK(err_lines("export " + (d / "run/ckpt-3.h5") + " --format onnx --output " + (d / "x")) == 2);
   CHECK(err_lines("export " + (d / "nothing") + " --format json --output " + (d / "x.json")) == 2);
   std::ofstream(d / "ragged.tsv") << "0.1\t0.2\n0.3\n";

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -80,6 +81,16 @@ ModelConfig toy_model_config(const ToyTrainOptions& o) {
   RLKV_CHECK(o.q_heads % o.kv_heads == 0 && o.q_heads / o.kv_heads >= 1,
              "toy model: q_heads must be a multiple of kv_heads");
   RLKV_CHECK(o.head_dim % 2 == 0, "toy model: head_dim must be even");
+  // A toy is trained on the CPU in fp32 with two Adam moments: 16 bytes a parameter before the
+  // activations. Counted in double so that no product of the options overflows.
+  const double h = double(o.hidden), attn = double(o.q_heads + o.kv_heads) * double(o.head_dim) * h * 2,
+               mlp = 3 * h * double(o.intermediate),
+               params = double(o.layers) * (attn + mlp + 2 * h) + 2 * double(kToyVocab) * h + h;
+  constexpr double kMaxParams = 100e6;
+  RLKV_CHECK(params <= kMaxParams, "toy model: ", int64_t(std::min(params, 1e18) / 1e6),
+             "M parameters with these --layers, --hidden, --heads, --kv-heads, --head-dim and --intermediate; a toy "
+             "trained on the CPU holds at most ",
+             int64_t(kMaxParams / 1e6), "M");
   return c;
 }
 
