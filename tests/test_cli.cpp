@@ -118,9 +118,6 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   // A single-dash option as typed; a flag and the config key it sets, both given; a binary file given
   // as the config (its bytes escaped, the message whole).
   expect_usage_error(run("generate -x"), "unknown option '-x'");
-  expect_usage_error(run("actor --config " + std::string(RLKV_SOURCE_DIR) +
-                         "/configs/toy.ini --connect tcp://127.0.0.1:5 --id 'two words'"),
-                     "--id: expected 1-128 printable ASCII characters");
   expect_usage_error(run("generate --model /m --model.path=/n --prompt x"),
                      "config key 'model.path' is given more than once");
   const Run binary =

@@ -218,6 +218,11 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
       rlkv_test::run_rlkv("actor --config " + cfg + " --connect 'tcp://[::1]:1' --train.step_timeout=1");
   CHECK(bracketed.status == 2);
   CHECK_THAT(bracketed.err, Catch::Matchers::Contains("no policy received in 1 s"));
+  // The id goes into every log line: one printable word.
+  const rlkv_test::Run id =
+      rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://127.0.0.1:1 --id 'two words'");
+  CHECK(id.status == 2);
+  CHECK_THAT(id.err, Catch::Matchers::Contains("--id: expected 1-128 printable ASCII characters"));
 }
 
 TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL") {
