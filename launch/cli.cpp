@@ -49,6 +49,11 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
   return out;
 }
 
+uint64_t seed_option(int64_t seed) {
+  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  return uint64_t(seed);
+}
+
 GeneratorOptions generator_options(const Config& cfg) {
   GeneratorOptions go;
   go.sampling.temperature = cfg.rollout.temperature;

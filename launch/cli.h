@@ -28,6 +28,10 @@ struct DatasetFields;
 // place that maps those keys onto the generator.
 GeneratorOptions generator_options(const Config& cfg);
 
+// A --seed option read as a signed number (an unsigned parse takes -1 as 2^64 - 1): >= 0, else a
+// UserError.
+uint64_t seed_option(int64_t seed);
+
 // The dataset's field names of a config (data.*_field, defaulted from data.format when it is loaded).
 DatasetFields dataset_fields(const Config& cfg);
 

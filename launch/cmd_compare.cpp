@@ -1,7 +1,6 @@
 // `rlkv compare`: every method side by side on one problem set (eval/compare.h runs it): a table on
 // stdout, JSON with --output (analysis/tradeoff.py plots accuracy against KV bytes from it).
 #include <iostream>
-#include <sstream>
 
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -41,16 +40,8 @@ int cmd_compare(int argc, char** argv) {
   req.oracle = !vm.count("no-oracle");
   req.streaming = !vm.count("no-streaming");
   req.random_seeds = vm["seeds"].as<int64_t>();
-  req.dropping.clear();
   const std::string dropping = vm["dropping"].as<std::string>();
-  if (dropping != "none") {
-    std::stringstream methods(dropping);
-    for (std::string m; std::getline(methods, m, ',');) {
-      RLKV_CHECK(!m.empty(), "--dropping: an empty name in '", dropping, "' (none: no token dropping)");
-      req.dropping.push_back(m);
-    }
-    RLKV_CHECK(dropping.back() != ',', "--dropping: '", dropping, "' ends with a comma");
-  }
+  req.dropping = dropping == "none" ? std::vector<std::string>{} : split_list(dropping, "--dropping", "name");
   check_compare_request(req);
 
   const EvalSetup s = load_eval_setup(args, {req.rlkv_mask, req.duo_retrieval, req.duo_reasoning});

@@ -82,9 +82,7 @@ int cmd_duo_train(int argc, char** argv) {
   RLKV_CHECK(!output.empty(), "no output: give --output DIR");
   check_output_dir(output, "--output");
   RLKV_CHECK(problems >= 0, "--problems must be >= 0, got ", problems);
-  // Parsed as a signed number: an unsigned one would take -1 as 2^64 - 1.
-  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
-  o.seed = uint64_t(seed);
+  o.seed = seed_option(seed);
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "--sparsity must be in [0, 1], got ", sparsity);
   RLKV_CHECK(log_every >= 1, "--log-every must be >= 1, got ", log_every);
   if (vm.count("model")) args.overrides.push_back("model.path=" + vm["model"].as<std::string>());

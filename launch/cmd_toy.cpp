@@ -51,9 +51,9 @@ int toy_data(int argc, char** argv) {
   t.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy data takes no config overrides");
   RLKV_CHECK(n >= 1 && n <= 100000000, "--n must be in 1..1e8, got ", n);
-  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
+  const uint64_t s = seed_option(seed);
   check_output_file(out, "--output");
-  write_file_atomic(out, toy_dataset_jsonl(n, uint64_t(seed), t));
+  write_file_atomic(out, toy_dataset_jsonl(n, s, t));
   std::fprintf(stderr, "wrote %lld problems to %s\n", (long long)n, out.c_str());
   return 0;
 }
@@ -94,9 +94,7 @@ int toy_train(int argc, char** argv) {
   o.task.chain = parse_toy_chain(chain);
   RLKV_CHECK(a.overrides.empty(), "rlkv toy train takes no config overrides");
   RLKV_CHECK(o.log_every >= 1, "--log-every must be >= 1");
-  // Parsed as a signed number: an unsigned one would take -1 as 2^64 - 1.
-  RLKV_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
-  o.seed = uint64_t(seed);
+  o.seed = seed_option(seed);
   RLKV_CHECK(o.steps >= 1 && o.batch >= 1, "--steps and --batch must be >= 1");
   RLKV_CHECK(o.batch <= 4096, "--batch must be <= 4096 problems a step, got ", o.batch);
   RLKV_CHECK(std::isfinite(o.lr) && o.lr > 0 && o.lr <= 1, "--lr must be a number in (0, 1], got ", o.lr);

@@ -105,16 +105,23 @@ void write_eval_json(const std::string& path, const EvalSetup& s, const std::str
   write_file_atomic(path, dump_json(j, 2) + "\n");
 }
 
-std::vector<double> parse_fractions(const std::string& list, const char* what) {
-  RLKV_CHECK(list.empty() || list.back() != ',', what, ": '", list, "' ends with a comma");
-  std::vector<double> out;
+std::vector<std::string> split_list(const std::string& list, const char* what, const char* noun) {
+  std::vector<std::string> out;
   std::stringstream ss(list);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  for (std::string item; std::getline(ss, item, ',');) {
+    RLKV_CHECK(!item.empty(), what, ": an empty ", noun, " in '", list, "'");
+    out.push_back(item);
+  }
+  RLKV_CHECK(list.empty() || list.back() != ',', what, ": '", list, "' ends with a comma");
+  return out;
+}
+
+std::vector<double> parse_fractions(const std::string& list, const char* what) {
+  std::vector<double> out;
+  for (const std::string& item : split_list(list, what, "number")) {
     char* end = nullptr;
     const double v = std::strtod(item.c_str(), &end);
-    RLKV_CHECK(end && *end == '\0' && !item.empty() && v >= 0 && v <= 1, what, ": '", item,
-               "' is not a number in [0, 1]");
+    RLKV_CHECK(end && *end == '\0' && v >= 0 && v <= 1, what, ": '", item, "' is not a number in [0, 1]");
     out.push_back(v);
   }
   RLKV_CHECK(!out.empty(), what, ": empty list");

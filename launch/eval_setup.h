@@ -40,6 +40,10 @@ EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inpu
 void write_eval_json(const std::string& path, const EvalSetup& s, const std::string& data, const std::string& method,
                      const std::vector<EvalRow>& rows);
 
+// The items of a comma-separated list; an empty item (`noun`: "name", "number") or a trailing comma
+// is a UserError naming `what`.
+std::vector<std::string> split_list(const std::string& list, const char* what, const char* noun);
+
 // A comma-separated list of fractions in [0, 1] (UserError naming `what`).
 std::vector<double> parse_fractions(const std::string& list, const char* what);
 
