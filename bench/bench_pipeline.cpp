@@ -3,7 +3,8 @@
 // the learner absorb end to end over inproc:// ZeroMQ, with the real messages, scoring and policy
 // update. Shapes: the toy model (4 x 4 heads, ~100-token responses) and a Llama-3.1-8B-shaped policy
 // (32 x 8 heads, 4 KB maths responses ending in \boxed{}). Each shape runs twice: frames without and
-// with authentication (every socket tagging and checking each frame with a run key, HMAC-SHA256).
+// with authentication (every socket sealing and checking each frame with a run key: HMAC-SHA256 over
+// the frame, the sender id and its counter, and the replay check).
 #include <atomic>
 #include <chrono>
 #include <cstdio>

@@ -49,23 +49,52 @@ std::string RunKey::hex() const {
   return std::string(buf, 2 * kRunKeyBytes);
 }
 
-void RunKey::tag(std::string_view frame, unsigned char* out) const {
-  crypto_auth_hmacsha256(out, reinterpret_cast<const unsigned char*>(frame.data()), frame.size(), key_.data());
+FrameOrigin FrameOrigin::fresh() {
+  init_sodium();
+  FrameOrigin o;
+  randombytes_buf(o.sender.data(), o.sender.size());
+  return o;
 }
 
-std::string RunKey::sign(std::string_view frame) const {
+void RunKey::seal(std::string_view frame, const FrameOrigin& origin, unsigned char* out) const {
+  std::memcpy(out, origin.sender.data(), kSenderIdBytes);
+  for (size_t i = 0; i < kFrameCounterBytes; ++i)
+    out[kSenderIdBytes + i] = static_cast<unsigned char>(origin.counter >> (8 * i));
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, key_.data(), key_.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(frame.data()), frame.size());
+  crypto_auth_hmacsha256_update(&st, out, kSenderIdBytes + kFrameCounterBytes);
+  crypto_auth_hmacsha256_final(&st, out + kSenderIdBytes + kFrameCounterBytes);
+  sodium_memzero(&st, sizeof st);
+}
+
+std::string RunKey::sealed(std::string_view frame, const FrameOrigin& origin) const {
   std::string out(frame);
-  out.resize(frame.size() + kFrameTagBytes);
-  tag(frame, reinterpret_cast<unsigned char*>(&out[frame.size()]));
+  out.resize(frame.size() + kFrameTrailerBytes);
+  seal(frame, origin, reinterpret_cast<unsigned char*>(&out[frame.size()]));
   return out;
 }
 
-bool RunKey::verify(std::string_view signed_frame, std::string_view* frame) const {
-  if (signed_frame.size() < kFrameTagBytes) return false;
-  const size_t n = signed_frame.size() - kFrameTagBytes;
-  const auto* data = reinterpret_cast<const unsigned char*>(signed_frame.data());
-  if (crypto_auth_hmacsha256_verify(data + n, data, n, key_.data()) != 0) return false;
-  if (frame) *frame = signed_frame.substr(0, n);
+bool RunKey::open(std::string_view sealed_frame, std::string_view* frame, FrameOrigin* origin) const {
+  if (sealed_frame.size() < kFrameTrailerBytes) return false;
+  const size_t signed_bytes = sealed_frame.size() - kFrameTagBytes;  // the frame, sender and counter
+  const auto* data = reinterpret_cast<const unsigned char*>(sealed_frame.data());
+  if (crypto_auth_hmacsha256_verify(data + signed_bytes, data, signed_bytes, key_.data()) != 0) return false;
+  const size_t n = sealed_frame.size() - kFrameTrailerBytes;
+  if (origin) {
+    std::memcpy(origin->sender.data(), data + n, kSenderIdBytes);
+    origin->counter = 0;
+    for (size_t i = 0; i < kFrameCounterBytes; ++i)
+      origin->counter |= uint64_t(data[n + kSenderIdBytes + i]) << (8 * i);
+  }
+  if (frame) *frame = sealed_frame.substr(0, n);
+  return true;
+}
+
+bool ReplayGuard::accept(const FrameOrigin& origin) {
+  uint64_t& last = last_[origin.sender];  // 0 for a new sender: its first counter is 1
+  if (origin.counter <= last) return false;
+  last = origin.counter;
   return true;
 }
 

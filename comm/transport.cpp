@@ -1,6 +1,8 @@
 // ZeroMQ transports (see transport.h for the guarantees and why each socket option is set).
 #include "comm/transport.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <zmq.hpp>
 
 #include <algorithm>
@@ -53,8 +55,10 @@ struct Socket::Impl {
   bool terminated = false;                // the context was shut down: every call fails fast from now on
   std::vector<std::string> inproc_bound;  // ours, removed from ctx.inproc_bound at close
   std::shared_ptr<const RunKey> key;      // frame authentication, when set
-  std::atomic<int64_t> refused{0};
-  std::set<std::string> refused_peers;  // peers already named in the log
+  FrameOrigin origin;                     // this socket's sender id and frames sealed so far (with a key)
+  ReplayGuard replays;                    // the frames accepted per sender (with a key)
+  std::atomic<int64_t> refused{0}, replayed{0};
+  std::set<std::string> refused_peers, replayed_peers;  // peers already named in the log
   Impl(Context::Impl& c, int type) : ctx(c), sock(c.ctx, type) {}
   bool usable() const { return !closed && !terminated; }
   void refuse(const std::string& peer) {
@@ -63,6 +67,15 @@ struct Socket::Impl {
       log_warn(str_cat("transport: refused a frame from ", peer,
                        " that does not carry this run's key (placement.key_file / rlkv actor --key-file); further "
                        "frames from that peer are only counted"));
+  }
+  void refuse_replay(const std::string& peer, uint64_t counter) {
+    refused.fetch_add(1);
+    replayed.fetch_add(1);
+    if (replayed_peers.insert(peer).second)
+      log_warn(str_cat("transport: refused a frame from ", peer, " that carries this run's key but a counter (",
+                       counter,
+                       ") its sender already used: a replayed or reordered frame; further such frames from that peer "
+                       "are only counted"));
   }
 };
 
@@ -75,6 +88,36 @@ bool is_inproc(const std::string& endpoint) { return endpoint.rfind("inproc://",
 // endpoints that name an IPv6 literal (tcp://[::1]:PORT) and for no other.
 void set_ipv6_for(zmq::socket_t& s, const std::string& endpoint) {
   s.set(zmq::sockopt::ipv6, endpoint.rfind("tcp://[", 0) == 0);
+}
+
+// The host a tcp:// endpoint names ("tcp://[::1]:5555" -> "::1"; ZeroMQ's "SOURCE;" prefix skipped),
+// or "" for other transports.
+std::string tcp_host(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return "";
+  std::string rest = endpoint.substr(6);
+  const size_t semi = rest.rfind(';');
+  if (semi != std::string::npos) rest.erase(0, semi + 1);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return "";
+  std::string host = rest.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// ZeroMQ accepts a connection to a host name that does not resolve and retries it forever in the
+// background, so a mistyped host would look like a peer that never answers: resolved here first.
+void check_resolves(const std::string& endpoint) {
+  const std::string host = tcp_host(endpoint);
+  if (host.empty() || host == "*") return;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (found != nullptr) ::freeaddrinfo(found);
+  if (rc != 0)
+    throw_user_error(str_cat("transport: cannot connect to ", endpoint, ": host '", host, "' does not resolve (",
+                             ::gai_strerror(rc), ")"));
 }
 
 milliseconds remaining(Clock::time_point deadline) {
@@ -137,6 +180,7 @@ void Socket::connect(const std::string& endpoint) {
     RLKV_CHECK(impl_->ctx.inproc_bound.count(endpoint) > 0, "transport: cannot connect to ", endpoint,
                ": nothing is bound there in this Context (bind inproc endpoints before connecting to them)");
   }
+  check_resolves(endpoint);
   try {
     set_ipv6_for(impl_->sock, endpoint);
     impl_->sock.connect(endpoint);
@@ -156,18 +200,27 @@ void Socket::close() {
 
 bool Socket::closed() const { return impl_->closed; }
 
-void Socket::set_key(std::shared_ptr<const RunKey> key) { impl_->key = std::move(key); }
+void Socket::set_key(std::shared_ptr<const RunKey> key) {
+  impl_->key = std::move(key);
+  if (impl_->key) impl_->origin = FrameOrigin::fresh();
+}
 
 int64_t Socket::refused() const { return impl_->refused.load(); }
+
+int64_t Socket::replayed() const { return impl_->replayed.load(); }
 
 bool Socket::send_frame(std::string_view frame, milliseconds timeout) {
   RLKV_ASSERT(timeout.count() >= 0, "send timeout must be >= 0 (nothing blocks forever)");
   if (!impl_->usable()) return false;
   const auto deadline = Clock::now() + timeout;
-  // Untouched by a send that fails with EAGAIN. With a key: the frame, then its tag.
-  zmq::message_t msg(frame.size() + (impl_->key ? kFrameTagBytes : 0));
+  // Untouched by a send that fails with EAGAIN. With a key: the frame, then its trailer under the
+  // socket's next counter (a frame that is never sent leaves a gap, which receivers allow).
+  zmq::message_t msg(frame.size() + (impl_->key ? kFrameTrailerBytes : 0));
   std::memcpy(msg.data(), frame.data(), frame.size());
-  if (impl_->key) impl_->key->tag(frame, static_cast<unsigned char*>(msg.data()) + frame.size());
+  if (impl_->key) {
+    ++impl_->origin.counter;
+    impl_->key->seal(frame, impl_->origin, static_cast<unsigned char*>(msg.data()) + frame.size());
+  }
   try {
     for (;;) {
       try {
@@ -214,18 +267,25 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
     }
     return true;
   };
-  // A frame that passed the key check (with a key): its tag removed; refused frames are skipped.
+  // A frame that passed the key and replay checks (with a key): its trailer removed; refused frames
+  // are skipped.
   auto take = [&](std::string& out) -> bool {
     for (;;) {
       if (!take_any(out)) return false;
       if (!impl_->key) return true;
       std::string_view body;
-      if (impl_->key->verify(out, &body)) {
+      FrameOrigin origin;
+      const bool genuine = impl_->key->open(out, &body, &origin);
+      if (genuine && impl_->replays.accept(origin)) {
         out.resize(body.size());
         return true;
       }
       const char* addr = zmq_msg_gets(first.handle(), "Peer-Address");  // tcp only
-      impl_->refuse(addr != nullptr ? addr : "a peer without an address (ipc / inproc)");
+      const std::string peer = addr != nullptr ? addr : "a peer without an address (ipc / inproc)";
+      if (genuine)
+        impl_->refuse_replay(peer, origin.counter);
+      else
+        impl_->refuse(peer);
     }
   };
   try {

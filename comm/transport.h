@@ -107,18 +107,22 @@ class Socket {
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
   // Returns the resolved endpoint ("tcp://127.0.0.1:41233" for "tcp://127.0.0.1:*"). A socket may
-  // bind and connect several endpoints. Bad or busy endpoints, and inproc endpoints not bound yet
-  // (connect), throw UserError naming the endpoint.
+  // bind and connect several endpoints. Bad or busy endpoints, tcp hosts that do not resolve
+  // (connect: ZeroMQ would retry them silently forever) and inproc endpoints not bound yet (connect)
+  // throw UserError naming the endpoint.
   std::string bind(const std::string& endpoint);
   void connect(const std::string& endpoint);
   void close();  // idempotent, returns at once; queued frames get linger_ms to leave (~Context waits for it)
   bool closed() const;
   // Frame authentication (comm/frame_auth.h), set before the first send or receive: every frame sent
-  // carries its tag, and every frame received is checked before it is returned. A frame without the
-  // right tag (no key, another key, altered, a replay from a run with another key) is refused: counted,
-  // logged once per peer address, never returned, and the wait goes on. The key is shared, not copied.
+  // is sealed (this socket's sender id, its next counter, the tag), and every frame received is
+  // checked before it is returned. A frame without the right tag (no key, another key, altered, a
+  // replay from a run with another key) or with a counter its sender already used at this socket (a
+  // replay within the run) is refused: counted, logged once per peer address and kind, never
+  // returned, and the wait goes on. The key is shared, not copied.
   void set_key(std::shared_ptr<const RunKey> key);
-  int64_t refused() const;  // frames refused so far (thread safe)
+  int64_t refused() const;   // frames refused so far, replays included (thread safe)
+  int64_t replayed() const;  // of those, the ones with the right tag and a used counter (thread safe)
 
  protected:
   Socket(Context& ctx, int zmq_type, const SocketOptions& opts);

@@ -223,6 +223,11 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
       rlkv_test::run_rlkv("actor --config " + cfg + " --connect tcp://127.0.0.1:1 --id 'two words'");
   CHECK(id.status == 2);
   CHECK_THAT(id.err, Catch::Matchers::Contains("--id: expected 1-128 printable ASCII characters"));
+  // A host that does not resolve (.invalid never does, RFC 6761) fails at once, not after the timeout.
+  const rlkv_test::Run unknown = rlkv_test::run_rlkv(
+      "actor --config " + cfg + " --connect tcp://no-such-host.invalid:5000 --train.step_timeout=5");
+  CHECK(unknown.status == 2);
+  CHECK_THAT(unknown.err, Catch::Matchers::Contains("host 'no-such-host.invalid' does not resolve"));
 }
 
 TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL") {

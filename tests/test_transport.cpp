@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -393,6 +394,12 @@ TEST_CASE("bind and connect errors are user errors naming the endpoint") {
   REQUIRE_THROWS_WITH(b.bind(ep), Contains(ep));
   REQUIRE_THROWS_AS(b.bind("nonsense"), UserError);
   REQUIRE_THROWS_AS(b.connect("tcp://"), UserError);
+  // A host that does not resolve (.invalid never does, RFC 6761): ZeroMQ alone would retry it forever.
+  REQUIRE_THROWS_WITH(b.connect("tcp://no-such-host.invalid:5555"),
+                      Contains("tcp://no-such-host.invalid:5555") && Contains("does not resolve"));
+  REQUIRE_THROWS_WITH(b.connect("tcp://[no-such-host.invalid]:5555"), Contains("does not resolve"));
+  Pusher to_name(ctx);
+  REQUIRE_NOTHROW(to_name.connect("tcp://localhost:" + ep.substr(ep.rfind(':') + 1)));  // names that resolve still do
   // inproc: bind first (libzmq 4.3.4 aborts at context end on a never-bound inproc connection).
   const std::string name = bind_endpoint("inproc");
   REQUIRE_THROWS_WITH(b.connect(name), Contains(name) && Contains("bind inproc endpoints before"));
@@ -411,27 +418,61 @@ TEST_CASE("bind and connect errors are user errors naming the endpoint") {
 
 // ---- frame authentication (comm/frame_auth.h) ------------------------------------------------
 
-TEST_CASE("a run key's tag: verified for the frame it signs, refused for any other") {
+TEST_CASE("a run key's seal: opened for the frame and origin it seals, refused for any other") {
   const RunKey key = RunKey::generate(), other = RunKey::generate();
   REQUIRE(key.hex() != other.hex());
   REQUIRE(RunKey::from_hex(key.hex(), "test").hex() == key.hex());
   REQUIRE(RunKey::from_hex("  " + key.hex() + "\n", "test").hex() == key.hex());
   const std::string frame = encode(group("actor-0", 1));
-  const std::string signed_frame = key.sign(frame);
-  REQUIRE(signed_frame.size() == frame.size() + kFrameTagBytes);
+  FrameOrigin origin = FrameOrigin::fresh();
+  REQUIRE(origin.sender != FrameOrigin::fresh().sender);
+  origin.counter = 0x0102030405060708ull;
+  const std::string sealed = key.sealed(frame, origin);
+  REQUIRE(sealed.size() == frame.size() + kFrameTrailerBytes);
+  // The trailer as docs/messages.md lays it out: sender, counter (u64 little-endian), tag.
+  REQUIRE(sealed.compare(frame.size(), kSenderIdBytes,
+                         std::string(reinterpret_cast<const char*>(origin.sender.data()), kSenderIdBytes)) == 0);
+  REQUIRE(sealed.substr(frame.size() + kSenderIdBytes, kFrameCounterBytes) == "\x08\x07\x06\x05\x04\x03\x02\x01");
   std::string_view body;
-  REQUIRE(key.verify(signed_frame, &body));
+  FrameOrigin got;
+  REQUIRE(key.open(sealed, &body, &got));
   REQUIRE(body == frame);
-  REQUIRE_FALSE(other.verify(signed_frame, &body));  // another run's key: a replay from that run
-  REQUIRE_FALSE(key.verify(frame, &body));           // no tag
-  REQUIRE_FALSE(key.verify(signed_frame.substr(0, kFrameTagBytes - 1), &body));
-  for (size_t i : {size_t(0), frame.size() / 2, signed_frame.size() - 1}) {  // one bit anywhere
-    std::string altered = signed_frame;
+  REQUIRE(got.sender == origin.sender);
+  REQUIRE(got.counter == origin.counter);
+  REQUIRE_FALSE(other.open(sealed, &body, &got));  // another run's key: a replay from that run
+  REQUIRE_FALSE(key.open(frame, &body, &got));     // no trailer
+  REQUIRE_FALSE(key.open(sealed.substr(0, kFrameTrailerBytes - 1), &body, &got));
+  // One bit anywhere: in the frame, the sender, the counter, the tag.
+  for (size_t i : {size_t(0), frame.size() / 2, frame.size(), frame.size() + kSenderIdBytes, sealed.size() - 1}) {
+    std::string altered = sealed;
     altered[i] = static_cast<char>(altered[i] ^ 1);
-    REQUIRE_FALSE(key.verify(altered, &body));
+    REQUIRE_FALSE(key.open(altered, &body, &got));
   }
+  // Moving the trailer's 24 signed bytes into the frame does not make another valid frame.
+  FrameOrigin next = origin;
+  ++next.counter;
+  REQUIRE(key.sealed(frame, next) != sealed);
   REQUIRE_THROWS_AS(RunKey::from_hex("abc", "key"), UserError);
   REQUIRE_THROWS_WITH(RunKey::from_hex(std::string(64, 'g'), "the key"), Contains("the key") && Contains("64 hex"));
+}
+
+TEST_CASE("a replay guard accepts each sender's counters once and in increasing order") {
+  ReplayGuard guard;
+  FrameOrigin a = FrameOrigin::fresh(), b = FrameOrigin::fresh();
+  a.counter = 1;
+  REQUIRE(guard.accept(a));
+  REQUIRE_FALSE(guard.accept(a));  // the same frame again
+  b.counter = 1;
+  REQUIRE(guard.accept(b));  // another sender's counters are its own
+  a.counter = 5;
+  REQUIRE(guard.accept(a));  // a gap: frames 2-4 went elsewhere or were lost
+  a.counter = 3;
+  REQUIRE_FALSE(guard.accept(a));  // older than one accepted
+  a.counter = 6;
+  REQUIRE(guard.accept(a));
+  FrameOrigin c = FrameOrigin::fresh();  // counter 0 is never sealed by a socket
+  REQUIRE_FALSE(guard.accept(c));
+  REQUIRE(guard.senders() == 3);
 }
 
 TEST_CASE("key files are written with mode 0600, and one that others may read is refused") {
@@ -479,8 +520,10 @@ TEST_CASE("with a run key, frames without the right tag are refused and counted 
   // a run with another key and replayed, a frame of this run altered on the way: all refused.
   REQUIRE(stranger.send(encode(group("stranger", 1)), 5s));
   REQUIRE(wrong.send(encode(group("wrong-key", 2)), 5s));
-  REQUIRE(stranger.send(other->sign(encode(group("replayed", 3))), 5s));
-  std::string altered = key->sign(encode(group("altered", 4)));
+  FrameOrigin origin = FrameOrigin::fresh();
+  origin.counter = 1;
+  REQUIRE(stranger.send(other->sealed(encode(group("replayed", 3)), origin), 5s));
+  std::string altered = key->sealed(encode(group("altered", 4)), origin);
   altered[altered.size() / 2] = static_cast<char>(altered[altered.size() / 2] ^ 0x10);
   REQUIRE(stranger.send(altered, 5s));
   drain_until_refused(pull, 4);
@@ -492,6 +535,93 @@ TEST_CASE("with a run key, frames without the right tag are refused and counted 
   REQUIRE(g->prompt_index == 5);
   REQUIRE(drops.total() == 0);  // refused at the socket: nothing reached the decoder
   REQUIRE(pull.refused() == 4);
+  REQUIRE(pull.replayed() == 0);
+}
+
+TEST_CASE("with a run key, a frame of this run sent again is refused, and its sender's later frames still pass") {
+  const std::string kind = GENERATE(std::string("inproc"), std::string("tcp"));
+  INFO(kind);
+  Context ctx;
+  const auto key = std::make_shared<const RunKey>(RunKey::generate());
+  Puller pull(ctx);
+  pull.set_key(key);
+  const std::string ep = pull.bind(bind_endpoint(kind));
+  Pusher relay(ctx);  // no key: it forwards recorded frames as they are, as someone on the path would
+  relay.connect(ep);
+  DropCounter drops("test puller");
+  const ReceiveExpect expect{"run-A", 2, 2};
+  // Frames sealed as a keyed socket seals them (one sender, counters 1, 2, 3), delivered by the relay.
+  FrameOrigin sender = FrameOrigin::fresh();
+  std::vector<std::string> recorded;
+  for (int i = 1; i <= 3; ++i) {
+    ++sender.counter;
+    recorded.push_back(key->sealed(encode(group("actor-0", i)), sender));
+  }
+  REQUIRE(relay.send(recorded[0], 5s));
+  REQUIRE(relay.send(recorded[2], 5s));  // frame 2 lost on the way: the gap is allowed
+  for (int want : {1, 3}) {
+    auto g = receive_rollout_group(pull, 5s, expect, drops);
+    REQUIRE(g.has_value());
+    REQUIRE(g->prompt_index == want);
+  }
+  REQUIRE(pull.refused() == 0);
+  // The same frames again, and the lost one late: all refused, none decoded.
+  for (int i : {0, 2, 1}) REQUIRE(relay.send(recorded[size_t(i)], 5s));
+  drain_until_refused(pull, 3);
+  REQUIRE(pull.refused() == 3);
+  REQUIRE(pull.replayed() == 3);
+  // The sender's next frame, and a second sender's first, still pass.
+  ++sender.counter;
+  REQUIRE(relay.send(key->sealed(encode(group("actor-0", 4)), sender), 5s));
+  Pusher other(ctx);
+  other.set_key(key);
+  other.connect(ep);
+  REQUIRE(other.send(encode(group("actor-1", 5)), 5s));
+  std::set<int64_t> got;
+  for (int i = 0; i < 2; ++i) {
+    auto g = receive_rollout_group(pull, 5s, expect, drops);
+    REQUIRE(g.has_value());
+    got.insert(g->prompt_index);
+  }
+  REQUIRE(got == std::set<int64_t>{4, 5});
+  REQUIRE(drops.total() == 0);
+  REQUIRE(pull.replayed() == 3);
+}
+
+TEST_CASE("with a run key, a keyed socket's frames carry increasing counters under one sender id") {
+  Context ctx;
+  const auto key = std::make_shared<const RunKey>(RunKey::generate());
+  Puller tap(ctx);  // no key: sees the sealed frames as they travel
+  const std::string ep = tap.bind(bind_endpoint("inproc"));
+  Pusher push(ctx);
+  push.set_key(key);
+  push.connect(ep);
+  std::vector<FrameOrigin> seen;
+  for (int i = 0; i < 3; ++i) {
+    const std::string frame = encode(group("actor-0", i));
+    REQUIRE(push.send(frame, 5s));
+    auto raw = tap.receive(5s);
+    REQUIRE(raw.has_value());
+    std::string_view body;
+    FrameOrigin o;
+    REQUIRE(key->open(*raw, &body, &o));
+    REQUIRE(body == frame);
+    seen.push_back(o);
+  }
+  for (size_t i = 0; i < seen.size(); ++i) {
+    REQUIRE(seen[i].sender == seen[0].sender);
+    REQUIRE(seen[i].counter == i + 1);
+  }
+  Pusher second(ctx);
+  second.set_key(key);
+  second.connect(ep);
+  REQUIRE(second.send(encode(group("actor-1", 9)), 5s));
+  auto raw = tap.receive(5s);
+  REQUIRE(raw.has_value());
+  FrameOrigin o;
+  REQUIRE(key->open(*raw, nullptr, &o));
+  REQUIRE(o.sender != seen[0].sender);  // each socket is a sender of its own
+  REQUIRE(o.counter == 1);
 }
 
 TEST_CASE("with a run key, subscribers without it decode no policy") {
@@ -533,8 +663,8 @@ TEST_CASE("with a run key, subscribers without it decode no policy") {
 
 // A subscriber in another language: /usr/bin/python3 with pyzmq and msgpack receives one policy,
 // checks the frame as docs/messages.md describes (with a run key: its HMAC-SHA256 tag first, with
-// the standard library's hmac), prints theta, and sends back (as hex) a frame it built itself (tagged
-// with the key, if any), which the C++ side must verify and decode.
+// the standard library's hmac, then the sender id and counter), prints theta, and sends back (as hex)
+// a frame it built itself (sealed with the key, if any), which the C++ side must open and decode.
 TEST_CASE("a Python pyzmq + msgpack subscriber decodes the policy, with and without the run key") {
   if (std::system("/usr/bin/python3 -c 'import zmq, msgpack' >/dev/null 2>&1") != 0) {
     WARN("skipped: /usr/bin/python3 lacks zmq or msgpack (Debian python3-zmq python3-msgpack)");
@@ -544,7 +674,7 @@ TEST_CASE("a Python pyzmq + msgpack subscriber decodes the policy, with and with
   const auto key = keyed ? std::make_shared<const RunKey>(RunKey::generate()) : nullptr;
   rlkv_test::TempDir dir;
   const std::string script = dir / "sub.py";
-  rlkv_test::write_text(script, R"PY(import hashlib, hmac, struct, sys, zlib
+  rlkv_test::write_text(script, R"PY(import hashlib, hmac, os, struct, sys, zlib
 import msgpack, zmq
 key = bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else None
 ctx = zmq.Context()
@@ -556,6 +686,8 @@ buf = sub.recv()
 if key is not None:
     buf, tag = buf[:-32], buf[-32:]
     assert hmac.compare_digest(tag, hmac.new(key, buf, hashlib.sha256).digest()), "tag"
+    buf, sender, counter = buf[:-24], buf[-24:-8], struct.unpack("<Q", buf[-8:])[0]
+    assert counter >= 1, "counter"
 magic, version, mtype, n = struct.unpack_from("<4sHHI", buf, 0)
 assert magic == b"RLKV" and version == 1 and mtype == 1 and len(buf) == 16 + n, (magic, version, mtype, n, len(buf))
 assert struct.unpack_from("<I", buf, 12 + n)[0] == zlib.crc32(buf[:12 + n]), "crc"
@@ -568,6 +700,7 @@ out = msgpack.packb(msg, use_bin_type=True)
 head = struct.pack("<4sHHI", b"RLKV", 1, 1, len(out)) + out
 frame = head + struct.pack("<I", zlib.crc32(head))
 if key is not None:
+    frame += os.urandom(16) + struct.pack("<Q", 1)   # this client's sender id, its first frame
     frame += hmac.new(key, frame, hashlib.sha256).digest()
 print("frame", frame.hex())
 )PY");
@@ -630,6 +763,6 @@ print("frame", frame.hex())
   for (size_t i = 0; i + 1 < hex.size(); i += 2) back += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   REQUIRE(!back.empty());
   std::string_view body = back;
-  if (key) REQUIRE(key->verify(back, &body));
+  if (key) REQUIRE(key->open(back, &body, nullptr));
   REQUIRE(decode_policy(body.data(), body.size()) == sent);
 }

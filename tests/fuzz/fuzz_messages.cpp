@@ -7,9 +7,11 @@
 // it as a crash, as it does for ASan/UBSan reports. Accepted messages must re-encode and decode to
 // the same value. Bit 2 of the first byte sends the frame through frame authentication first (as a
 // socket with a run key does, comm/frame_auth.h): accepted only with the right tag over the rest,
-// never a forgery; bit 3 then repairs the tag so that decoding goes on.
+// never a forgery, and the origin it reports is the one the trailer claims; bit 3 then repairs the
+// tag (keeping the sender and counter the input claims) so that decoding goes on.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <variant>
 
@@ -44,13 +46,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (mode & 4) {
     static const rlkv::RunKey key = rlkv::RunKey::from_hex(std::string(2 * rlkv::kRunKeyBytes, '7'), "fuzz key");
-    if ((mode & 8) && frame.size() >= rlkv::kFrameTagBytes)
-      frame = key.sign(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTagBytes));
+    // The origin an input claims: its trailer's sender and counter as they stand.
+    auto claimed = [](const std::string& f) {
+      rlkv::FrameOrigin o;
+      const size_t at = f.size() - rlkv::kFrameTrailerBytes;
+      std::memcpy(o.sender.data(), f.data() + at, rlkv::kSenderIdBytes);
+      for (size_t i = 0; i < rlkv::kFrameCounterBytes; ++i)
+        o.counter |= uint64_t(static_cast<unsigned char>(f[at + rlkv::kSenderIdBytes + i])) << (8 * i);
+      return o;
+    };
+    const bool long_enough = frame.size() >= rlkv::kFrameTrailerBytes;
+    if ((mode & 8) && long_enough)
+      frame = key.sealed(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTrailerBytes), claimed(frame));
     std::string_view body;
-    const bool accepted = key.verify(frame, &body);
-    const bool genuine = frame.size() >= rlkv::kFrameTagBytes &&
-                         key.sign(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTagBytes)) == frame;
+    rlkv::FrameOrigin origin;
+    const bool accepted = key.open(frame, &body, &origin);
+    const bool genuine =
+        long_enough &&
+        key.sealed(std::string_view(frame).substr(0, frame.size() - rlkv::kFrameTrailerBytes), claimed(frame)) == frame;
     if (accepted != genuine) __builtin_trap();
+    if (accepted && (origin.counter != claimed(frame).counter || origin.sender != claimed(frame).sender))
+      __builtin_trap();
     if (!accepted) return 0;  // refused before any decoding
     frame = std::string(body);
   }
