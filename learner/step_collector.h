@@ -7,12 +7,18 @@
 //   async: step s takes the first B groups whose version is at least s - max_staleness (the actors
 //          never wait); older groups are dropped and counted as stale. The staleness (s - version)
 //          of every used group is histogrammed; the estimator's per-head importance ratios correct
-//          for the behaviour policy.
+//          for the behaviour policy. A group equal in identity to one already taken (same version,
+//          actor, position and rollout masks: a copy delivered twice, e.g. a recorded rollout group
+//          replayed to a second reward worker) is dropped as a duplicate; identities are kept only
+//          while their version is fresh enough to be taken.
 // Thread safety: none; the learner's receive loop owns it.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <set>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "comm/messages.h"
@@ -44,6 +50,9 @@ class StepCollector {
   int64_t B_, max_staleness_;
   int64_t step_ = 0;
   std::map<int64_t, ScoredGroupMsg> taken_;  // keyed by position (sync) or arrival index (async)
+  // Async: (version, actor, position, masks' hash) of every group taken while its version is fresh.
+  using Identity = std::tuple<int64_t, std::string, int64_t, uint64_t>;
+  std::set<Identity> seen_;
   int64_t arrivals_ = 0;
   CollectorCounts counts_;
   std::map<int64_t, int64_t> staleness_;

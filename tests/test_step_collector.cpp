@@ -1,8 +1,8 @@
 // Which scored groups a learner step uses (learner/step_collector.h), on groups built by hand:
 // sync steps take exactly the B groups of the step's positions and version, ordered by position,
 // and drop late, duplicate and foreign groups with exact counts; async steps take groups up to
-// max_staleness versions old (histogrammed by staleness), drop older ones as stale, and carry
-// groups beyond B over to the next step while they are fresh.
+// max_staleness versions old (histogrammed by staleness), drop older ones as stale and copies of a
+// group already taken as duplicates, and carry groups beyond B over to the next step while fresh.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -226,4 +226,28 @@ TEST_CASE("step collector, async: with max_staleness 0 only the current version 
   CHECK(versions_of(c.take()) == std::vector<int64_t>{1, 1});
   CHECK(c.staleness() == Histogram{{0, 2}});
   require_counts(c, 2, 1, 0, 0);
+}
+
+TEST_CASE("step collector, async: a copy of a group already taken is dropped as a duplicate, other groups pass") {
+  StepCollector c(false, 4, 1);
+  c.begin_step(2);
+  REQUIRE(offer(c, scored(10, 2)));
+  CHECK_FALSE(offer(c, scored(10, 2)));  // the same group again (a replay scored by a second reward worker)
+  require_counts(c, 0, 0, 1, 0);
+  CHECK(offer(c, scored(10, 2, "actor-1")));  // another actor's group at the same position
+  CHECK(offer(c, scored(10, 1)));             // the same actor and position at another version
+  ScoredGroupMsg other_masks = scored(10, 2);
+  other_masks.rollouts[0].mask[0] ^= 1;  // a group sampled anew (other masks)
+  CHECK(offer(c, std::move(other_masks)));
+  require_counts(c, 0, 0, 1, 0);
+  REQUIRE(c.complete());
+  c.take();
+  // Still remembered while its version can be taken (step 3 takes versions 2 and 3) ...
+  c.begin_step(3);
+  CHECK_FALSE(offer(c, scored(10, 2)));
+  require_counts(c, 4, 0, 2, 0);
+  // ... and stale, not duplicate, once it cannot.
+  c.begin_step(4);
+  CHECK_FALSE(offer(c, scored(10, 2)));
+  require_counts(c, 4, 1, 2, 0);
 }
