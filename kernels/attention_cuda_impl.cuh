@@ -28,6 +28,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -495,15 +496,16 @@ inline int& emu_num_sms() {
 inline int num_sms() { return emu_num_sms(); }
 #else
 // SM count of the current device, read once per device (so later launches, e.g. inside a CUDA graph
-// capture, make no device queries).
+// capture, make no device queries). Threads may ask at once: every one stores the same value.
 inline int num_sms() {
   constexpr int kMaxDevices = 64;
-  static int cached[kMaxDevices] = {};
+  static std::atomic<int> cached[kMaxDevices] = {};
   int dev = 0, n = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return 132;
-  if (dev >= 0 && dev < kMaxDevices && cached[dev] > 0) return cached[dev];
+  const bool cacheable = dev >= 0 && dev < kMaxDevices;
+  if (cacheable && (n = cached[dev].load(std::memory_order_relaxed)) > 0) return n;
   if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
-  if (dev >= 0 && dev < kMaxDevices) cached[dev] = n;
+  if (cacheable) cached[dev].store(n, std::memory_order_relaxed);
   return n;
 }
 #endif

@@ -539,15 +539,21 @@ inline int64_t tc_grid(int sms) { return int64_t(sms) * kTcBlocksPerSm; }
 
 #ifndef RLKV_SIMT_EMU
 // Whether the current device takes programmatic dependent launches (compute capability 9.0 and
-// later), read once per device so that launches inside a CUDA graph capture make no queries.
+// later) and the driver captures them into CUDA graphs (12.3 and later), read once per device so that
+// launches inside a capture make no queries. Threads may ask at once: every one stores the same value.
 inline bool tc_dependent_launch() {
   constexpr int kMaxDevices = 64;
-  static int cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
-  int dev = 0, major = 0;
+  static std::atomic<int> cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
+  int dev = 0, major = 0, driver = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  if (dev >= 0 && dev < kMaxDevices && cached[dev] != 0) return cached[dev] == 2;
-  const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
-  if (dev >= 0 && dev < kMaxDevices) cached[dev] = yes ? 2 : 1;
+  const bool cacheable = dev >= 0 && dev < kMaxDevices;
+  if (cacheable) {
+    const int known = cached[dev].load(std::memory_order_relaxed);
+    if (known != 0) return known == 2;
+  }
+  const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                   major >= 9 && cudaDriverGetVersion(&driver) == cudaSuccess && driver >= 12030;
+  if (cacheable) cached[dev].store(yes ? 2 : 1, std::memory_order_relaxed);
   return yes;
 }
 #endif

@@ -13,6 +13,7 @@
 #ifdef RLKV_TORCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -28,7 +29,10 @@ namespace {
 // CUDAGeneratorState::register_graph, capture_prologue and replay_prologue) and unregisters when it
 // is destroyed. Actor threads sharing a GPU capture, replay and destroy graphs at the same time, so
 // those calls are serialized here. Recursive: a capture retires (destroys) a graph while it holds
-// the lock. Leaked: graphs may be destroyed while the process exits.
+// the lock. Leaked: graphs may be destroyed while the process exits. A rule that follows from the
+// same shared state: while one thread captures on a device, another must not draw eager random
+// numbers from that device's default generator (LibTorch refuses an offset increment outside the
+// capture); generation therefore draws its uniforms on the host (runtime/sampling_device.h).
 std::recursive_mutex& graph_registry_mutex() {
   static auto* m = new std::recursive_mutex;
   return *m;
@@ -78,19 +82,41 @@ struct StaticDecode::Graph {
 #endif
 };
 
-// The capture stream comes from LibTorch's pool of high-priority streams: the actor threads' own
-// streams (ModelThread) come from the other pool, so no thread's current stream is another's capture
-// stream (pool streams are handed out round-robin, 32 of each priority: two generators share a
-// capture stream only with more than 32 alive on a device). Only a capture's warm-up step runs on
-// it; LibTorch instantiates graphs with their nodes' priorities, so replayed decode steps run at high
-// priority wherever they are launched (eager work of other threads, such as a prefill, yields).
+#ifdef RLKV_TORCH_CUDA
+// A CUDA stream created for one GraphShare's captures, at the device's highest priority, and
+// destroyed with it. Not one of LibTorch's pool streams: those are handed out round-robin (32 per
+// priority and device), so with enough generators alive a pool stream can be another thread's
+// capture stream or its current stream, and work that another thread launches onto a stream while
+// it captures is recorded into the graph (thread-local capture mode guards API calls, not launches).
+// High priority: LibTorch instantiates graphs with their nodes' priorities, so replayed decode steps
+// run at high priority wherever they are launched (eager work of other threads, a prefill, yields).
+class CaptureStream {
+ public:
+  explicit CaptureStream(c10::DeviceIndex device) : device_(device) {
+    const c10::cuda::CUDAGuard guard(device);
+    int least = 0, greatest = 0;
+    C10_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    C10_CUDA_CHECK(cudaStreamCreateWithPriority(&raw_, cudaStreamNonBlocking, greatest));
+  }
+  // Work still queued on the stream finishes first (the driver releases it after); captured graphs
+  // do not refer to the stream they were captured on.
+  ~CaptureStream() { (void)cudaStreamDestroy(raw_); }
+  CaptureStream(const CaptureStream&) = delete;
+  CaptureStream& operator=(const CaptureStream&) = delete;
+  c10::cuda::CUDAStream get() const { return c10::cuda::getStreamFromExternal(raw_, device_); }
+
+ private:
+  c10::DeviceIndex device_;
+  cudaStream_t raw_ = nullptr;
+};
+#endif
+
+// Made by StaticDecodes for its StaticDecodes, and by a StaticDecode given none for itself.
 class GraphShare {
  public:
 #ifdef RLKV_TORCH_CUDA
   explicit GraphShare(c10::DeviceIndex device)
-      : device_(device),
-        pool_(at::cuda::graph_pool_handle()),
-        stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)) {
+      : device_(device), pool_(at::cuda::graph_pool_handle()), stream_(device) {
     c10::cuda::CUDACachingAllocator::createOrIncrefPool(device_, pool_);
   }
   // After the last graph (each holds this object): what the pool keeps is freed at the allocator's
@@ -99,13 +125,13 @@ class GraphShare {
   GraphShare(const GraphShare&) = delete;
   GraphShare& operator=(const GraphShare&) = delete;
   c10::MempoolId_t pool() const { return pool_; }
-  c10::cuda::CUDAStream stream() const { return stream_; }
+  c10::cuda::CUDAStream stream() const { return stream_.get(); }
   int users() const { return c10::cuda::CUDACachingAllocator::getPoolUseCount(device_, pool_); }
 
  private:
   c10::DeviceIndex device_;
   c10::MempoolId_t pool_;
-  c10::cuda::CUDAStream stream_;
+  CaptureStream stream_;
 #endif
 };
 
@@ -132,6 +158,9 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
   use_graph_ = opts.cuda_graph && dev.is_cuda();
 #ifndef RLKV_TORCH_CUDA
   RLKV_CHECK(!use_graph_, "CUDA graphs need a CUDA LibTorch, which this build does not have");
+#else
+  if (use_graph_ && !opts_.graph_share)
+    opts_.graph_share = std::make_shared<GraphShare>(dev.has_index() ? dev.index() : c10::cuda::current_device());
 #endif
   const ModelConfig& c = model.local_config();
   const int64_t L = c.num_layers, H = c.num_kv_heads, D = c.head_dim;
@@ -192,8 +221,8 @@ void StaticDecode::capture() {
 #ifdef RLKV_TORCH_CUDA
   const at::Device dev = model_.device();
   c10::cuda::getCurrentCUDAStream(dev.index()).synchronize();  // this step's uploads have landed
-  c10::cuda::CUDAStream side =
-      opts_.graph_share ? opts_.graph_share->stream() : c10::cuda::getStreamFromPool(false, dev.index());
+  RLKV_ASSERT(opts_.graph_share, "StaticDecode: a graph step without its GraphShare");
+  c10::cuda::CUDAStream side = opts_.graph_share->stream();
   {
     c10::cuda::CUDAStreamGuard guard(side);
     compute();  // warm-up outside the capture (cuBLAS handles and workspaces); also runs this step
@@ -208,8 +237,7 @@ void StaticDecode::capture() {
     // the default (global) mode would fail their unsafe CUDA calls (a blocking copy, a pinned
     // allocation) while this thread captures, and invalidate the capture.
     try {
-      graph_->graph->capture_begin(opts_.graph_share ? opts_.graph_share->pool() : c10::MempoolId_t{0, 0},
-                                   cudaStreamCaptureModeThreadLocal);
+      graph_->graph->capture_begin(opts_.graph_share->pool(), cudaStreamCaptureModeThreadLocal);
     } catch (...) {
       abandon();
       throw;

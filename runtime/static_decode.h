@@ -41,8 +41,10 @@ namespace rlkv {
 
 // What the graphs of one StaticDecodes share: a memory pool of the CUDA caching allocator for their
 // temporaries, held by this object (so that re-capturing a graph after its reset finds the pool even
-// when no other graph holds it), and the stream they are captured on (a pool's free blocks serve only
-// the stream they were allocated on, so captures on different streams would not reuse each other's).
+// when no other graph holds it), and the stream they are captured on, created for this object and
+// no other's (a pool's free blocks serve only the stream they were allocated on, so captures on
+// different streams would not reuse each other's; and work another thread launched onto a stream
+// while it captures would be recorded into the graph).
 // Sharing is safe when graphs replay one at a time on one stream and no tensor a capture allocates
 // outlives it: a graph's temporaries are then dead whenever another replays. StaticDecode's captures
 // qualify: what a step leaves behind is in buffers made before the capture (tables, the new K / V
@@ -57,7 +59,7 @@ struct StaticDecodeOptions {
   bool cuda_graph = true;  // capture and replay on CUDA devices (ignored on the CPU)
   int64_t max_len = 0;     // initial bound of the cache lengths (0: twice the longest at the first step)
   int num_threads = 0;     // CPU kernels
-  std::shared_ptr<GraphShare> graph_share;  // null: a memory pool per graph, a capture stream each time
+  std::shared_ptr<GraphShare> graph_share;  // null: one of its own (a pool and a capture stream of its own)
   // StaticDecodes::step runs n sequences through the StaticDecode of graph_batch_bucket(n) rows, the
   // rest padded, instead of one of n rows: a generator whose batch shrinks from B to 1 captures about
   // 3 + B / 8 graphs instead of B. A pad row costs its share of the GEMMs (weight-bound at decode
