@@ -216,6 +216,7 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   push.close();
   sub.close();
   if (drops.total() > 0) log_warn("actor " + o.actor_id + " dropped policy messages: " + drops.summary());
+  log_refusals(sub, "actor " + o.actor_id + " policy");
   return st;
 }
 

@@ -333,6 +333,13 @@ bool Pusher::send(std::string_view frame, milliseconds timeout) { return send_fr
 Puller::Puller(Context& ctx, const SocketOptions& opts) : Socket(ctx, ZMQ_PULL, opts) {}
 std::optional<std::string> Puller::receive(milliseconds timeout) { return receive_frame(timeout, false); }
 
+void log_refusals(const Socket& s, const std::string& who) {
+  const int64_t refused = s.refused(), replayed = s.replayed();
+  if (refused == 0) return;
+  log_warn(str_cat(who, ": refused ", refused, " frames at the socket (", replayed,
+                   " replays of this run's frames, the rest without this run's key)"));
+}
+
 // ---- drop accounting and typed receive --------------------------------------------------------------
 
 DropCounter::DropCounter(std::string receiver_name) : name_(std::move(receiver_name)) {

@@ -161,6 +161,11 @@ class Puller final : public Socket, public Receiver {
   std::optional<std::string> receive(std::chrono::milliseconds timeout) override;
 };
 
+// At the end of a role: one warning line with the frames `s` refused (none: nothing is logged), e.g.
+// "reward worker rollouts: refused 1204 frames at the socket (3 replays of this run's frames, the
+// rest without this run's key)".
+void log_refusals(const Socket& s, const std::string& who);
+
 // Counts the frames a receiver dropped, per MessageErrorKind, and logs (rlkv::log_warn) the first
 // one of each kind with its reason, so a misconfigured peer shows up once instead of flooding the
 // log. Thread safe.

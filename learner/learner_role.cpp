@@ -498,6 +498,7 @@ class LearnerRun {
     res_.theta = policy_.theta();
     res_.seconds = secs_since(t_run_);
     res_.dropped_messages = drops_.total() + wrong_type_;
+    if (pull_) log_refusals(*pull_, "learner scored groups");
     res_.groups_lost = actors_.lost();
     res_.actor_groups = actors_.delivered_counts();
     res_.groups = collector_.counts();

@@ -78,6 +78,8 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
   }
   st.dropped += drops.total();
   if (drops.total() > 0) log_warn("reward worker dropped rollout groups: " + drops.summary());
+  log_refusals(pull, "reward worker rollouts");
+  log_refusals(sub, "reward worker policy");
   push.close();
   sub.close();
   return st;

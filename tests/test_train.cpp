@@ -364,6 +364,11 @@ TEST_CASE("a keyed run refuses a stranger's forged groups and trains bit-identic
   const std::string log = rlkv_test::read_text(out + ".log");
   INFO(log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
   CHECK(log.find("refused a frame from 127.0.0.1") != std::string::npos);
+  // The tally at the end: every forged frame that reached the socket, none of them a replay.
+  const size_t tally = log.find("reward worker rollouts: refused ");
+  REQUIRE(tally != std::string::npos);
+  CHECK(std::stoll(log.substr(tally + 32)) > 0);
+  CHECK(log.find("frames at the socket (0 replays of this run's frames", tally) != std::string::npos);
   REQUIRE(history_logits(out + "/ckpt-6.h5") == history_logits(d / "alone/ckpt-6.h5"));
 }
 
