@@ -92,9 +92,21 @@ bool RunKey::open(std::string_view sealed_frame, std::string_view* frame, FrameO
 }
 
 bool ReplayGuard::accept(const FrameOrigin& origin) {
-  uint64_t& last = last_[origin.sender];  // 0 for a new sender: its first counter is 1
-  if (origin.counter <= last) return false;
-  last = origin.counter;
+  if (origin.counter == 0) return false;  // never sealed by a socket
+  Seen& s = senders_[origin.sender];
+  if (origin.counter > s.highest) {
+    const uint64_t shift = origin.counter - s.highest;
+    if (shift >= kReplayWindow)
+      s.below.reset();
+    else
+      s.below <<= size_t(shift);
+    s.below.set(0);
+    s.highest = origin.counter;
+    return true;
+  }
+  const uint64_t age = s.highest - origin.counter;
+  if (age >= kReplayWindow || s.below.test(size_t(age))) return false;
+  s.below.set(size_t(age));
   return true;
 }
 

@@ -5,8 +5,8 @@
 // first frame) and a 32-byte HMAC-SHA256 tag (libsodium's crypto_auth_hmacsha256) of the frame and
 // those 24 bytes. A frame without the right tag (a stranger, a peer with another key, a replay from a
 // run with another key, an altered frame) is refused and counted, never decoded; so is a frame whose
-// counter is not above the last one this receiving socket accepted from the same sender (ReplayGuard:
-// a frame of this run recorded and sent again, or sent out of order).
+// counter this receiving socket already accepted from the same sender, or one older than its window
+// (ReplayGuard: a frame of this run recorded and sent again).
 //
 // Why an HMAC rather than ZeroMQ's CURVE: it works the same on every transport (tcp://, ipc://,
 // inproc://) and through any relay, a peer needs nothing but the secret (the Python client of
@@ -20,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -62,17 +63,28 @@ class RunKey {
   std::array<unsigned char, kRunKeyBytes> key_{};
 };
 
-// Each sender's frames accepted at most once and in order: accept() is true when the counter is above
-// every counter accepted so far from that sender (counters start at 1), and then remembers it. Gaps
-// are allowed (frames lost on the way, a PUSH socket dealing its frames to several receivers). One
-// entry per sender that ever passed the tag check, so only holders of the key can make it grow.
+// Each sender's frames accepted at most once: the anti-replay window of IPsec (RFC 4303). Per sender,
+// the highest counter accepted and which of the kReplayWindow counters below it were: accept() is
+// true for a counter above the highest, or within the window and not seen yet, and then remembers
+// it; false for a counter seen, older than the window, or 0 (counters start at 1). Gaps are allowed
+// (frames lost on the way, a PUSH socket dealing its frames over several receivers), and so is a
+// little disorder: when a connection drops and the sender reconnects, the receiver may still read
+// the old connection's queued frames (at most its receive high-water mark) after newer ones from the
+// new connection. One entry per sender that ever passed the tag check (kReplayWindow / 8 bytes and
+// a counter), so only holders of the key can make it grow.
+constexpr uint64_t kReplayWindow = 4096;
+
 class ReplayGuard {
  public:
   bool accept(const FrameOrigin& origin);
-  size_t senders() const { return last_.size(); }
+  size_t senders() const { return senders_.size(); }
 
  private:
-  std::map<SenderId, uint64_t> last_;
+  struct Seen {
+    uint64_t highest = 0;
+    std::bitset<kReplayWindow> below;  // bit i: counter highest - i accepted (bit 0: highest itself)
+  };
+  std::map<SenderId, Seen> senders_;
 };
 
 // Writes `key` to `path` (created or replaced, mode 0600, durably). UserError naming the path.

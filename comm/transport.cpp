@@ -74,8 +74,8 @@ struct Socket::Impl {
     if (replayed_peers.insert(peer).second)
       log_warn(str_cat("transport: refused a frame from ", peer, " that carries this run's key but a counter (",
                        counter,
-                       ") its sender already used: a replayed or reordered frame; further such frames from that peer "
-                       "are only counted"));
+                       ") this socket already accepted from its sender, or one older than its window: a replayed "
+                       "frame; further such frames from that peer are only counted"));
   }
 };
 
@@ -90,34 +90,35 @@ void set_ipv6_for(zmq::socket_t& s, const std::string& endpoint) {
   s.set(zmq::sockopt::ipv6, endpoint.rfind("tcp://[", 0) == 0);
 }
 
-// The host a tcp:// endpoint names ("tcp://[::1]:5555" -> "::1"; ZeroMQ's "SOURCE;" prefix skipped),
-// or "" for other transports.
+// The host a tcp:// endpoint names, as written ("tcp://[::1]:5555" -> "[::1]"; ZeroMQ's "SOURCE;"
+// prefix skipped), or "" for other transports.
 std::string tcp_host(const std::string& endpoint) {
   if (endpoint.rfind("tcp://", 0) != 0) return "";
   std::string rest = endpoint.substr(6);
   const size_t semi = rest.rfind(';');
   if (semi != std::string::npos) rest.erase(0, semi + 1);
   const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return "";
-  std::string host = rest.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return host;
+  return colon == std::string::npos ? "" : rest.substr(0, colon);
 }
 
 // ZeroMQ accepts a connection to a host name that does not resolve and retries it forever in the
-// background, so a mistyped host would look like a peer that never answers: resolved here first.
+// background, so a mistyped host would look like a peer that never answers: resolved here first,
+// as ZeroMQ will (IPv4 only unless the host is bracketed, which turns ZMQ_IPV6 on: set_ipv6_for).
+// Any failure is an error, a temporary one of the resolver too: the message names it.
 void check_resolves(const std::string& endpoint) {
-  const std::string host = tcp_host(endpoint);
+  std::string host = tcp_host(endpoint);
   if (host.empty() || host == "*") return;
+  const bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (v6) host = host.substr(1, host.size() - 2);
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = v6 ? AF_UNSPEC : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
   if (found != nullptr) ::freeaddrinfo(found);
   if (rc != 0)
-    throw_user_error(str_cat("transport: cannot connect to ", endpoint, ": host '", host, "' does not resolve (",
-                             ::gai_strerror(rc), ")"));
+    throw_user_error(str_cat("transport: cannot connect to ", endpoint, ": host '", host, "' does not resolve",
+                             v6 ? " (" : " to an IPv4 address (", ::gai_strerror(rc), ")"));
 }
 
 milliseconds remaining(Clock::time_point deadline) {
