@@ -6,13 +6,14 @@
 #   TARGET: safetensors_header (default): runtime/safetensors.cpp's header parser
 #           rewards: answer extraction and comparison (tests/fuzz/fuzz_rewards.cpp)
 #           messages: the wire-message decoder (tests/fuzz/fuzz_messages.cpp)
+#           tokenizer: tokenizer.json loading and encode / decode (tests/fuzz/fuzz_tokenizer.cpp)
 set -u
 SECONDS_TO_RUN="${1:-30}"
 TARGET="${2:-safetensors_header}"
 case "$SECONDS_TO_RUN" in ''|*[!0-9]*) echo "run_fuzz.sh: SECONDS must be a whole number, got '$SECONDS_TO_RUN'" >&2; exit 2;; esac
 case "$TARGET" in
-  safetensors_header|rewards|messages) ;;
-  *) echo "run_fuzz.sh: TARGET must be safetensors_header, rewards or messages, got '$TARGET'" >&2; exit 2;;
+  safetensors_header|rewards|messages|tokenizer) ;;
+  *) echo "run_fuzz.sh: TARGET must be safetensors_header, rewards, messages or tokenizer, got '$TARGET'" >&2; exit 2;;
 esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CXX="${CLANGXX:-clang++}"
@@ -31,7 +32,8 @@ if ! "$CXX" -fsanitize=fuzzer "$WORK/probe.cpp" -o "$WORK/probe" >/dev/null 2>&1
   exit 77
 fi
 
-EXTRA_FLAGS=()
+COMPILE_FLAGS=()
+EXTRA_FLAGS=()  # the fuzzer's own options
 LINK_FLAGS=()
 if [ "$TARGET" = safetensors_header ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_safetensors_header.cpp" "$REPO/runtime/safetensors.cpp" "$REPO/core/error.cpp" "$REPO/core/json_strict.cpp")
@@ -39,6 +41,11 @@ elif [ "$TARGET" = messages ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_messages.cpp" "$REPO/comm/messages.cpp" "$REPO/core/crc32.cpp" "$REPO/core/error.cpp"
            "$REPO/core/finish_reason.cpp" "$REPO/comm/frame_auth.cpp" "$REPO/core/durable_file.cpp")
   LINK_FLAGS=(-lsodium)
+elif [ "$TARGET" = tokenizer ]; then
+  SOURCES=("$REPO/tests/fuzz/fuzz_tokenizer.cpp" "$REPO/runtime/tokenizer.cpp" "$REPO/core/error.cpp"
+           "$REPO/core/json_strict.cpp" "$REPO/core/durable_file.cpp")
+  COMPILE_FLAGS=(-DRLKV_FUZZ_FIXTURES="\"$REPO/tests/fixtures\"")
+  LINK_FLAGS=($(pkg-config --libs libpcre2-8 icu-uc 2>/dev/null || echo -lpcre2-8 -licuuc -licudata))
 else
   SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
            "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp
@@ -46,7 +53,8 @@ else
 fi
 echo "run_fuzz.sh: building fuzz_$TARGET with $("$CXX" --version | head -n1)"
 if ! "$CXX" -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-     -fno-sanitize-recover=undefined -I"$REPO" "${SOURCES[@]}" "${LINK_FLAGS[@]}" -o "$WORK/fuzz_$TARGET"; then
+     -fno-sanitize-recover=undefined -I"$REPO" "${COMPILE_FLAGS[@]}" "${SOURCES[@]}" "${LINK_FLAGS[@]}" \
+     -o "$WORK/fuzz_$TARGET"; then
   echo "run_fuzz.sh: build failed" >&2
   exit 1
 fi
@@ -57,6 +65,14 @@ if [ "$TARGET" = safetensors_header ]; then
   cp "$REPO"/tests/fuzz/seeds/safetensors/* "$WORK/corpus/" 2>/dev/null || true
 elif [ "$TARGET" = messages ]; then
   cp "$REPO"/tests/fuzz/seeds/messages/* "$WORK/corpus/" 2>/dev/null || true
+elif [ "$TARGET" = tokenizer ]; then
+  # Byte 0 says what follows (fuzz_tokenizer.cpp): 0 text, 2 text with special tokens, 1 a
+  # tokenizer.json (the toy model's; the fixtures' are larger than -max_len).
+  seed() { printf '%b' "$2" > "$WORK/corpus/$1"; }
+  seed text '\x00Hello world! It'"'"'s 2024: caf\xc3\xa9, e\xcc\x81, \xe4\xb8\xad\xe6\x96\x87, \xf0\x9f\x98\x80\r\n\t  12345'
+  seed added '\x02<|im_start|>user\n<think>1+1</think><|im_end|><|endoftext|>'
+  seed invalid '\x00ok \xff\xfe\xc0\xaf\xed\xa0\x80\xe2\x82 end'
+  { printf '\x01'; cat "$REPO/models/toy-reasoner/tokenizer.json"; } > "$WORK/corpus/toy_json"
 else
   # Seeds: byte 0 flags, 2 bytes reference length, reference, response (see fuzz_rewards.cpp); and a
   # dictionary of the tokens the parsers branch on.
