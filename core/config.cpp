@@ -236,9 +236,41 @@ std::string key_of(const po::error_with_option_name& e) {
 }
 
 // A Boost message about `--model.path` and the like, escaped as key_of's keys are.
-std::string po_text(const po::error& e) { return one_line(e.what(), 300, OneLine::kEscapeBytes); }
+std::string po_text(const po::error& e) { return one_line(program_options_text(e), 300, OneLine::kEscapeBytes); }
+
+// Boost.Program_options (1.74) makes what() by replacing each %token% of a template until none is
+// left, so a value that contains its own token (a config value "x%value%") makes it loop forever.
+// The same message, each placeholder of the template replaced once; the protected parts are read
+// through pointers to members formed in a derived class, which C++ allows.
+struct ProgramOptionsParts : po::error_with_option_name {
+  static void replace_all(std::string& s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+      s.replace(at, from.size(), to);
+  }
+  static std::string message(const po::error_with_option_name& e) {
+    std::map<std::string, std::string> subs = e.*(&ProgramOptionsParts::m_substitutions);
+    subs["canonical_option"] = (e.*(&ProgramOptionsParts::get_canonical_option_name))();
+    subs["prefix"] = (e.*(&ProgramOptionsParts::get_canonical_option_prefix))();
+    std::string msg = e.m_error_template;
+    for (const auto& [name, fallback] : e.*(&ProgramOptionsParts::m_substitution_defaults))
+      if (subs[name].empty()) replace_all(msg, fallback.first, fallback.second);
+    for (const auto& [name, value] : subs) replace_all(msg, "%" + name + "%", value);
+    return msg;
+  }
+};
 
 }  // namespace
+
+std::string program_options_text(const po::error& e) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  if (named == nullptr) return e.what();  // no placeholders
+  std::string msg = ProgramOptionsParts::message(*named);
+  if (const auto* ambiguous = dynamic_cast<const po::ambiguous_option*>(&e)) {
+    msg += " and matches";
+    for (const std::string& a : ambiguous->alternatives()) msg += " '" + a + "'";
+  }
+  return msg;
+}
 
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides) {
   Config c;
@@ -301,7 +333,7 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   try {
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UserError(str_cat("configuration: ", e.what()));
+    throw UserError(str_cat("configuration: ", po_text(e)));
   }
   // Field names from the dataset format, unless given.
   auto& dt = c.data;

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace boost::program_options {
+class error;
+}  // namespace boost::program_options
+
 namespace rlkv {
 
 struct ModelOptions {
@@ -137,6 +141,10 @@ struct Config {
   std::string source_text;             // the INI text it was read from (empty without a file)
   std::vector<std::string> overrides;  // the command-line overrides applied over it, "section.key=value"
 };
+
+// A Boost.Program_options error's message, made without its what(), which never returns for a
+// value that contains its own placeholder (the config value or option argument "x%value%").
+std::string program_options_text(const boost::program_options::error& e);
 
 // Reads `ini_path` (may be empty: defaults only), then applies `overrides` ("section.key=value",
 // with or without leading "--"); an override wins over the file. Validates every value.

@@ -115,6 +115,9 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("toy train --layers 100000 --output " + (out / "t")),
                      "a toy trained on the CPU holds at most");
   expect_usage_error(run("toy train --batch 100000 --output " + (out / "t")), "--batch must be <= 4096");
+  // An option argument holding a placeholder of Boost's messages (its own what() never returned).
+  expect_usage_error(run("toy data --n 'x%value%' --output " + (out / "d.jsonl")),
+                     "the argument ('x%value%') for option '--n' is invalid");
   // A single-dash option as typed; a flag and the config key it sets, both given; a binary file given
   // as the config (its bytes escaped, the message whole).
   expect_usage_error(run("generate -x"), "unknown option '-x'");

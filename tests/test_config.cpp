@@ -63,6 +63,19 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   }
 }
 
+TEST_CASE("a bad value that contains a message placeholder is an error, not a hang") {
+  // Boost.Program_options' own what() replaces "%value%" by the value until none is left: with the
+  // value "x%value%" it never returned (found by fuzz_inputs).
+  rlkv_test::TempDir dir;
+  rlkv_test::write_text(dir / "p.ini", "[rollout]\ngroup_size = x%value%\n");
+  REQUIRE_THROWS_WITH(load_config(dir / "p.ini", {}), Contains("p.ini") && Contains("rollout.group_size") &&
+                                                          Contains("the argument ('x%value%')") &&
+                                                          Contains("is invalid"));
+  for (const char* v : {"%value%", "%canonical_option%", "%option%%original_token%%prefix%"})
+    REQUIRE_THROWS_WITH(load_config("", {std::string("cache.sink=") + v}),
+                        Contains("cache.sink") && Contains(std::string("('") + v + "')"));
+}
+
 TEST_CASE("an INI file that starts with a UTF-8 byte-order mark reads like one without") {
   rlkv_test::TempDir dir;
   rlkv_test::write_text(dir / "bom.ini", "\xEF\xBB\xBF[cache]\nsink = 8\n");

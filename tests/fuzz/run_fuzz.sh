@@ -7,13 +7,15 @@
 #           rewards: answer extraction and comparison (tests/fuzz/fuzz_rewards.cpp)
 #           messages: the wire-message decoder (tests/fuzz/fuzz_messages.cpp)
 #           tokenizer: tokenizer.json loading and encode / decode (tests/fuzz/fuzz_tokenizer.cpp)
+#           inputs: the INI config and the JSONL dataset readers (tests/fuzz/fuzz_inputs.cpp)
 set -u
 SECONDS_TO_RUN="${1:-30}"
 TARGET="${2:-safetensors_header}"
 case "$SECONDS_TO_RUN" in ''|*[!0-9]*) echo "run_fuzz.sh: SECONDS must be a whole number, got '$SECONDS_TO_RUN'" >&2; exit 2;; esac
 case "$TARGET" in
-  safetensors_header|rewards|messages|tokenizer) ;;
-  *) echo "run_fuzz.sh: TARGET must be safetensors_header, rewards, messages or tokenizer, got '$TARGET'" >&2; exit 2;;
+  safetensors_header|rewards|messages|tokenizer|inputs) ;;
+  *) echo "run_fuzz.sh: TARGET must be safetensors_header, rewards, messages, tokenizer or inputs, got '$TARGET'" >&2
+     exit 2;;
 esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CXX="${CLANGXX:-clang++}"
@@ -46,6 +48,10 @@ elif [ "$TARGET" = tokenizer ]; then
            "$REPO/core/json_strict.cpp" "$REPO/core/durable_file.cpp")
   COMPILE_FLAGS=(-DRLKV_FUZZ_FIXTURES="\"$REPO/tests/fixtures\"")
   LINK_FLAGS=($(pkg-config --libs libpcre2-8 icu-uc 2>/dev/null || echo -lpcre2-8 -licuuc -licudata))
+elif [ "$TARGET" = inputs ]; then
+  SOURCES=("$REPO/tests/fuzz/fuzz_inputs.cpp" "$REPO/core/config.cpp" "$REPO/problems/dataset.cpp"
+           "$REPO/core/error.cpp" "$REPO/core/durable_file.cpp")
+  LINK_FLAGS=(-lboost_program_options)
 else
   SOURCES=("$REPO/tests/fuzz/fuzz_rewards.cpp" "$REPO"/rewards/extract.cpp "$REPO"/rewards/math_normalize.cpp
            "$REPO"/rewards/math_expr.cpp "$REPO"/rewards/math_equal.cpp "$REPO"/rewards/length_reward.cpp
@@ -73,6 +79,12 @@ elif [ "$TARGET" = tokenizer ]; then
   seed added '\x02<|im_start|>user\n<think>1+1</think><|im_end|><|endoftext|>'
   seed invalid '\x00ok \xff\xfe\xc0\xaf\xed\xa0\x80\xe2\x82 end'
   { printf '\x01'; cat "$REPO/models/toy-reasoner/tokenizer.json"; } > "$WORK/corpus/toy_json"
+elif [ "$TARGET" = inputs ]; then
+  # Byte 0 (fuzz_inputs.cpp): 0 a config (then NUL and an override), 1 a dataset.
+  for c in "$REPO"/configs/*.ini; do { printf '\x00'; cat "$c"; printf '\x00rollout.group_size=4'; } > "$WORK/corpus/$(basename "$c")"; done
+  { printf '\x01'; head -n 8 "$REPO/data/toy-train.jsonl"; } > "$WORK/corpus/dataset"
+  printf '\x01{"id": "a", "prompt": "1+1?", "answer": 2, "ref_len": 12.5, "pass_rate": 0.5}\n{"id": 7, "prompt": "x", "answer": "y"}\n' \
+    > "$WORK/corpus/prepared"
 else
   # Seeds: byte 0 flags, 2 bytes reference length, reference, response (see fuzz_rewards.cpp); and a
   # dictionary of the tokens the parsers branch on.
