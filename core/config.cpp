@@ -3,6 +3,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -282,8 +283,21 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
   for (const auto& o : overrides) {
     RLKV_CHECK(!o.empty(), "empty configuration override");
     const size_t eq = o.find('='), start = o.rfind("--", 0) == 0 ? 2 : 0;
-    RLKV_CHECK(eq == std::string::npos || eq + 1 < o.size(), "config key '", o.substr(start, eq - start),
-               "' (command line): an empty value");
+    const std::string key = o.substr(start, eq == std::string::npos ? std::string::npos : eq - start);
+    RLKV_CHECK(!key.empty() && key.find_first_of(" \t\r\n#[]") == std::string::npos, "config override '",
+               one_line(o, 100, OneLine::kEscapeBytes), "': expected section.key=value");
+    RLKV_CHECK(eq == std::string::npos || eq + 1 < o.size(), "config key '", key, "' (command line): an empty value");
+    // Checkpoints record the run's configuration as INI text (effective_config_text), so an override
+    // holds only what an INI value can: one line, no '#' (a comment there), no white space at its ends
+    // (trimmed there). Otherwise a resumed run would read back another value.
+    if (eq != std::string::npos) {
+      const std::string value = o.substr(eq + 1);
+      RLKV_CHECK(value.find_first_of("\r\n#") == std::string::npos && !std::isspace(uint8_t(value.front())) &&
+                     !std::isspace(uint8_t(value.back())),
+                 "config key '", key, "' (command line): the value '", one_line(value, 100, OneLine::kEscapeBytes),
+                 "' holds a line break or '#', or begins or ends with white space, which the INI text that "
+                 "checkpoints record cannot hold (prompt templates spell newlines \\n)");
+    }
     args.push_back(o.rfind("--", 0) == 0 ? o : "--" + o);
     c.overrides.push_back(args.back().substr(2));
   }

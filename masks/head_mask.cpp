@@ -24,7 +24,6 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
   while (std::getline(in, line)) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::istringstream row(line);
     std::string cell;
     int64_t cols = 0;
@@ -36,6 +35,7 @@ HeadScores parse_head_scores(const std::string& text, const std::string& origin)
       s.values.push_back(v);
       ++cols;
     }
+    if (cols == 0) continue;  // a blank line (any whitespace: the cells are split on isspace)
     RLKV_CHECK(s.num_kv_heads == 0 || cols == s.num_kv_heads, origin, ":", lineno, ": ", cols,
                " columns, earlier rows have ", s.num_kv_heads);
     s.num_kv_heads = cols;

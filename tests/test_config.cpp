@@ -63,6 +63,25 @@ TEST_CASE("unknown keys and bad values are errors naming the key") {
   }
 }
 
+TEST_CASE("an override holds only what the INI text that checkpoints record can hold") {
+  // A line break would add lines (a section) to the recorded text, '#' would start a comment there,
+  // and white space at the ends would be trimmed: a resumed run would read back another value.
+  for (const char* bad :
+       {"model.path=/m\n[cache]\nsink = 9", "model.path=/m#1", "model.path= /m", "model.path=/m\t", "model.path=/m\r"})
+    REQUIRE_THROWS_WITH(load_config("", {bad}), Contains("config key 'model.path' (command line)") &&
+                                                    Contains("which the INI text that checkpoints record cannot hold"));
+  for (const char* bad : {"=8", "--=8", " cache.sink=8", "cache sink=8", "[cache]sink=8"})
+    REQUIRE_THROWS_WITH(load_config("", {bad}), Contains("expected section.key=value"));
+  // What passes reads back from the recorded text as it ran.
+  rlkv_test::TempDir dir;
+  const Config c = load_config("", {"model.path=/m 1/dir", "model.prompt_template=Q: {prompt}\\nA:"});
+  rlkv_test::write_text(dir / "run.ini", effective_config_text(c));
+  const Config back = load_config(dir / "run.ini", {});
+  CHECK(back.model.path == "/m 1/dir");
+  CHECK(back.model.prompt_template == "Q: {prompt}\nA:");
+  CHECK(effective_config_text(back) == effective_config_text(c));
+}
+
 TEST_CASE("a bad value that contains a message placeholder is an error, not a hang") {
   // Boost.Program_options' own what() replaces "%value%" by the value until none is left: with the
   // value "x%value%" it never returned (found by fuzz_inputs).

@@ -60,6 +60,11 @@ TEST_CASE("bad score tables are UserErrors naming file and line") {
   REQUIRE_THROWS_WITH(load_head_scores("/nonexistent"), Contains("/nonexistent"));
   REQUIRE_THROWS_WITH(parse_head_scores(std::string("0.1\0000.5\t0.2\n", 12), "x.tsv"),
                       Contains("x.tsv:1") && Contains("not a finite number"));  // a NUL inside a cell
+  // Lines of other whitespace (vertical tab, form feed) are blank lines, not layers without heads.
+  REQUIRE_THROWS_WITH(parse_head_scores("\v\n\f \n", "x.tsv"), Contains("no scores"));
+  const HeadScores s = parse_head_scores("0.1\t0.2\n\v\n0.3 0.4\r\n", "x.tsv");
+  CHECK(s.num_layers == 2);
+  CHECK(s.num_kv_heads == 2);
 }
 
 // The windows a mask records travel into exports (DuoAttention's recent_size): a value that is not a

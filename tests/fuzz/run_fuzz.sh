@@ -7,7 +7,7 @@
 #           rewards: answer extraction and comparison (tests/fuzz/fuzz_rewards.cpp)
 #           messages: the wire-message decoder (tests/fuzz/fuzz_messages.cpp)
 #           tokenizer: tokenizer.json loading and encode / decode (tests/fuzz/fuzz_tokenizer.cpp)
-#           inputs: the INI config and the JSONL dataset readers (tests/fuzz/fuzz_inputs.cpp)
+#           inputs: the readers of configs, datasets, head scores and config.json (tests/fuzz/fuzz_inputs.cpp)
 set -u
 SECONDS_TO_RUN="${1:-30}"
 TARGET="${2:-safetensors_header}"
@@ -50,6 +50,7 @@ elif [ "$TARGET" = tokenizer ]; then
   LINK_FLAGS=($(pkg-config --libs libpcre2-8 icu-uc 2>/dev/null || echo -lpcre2-8 -licuuc -licudata))
 elif [ "$TARGET" = inputs ]; then
   SOURCES=("$REPO/tests/fuzz/fuzz_inputs.cpp" "$REPO/core/config.cpp" "$REPO/problems/dataset.cpp"
+           "$REPO/masks/head_mask.cpp" "$REPO/runtime/model_config.cpp" "$REPO/core/json_strict.cpp"
            "$REPO/core/error.cpp" "$REPO/core/durable_file.cpp")
   LINK_FLAGS=(-lboost_program_options)
 else
@@ -80,11 +81,19 @@ elif [ "$TARGET" = tokenizer ]; then
   seed invalid '\x00ok \xff\xfe\xc0\xaf\xed\xa0\x80\xe2\x82 end'
   { printf '\x01'; cat "$REPO/models/toy-reasoner/tokenizer.json"; } > "$WORK/corpus/toy_json"
 elif [ "$TARGET" = inputs ]; then
-  # Byte 0 (fuzz_inputs.cpp): 0 a config (then NUL and an override), 1 a dataset.
+  # Byte 0 (fuzz_inputs.cpp): 0 a config (then NUL and an override), 1 a dataset, 2 head scores
+  # (a TSV, then NUL and a DuoAttention config.json; 6: an rlkv-head-mask JSON), 3 a config.json.
   for c in "$REPO"/configs/*.ini; do { printf '\x00'; cat "$c"; printf '\x00rollout.group_size=4'; } > "$WORK/corpus/$(basename "$c")"; done
   { printf '\x01'; head -n 8 "$REPO/data/toy-train.jsonl"; } > "$WORK/corpus/dataset"
   printf '\x01{"id": "a", "prompt": "1+1?", "answer": 2, "ref_len": 12.5, "pass_rate": 0.5}\n{"id": 7, "prompt": "x", "answer": "y"}\n' \
     > "$WORK/corpus/prepared"
+  printf '\x020.1\t0.9\t0.5\n1\t0\t0.25\n\x00{"sink_size": 16, "recent_size": 64}' > "$WORK/corpus/duo"
+  { printf '\x02'; cat "$REPO"/tests/fixtures/published/rlkv/*/adapter_weights.tsv 2>/dev/null | head -n 4; } > "$WORK/corpus/sglang"
+  printf '\x06{"format": "rlkv-head-mask/v1", "num_layers": 2, "num_kv_heads": 2, "scores": [[0.1, 0.9], [1, 0]]}' \
+    > "$WORK/corpus/mask_json"
+  for m in "$REPO"/tests/fixtures/models/*/config.json "$REPO"/models/*/config.json; do
+    { printf '\x03'; cat "$m"; } > "$WORK/corpus/config_$(basename "$(dirname "$m")")"
+  done
 else
   # Seeds: byte 0 flags, 2 bytes reference length, reference, response (see fuzz_rewards.cpp); and a
   # dictionary of the tokens the parsers branch on.
