@@ -61,19 +61,21 @@ struct Socket::Impl {
   std::set<std::string> refused_peers, replayed_peers;  // peers already named in the log
   Impl(Context::Impl& c, int type) : ctx(c), sock(c.ctx, type) {}
   bool usable() const { return !closed && !terminated; }
-  void refuse(const std::string& peer) {
+  // Counts a refused frame and names its peer in the log, once per peer and kind: without this run's
+  // key (`replay_counter` 0), or with it but a counter this socket already took from its sender.
+  void refuse(const std::string& peer, uint64_t replay_counter) {
     refused.fetch_add(1);
-    if (refused_peers.insert(peer).second)
-      log_warn(str_cat("transport: refused a frame from ", peer,
-                       " that does not carry this run's key (placement.key_file / rlkv actor --key-file); further "
-                       "frames from that peer are only counted"));
-  }
-  void refuse_replay(const std::string& peer, uint64_t counter) {
-    refused.fetch_add(1);
+    if (replay_counter == 0) {
+      if (refused_peers.insert(peer).second)
+        log_warn(str_cat("transport: refused a frame from ", peer,
+                         " that does not carry this run's key (placement.key_file / rlkv actor --key-file); "
+                         "further frames from that peer are only counted"));
+      return;
+    }
     replayed.fetch_add(1);
     if (replayed_peers.insert(peer).second)
       log_warn(str_cat("transport: refused a frame from ", peer, " that carries this run's key but a counter (",
-                       counter,
+                       replay_counter,
                        ") this socket already accepted from its sender, or one older than its window: a replayed "
                        "frame; further such frames from that peer are only counted"));
   }
@@ -282,11 +284,7 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
         return true;
       }
       const char* addr = zmq_msg_gets(first.handle(), "Peer-Address");  // tcp only
-      const std::string peer = addr != nullptr ? addr : "a peer without an address (ipc / inproc)";
-      if (genuine)
-        impl_->refuse_replay(peer, origin.counter);
-      else
-        impl_->refuse(peer);
+      impl_->refuse(addr != nullptr ? addr : "a peer without an address (ipc / inproc)", genuine ? origin.counter : 0);
     }
   };
   try {

@@ -236,9 +236,6 @@ std::string key_of(const po::error_with_option_name& e) {
   return one_line(k.substr(0, k.find('=')), 100, OneLine::kEscapeBytes);
 }
 
-// A Boost message about `--model.path` and the like, escaped as key_of's keys are.
-std::string po_text(const po::error& e) { return one_line(program_options_text(e), 300, OneLine::kEscapeBytes); }
-
 // Boost.Program_options (1.74) makes what() by replacing each %token% of a template until none is
 // left, so a value that contains its own token (a config value "x%value%") makes it loop forever.
 // The same message, each placeholder of the template replaced once; the protected parts are read
@@ -264,13 +261,13 @@ struct ProgramOptionsParts : po::error_with_option_name {
 
 std::string program_options_text(const po::error& e) {
   const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
-  if (named == nullptr) return e.what();  // no placeholders
-  std::string msg = ProgramOptionsParts::message(*named);
+  std::string msg = named == nullptr ? e.what() : ProgramOptionsParts::message(*named);  // what(): no placeholders
   if (const auto* ambiguous = dynamic_cast<const po::ambiguous_option*>(&e)) {
     msg += " and matches";
     for (const std::string& a : ambiguous->alternatives()) msg += " '" + a + "'";
   }
-  return msg;
+  // Escaped as key_of's keys are: a binary config file's bytes reach the message.
+  return one_line(msg, 300, OneLine::kEscapeBytes);
 }
 
 Config load_config(const std::string& ini_path, const std::vector<std::string>& overrides) {
@@ -315,9 +312,9 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     throw UserError(str_cat("config key '", key_of(e), "' is given more than once on the command line (a flag ",
                             "such as --model, --threads or --seed sets its key too)"));
   } catch (const po::error_with_option_name& e) {
-    throw UserError(str_cat("bad value for config key '", key_of(e), "' (command line): ", po_text(e)));
+    throw UserError(str_cat("bad value for config key '", key_of(e), "' (command line): ", program_options_text(e)));
   } catch (const po::error& e) {
-    throw UserError(str_cat("bad configuration override: ", po_text(e)));
+    throw UserError(str_cat("bad configuration override: ", program_options_text(e)));
   }
 
   if (!ini_path.empty()) {
@@ -338,16 +335,16 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     } catch (const po::unknown_option& e) {
       throw UserError(str_cat(ini_path, ": unknown config key '", key_of(e), "'"));
     } catch (const po::error_with_option_name& e) {
-      if (key_of(e).empty()) throw UserError(str_cat(ini_path, ": ", po_text(e)));  // a line with no key
-      throw UserError(str_cat(ini_path, ": bad value for config key '", key_of(e), "': ", po_text(e)));
+      if (key_of(e).empty()) throw UserError(str_cat(ini_path, ": ", program_options_text(e)));  // a line with no key
+      throw UserError(str_cat(ini_path, ": bad value for config key '", key_of(e), "': ", program_options_text(e)));
     } catch (const po::error& e) {
-      throw UserError(str_cat(ini_path, ": ", po_text(e)));
+      throw UserError(str_cat(ini_path, ": ", program_options_text(e)));
     }
   }
   try {
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UserError(str_cat("configuration: ", po_text(e)));
+    throw UserError(str_cat("configuration: ", program_options_text(e)));
   }
   // Field names from the dataset format, unless given.
   auto& dt = c.data;

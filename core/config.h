@@ -142,8 +142,9 @@ struct Config {
   std::vector<std::string> overrides;  // the command-line overrides applied over it, "section.key=value"
 };
 
-// A Boost.Program_options error's message, made without its what(), which never returns for a
-// value that contains its own placeholder (the config value or option argument "x%value%").
+// A Boost.Program_options error's message on one line (control bytes escaped), made without its
+// what(), which never returns for a value that contains its own placeholder (the config value or
+// option argument "x%value%").
 std::string program_options_text(const boost::program_options::error& e);
 
 // Reads `ini_path` (may be empty: defaults only), then applies `overrides` ("section.key=value",

@@ -26,7 +26,7 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
     po::store(parsed, out.vm);
     po::notify(out.vm);
   } catch (const po::error& e) {
-    throw UserError(one_line(str_cat("bad command line: ", program_options_text(e)), 300, OneLine::kEscapeBytes));
+    throw UserError(str_cat("bad command line: ", program_options_text(e)));
   }
   for (const auto& o : parsed.options) {
     // A bare word that no positional argument takes (a stray word, or a second word of a value).

@@ -135,6 +135,14 @@ class GraphShare {
 #endif
 };
 
+#ifdef RLKV_TORCH_CUDA
+namespace {
+std::shared_ptr<GraphShare> graph_share_for(const at::Device& dev) {
+  return std::make_shared<GraphShare>(dev.has_index() ? dev.index() : c10::cuda::current_device());
+}
+}  // namespace
+#endif
+
 int64_t device_reserved_bytes(const at::Device& device, bool release_unused) {
 #ifdef RLKV_TORCH_CUDA
   if (!device.is_cuda()) return 0;
@@ -159,8 +167,7 @@ StaticDecode::StaticDecode(const Model& model, KvCache& cache, int64_t batch, St
 #ifndef RLKV_TORCH_CUDA
   RLKV_CHECK(!use_graph_, "CUDA graphs need a CUDA LibTorch, which this build does not have");
 #else
-  if (use_graph_ && !opts_.graph_share)
-    opts_.graph_share = std::make_shared<GraphShare>(dev.has_index() ? dev.index() : c10::cuda::current_device());
+  if (use_graph_ && !opts_.graph_share) opts_.graph_share = graph_share_for(dev);
 #endif
   const ModelConfig& c = model.local_config();
   const int64_t L = c.num_layers, H = c.num_kv_heads, D = c.head_dim;
@@ -365,8 +372,7 @@ StaticDecodes::StaticDecodes(const Model& model, KvCache& cache, StaticDecodeOpt
     : model_(model), cache_(cache), opts_(std::move(opts)) {
 #ifdef RLKV_TORCH_CUDA
   const at::Device dev = model.device();
-  if (opts_.cuda_graph && dev.is_cuda() && !opts_.graph_share)
-    opts_.graph_share = std::make_shared<GraphShare>(dev.has_index() ? dev.index() : c10::cuda::current_device());
+  if (opts_.cuda_graph && dev.is_cuda() && !opts_.graph_share) opts_.graph_share = graph_share_for(dev);
 #endif
 }
 
