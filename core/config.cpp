@@ -137,12 +137,10 @@ void validate(const Config& c) {
              "config key model.dtype: expected float32, bfloat16 or float16, got '", c.model.dtype, "'");
   RLKV_CHECK(c.model.prompt_template.find("{prompt}") != std::string::npos,
              "config key model.prompt_template: must contain {prompt}");
-  // A compressed head holds S + W slots: bounded so that no size computed from them can overflow.
-  constexpr int64_t kMaxSlots = int64_t(1) << 24;
-  RLKV_CHECK(c.cache.sink >= 0 && c.cache.sink <= kMaxSlots, "config key cache.sink: expected 0..", kMaxSlots, ", got ",
-             c.cache.sink);
-  RLKV_CHECK(c.cache.window >= 1 && c.cache.window <= kMaxSlots, "config key cache.window: expected 1..", kMaxSlots,
-             ", got ", c.cache.window);
+  RLKV_CHECK(c.cache.sink >= 0 && c.cache.sink <= kMaxCacheSlots, "config key cache.sink: expected 0..", kMaxCacheSlots,
+             ", got ", c.cache.sink);
+  RLKV_CHECK(c.cache.window >= 1 && c.cache.window <= kMaxCacheSlots, "config key cache.window: expected 1..",
+             kMaxCacheSlots, ", got ", c.cache.window);
   RLKV_CHECK(c.cache.page_size >= 1 && c.cache.page_size <= 4096, "config key cache.page_size: expected 1..4096, got ",
              c.cache.page_size);
   RLKV_CHECK(c.rollout.temperature >= 0 && c.rollout.temperature < 1e6,
@@ -218,9 +216,12 @@ void validate(const Config& c) {
                  c.prepare.max_pass_rate <= 1,
              "config keys prepare.min_pass_rate / max_pass_rate: expected 0 <= min <= max <= 1");
   RLKV_CHECK(c.prepare.chunk >= 1, "config key prepare.chunk: expected >= 1");
-  RLKV_CHECK(c.dropping.snapkv_every >= 1 && c.dropping.snapkv_queries >= 1 && c.dropping.rkv_buffer >= 1 &&
-                 c.dropping.rkv_queries >= 1,
-             "config keys dropping.*: counts must be >= 1");
+  for (const auto& [key, n] : {std::pair<const char*, int64_t>{"snapkv_every", c.dropping.snapkv_every},
+                               {"snapkv_queries", c.dropping.snapkv_queries},
+                               {"rkv_buffer", c.dropping.rkv_buffer},
+                               {"rkv_queries", c.dropping.rkv_queries}})
+    RLKV_CHECK(n >= 1 && n <= kMaxCacheSlots, "config key dropping.", key, ": expected 1..", kMaxCacheSlots, ", got ",
+               n);
   RLKV_CHECK(c.dropping.rkv_lambda >= 0 && c.dropping.rkv_lambda <= 1,
              "config key dropping.rkv_lambda: expected in [0, 1]");
   RLKV_CHECK(c.runtime.max_batch >= 1 && c.runtime.max_batch <= 65536,

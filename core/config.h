@@ -24,6 +24,10 @@ struct ModelOptions {
                                              // ranges) | broadcast (one rank per node reads, broadcasts)
 };
 
+// The most tokens any one count of a head's cache may name (cache.sink, cache.window, a token budget,
+// the token-dropping counts): bounded so that no size computed from them can overflow.
+constexpr int64_t kMaxCacheSlots = int64_t(1) << 24;
+
 struct CacheOptions {
   int64_t sink = 4;        // S: first positions every compressed head keeps (tokens)
   int64_t window = 16;     // W: most recent positions every compressed head keeps (tokens)

@@ -74,8 +74,8 @@ std::vector<EvalRow> run_compare(Evaluator& ev, const CompareRequest& r) {
   const GeneratorOptions& go = ev.options();
   for (const std::string& m : r.dropping)
     for (double s : r.sparsities) {
-      EvalRow row =
-          ev.run_dropping(parse_eviction_method(m, "--dropping"), matched_budgets(lengths, s, go.sink, go.window));
+      const EvictionMethod method = parse_eviction_method(m, "--dropping");
+      EvalRow row = ev.run_dropping(method, matched_budgets(lengths, s, method, go));
       row.sparsity = s;
       row.detail = "matched";
       rows.push_back(row);

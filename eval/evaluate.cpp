@@ -153,9 +153,15 @@ EvalRow mean_row(const std::vector<EvalRow>& per, int64_t seeds) {
 
 }  // namespace
 
-std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, int64_t sink, int64_t window) {
+std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, EvictionMethod m,
+                                     const GeneratorOptions& go) {
+  EvictionParams p = go.dropping_params;
+  p.sink = go.sink;
+  p.window = go.window;
+  const int64_t least = min_eviction_budget(m, p);
   std::vector<int64_t> b;
-  for (int64_t L : full_lengths) b.push_back(int64_t(std::llround((1 - s) * double(L))) + sink + window);
+  for (int64_t L : full_lengths)
+    b.push_back(std::max(least, int64_t(std::llround((1 - s) * double(L))) + go.sink + go.window));
   return b;
 }
 
@@ -175,7 +181,7 @@ std::vector<EvalRow> Evaluator::run_dropping(const EvalRequest& q) {
     p.budget = q.budget;
     p.sink = go_.sink;
     p.window = go_.window;
-    check_eviction_params(p, "--budget");
+    check_eviction_params(method, p, "--budget");
     EvalRow r = run_dropping(method, std::vector<int64_t>(prompts_.size(), q.budget));
     r.detail = str_cat("budget ", q.budget);
     rows.push_back(r);
@@ -187,7 +193,7 @@ std::vector<EvalRow> Evaluator::run_dropping(const EvalRequest& q) {
   rows.push_back(full);
   const std::vector<int64_t> lengths = last_lengths_;
   for (double s : q.sparsities) {
-    EvalRow r = run_dropping(method, matched_budgets(lengths, s, go_.sink, go_.window));
+    EvalRow r = run_dropping(method, matched_budgets(lengths, s, method, go_));
     r.sparsity = s;
     r.detail = "matched";
     rows.push_back(r);

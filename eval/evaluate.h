@@ -106,8 +106,10 @@ class Evaluator {
 };
 
 // Per problem, the tokens per head a head mask of sparsity s holds on average over the heads at the
-// problem's full-cache length L: round((1 - s) L) + S + W.
-std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, int64_t sink, int64_t window);
+// problem's full-cache length L: round((1 - s) L) + S + W, and at least the least budget `m` accepts
+// (min_eviction_budget; S + W alone at s = 1 leaves nothing to evict).
+std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, EvictionMethod m,
+                                     const GeneratorOptions& go);
 
 nlohmann::json eval_row_json(const EvalRow& r);
 // The rows as a table on stdout; for single-head rows, also the layers x heads table of drops.

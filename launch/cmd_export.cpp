@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "core/config.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "launch/cli.h"
@@ -77,11 +78,10 @@ int cmd_export(int argc, char** argv) {
   const HeadScores s = model_dir.empty() ? load_mask_source(source) : load_head_scores_for(source, mc);
   ExportInfo info;
   info.model = s.model;
-  constexpr int64_t kMaxSlots = int64_t(1) << 24;  // as config keys cache.sink / cache.window
-  RLKV_CHECK(!args.vm.count("sink") || (sink >= 0 && sink <= kMaxSlots), "--sink must be in 0..", kMaxSlots, ", got ",
-             sink);
-  RLKV_CHECK(!args.vm.count("window") || (window >= 1 && window <= kMaxSlots), "--window must be in 1..", kMaxSlots,
-             ", got ", window);
+  RLKV_CHECK(!args.vm.count("sink") || (sink >= 0 && sink <= kMaxCacheSlots), "--sink must be in 0..", kMaxCacheSlots,
+             ", got ", sink);
+  RLKV_CHECK(!args.vm.count("window") || (window >= 1 && window <= kMaxCacheSlots), "--window must be in 1..",
+             kMaxCacheSlots, ", got ", window);
   info.sink = args.vm.count("sink") ? sink : s.sink;
   info.window = args.vm.count("window") ? window : s.window;
   // The windows the mask was learned with are what it is valid for: say so when they are replaced.

@@ -3,6 +3,7 @@
 // prints the generations, every rank logs the bytes of weights it read.
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -87,8 +88,12 @@ void add_flag_overrides(const po::variables_map& vm, std::vector<std::string>& o
       s = *p;
     else if (auto* i = boost::any_cast<int64_t>(&v))
       s = std::to_string(*i);
-    else if (auto* d = boost::any_cast<double>(&v))
-      s = std::to_string(*d);
+    else if (auto* d = boost::any_cast<double>(&v)) {
+      // The shortest text that reads back as the same double (std::to_string keeps 6 decimals:
+      // --top-p 0.9999996 became 1, which turns the nucleus off).
+      char buf[32];
+      s.assign(buf, std::to_chars(buf, buf + sizeof buf, *d).ptr);
+    }
     overrides.push_back(std::string(key) + "=" + s);
   };
   flag("model", "model.path");

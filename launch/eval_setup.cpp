@@ -10,6 +10,7 @@
 #include "core/json_strict.h"
 #include "launch/tp_setup.h"
 #include "masks/head_mask.h"
+#include "masks/mask_spec.h"
 
 namespace po = boost::program_options;
 
@@ -75,6 +76,9 @@ EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inpu
       std::make_unique<Model>(Model::load(s.cfg.model.path, parse_dtype(s.cfg.model.dtype), resolve_device(s.cfg)));
   s.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(s.cfg.model.path + "/tokenizer.json"));
   const ModelConfig& mc = s.model->config();
+  // Mask sources read now, so that a mistyped path or another model's shape fails before the passes.
+  for (const std::string& in : inputs)
+    if (!in.empty()) load_head_scores_for(in, mc);
   s.reward.task = vm.count("task") ? parse_reward_task(vm["task"].as<std::string>(), "--task")
                                    : resolve_reward_task(s.cfg.reward.task, mc.task, "config key reward.task");
   s.problems = load_problems(vm["data"].as<std::string>(), dataset_fields(s.cfg));

@@ -20,10 +20,10 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
   if (spec.empty() || spec == "full") return std::vector<uint8_t>(size_t(n), 1);
   if (spec == "streaming") return std::vector<uint8_t>(size_t(n), 0);
   RLKV_CHECK(sparsity_given, "--mask ", spec, " needs --sparsity S");
-  if (spec.rfind("random", 0) == 0) {
+  // "random" or "random:SEED"; any other spec is a path ("random_run/ckpt-300.h5" included).
+  if (spec == "random" || spec.rfind("random:", 0) == 0) {
     uint64_t seed = 0;
     if (spec.size() > 6) {
-      RLKV_CHECK(spec[6] == ':' && spec.size() > 7, "--mask: expected random or random:SEED, got '", spec, "'");
       // Digits only: std::stoull alone would take "-1" (as 2^64 - 1) and "12abc" (as 12).
       const std::string digits = spec.substr(7);
       const bool ok =

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
+#include "core/config.h"
 #include "core/error.h"
 
 namespace rlkv {
@@ -28,16 +30,31 @@ const char* eviction_method_name(EvictionMethod m) {
   return "?";
 }
 
-void check_eviction_params(const EvictionParams& p, const std::string& what) {
-  RLKV_CHECK(p.sink >= 0 && p.window >= 1, what, ": sink must be >= 0 and window >= 1");
-  RLKV_CHECK(p.budget > p.sink + std::max(p.window, p.rkv_queries), what, ": a budget of ", p.budget,
-             " tokens leaves nothing beyond the sink (", p.sink, ") and the window (",
-             std::max(p.window, p.rkv_queries), "); give more than their sum");
-  RLKV_CHECK(p.snap_every >= 1 && p.snap_queries >= 1 && p.snap_pool >= 1 && p.snap_pool % 2 == 1, what,
-             ": SnapKV needs every, queries >= 1 and an odd pooling kernel");
-  RLKV_CHECK(p.rkv_buffer >= 1 && p.rkv_queries >= 1 && p.rkv_pool >= 1 && p.rkv_pool % 2 == 1, what,
-             ": R-KV needs buffer, queries >= 1 and an odd pooling kernel");
+int64_t min_eviction_budget(EvictionMethod m, const EvictionParams& p) {
+  const int64_t b = p.sink + std::max(p.window, p.rkv_queries) + 1;
+  return m == EvictionMethod::kH2O ? std::max(b, 2 * p.sink + 1) : b;
+}
+
+void check_eviction_params(EvictionMethod m, const EvictionParams& p, const std::string& what) {
+  for (const auto& [name, n, least] : {std::tuple<const char*, int64_t, int64_t>{"budget", p.budget, 1},
+                                       {"sink", p.sink, 0},
+                                       {"window", p.window, 1},
+                                       {"SnapKV every", p.snap_every, 1},
+                                       {"SnapKV queries", p.snap_queries, 1},
+                                       {"SnapKV pool", p.snap_pool, 1},
+                                       {"R-KV buffer", p.rkv_buffer, 1},
+                                       {"R-KV queries", p.rkv_queries, 1},
+                                       {"R-KV pool", p.rkv_pool, 1}})
+    RLKV_CHECK(n >= least && n <= kMaxCacheSlots, what, ": ", name, " must be in ", least, "..", kMaxCacheSlots,
+               ", got ", n);
+  RLKV_CHECK(p.snap_pool % 2 == 1 && p.rkv_pool % 2 == 1, what, ": the pooling kernels must be odd");
   RLKV_CHECK(p.rkv_lambda >= 0 && p.rkv_lambda <= 1, what, ": R-KV lambda must be in [0, 1]");
+  const int64_t least = min_eviction_budget(m, p);
+  if (m == EvictionMethod::kH2O && least > p.sink + std::max(p.window, p.rkv_queries) + 1)
+    RLKV_CHECK(p.budget >= least, what, ": H2O keeps the most recent half of a budget of ", p.budget,
+               " tokens, which leaves nothing beyond the sink (", p.sink, ") to evict; give at least ", least);
+  RLKV_CHECK(p.budget >= least, what, ": a budget of ", p.budget, " tokens leaves nothing beyond the sink (", p.sink,
+             ") and the window (", std::max(p.window, p.rkv_queries), "); give more than their sum");
 }
 
 int64_t eviction_capacity(EvictionMethod m, const EvictionParams& p) {

@@ -44,8 +44,13 @@ struct EvictionParams {
   double rkv_lambda = 0.1, rkv_threshold = 0.5;
 };
 
-// Checks the budget against sink and window (UserError naming `what`, e.g. "--budget").
-void check_eviction_params(const EvictionParams& p, const std::string& what);
+// The smallest budget method `m` accepts: sink + max(window, rkv_queries) + 1, and for H2O at least
+// 2 sink + 1 (its recent half, budget / 2 entries, must leave an entry that is not sink to evict).
+int64_t min_eviction_budget(EvictionMethod m, const EvictionParams& p);
+
+// Checks every count against 0..kMaxCacheSlots and the budget against min_eviction_budget
+// (UserError naming `what`, e.g. "--budget").
+void check_eviction_params(EvictionMethod m, const EvictionParams& p, const std::string& what);
 
 // Entries a cache holds before the rule compresses it: budget (H2O, one token out per step),
 // budget + snap_every (SnapKV) or budget + rkv_buffer (R-KV).

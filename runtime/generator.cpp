@@ -217,7 +217,7 @@ class GenerationRun {
       // Only the chosen tokens come back (runtime/sampling_device.h), once, after the group's
       // broadcast on the device; the rows' uniforms are drawn here.
       std::vector<double> u(rows.size(), 0.0);
-      if (opts_.sampling.temperature > 0)
+      if (!opts_.sampling.greedy())
         for (size_t b = 0; b < rows.size(); ++b) u[b] = rows[b]->rng.uniform();
       toks = sample_rows_on_device(logits, opts_.sampling, u);
       if (model_.tp()) model_.tp()->broadcast(toks, 0);

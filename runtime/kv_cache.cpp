@@ -53,7 +53,7 @@ int64_t KvCache::add_sequence(const std::vector<uint8_t>& keep, int64_t budget) 
     RLKV_CHECK(std::count(keep.begin(), keep.end(), 0) == 0, "token dropping applies to every head: no head mask");
     EvictionParams p = dropping_params_;
     p.budget = budget;
-    check_eviction_params(p, "token budget");
+    check_eviction_params(*dropping_, p, "token budget");
   }
   int64_t id;
   if (!free_seq_ids_.empty()) {

@@ -39,7 +39,7 @@ void Rng::set_state(const uint64_t s[4]) {
 
 int32_t sample_token(const float* logits, int64_t n, const SamplingParams& p, Rng& rng, SamplingScratch& ss) {
   auto& scratch = ss.candidates;
-  if (p.temperature <= 0) {
+  if (p.greedy()) {
     int64_t best = -1;  // NaN never wins (not even at index 0); first index on ties; all NaN: 0
     for (int64_t i = 0; i < n; ++i)
       if (!std::isnan(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;

@@ -3,6 +3,7 @@
 // (seed, stream)), so a sequence's tokens do not depend on which other sequences share its batch.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -12,6 +13,9 @@ struct SamplingParams {
   double temperature = 1.0;  // 0: greedy (argmax, first index on ties)
   double top_p = 1.0;
   int64_t top_k = 0;
+  // Greedy at 0 and at a temperature so small that 1 / temperature is infinite (a subnormal): the
+  // limit of sampling as the temperature falls, where 0 x inf would make every mass NaN.
+  bool greedy() const { return !(temperature > 0) || std::isinf(1.0 / temperature); }
 };
 
 class Rng {

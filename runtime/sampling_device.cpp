@@ -12,7 +12,7 @@ at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams&
   const int64_t B = logits.size(0), V = logits.size(1);
   const double inf = std::numeric_limits<double>::infinity();
   at::Tensor x = at::nan_to_num(logits.to(at::kFloat), -inf, inf, -inf);  // NaN never wins
-  if (p.temperature <= 0) return x.argmax(-1).to(at::kInt);               // the first maximum on ties
+  if (p.greedy()) return x.argmax(-1).to(at::kInt);                       // the first maximum on ties
   RLKV_ASSERT(int64_t(uniforms.size()) == B, "sample_rows_on_device: ", uniforms.size(), " uniforms for ", B, " rows");
   // Candidates in sample_token's order: top-k sorted, or all sorted for a nucleus, else index order.
   const int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;

@@ -106,6 +106,23 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
     expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs + " --mask " +
                            bad + " --sparsity 0.5"),
                        "must be a whole number");
+  {
+    // A score file whose relative path starts with "random" is a path, not a malformed random:SEED.
+    TempDir d;
+    rlkv_test::write_text(d / "random_run.tsv", "1\t0\n0\t1\n1\t1\n");
+    const std::string cmd = "cd " + rlkv_test::shell_quote(d.str()) + " && " + RLKV_BINARY + " generate --model " +
+                            rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
+                            " --mask random_run.tsv --sparsity 0.5 >/dev/null 2>&1 </dev/null";
+    CHECK(rlkv_test::sh(cmd) == 0);
+    expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
+                           " --mask randomx --sparsity 0.5"),
+                       "randomx");
+  }
+  // A flag's number reaches its config key whole: --top-p 0.0000004 used to become "0.000000" and was
+  // refused as 0.
+  CHECK(run("generate --model " + rlkv_test::fixture("models/llama_tiny") +
+            " --prompt hello --max-new-tokens 4 --temperature 1 --top-p 0.0000004")
+            .status == 0);
   expect_usage_error(run("generate --model /m --prompt x --seed -5"), "rollout.seed: expected >= 0");
   // Seeds that an unsigned parse would wrap (-1 as 2^64 - 1); a toy too large to train on the CPU.
   TempDir out;
@@ -329,6 +346,20 @@ TEST_CASE("token-dropping baselines and the comparison: matched budgets run, bad
   CHECK_THAT(h2o.out, Contains("full") && Contains("h2o") && Contains("matched"));
   expect_usage_error(run("eval --config " + cfg + data + " --method snapkv"), "--sparsity");
   expect_usage_error(run("eval --config " + cfg + data + " --method rkv --budget 20"), "--budget");  // S + W = 20
+  // Budgets past 2^24 tokens (whose capacities overflowed), and an H2O budget whose recent half leaves
+  // nothing beyond a sink of 16 to evict: refused before any pass.
+  expect_usage_error(run("eval --config " + cfg + data + " --method snapkv --budget 9223372036854775807"), "--budget");
+  expect_usage_error(run("eval --config " + cfg + data + " --method h2o --budget 25 --sink 16 --window 8"), "H2O");
+  expect_usage_error(run("eval --config " + cfg + data + " --method snapkv --sparsity 0.5 " +
+                         "--dropping.snapkv_every=9223372036854775800"),
+                     "dropping.snapkv_every");
+  // At sparsity 1 a matched budget is S + W, which leaves nothing to evict: raised to the least that
+  // each method accepts, and the rows run.
+  for (const char* m : {"h2o", "snapkv", "rkv"}) {
+    const Run all = run("eval --config " + cfg + data + " --method " + m + " --sparsity 1 --limit 3");
+    INFO(m << " stderr: " << all.err);
+    CHECK(all.status == 0);
+  }
   expect_usage_error(run("eval --config " + cfg + data + " --method streamingllm"), "--method");
   expect_usage_error(run("compare --config " + cfg + data), "--sparsity");
   expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --dropping h2o,lru"), "--dropping");

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "runtime/eviction.h"
 
@@ -231,10 +233,58 @@ TEST_CASE("a budget that leaves nothing beyond the sink and the window is a user
   p.sink = 16;
   p.window = 64;
   p.budget = 80;
-  CHECK_THROWS_WITH(check_eviction_params(p, "--budget"),
-                    Catch::Matchers::Contains("--budget") && Catch::Matchers::Contains("80"));
+  for (const EvictionMethod m : {EvictionMethod::kH2O, EvictionMethod::kSnapKV, EvictionMethod::kRKV}) {
+    CHECK(min_eviction_budget(m, p) == 81);
+    CHECK_THROWS_WITH(check_eviction_params(m, p, "--budget"),
+                      Catch::Matchers::Contains("--budget") && Catch::Matchers::Contains("80"));
+  }
   p.budget = 81;
-  CHECK_NOTHROW(check_eviction_params(p, "--budget"));
+  for (const EvictionMethod m : {EvictionMethod::kH2O, EvictionMethod::kSnapKV, EvictionMethod::kRKV})
+    CHECK_NOTHROW(check_eviction_params(m, p, "--budget"));
   CHECK_THROWS_WITH(parse_eviction_method("streamingllm", "--method"), Catch::Matchers::Contains("--method"));
   CHECK(parse_eviction_method("rkv", "--method") == EvictionMethod::kRKV);
+}
+
+TEST_CASE("H2O refuses a budget whose recent half leaves no entry to evict, and h2o_victim finds one at its least") {
+  // A sink of 16 and a window of 8: the common rule accepts 25, but H2O keeps the last 12 of a full
+  // cache of 25 entries besides the 16 sink ones, and nothing is left to evict.
+  EvictionParams p;
+  p.sink = 16;
+  p.window = 8;
+  p.budget = 25;
+  CHECK_NOTHROW(check_eviction_params(EvictionMethod::kSnapKV, p, "--budget"));
+  CHECK_THROWS_WITH(check_eviction_params(EvictionMethod::kH2O, p, "--budget"),
+                    Catch::Matchers::Contains("H2O") && Catch::Matchers::Contains("at least 33"));
+  for (int64_t b = min_eviction_budget(EvictionMethod::kH2O, p); b < 40; ++b) {
+    p.budget = b;
+    CHECK_NOTHROW(check_eviction_params(EvictionMethod::kH2O, p, "--budget"));
+    std::vector<int64_t> positions(static_cast<size_t>(b));
+    std::iota(positions.begin(), positions.end(), 0);
+    const std::vector<double> acc(positions.size(), 1.0);
+    const int64_t v = h2o_victim(acc, positions, p);
+    CHECK(v >= p.sink);
+    CHECK(v < b - std::max(p.window, b / 2));
+  }
+}
+
+TEST_CASE("every count of the token-dropping rules is bounded, so that no capacity overflows") {
+  EvictionParams p;
+  p.sink = 4;
+  p.window = 16;
+  p.budget = int64_t(1) << 40;
+  CHECK_THROWS_WITH(check_eviction_params(EvictionMethod::kSnapKV, p, "--budget"),
+                    Catch::Matchers::Contains("budget must be in 1..16777216"));
+  p.budget = 64;
+  p.snap_every = std::numeric_limits<int64_t>::max() - 8;
+  CHECK_THROWS_WITH(check_eviction_params(EvictionMethod::kSnapKV, p, "--budget"),
+                    Catch::Matchers::Contains("SnapKV every"));
+  p.snap_every = 128;
+  p.rkv_queries = std::numeric_limits<int64_t>::max();
+  CHECK_THROWS_WITH(check_eviction_params(EvictionMethod::kRKV, p, "--budget"),
+                    Catch::Matchers::Contains("R-KV queries"));
+  p.rkv_queries = 8;
+  p.budget = kMaxCacheSlots;
+  p.rkv_buffer = kMaxCacheSlots;
+  CHECK_NOTHROW(check_eviction_params(EvictionMethod::kRKV, p, "--budget"));
+  CHECK(eviction_capacity(EvictionMethod::kRKV, p) == 2 * kMaxCacheSlots);
 }

@@ -18,6 +18,21 @@ TEST_CASE("greedy takes the first maximum") {
   REQUIRE(sample_token(n.data(), 4, {0.0, 1.0, 0}, rng, s) == 2);
 }
 
+TEST_CASE("a temperature whose inverse is infinite samples greedily") {
+  // 1e-310 is a subnormal: 1 / T is +inf, and 0 x inf would make every mass NaN (the last candidate
+  // used to win); 1e-300 is tiny but finite, and the largest logit takes all the mass.
+  Rng rng(2, 0);
+  SamplingScratch s;
+  std::vector<float> l = {0.f, 3.f, 1.f, 2.5f, -1.f};
+  for (const double t : {1e-310, 5e-324, 1e-300})
+    for (const SamplingParams p : {SamplingParams{t, 1.0, 0}, SamplingParams{t, 0.9, 0}, SamplingParams{t, 1.0, 3}}) {
+      INFO("temperature " << t << " top_p " << p.top_p << " top_k " << p.top_k);
+      for (int i = 0; i < 20; ++i) REQUIRE(sample_token(l.data(), 5, p, rng, s) == 1);
+    }
+  CHECK(SamplingParams{1e-310, 1.0, 0}.greedy());
+  CHECK(!SamplingParams{1e-300, 1.0, 0}.greedy());
+}
+
 TEST_CASE("an infinite logit wins under every rule, wherever it stands") {
   Rng rng(3, 0);
   SamplingScratch s;

@@ -31,7 +31,7 @@ TEST_CASE("device sampling picks what sample_token picks, for every sampling rul
     int64_t top_k;
   };
   for (const Rule r : {Rule{0, 1, 0}, Rule{1, 1, 0}, Rule{0.7, 1, 20}, Rule{1, 0.9, 0}, Rule{0.6, 0.95, 20},
-                       Rule{1.3, 0.5, 300}, Rule{1, 1, V}, Rule{1, 1, 1}}) {
+                       Rule{1.3, 0.5, 300}, Rule{1, 1, V}, Rule{1, 1, 1}, Rule{1e-310, 1, 0}, Rule{1e-310, 0.9, 20}}) {
     SamplingParams p;
     p.temperature = r.t;
     p.top_p = r.top_p;
