@@ -125,18 +125,63 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   std::optional<PolicyMsg> current;
   int64_t done_version = -1;
   int64_t async_round = 0;
-  // Elastic actors draw positions from their own space (2^40 apart per actor id) so that their
-  // prompts do not repeat the job's order.
-  const int64_t elastic_base = o.elastic ? (int64_t(std::hash<std::string>{}(o.actor_id) % 4096) + 1) << 40 : 0;
+  // Elastic actors draw positions from their own space (one of 2^22 spaces of 2^40 positions, by a
+  // hash of the actor id) so that their prompts do not repeat the job's order or, but for a chance of
+  // about n^2 / 2^23 among n elastic actors, each other's (with 4,096 spaces, 50 actors shared one
+  // in a quarter of runs, and two such actors generate the same groups).
+  const int64_t elastic_base =
+      o.elastic ? (int64_t(std::hash<std::string>{}(o.actor_id) % (uint64_t(1) << 22)) + 1) << 40 : 0;
   const int64_t per_round = std::max<int64_t>(1, (o.prompts_per_step + o.num_actors - 1) / o.num_actors);
 
+  const auto started = std::chrono::steady_clock::now();
+  auto heard = started;     // the last policy message received
+  bool stop_seen = false;   // the learner's stop policy
+  double next_note_s = 30;  // an elastic actor still waiting for its first policy says so every 30 s
+  // Takes the latest policy message, if any arrives within `wait`: the run it names, where its reward
+  // workers listen, a newer version, or the stop. A learner silent for policy_timeout_s is gone.
+  auto take_policy = [&](milliseconds wait) {
+    const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
+    auto pol = receive_policy(sub, wait, expect, drops);
+    const auto now = std::chrono::steady_clock::now();
+    if (pol) {
+      heard = now;
+      if (id.run_id.empty()) id.run_id = pol->run_id;  // an elastic actor joins whatever run it finds
+      if (!connected && !pol->rollouts_endpoint.empty()) {
+        push.connect(pol->rollouts_endpoint);  // where the run's reward workers listen
+        connected = true;
+      }
+      if (pol->stop) stop_seen = true;
+      if (!pol->stop && (!current || pol->policy_version > current->policy_version)) current = std::move(pol);
+      return;
+    }
+    const double silent = std::chrono::duration<double>(now - heard).count();
+    if (o.policy_timeout_s > 0 && silent > o.policy_timeout_s) {
+      if (!current)
+        throw UserError(str_cat("no policy received in ", o.policy_timeout_s,
+                                " s: no learner publishes at the endpoint, or it is of another run or key (rlkv "
+                                "train prints its policy endpoint and writes it to OUTPUT_DIR/endpoints.json)"));
+      throw UserError(str_cat("no policy heard for ", o.policy_timeout_s, " s since version ", current->policy_version,
+                              ": the learner stopped or can no longer be reached"));
+    }
+    if (!current && o.policy_timeout_s > 0 && silent > next_note_s) {
+      log_info(str_cat("actor ", o.actor_id, ": no policy yet after ", int64_t(silent), " s (giving up after ",
+                       o.policy_timeout_s, " s, train.step_timeout)"));
+      next_note_s += 30;
+    }
+  };
+
+  // Sends each group, retrying while no reward worker takes it; gives up when the learner stops
+  // (its reward workers are gone then) or is silent too long.
   auto send_all = [&](const std::vector<ActorGroup>& groups) {
     for (const auto& g : groups) {
       const std::string frame = encode(to_message(g, problems[size_t(g.problem)], id, o.actor_id));
       bool sent = false;
-      while (!sent && !run_stop_flag().load()) {
+      while (!sent && !stop_seen && !run_stop_flag().load()) {
         sent = push.send(frame, milliseconds(1000));
-        if (!sent) ++st.push_failures;
+        if (!sent) {
+          ++st.push_failures;
+          take_policy(milliseconds(0));
+        }
       }
       if (!sent) return;
       ++st.groups;
@@ -145,32 +190,11 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
     }
   };
 
-  const auto started = std::chrono::steady_clock::now();
-  double next_note_s = 30;  // an elastic actor still waiting for its first policy says so every 30 s
-  while (!run_stop_flag().load()) {
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (!current && o.first_policy_timeout_s > 0 && waited > o.first_policy_timeout_s)
-      throw UserError(str_cat("no policy received in ", o.first_policy_timeout_s,
-                              " s: no learner publishes at the endpoint, or it is of another run or key (rlkv train "
-                              "prints its policy endpoint and writes it to OUTPUT_DIR/endpoints.json)"));
-    if (!current && o.first_policy_timeout_s > 0 && waited > next_note_s) {
-      log_info(str_cat("actor ", o.actor_id, ": no policy yet after ", int64_t(waited), " s (giving up after ",
-                       o.first_policy_timeout_s, " s, train.step_timeout)"));
-      next_note_s += 30;
-    }
+  while (!stop_seen && !run_stop_flag().load()) {
     // Sync actors wait for the next version; async actors only look for a newer one.
     const bool waiting = !current || (o.sync && current->policy_version <= done_version);
-    ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
-    auto pol = receive_policy(sub, milliseconds(waiting ? 200 : 0), expect, drops);
-    if (pol) {
-      if (id.run_id.empty()) id.run_id = pol->run_id;  // an elastic actor joins whatever run it finds
-      if (!connected && !pol->rollouts_endpoint.empty()) {
-        push.connect(pol->rollouts_endpoint);  // where the run's reward workers listen
-        connected = true;
-      }
-      if (pol->stop) break;
-      if (!current || pol->policy_version > current->policy_version) current = std::move(pol);
-    }
+    take_policy(milliseconds(waiting ? 200 : 0));
+    if (stop_seen) break;
     if (!current || !connected || (o.sync && current->policy_version <= done_version)) continue;
 
     std::vector<std::pair<int64_t, int64_t>> positions;

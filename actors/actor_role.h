@@ -28,10 +28,11 @@ struct ActorRoleOptions {
   int64_t index = 0, num_actors = 1;
   bool sync = true;
   bool elastic = false;
-  // Seconds to wait for the first policy message before failing with a one-line error (a learner
-  // republishes its policy while a step runs, so a live one is heard within a step). 0: wait until
-  // stopped (actors started with the job).
-  double first_policy_timeout_s = 0;
+  // Seconds without a policy message before failing with a one-line error, for the first policy and
+  // for every later one (a learner republishes its policy every half second while a step runs, so a
+  // live one is heard within a step, and the latest message waits in the subscriber while a batch is
+  // generated). 0: wait until stopped (actors started with the job, which the job ends).
+  double policy_timeout_s = 0;
   int64_t prompts_per_step = 8;
   int64_t data_seed = 0;
   ActorOptions actor;

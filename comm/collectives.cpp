@@ -131,8 +131,10 @@ bool MpiSession::launched_by_mpirun() {
 MpiSession::MpiSession(int* argc, char*** argv) {
 #ifdef RLKV_WITH_DISTRIBUTED
   if (!launched_by_mpirun()) return;
+  // SERIALIZED, not FUNNELED: a tensor-parallel actor group calls MPI from its actor thread (one
+  // thread of the rank at a time, the main thread waiting), which FUNNELED leaves undefined.
   int provided = 0;
-  mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
+  mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "init");
   active_ = true;
 #else
   (void)argc;

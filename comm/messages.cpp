@@ -138,7 +138,8 @@ void check_group(const RolloutGroupMsg& m, bool scored, TextRule text) {
       MSG_CHECK(s.correct == 0 || s.correct == 1, rw, "correct = ", s.correct, ", expected 0 or 1");
       MSG_CHECK(std::isfinite(s.excess) && s.excess >= 0 && s.excess <= 1, rw, "excess = ", s.excess,
                 ", expected a number in [0, 1]");
-      MSG_CHECK(std::isfinite(s.reward), rw, "reward is not finite");
+      MSG_CHECK(std::isfinite(s.reward) && std::abs(s.reward) <= kMaxReward, rw, "reward = ", s.reward,
+                ", expected a number in [-", kMaxReward, ", ", kMaxReward, "]");
     }
   }
 }

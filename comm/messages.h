@@ -55,6 +55,9 @@ constexpr int64_t kMaxLayers = 4096, kMaxKvHeads = 4096;
 constexpr int64_t kMaxHeads = 1 << 20;     // num_layers * num_kv_heads
 constexpr int64_t kMaxRollouts = 1 << 16;  // G per group
 constexpr int64_t kMaxTokens = 1 << 24;    // generated tokens of one rollout
+// |reward| of a scored rollout: r = c - lambda_len e is within 1 + reward.lambda_len (<= 1000); two
+// rewards near the largest double made a group's mean infinite and the step's gradient NaN.
+constexpr double kMaxReward = 1e6;
 
 enum class MessageType : uint16_t { kPolicy = 1, kRolloutGroup = 2, kScoredGroup = 3, kHello = 4 };
 const char* message_type_name(MessageType t);  // "policy", "rollout_group", "scored_group", "hello"

@@ -3,6 +3,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include <algorithm>
@@ -46,6 +47,19 @@ std::string tcp_endpoint(const std::string& host, int port) {
   // An IPv6 literal goes in brackets (tcp://[::1]:PORT), as ZeroMQ parses it.
   const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
   return "tcp://" + (v6 ? "[" + host + "]" : host) + ":" + (port == 0 ? std::string("*") : std::to_string(port));
+}
+
+std::string advertised_endpoint(const std::string& bound) {
+  for (const char* wildcard : {"tcp://0.0.0.0:", "tcp://[::]:", "tcp://*:"}) {
+    const std::string w = wildcard;
+    if (bound.compare(0, w.size(), w) != 0) continue;
+    char host[256] = {};
+    RLKV_CHECK(::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0', "transport: ", bound,
+               " binds every interface, and this machine's host name, which its peers would connect to, is "
+               "unknown: set placement.bind_address to a routable address");
+    return "tcp://" + std::string(host) + ":" + bound.substr(w.size());
+  }
+  return bound;
 }
 
 struct Socket::Impl {

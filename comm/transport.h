@@ -85,6 +85,11 @@ struct SocketOptions {
 // bracketed ("tcp://[::1]:port"); bind and connect take such endpoints (host names resolve to IPv4).
 std::string tcp_endpoint(const std::string& host = "127.0.0.1", int port = 0);
 
+// The endpoint peers connect to for one bound at `bound` (bind()'s result): a wildcard host
+// (0.0.0.0, [::] or *), which names no machine to a peer on another node, becomes this machine's
+// host name; any other endpoint is returned as it is.
+std::string advertised_endpoint(const std::string& bound);
+
 class Sender {
  public:
   virtual ~Sender() = default;

@@ -200,8 +200,8 @@ void validate(const Config& c) {
   RLKV_CHECK(one_of(c.reward.task, {"auto", "math", "toy"}),
              "config key reward.task: expected auto, math or toy, got '", c.reward.task, "'");
   RLKV_CHECK(std::isfinite(c.reward.slack) && c.reward.slack >= 0, "config key reward.slack: expected a number >= 0");
-  RLKV_CHECK(std::isfinite(c.reward.lambda_len) && c.reward.lambda_len >= 0,
-             "config key reward.lambda_len: expected a number >= 0");
+  RLKV_CHECK(std::isfinite(c.reward.lambda_len) && c.reward.lambda_len >= 0 && c.reward.lambda_len <= 1000,
+             "config key reward.lambda_len: expected a number in [0, 1000]");
   RLKV_CHECK(c.reward.threads >= 1 && c.reward.threads <= 256, "config key reward.threads: expected 1..256");
   RLKV_CHECK(c.placement.actors >= 1 && c.placement.actors <= 256, "config key placement.actors: expected 1..256");
   RLKV_CHECK(c.placement.learners >= 1, "config key placement.learners: expected >= 1");

@@ -87,7 +87,7 @@ int cmd_actor(int argc, char** argv) {
   o.actor_id = actor_id;
   o.sync = false;  // elastic actors never wait for a version
   o.elastic = true;
-  o.first_policy_timeout_s = cfg.train.step_timeout;  // the learner's own limit on a silent step
+  o.policy_timeout_s = cfg.train.step_timeout;  // the learner's own limit on a silent step
   if (args.vm.count("halt-after-groups")) o.halt_after_groups = args.vm["halt-after-groups"].as<int64_t>();
   if (args.vm.count("halt-marker")) o.halt_marker = args.vm["halt-marker"].as<std::string>();
   const Model model = Model::load(cfg.model.path, parse_dtype(cfg.model.dtype), resolve_device(cfg));

@@ -86,8 +86,8 @@ RunEndpoints bind_single_process(Publisher& pub, Puller& scored, Puller& rollout
   ep.scored = scored.bind("inproc://rlkv-scored");
   ep.rollouts = {rollouts.bind("inproc://rlkv-rollouts")};
   // Elastic actors (`rlkv actor --connect`) join over tcp.
-  const std::string tcp_policy = pub.bind(tcp_endpoint(cfg.placement.bind_address));
-  const std::string tcp_rollouts = rollouts.bind(tcp_endpoint(cfg.placement.bind_address));
+  const std::string tcp_policy = advertised_endpoint(pub.bind(tcp_endpoint(cfg.placement.bind_address)));
+  const std::string tcp_rollouts = advertised_endpoint(rollouts.bind(tcp_endpoint(cfg.placement.bind_address)));
   setup.learner.rollouts_endpoint = tcp_rollouts;
   write_endpoints_file(cfg.train.output_dir, tcp_policy, {tcp_rollouts});
   log_info("run " + setup.id.run_id + ": elastic actors may join with: rlkv actor --config " + shell_word(config_path) +
@@ -145,12 +145,12 @@ RunEndpoints exchange_endpoints(Collectives& world, Role role, const Config& cfg
     pull = std::make_unique<Puller>(ctx);
     pub->set_key(key);
     pull->set_key(key);
-    mine["policy"] = pub->bind(tcp_endpoint(cfg.placement.bind_address));
-    mine["scored"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+    mine["policy"] = advertised_endpoint(pub->bind(tcp_endpoint(cfg.placement.bind_address)));
+    mine["scored"] = advertised_endpoint(pull->bind(tcp_endpoint(cfg.placement.bind_address)));
   } else if (role == Role::kReward) {
     pull = std::make_unique<Puller>(ctx);
     pull->set_key(key);
-    mine["rollouts"] = pull->bind(tcp_endpoint(cfg.placement.bind_address));
+    mine["rollouts"] = advertised_endpoint(pull->bind(tcp_endpoint(cfg.placement.bind_address)));
   }
   RunEndpoints ep;
   ep.key = key;
@@ -300,12 +300,23 @@ int cmd_train(int argc, char** argv) {
   check_output_dir(cfg.train.output_dir, "config key train.output_dir");
   const std::string resume = args.vm.count("resume") ? args.vm["resume"].as<std::string>() : "";
   RLKV_CHECK(!args.vm.count("resume") || !resume.empty(), "--resume: give a checkpoint file or 'auto'");
-  // A fresh run would overwrite an earlier run's checkpoints one by one and mix its metrics with them.
-  if (resume.empty()) {
+  // A fresh run would overwrite an earlier run's checkpoints one by one and mix its metrics with them
+  // (or with another command's: duo-train writes a metrics.jsonl too); so would a run resumed from a
+  // checkpoint kept elsewhere, whose pruning (train.keep_checkpoints) also deletes the directory's own.
+  std::error_code ec;
+  const bool own = resume == "auto" ||
+                   (!resume.empty() && std::filesystem::equivalent(std::filesystem::absolute(resume).parent_path(),
+                                                                   cfg.train.output_dir, ec));
+  if (!own) {
+    const std::string how = resume.empty() ? "continue it with --resume auto, or give a new directory"
+                                           : "resume into a new directory, or from one of its own checkpoints";
     const std::vector<std::string> earlier = checkpoint_files(cfg.train.output_dir);
     RLKV_CHECK(earlier.empty(), "config key train.output_dir ", cfg.train.output_dir, ": holds an earlier run (",
-               std::filesystem::path(earlier.back()).filename().string(),
-               "); continue it with --resume auto, or give a new directory");
+               std::filesystem::path(earlier.back()).filename().string(), "); ", how);
+    const std::string metrics = cfg.train.output_dir + "/metrics.jsonl";
+    RLKV_CHECK(!std::filesystem::exists(metrics, ec) || std::filesystem::file_size(metrics, ec) == 0,
+               "config key train.output_dir ", cfg.train.output_dir,
+               ": holds the metrics.jsonl of an earlier run or command (rlkv duo-train writes one too); ", how);
   }
 
   MpiSession mpi(nullptr, nullptr);

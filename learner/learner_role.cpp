@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "core/coding.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/finish_reason.h"
 #include "core/log.h"
@@ -136,8 +137,7 @@ void truncate_metrics(const std::string& path, int64_t keep_through_step) {
     }
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kept;
+  write_file_atomic(path, kept);  // the old file stays whole if this fails (a full disk)
 }
 
 std::string eta_text(double seconds) {
@@ -299,7 +299,7 @@ class LearnerRun {
     const std::string metrics_path = o_.output_dir + "/metrics.jsonl";
     std::filesystem::create_directories(o_.output_dir);
     truncate_metrics(metrics_path, start_);
-    if (start_ == 0) std::ofstream(metrics_path, std::ios::trunc);
+    if (start_ == 0) write_file_atomic(metrics_path, "");
     metrics_.open(metrics_path, std::ios::app);
     RLKV_CHECK(metrics_.good(), metrics_path, ": cannot open for writing");
   }
@@ -421,6 +421,8 @@ class LearnerRun {
                         {"elapsed_seconds", secs_since(t_run_)}};
     metrics_ << j.dump() << "\n";
     metrics_.flush();
+    RLKV_CHECK(metrics_.good(), o_.output_dir, "/metrics.jsonl: cannot write step ", step,
+               "'s line (is the disk full?)");
   }
 
   // The live line on a terminal (o.progress), else a log line every 10 steps, at the first and the last.

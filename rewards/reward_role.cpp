@@ -1,6 +1,7 @@
 #include "rewards/reward_role.h"
 
 #include <any>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <variant>
@@ -35,18 +36,24 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
   DropCounter drops("reward worker rollouts"), policy_drops("reward worker policy");
   const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
   std::mutex push_mu;  // the sink (pool threads) and the hello forwarding (this thread) share `push`
+  // Set on the learner's stop policy: a group scored after it has no taker (the learner's socket
+  // may be closed), so the sink gives up after one failed send instead of retrying forever.
+  std::atomic<bool> stopping{false};
   {
     RewardWorker worker(opts, [&](ScoredGroup&& sg) {
       const std::string frame = encode(to_scored_message(sg));
       std::lock_guard<std::mutex> lock(push_mu);
       while (!push.send(frame, milliseconds(1000))) {
         ++st.push_failures;
-        if (run_stop_flag().load()) return;
+        if (run_stop_flag().load() || stopping.load()) return;
       }
     });
     while (!run_stop_flag().load()) {
       auto pol = receive_policy(sub, milliseconds(0), expect, policy_drops);
-      if (pol && pol->stop) break;
+      if (pol && pol->stop) {
+        stopping = true;
+        break;
+      }
       auto msg = receive_message(pull, milliseconds(100), expect, drops);
       if (!msg) continue;
       if (auto* hello = std::get_if<HelloMsg>(&*msg)) {  // an actor's claim: the learner keeps the books

@@ -518,6 +518,12 @@ TEST_CASE("encoding refuses what decoding would reject, and cleans rollout text 
   s = make_scored();
   s.rollouts[0].score->excess = 1.5;
   REQUIRE_THROWS_WITH(encode(s), Contains("excess"));
+  // A huge finite reward (two of them made a group's mean infinite and the learner's gradient NaN).
+  s = make_scored();
+  s.rollouts[0].score->reward = 1.7e308;
+  REQUIRE_THROWS_WITH(encode(s), Contains("reward = 1.7e+308"));
+  s.rollouts[0].score->reward = -kMaxReward;
+  REQUIRE_NOTHROW(encode(s));
 
   HelloMsg h = make_hello();
   h.pid = -1;

@@ -381,6 +381,13 @@ TEST_CASE("a run bound beyond loopback without a key needs placement.insecure, a
           "--train.steps=1 --train.checkpoint_every=1 --placement.bind_address=0.0.0.0 --placement.insecure=true")) ==
       0);
   CHECK(!fs::exists(d / "open/run.key"));
+  // Bound on every interface, advertised by this host's name: 0.0.0.0 would send a peer on another
+  // node to itself.
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  const std::string endpoints = rlkv_test::read_text(d / "open/endpoints.json");
+  CHECK(endpoints.find("0.0.0.0") == std::string::npos);
+  CHECK(endpoints.find("tcp://" + std::string(host) + ":") != std::string::npos);
   CHECK(
       rlkv_test::read_text(d / "open.log").find("placement.insecure = true: frames on 0.0.0.0 are not authenticated") !=
       std::string::npos);
@@ -404,6 +411,32 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   REQUIRE(sh(mpirun + train(cfg, d / "mpi", "")) == 0);
   // -np 4: one learner, two actor ranks (one thread each), one reward worker: the same two actors.
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
+}
+
+// Async actors generate without waiting, so the run's end finds them mid-batch: the reward workers
+// have gone on the stop policy, and an actor used to retry its next group's send forever (the other
+// ranks waiting in MPI_Finalize). Several runs, as the end's timing varies.
+TEST_CASE("an async run under mpirun ends when its steps are done, its actors mid-batch") {
+  if (!rlkv_test::have_mpirun()) {
+    WARN("mpirun not found: skipped");
+    return;
+  }
+  // The toy model: its batches take long enough that the stop always finds the actor generating
+  // (the fixture model's are over in a millisecond).
+  TempDir d;
+  const std::string src = RLKV_SOURCE_DIR;
+  const std::string mpirun = "timeout 90 " + src + "/launch/mpirun.sh -np 3 ";
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = d / ("async" + std::to_string(i));
+    const int status = sh(mpirun + std::string(RLKV_BINARY) + " train --config " + src + "/configs/toy.ini " +
+                          "--model.path=" + src + "/models/toy-reasoner --data.path=" + src +
+                          "/data/toy-train.jsonl --train.mode=async --train.steps=6 --train.checkpoint_every=3 " +
+                          "--train.output_dir=" + out + " >" + out + ".log 2>&1");
+    INFO(rlkv_test::read_text(out + ".log"));
+    CHECK(status != 124);  // ended by the timeout: the hang
+    REQUIRE(status == 0);
+    CHECK(fs::exists(out + "/ckpt-6.h5"));
+  }
 }
 
 // A prompt longer than the model's context is found before the first step, naming its line (not at
@@ -500,6 +533,26 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   CHECK_THAT(again.err,
              Catch::Matchers::Contains("holds an earlier run") && Catch::Matchers::Contains("--resume auto"));
   CHECK(std::filesystem::last_write_time(d / "run/ckpt-3.h5") == before);
+  // Resuming a checkpoint kept elsewhere into it would splice two runs' metrics and prune its own
+  // checkpoints; a fresh run into a directory whose only record is a metrics.jsonl (duo-train's)
+  // would empty it. Both refused, the files kept.
+  fs::create_directories(d / "other");
+  fs::copy_file(d / "run/ckpt-3.h5", d / "other/ckpt-3.h5");
+  const std::string metrics = rlkv_test::read_text(d / "run/metrics.jsonl");
+  const rlkv_test::Run spliced = rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "run") +
+                                                     " --train.steps=4 --resume " + (d / "other/ckpt-3.h5"));
+  CHECK(spliced.status == 2);
+  CHECK_THAT(spliced.err, Catch::Matchers::Contains("holds an earlier run") &&
+                              Catch::Matchers::Contains("resume into a new directory"));
+  CHECK(rlkv_test::read_text(d / "run/metrics.jsonl") == metrics);
+  fs::create_directories(d / "duo");
+  rlkv_test::write_text(d / "duo/metrics.jsonl", "{\"step\": 1}\n");
+  const rlkv_test::Run over = rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "duo"));
+  CHECK(over.status == 2);
+  CHECK_THAT(over.err, Catch::Matchers::Contains("holds the metrics.jsonl of an earlier run or command"));
+  CHECK(rlkv_test::read_text(d / "duo/metrics.jsonl") == "{\"step\": 1}\n");
+  // Resuming one of the directory's own checkpoints by its path is allowed (here: nothing to train).
+  REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume " + (d / "run/ckpt-3.h5"))) == 0);
   // Continuing it under other windows is allowed, with a warning (the mask was learned with S = 2, W = 4).
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume auto --cache.sink=3")) == 0);
   CHECK_THAT(rlkv_test::read_text(d / "run.log"),

@@ -414,6 +414,14 @@ TEST_CASE("bind and connect errors are user errors naming the endpoint") {
   REQUIRE(tcp_endpoint("::1", 5555) == "tcp://[::1]:5555");
   REQUIRE(tcp_endpoint("[::1]") == "tcp://[::1]:*");
   REQUIRE_THROWS_AS(tcp_endpoint("h", 70000), UserError);
+  // A wildcard names no machine to a peer: the endpoint handed out names this host.
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  CHECK(advertised_endpoint("tcp://0.0.0.0:5555") == "tcp://" + std::string(host) + ":5555");
+  CHECK(advertised_endpoint("tcp://[::]:6") == "tcp://" + std::string(host) + ":6");
+  CHECK(advertised_endpoint("tcp://127.0.0.1:5555") == "tcp://127.0.0.1:5555");
+  CHECK(advertised_endpoint("tcp://[::1]:5555") == "tcp://[::1]:5555");
+  CHECK(advertised_endpoint("inproc://x") == "inproc://x");
 }
 
 // ---- frame authentication (comm/frame_auth.h) ------------------------------------------------
