@@ -285,17 +285,6 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
     RLKV_CHECK(!key.empty() && key.find_first_of(" \t\r\n#[]") == std::string::npos, "config override '",
                one_line(o, 100, OneLine::kEscapeBytes), "': expected section.key=value");
     RLKV_CHECK(eq == std::string::npos || eq + 1 < o.size(), "config key '", key, "' (command line): an empty value");
-    // Checkpoints record the run's configuration as INI text (effective_config_text), so an override
-    // holds only what an INI value can: one line, no '#' (a comment there), no white space at its ends
-    // (trimmed there). Otherwise a resumed run would read back another value.
-    if (eq != std::string::npos) {
-      const std::string value = o.substr(eq + 1);
-      RLKV_CHECK(value.find_first_of("\r\n#") == std::string::npos && !std::isspace(uint8_t(value.front())) &&
-                     !std::isspace(uint8_t(value.back())),
-                 "config key '", key, "' (command line): the value '", one_line(value, 100, OneLine::kEscapeBytes),
-                 "' holds a line break or '#', or begins or ends with white space, which the INI text that "
-                 "checkpoints record cannot hold (prompt templates spell newlines \\n)");
-    }
     args.push_back(o.rfind("--", 0) == 0 ? o : "--" + o);
     c.overrides.push_back(args.back().substr(2));
   }
@@ -394,6 +383,16 @@ std::string effective_config_text(const Config& cfg) {
   for (const auto& o : cfg.overrides) {
     const size_t eq = o.find('=');
     kv.emplace_back(o.substr(0, eq), eq == std::string::npos ? "" : o.substr(eq + 1));
+    // The text holds only what an INI value can: one line, no '#' (a comment there), no white space
+    // at its ends (trimmed there); otherwise a run resumed from it would read back another value.
+    // (Commands that record no configuration, such as eval's --model, take such values.)
+    const std::string& value = kv.back().second;
+    RLKV_CHECK(value.empty() || (value.find_first_of("\r\n#") == std::string::npos &&
+                                 !std::isspace(uint8_t(value.front())) && !std::isspace(uint8_t(value.back()))),
+               "config key '", kv.back().first, "' (command line): the value '",
+               one_line(value, 100, OneLine::kEscapeBytes),
+               "' holds a line break or '#', or begins or ends with white space, which the INI text that "
+               "checkpoints record cannot hold (prompt templates spell newlines \\n)");
   }
   std::vector<bool> placed(kv.size(), false);
   std::string out, section;

@@ -157,7 +157,8 @@ Config load_config(const std::string& ini_path, const std::vector<std::string>& 
 
 // The run's configuration as INI text: the file's text with each overridden key's value replaced in
 // place, and overrides of keys the file does not set appended under their sections. What checkpoints
-// record, so that a run started with overrides reads back as it ran.
+// record, so that a run started with overrides reads back as it ran. An override whose value INI
+// text cannot hold (a line break, '#', white space at its ends) is a UserError here.
 std::string effective_config_text(const Config& cfg);
 
 // Every key that exists, "section.key", for help output and tests.

@@ -20,7 +20,9 @@ ParsedArgs parse_args(int argc, char** argv, const po::options_description& desc
   po::parsed_options parsed(nullptr);
   try {
     po::command_line_parser p(argc, argv);
-    p.options(desc).allow_unregistered();
+    // No abbreviations: Boost would take --seed for --seeds (eval, compare), another experiment.
+    p.options(desc).allow_unregistered().style(po::command_line_style::default_style &
+                                               ~po::command_line_style::allow_guessing);
     if (positional) p.positional(*positional);
     parsed = p.run();
     po::store(parsed, out.vm);

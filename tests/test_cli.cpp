@@ -94,6 +94,9 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("generate --model /m --prompt x --cache.sinc=3"), "cache.sinc");
   expect_usage_error(run("generate --model /m --prompt x --cache.sink=-1"), "cache.sink");
   expect_usage_error(run("generate --model /m --prompt x --bogus"), "--bogus");
+  // A prefix of an option is not that option: --seed is not eval's --seeds (Boost's guessing).
+  expect_usage_error(run("eval --model /m --data x --method random --sparsity 0.5 --seed 2"), "'--seed'");
+  expect_usage_error(run("generate --model /m --prompt x --max-new 3"), "'--max-new'");
   expect_usage_error(
       run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs + " --mask random:1"),
       "--sparsity");
@@ -117,6 +120,12 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
     expect_usage_error(run("generate --model " + rlkv_test::fixture("models/llama_tiny") + kPromptArgs +
                            " --mask randomx --sparsity 0.5"),
                        "randomx");
+  }
+  {
+    // A model directory whose name holds '#': eval and generate record no INI text, so they take it.
+    TempDir d;
+    fs::create_directory_symlink(rlkv_test::fixture("models/llama_tiny"), d / "m#1");
+    CHECK(run("generate --model " + rlkv_test::shell_quote(d / "m#1") + kPromptArgs).status == 0);
   }
   // A flag's number reaches its config key whole: --top-p 0.0000004 used to become "0.000000" and was
   // refused as 0.
