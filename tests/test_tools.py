@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Tests of tools/compare_seeds.py (the comparison table over RLKV training seeds) and of the parsers
-and the occupancy rule of tools/kernel_report.py (which needs nvcc to run whole; CI runs it through
-launch/check_gpu_build.sh).
+"""Tests of tools/compare_seeds.py (the comparison table over RLKV training seeds), of
+tools/newest_ckpt.sh, and of the parsers and the occupancy rule of tools/kernel_report.py (which
+needs nvcc to run whole; CI runs it through launch/check_gpu_build.sh).
 
 Run from the repository root: python3 -m unittest tests/test_tools.py (standard library only).
 The inputs are small hand-made results files in the format rlkv compare / rlkv eval --output write,
@@ -202,6 +202,26 @@ class KernelReport(unittest.TestCase):
         self.assertEqual(self.kr.match_smem(rows, base, args), (1312, "any"))
         self.assertEqual(self.kr.match_smem(rows, "silu_mul_kernel", ["float"]), (0, "any"))
         self.assertEqual(self.kr.match_smem(rows, "decode_split_kernel", ["float", "128", "1", "true"]), (None, None))
+
+
+class NewestCheckpoint(unittest.TestCase):
+    """tools/newest_ckpt.sh: the highest step by number, whatever the folders' names hold."""
+
+    def newest(self, names):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = os.path.join(tmp, "out dir-2", "rlkv-seed-1")  # dashes and a space in the folders
+            os.makedirs(run)
+            for n in names:
+                open(os.path.join(run, n), "w").close()
+            out = subprocess.run([os.path.join(REPO, "tools", "newest_ckpt.sh"), run], check=True,
+                                 capture_output=True, text=True).stdout
+            return os.path.basename(out.strip()) if out else None
+
+    def test_by_step_number(self):
+        # A text sort of the whole path (sort -t- -k2 -n) picked ckpt-50.h5 here.
+        self.assertEqual(self.newest(["ckpt-50.h5", "ckpt-100.h5", "ckpt-9.h5"]), "ckpt-100.h5")
+        self.assertEqual(self.newest(["ckpt-08.h5", "ckpt-7.h5", "ckpt-x.h5", "notes.txt"]), "ckpt-08.h5")
+        self.assertIsNone(self.newest([]))
 
 
 if __name__ == "__main__":

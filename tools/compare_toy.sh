@@ -8,8 +8,8 @@
 # Usage: tools/compare_toy.sh [CONFIG] [OUT_DIR]
 #   (defaults configs/toy.ini and out/toy-compare; configs/toy2.ini for models/toy-reasoner-2;
 #    SEEDS="1 2 3" by default; needs a build in build/). Results already in OUT_DIR (the problems, a
-#    seed's checkpoints and evaluation, DuoAttention's gates, the baselines' compare.json) are kept:
-#    delete them to measure them again.
+#    seed's finished training and its evaluation, DuoAttention's gates, the baselines' compare.json) are
+#    kept: delete them to measure them again; an interrupted training goes on from its last checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RLKV=./build/launch/rlkv
@@ -23,10 +23,8 @@ CHAIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("cha
   "$MODEL/training.json")
 evals=()
 for seed in $SEEDS; do
-  dir="$OUT/rlkv-seed-$seed"
-  if ! ls "$dir"/ckpt-*.h5 > /dev/null 2>&1; then
-    "$RLKV" train --config "$CONFIG" --train.seed="$seed" --train.output_dir="$dir"
-  fi
+  # --resume auto: a finished run has nothing to train, an interrupted one goes on, a missing one starts.
+  "$RLKV" train --config "$CONFIG" --train.seed="$seed" --train.output_dir="$OUT/rlkv-seed-$seed" --resume auto
 done
 for data in retrieval reasoning; do
   [ -f "$OUT/duo-$data/full_attention_heads.tsv" ] ||
@@ -40,8 +38,9 @@ done
     tee "$OUT/compare.txt"
 for seed in $SEEDS; do
   dir="$OUT/rlkv-seed-$seed"
-  ckpt=$(ls -1 "$dir"/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
-  [ -f "$OUT/rlkv-seed-$seed.json" ] ||
+  ckpt=$(tools/newest_ckpt.sh "$dir")
+  # Evaluated again when the run has a newer checkpoint than its results.
+  [ "$OUT/rlkv-seed-$seed.json" -nt "$ckpt" ] ||
     "$RLKV" eval --config "$CONFIG" --data "$OUT/problems.jsonl" --method rlkv --mask "$ckpt" \
       --sparsity 0.25,0.5,0.75 --output "$OUT/rlkv-seed-$seed.json"
   evals+=("$OUT/rlkv-seed-$seed.json")

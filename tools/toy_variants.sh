@@ -35,12 +35,12 @@ while IFS='|' read -r name overrides; do
   [[ -z "$name" ]] && continue
   for seed in $SEEDS; do
     dir="$OUT/$name-s$seed"
-    if ! ls "$dir"/ckpt-*.h5 > /dev/null 2>&1; then
-      # shellcheck disable=SC2086 # the overrides are words
-      "$RLKV" train --config "$CONFIG" --train.seed="$seed" $overrides --train.output_dir="$dir" > "$dir.log" 2>&1
-    fi
-    if [[ ! -f "$dir.json" ]]; then
-      ckpt=$(ls -1 "$dir"/ckpt-*.h5 | sort -t- -k2 -n | tail -n 1)
+    # --resume auto: a finished run has nothing to train, an interrupted one goes on.
+    # shellcheck disable=SC2086 # the overrides are words
+    "$RLKV" train --config "$CONFIG" --train.seed="$seed" $overrides --train.output_dir="$dir" --resume auto \
+      >> "$dir.log" 2>&1
+    ckpt=$(tools/newest_ckpt.sh "$dir")
+    if [[ ! "$dir.json" -nt "$ckpt" ]]; then
       "$RLKV" eval --config "$CONFIG" --data "$CMP/problems.jsonl" --method rlkv --mask "$ckpt" \
         --sparsity 0.25,0.5,0.75 --output "$dir.json" > "$dir.eval.log" 2>&1
     fi
