@@ -9,6 +9,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "masks/head_mask.h"
 #include "masks/mask_spec.h"
 #include "runtime/kv_cache.h"
@@ -56,6 +57,16 @@ Evaluator::Evaluator(const Model& m, const Tokenizer& tok, GeneratorOptions go,
       tty_(isatty(2)) {
   // References are read once; correctness uses the same verifier as training (rewards/).
   for (const auto& p : problems_) refs_.push_back(prepare_reference(p.answer, reward_));
+  // A reference the checker cannot read makes its problem wrong in every row: said before the passes.
+  int64_t unusable = 0;
+  std::string first;
+  for (size_t i = 0; i < refs_.size(); ++i)
+    if (!refs_[i].usable && unusable++ == 0)
+      first = str_cat(problems_[i].where.empty() ? problems_[i].id : problems_[i].where, " (", refs_[i].why, ")");
+  if (unusable > 0)
+    log_warn(one_line(str_cat(unusable, " of ", problems_.size(), " problems have an answer the '",
+                              reward_task_name(reward_.task), "' checker cannot read, first ", first,
+                              "; they count as wrong in every row (rlkv prepare drops such problems)")));
 }
 
 EvalRow Evaluator::run(const std::vector<uint8_t>& keep) {

@@ -10,6 +10,7 @@
 #include "duo/duo_train.h"
 #include "launch/cli.h"
 #include "launch/tp_setup.h"
+#include "masks/mask_export.h"
 #include "problems/dataset.h"
 #include "runtime/generator.h"
 #include "runtime/model.h"
@@ -95,6 +96,7 @@ int cmd_duo_train(int argc, char** argv) {
     inputs.push_back(cfg.data.path);
     if (vm.count("config")) inputs.push_back(vm["config"].as<std::string>());
     check_output_dir_files(output, duo_output_names(), "--output", inputs);
+    check_export_dir(output, "duo");
   }
   o.sink = cfg.cache.sink;
   o.window = cfg.cache.window;

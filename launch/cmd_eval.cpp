@@ -8,6 +8,7 @@
 #include "eval/evaluate.h"
 #include "launch/cli.h"
 #include "launch/eval_setup.h"
+#include "masks/mask_export.h"
 
 namespace po = boost::program_options;
 
@@ -47,7 +48,11 @@ int cmd_eval(int argc, char** argv) {
 
   if (vm.count("scores-out")) {
     const std::string dir = vm["scores-out"].as<std::string>();
-    check_output_dir(dir, "--scores-out");
+    std::vector<std::string> inputs;
+    if (vm.count("data")) inputs.push_back(vm["data"].as<std::string>());
+    if (vm.count("config")) inputs.push_back(vm["config"].as<std::string>());
+    check_output_dir_files(dir, {"adapter_weights.tsv"}, "--scores-out", inputs);
+    check_export_dir(dir, "rlkv-sglang");
     std::error_code ec;
     namespace fs = std::filesystem;
     RLKV_CHECK(!vm.count("output") || fs::weakly_canonical(vm["output"].as<std::string>(), ec) !=
@@ -62,10 +67,10 @@ int cmd_eval(int argc, char** argv) {
   ev.finish_progress();
   print_eval_rows(rows, mc.num_layers, mc.num_kv_heads);
   ev.warn_if_nothing_extracted(mc.task);
-  if (vm.count("scores-out"))
-    write_single_head_scores(vm["scores-out"].as<std::string>(), rows, mc.num_layers, mc.num_kv_heads);
   if (vm.count("output"))
     write_eval_json(vm["output"].as<std::string>(), s, vm["data"].as<std::string>(), req.method, rows);
+  if (vm.count("scores-out"))
+    write_single_head_scores(vm["scores-out"].as<std::string>(), rows, mc.num_layers, mc.num_kv_heads);
   return 0;
 }
 

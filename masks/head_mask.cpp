@@ -70,7 +70,8 @@ std::string slurp(const std::string& file) {
 
 HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
   const nlohmann::json j = parse_json_strict(text, origin, "mask file");
-  RLKV_CHECK(j.is_object() && j.value("format", "") == "rlkv-head-mask/v1", origin,
+  // j.value("format", "") would throw a type error for a "format" that is not a string.
+  RLKV_CHECK(j.is_object() && j.contains("format") && j["format"] == "rlkv-head-mask/v1", origin,
              ": not an rlkv-head-mask/v1 file (missing \"format\": \"rlkv-head-mask/v1\")");
   RLKV_CHECK(j.contains("scores") && j["scores"].is_array() && !j["scores"].empty(), origin,
              ": 'scores' must be a non-empty list of rows");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -32,7 +33,8 @@ nlohmann::json rows(const HeadScores& s) {
   for (int64_t l = 0; l < s.num_layers; ++l) {
     nlohmann::json r = nlohmann::json::array();
     for (int64_t h = 0; h < s.num_kv_heads; ++h)
-      r.push_back(std::stod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)]))));
+      // strtod, not std::stod: stod throws out_of_range for a subnormal score such as 1e-310.
+      r.push_back(std::strtod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)])).c_str(), nullptr));
     out.push_back(r);
   }
   return out;
@@ -68,8 +70,30 @@ void check_not_other_format(const std::string& dir, const char* other) {
 
 }  // namespace
 
+void check_export_dir(const std::string& dir, const std::string& format) {
+  if (format == "rlkv-sglang") {
+    check_not_other_format(dir, "full_attention_heads.tsv");
+    return;
+  }
+  RLKV_ASSERT(format == "duo", "check_export_dir: not a directory format: ", format);
+  check_not_other_format(dir, "adapter_weights.tsv");
+  // DuoAttention's pattern directory has a config.json of its own: never write over another one (a
+  // model's, when --output names a model directory).
+  const std::string cfg_path = dir + "/config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(cfg_path, ec)) return;
+  nlohmann::json old;
+  std::ifstream in(cfg_path);
+  try {
+    in >> old;
+  } catch (const std::exception&) {
+  }
+  RLKV_CHECK(old.is_object() && old.contains("sink_size") && old.contains("recent_size"), cfg_path,
+             ": exists and is not a DuoAttention pattern's config (a model's?); give --output a directory of its own");
+}
+
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s) {
-  check_not_other_format(dir, "full_attention_heads.tsv");
+  check_export_dir(dir, "rlkv-sglang");
   make_dir(dir);
   write_file_atomic(dir + "/adapter_weights.tsv", format_score_table(s));
 }
@@ -78,22 +102,8 @@ void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& i
   RLKV_CHECK(info.sink >= 0 && info.window >= 1,
              "duo export needs the windows: give --sink S --window W (the source "
              "does not record them)");
-  check_not_other_format(dir, "adapter_weights.tsv");
+  check_export_dir(dir, "duo");
   make_dir(dir);
-  // DuoAttention's pattern directory has a config.json of its own: never write over another one (a
-  // model's, when --output names a model directory).
-  const std::string cfg_path = dir + "/config.json";
-  if (std::filesystem::exists(cfg_path)) {
-    nlohmann::json old;
-    std::ifstream in(cfg_path);
-    try {
-      in >> old;
-    } catch (const std::exception&) {
-    }
-    RLKV_CHECK(
-        old.is_object() && old.contains("sink_size") && old.contains("recent_size"), cfg_path,
-        ": exists and is not a DuoAttention pattern's config (a model's?); give --output a directory of its own");
-  }
   // Both files are composed before either is written: nothing fails between the two writes.
   nlohmann::json cfg = {{"sink_size", info.sink},
                         {"recent_size", info.window},

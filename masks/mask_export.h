@@ -32,6 +32,11 @@ struct ExportInfo {
 // The files a directory format writes in DIR ("rlkv-sglang", "duo"); empty for the file formats.
 std::vector<std::string> export_file_names(const std::string& format);
 
+// Whether a directory format ("rlkv-sglang", "duo") may be written into `dir` (UserError if not):
+// it holds no score file of the other format, and a config.json there is a DuoAttention pattern's.
+// The exports check it again; commands check it before the work whose result they write.
+void check_export_dir(const std::string& dir, const std::string& format);
+
 void export_rlkv_sglang(const std::string& dir, const HeadScores& s);
 void export_duo(const std::string& dir, const HeadScores& s, const ExportInfo& info);
 void export_json(const std::string& path, const HeadScores& s, const std::vector<uint8_t>& keep,

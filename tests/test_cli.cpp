@@ -225,6 +225,18 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run(model_only + " --method single-head --scores-out " + (d / "scores") + " --output " +
                          (d / "scores/adapter_weights.tsv")),
                      "is the file --scores-out writes");
+  // A --scores-out directory that holds DuoAttention's file, or whose adapter_weights.tsv is a
+  // directory, is refused before the evaluation (the first passed and left an unreadable mask
+  // directory, the second failed after the passes and lost --output).
+  fs::create_directories(d / "duo");
+  rlkv_test::write_text(d / "duo/full_attention_heads.tsv", "1\t1\n");
+  fs::create_directories(d / "dirs/adapter_weights.tsv");
+  for (const std::string& dir : {d / "duo", d / "dirs"}) {
+    expect_usage_error(
+        run(model_only + " --method single-head --scores-out " + dir + " --output " + (d / "single.json")),
+        dir == d / "duo" ? "already holds full_attention_heads.tsv" : "adapter_weights.tsv");
+    CHECK_FALSE(fs::exists(d / "single.json"));
+  }
   // Evaluation is greedy unless the command line says otherwise.
   const Run sampled = run(ok + " --method full --max-new-tokens 2 --rollout.temperature=0.7");
   INFO("stderr: " << sampled.err);
@@ -317,6 +329,16 @@ TEST_CASE("eval checks answers with the task the model directory declares, and w
   CHECK_THAT(wrong.err, Contains("warning") && Contains("--task"));
   // A bad --task is a usage error before anything loads.
   expect_usage_error(run(base + " --task chess"), "--task");
+  // A problem whose answer the checker cannot read counts as wrong: said once, naming its line.
+  const std::string lines_text = rlkv_test::read_text(d / "p.jsonl");
+  rlkv_test::write_text(d / "bad.jsonl", lines_text.substr(0, lines_text.find('\n') + 1) +
+                                             "{\"id\": \"w\", \"prompt\": \"Q:1+2=\", \"answer\": \"three\"}\n");
+  const Run unreadable = run("eval --model " + toy + " --data " + (d / "bad.jsonl") + " --method full");
+  INFO("stderr: " << unreadable.err);
+  REQUIRE(unreadable.status == 0);
+  CHECK(lines(unreadable.err) == 1);
+  CHECK_THAT(unreadable.err, Contains("1 of 2 problems have an answer the 'toy' checker cannot read, first ") &&
+                                 Contains("bad.jsonl:2"));
 }
 
 TEST_CASE("the toy configs train on what rlkv toy data makes for their model's chain of thought") {

@@ -40,6 +40,20 @@ TEST_CASE("rlkv duo-train: bad flags exit 2 naming the flag") {
                                          " --data retrieval --output " + (dir / "out")),
                      "--data reasoning");
   CHECK_FALSE(std::filesystem::exists(dir / "out"));
+  // An output directory that holds the other format, or a config.json that is not a pattern's, is
+  // refused before the training (it used to be found when saving, the run lost).
+  std::filesystem::create_directories(dir / "sg");
+  rlkv_test::write_text(dir / "sg/adapter_weights.tsv", "1\t1\n");
+  std::filesystem::create_directories(dir / "model");
+  rlkv_test::write_text(dir / "model/config.json", "{\"model_type\": \"llama\"}\n");
+  for (const auto& [out, needle] :
+       {std::pair<std::string, std::string>{dir / "sg", "already holds adapter_weights.tsv"},
+        {dir / "model", "is not a DuoAttention pattern's config"}}) {
+    const Run r = rlkv_test::run_rlkv("duo-train --model " + kToyModel + " --data retrieval --steps 3 --batch 2 " +
+                                      "--threads 1 --output " + out);
+    expect_usage_error(r, needle);
+    CHECK(r.err.find("step ") == std::string::npos);  // no step trained
+  }
 }
 
 TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv eval reads") {

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "masks/head_mask.h"
+#include "masks/mask_export.h"
 #include "test_util.h"
 
 using namespace rlkv;
@@ -85,6 +86,11 @@ TEST_CASE("a mask file's recorded windows are integers in range and its keys uni
     INFO(bad);
     REQUIRE_THROWS_WITH(load_head_scores(mask(bad)), Contains("m.json: '") && Contains("must be an integer in"));
   }
+  // A "format" that is not a string is not the format (it threw a JSON type error, exit 1).
+  for (const char* fmt : {"1", "null", "[\"rlkv-head-mask/v1\"]"}) {
+    rlkv_test::write_text(d / "f.json", std::string(R"({"format": )") + fmt + R"(, "scores": [[0.5, 1.0]]})");
+    REQUIRE_THROWS_WITH(load_head_scores(d / "f.json"), Contains("not an rlkv-head-mask/v1 file"));
+  }
   // A key given twice (a hand edit that appended new scores) is refused rather than the last one kept.
   REQUIRE_THROWS_WITH(load_head_scores(mask(R"(, "scores": [[1.0, 0.5]])")),
                       Contains("m.json: mask file: duplicate key 'scores'"));
@@ -95,6 +101,19 @@ TEST_CASE("a mask file's recorded windows are integers in range and its keys uni
   rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 64, "sink_size": 4})");
   REQUIRE_THROWS_WITH(load_head_scores(d / "duo"),
                       Contains("config.json: DuoAttention config: duplicate key 'sink_size'"));
+}
+
+TEST_CASE("a subnormal score exports as JSON and reads back") {
+  // 1e-310 parses from a TSV; the JSON export re-read its 9-digit text with std::stod, which throws
+  // out_of_range for a subnormal (exit 1, "failed: stod").
+  rlkv_test::TempDir d;
+  const HeadScores s = parse_head_scores("0.5\t1e-310\n", "x.tsv");
+  export_json(d / "m.json", s, mask_at_sparsity(s, 0.5), ExportInfo{});
+  const HeadScores back = load_head_scores(d / "m.json");
+  REQUIRE(back.values.size() == 2);
+  CHECK(back.values[0] == 0.5);
+  CHECK(back.values[1] > 0);
+  CHECK(back.values[1] < 1e-300);
 }
 
 TEST_CASE("random masks compress exactly round(s * n) heads, reproducibly") {
