@@ -10,6 +10,7 @@ Bad input (a missing or unreadable file, no rows) is one line on stderr and exit
 """
 
 import json
+import math
 import os
 import sys
 
@@ -39,12 +40,16 @@ class SourceError(Exception):
 def load(path):
     """The rows of a results JSON, grouped by method in file order."""
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
     except OSError as e:
         raise SourceError(f"{path}: cannot read ({e.strerror or e})")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{path}: not UTF-8 text (byte {e.start})")
     except json.JSONDecodeError as e:
         raise SourceError(f"{path}: not JSON ({e.msg} at line {e.lineno})")
+    except RecursionError:
+        raise SourceError(f"{path}: nested too deeply to be a results file")
     rows = doc.get("rows") if isinstance(doc, dict) else None
     if not isinstance(rows, list) or not rows:
         raise SourceError(f"{path}: no 'rows' (expected the --output of rlkv compare or rlkv eval)")
@@ -53,11 +58,15 @@ def load(path):
         try:
             x, y = float(r["kv_fraction_of_full"]), float(r["accuracy"])
             method = str(r["method"])
-        except (KeyError, TypeError, ValueError):
-            raise SourceError(f"{path}: a row without method, accuracy or kv_fraction_of_full")
+            std = float(r.get("accuracy_std", 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise SourceError(f"{path}: a row without method, accuracy or kv_fraction_of_full, or with an "
+                              "accuracy_std that is not a number")
+        if not all(math.isfinite(v) for v in (x, y, std)):
+            raise SourceError(f"{path}: a row of method {method} with a number that is not finite")
         if method == "single-head":
             continue
-        groups.setdefault(method, []).append((x, y, float(r.get("accuracy_std", 0.0))))
+        groups.setdefault(method, []).append((x, y, std))
     return doc, groups
 
 

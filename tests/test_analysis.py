@@ -503,6 +503,13 @@ class TradeoffTest(ScriptCase):
         self.assertIn("not JSON", self.fails("tradeoff.py", self.write("bad.json", "{")))
         self.assertIn("no 'rows'", self.fails("tradeoff.py", self.write("empty.json", json.dumps({"rows": []}))))
         self.assertIn("without method", self.fails("tradeoff.py", self.results("odd.json", [{"method": "x"}])))
+        # Each of these was a traceback, exit 1.
+        self.assertIn("not UTF-8", self.fails("tradeoff.py", self.write("latin1.json", b'{"rows": "\xe9"}')))
+        null_std = [{"method": "random", "accuracy": 0.1, "accuracy_std": None, "kv_fraction_of_full": 0.6}]
+        self.assertIn("accuracy_std", self.fails("tradeoff.py", self.results("null.json", null_std)))
+        self.assertIn("nested too deeply", self.fails("tradeoff.py", self.write("deep.json", "[" * 100000)))
+        self.assertIn("not finite", self.fails("tradeoff.py", self.write(
+            "nan.json", '{"rows": [{"method": "rlkv", "accuracy": NaN, "kv_fraction_of_full": 0.5}]}')))
 
 if __name__ == "__main__":
     unittest.main()
