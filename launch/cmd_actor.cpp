@@ -102,9 +102,11 @@ int cmd_actor(int argc, char** argv) {
              ": no run key; a run that authenticates its frames (bound beyond loopback, OUTPUT_DIR/run.key) "
              "admits it only with --key-file");
   const ActorRoleStats st = run_actor_role(ctx, ep, model, tok, setup.problems, o);
-  log_info("actor " + actor_id + " done: " + std::to_string(st.groups) + " groups, " + std::to_string(st.tokens) +
-           " tokens");
-  return 0;
+  // Stopped by SIGINT / SIGTERM rather than by the run's stop policy: exit 1, as a stopped training.
+  const bool interrupted = run_stop_flag().load();
+  log_info("actor " + actor_id + (interrupted ? " stopped by a signal: " : " done: ") + std::to_string(st.groups) +
+           " groups, " + std::to_string(st.tokens) + " tokens");
+  return interrupted ? 1 : 0;
 }
 
 }  // namespace rlkv

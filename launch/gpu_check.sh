@@ -217,7 +217,7 @@ if [[ $rc -eq 0 && -z "${GPU_CHECK_CONFIGURE_ONLY:-}" ]]; then
         --runtime.threads="$(nproc)" --train.steps=$steps --train.checkpoint_every=50 --train.output_dir="/tmp/rlkv-train-$dev"
       note "train on $dev: $(grep -o '[0-9.]* rollouts/s' "$OUT/log.txt" | tail -n 5 | tr '\n' ' ')"
     done
-    ckpt=$(ls -1 /tmp/rlkv-train-cuda/ckpt-*.h5 2> /dev/null | sort -t- -k2 -n | tail -n 1)
+    ckpt=$(tools/newest_ckpt.sh /tmp/rlkv-train-cuda)
     [[ -n "$ckpt" ]] && "$B"/launch/rlkv inspect "$ckpt" | sed -n 5,15p | tee -a "$OUT/summary.txt"
   fi
 fi

@@ -13,12 +13,16 @@
 # test_train, test_tp).
 set -euo pipefail
 HEAD="" NODES="" GPUS=0 TP=0 DRY=0
+# An option that takes a value and was given none (the last word, or another option next).
+need_value() {
+  [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || { echo "mpirun_tp.sh: $1 needs a value" >&2; exit 2; }
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --head) HEAD=$2; shift 2 ;;
-    --nodes) NODES=$2; shift 2 ;;
-    --gpus-per-node) GPUS=$2; shift 2 ;;
-    --tp) TP=$2; shift 2 ;;
+    --head) need_value "$@"; HEAD=$2; shift 2 ;;
+    --nodes) need_value "$@"; NODES=$2; shift 2 ;;
+    --gpus-per-node) need_value "$@"; GPUS=$2; shift 2 ;;
+    --tp) need_value "$@"; TP=$2; shift 2 ;;
     --dry-run) DRY=1; shift ;;
     --) shift; break ;;
     *) echo "mpirun_tp.sh: unknown option '$1' (see the header of this script)" >&2; exit 2 ;;
@@ -27,6 +31,7 @@ done
 [ $# -gt 0 ] || { echo "mpirun_tp.sh: give the command after --" >&2; exit 2; }
 [ -n "$HEAD" ] && [ -n "$NODES" ] || { echo "mpirun_tp.sh: --head and --nodes are required" >&2; exit 2; }
 [[ "$GPUS" =~ ^[1-9][0-9]*$ ]] || { echo "mpirun_tp.sh: --gpus-per-node must be a positive integer" >&2; exit 2; }
+[[ "$TP" =~ ^[0-9]+$ ]] || { echo "mpirun_tp.sh: --tp must be a positive integer" >&2; exit 2; }
 [ "$TP" -eq 0 ] && TP=$GPUS
 [[ "$TP" =~ ^[1-9][0-9]*$ ]] && [ $((GPUS % TP)) -eq 0 ] ||
   { echo "mpirun_tp.sh: --tp $TP must divide --gpus-per-node $GPUS" >&2; exit 2; }

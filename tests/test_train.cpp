@@ -228,6 +228,13 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
       "actor --config " + cfg + " --connect tcp://no-such-host.invalid:5000 --train.step_timeout=5");
   CHECK(unknown.status == 2);
   CHECK_THAT(unknown.err, Catch::Matchers::Contains("host 'no-such-host.invalid' does not resolve"));
+  // Stopped by a signal while it waits: exit 1, as a stopped training (it was 0, "done").
+  const int stopped = sh("(" + std::string(RLKV_BINARY) + " actor --config " + cfg +
+                         " --connect tcp://127.0.0.1:1 --train.step_timeout=60 >" + (d / "sig.log") +
+                         " 2>&1 & pid=$!; sleep 2; kill -INT $pid; wait $pid)");
+  INFO(rlkv_test::read_text(d / "sig.log"));
+  CHECK(stopped == 1);
+  CHECK_THAT(rlkv_test::read_text(d / "sig.log"), Catch::Matchers::Contains("stopped by a signal"));
 }
 
 TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL") {
