@@ -31,10 +31,32 @@ int64_t problem_crc(const Problem& p) {
   return int64_t(crc32_update(c, p.answer.data(), p.answer.size()));
 }
 
+// The settings a verdict depends on (the model, the samples and how they are drawn and judged, the
+// pass-rate band) as a CRC-32: a journal made under others is not resumed into this run's output,
+// which would then mix two runs' ref_len and pass_rate. The chunk size is not among them.
+int64_t settings_crc(const PrepareOptions& o) {
+  const GeneratorOptions& g = o.generation;
+  char nums[512];
+  std::snprintf(nums, sizeof nums, "%lld %.17g %.17g %.17g %lld %.17g %lld %llu %lld %lld %lld %d %.17g %.17g",
+                (long long)o.samples, o.min_pass_rate, o.max_pass_rate, g.sampling.temperature,
+                (long long)g.sampling.top_k, g.sampling.top_p, (long long)g.max_new_tokens, (unsigned long long)g.seed,
+                (long long)g.repetition_every, (long long)g.repetition_min_distinct, (long long)o.add_special_tokens,
+                int(o.reward.task), o.reward.slack, o.reward.lambda_len);
+  std::string text = o.model + '\0' + o.prompt_template + '\0' + nums;
+  for (const std::string& stop : g.stop) text += '\0' + stop;
+  for (int64_t eos : g.eos_ids) text += str_cat('\0', eos);
+  return int64_t(crc32_update(0, text.data(), text.size()));
+}
+
+// The fields every verdict starts with: which problem, its text's CRC, the settings' CRC.
+nlohmann::json verdict_head(int64_t index, const Problem& p, const PrepareOptions& o) {
+  return {{"index", index}, {"id", p.id}, {"crc", problem_crc(p)}, {"settings", settings_crc(o)}};
+}
+
 // One problem's verdict, as the journal stores it.
 nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<GenerationResult>& results,
                        const Reference& ref, const PrepareOptions& o) {
-  nlohmann::json j = {{"index", index}, {"id", p.id}, {"crc", problem_crc(p)}};
+  nlohmann::json j = verdict_head(index, p, o);
   if (!ref.usable) {
     j["kept"] = false;
     j["reason"] = "unparseable reference";
@@ -69,8 +91,10 @@ nlohmann::json verdict(int64_t index, const Problem& p, const std::vector<Genera
 }
 
 // What is wrong with a journal's verdict for problem `i` of `problems` ("" when nothing): written by
-// verdict() above for the same input, so its id is the problem's and its fields have their types.
-std::string verdict_problem(const nlohmann::json& j, int64_t i, const std::vector<Problem>& problems) {
+// verdict() above for the same input under the same settings, so its id is the problem's and its
+// fields have their types.
+std::string verdict_problem(const nlohmann::json& j, int64_t i, const std::vector<Problem>& problems,
+                            int64_t settings) {
   if (!j.contains("id") || !j["id"].is_string()) return "no string field 'id'";
   if (j["id"].get<std::string>() != problems[size_t(i)].id)
     return str_cat("problem ", i, " has id '", j["id"].get<std::string>(), "' here and '", problems[size_t(i)].id,
@@ -79,6 +103,9 @@ std::string verdict_problem(const nlohmann::json& j, int64_t i, const std::vecto
       j["crc"].get<int64_t>() != problem_crc(problems[size_t(i)]))
     return str_cat("problem ", i, " ('", problems[size_t(i)].id,
                    "') has another prompt or answer here than in the input: the journal is from another input");
+  if (!j.contains("settings") || !j["settings"].is_number_integer() || j["settings"].get<int64_t>() != settings)
+    return "the journal was made under other settings (model, samples, sampling, pass-rate band or reward): "
+           "continue it with those";
   if (!j.contains("kept") || !j["kept"].is_boolean()) return "no boolean field 'kept'";
   if (j.contains("extracted") && !j["extracted"].is_number_integer()) return "field 'extracted' is not an integer";
   if (j.contains("pass_rate") &&
@@ -97,8 +124,8 @@ std::string verdict_problem(const nlohmann::json& j, int64_t i, const std::vecto
 // The journals of one output: OUT.journal.<rank>, one verdict per line, appended a chunk at a time.
 class Journals {
  public:
-  Journals(const std::string& output, const std::vector<Problem>& problems, int64_t chunk)
-      : output_(output), problems_(problems), n_(int64_t(problems.size())), chunk_(chunk) {
+  Journals(const std::string& output, const std::vector<Problem>& problems, int64_t chunk, int64_t settings)
+      : output_(output), problems_(problems), n_(int64_t(problems.size())), chunk_(chunk), settings_(settings) {
     const fs::path out(output);
     prefix_ = out.filename().string() + ".journal.";
     dir_ = out.has_parent_path() ? out.parent_path() : ".";
@@ -131,7 +158,7 @@ class Journals {
         // A whole line that is not this input's verdict: another input's journal, or a damaged one.
         const bool indexed = j.is_object() && j.contains("index") && j["index"].is_number_integer() &&
                              j["index"].get<int64_t>() >= 0 && j["index"].get<int64_t>() < n_;
-        const std::string why = indexed ? verdict_problem(j, j["index"].get<int64_t>(), problems_)
+        const std::string why = indexed ? verdict_problem(j, j["index"].get<int64_t>(), problems_, settings_)
                                         : str_cat("no field 'index' in [0, ", n_, ")");
         RLKV_CHECK(why.empty(), e.path().string(), ":", line_no, ": ", why, "; remove ", output_,
                    ".journal.* to prepare from the start");
@@ -179,7 +206,7 @@ class Journals {
   std::string output_, prefix_;
   const std::vector<Problem>& problems_;
   fs::path dir_;
-  int64_t n_, chunk_;
+  int64_t n_, chunk_, settings_;
 };
 
 // Generates and judges this rank's chunks, appending each to `journal`. Returns false when stopped.
@@ -209,7 +236,9 @@ bool run_chunks(const PrepareOptions& o, const LoadedProblems& data, const Model
       const Problem& p = data.problems[size_t(i)];
       nlohmann::json v;
       if (!unusable[size_t(i - c0)].empty()) {
-        v = {{"index", i}, {"id", p.id}, {"crc", problem_crc(p)}, {"kept", false}, {"reason", "unusable prompt"}};
+        v = verdict_head(i, p, o);
+        v["kept"] = false;
+        v["reason"] = "unusable prompt";
         std::fprintf(stderr, "skipped %s: %s\n", p.where.c_str(), unusable[size_t(i - c0)].c_str());
       } else {
         const std::vector<GenerationResult> mine(results.begin() + long(next), results.begin() + long(next) + K);
@@ -267,7 +296,7 @@ PrepareResult run_prepare(const PrepareOptions& o, const LoadedProblems& data, c
   PrepareResult res;
   res.problems = int64_t(data.problems.size());
   const int rank = world.rank(), ranks = world.size();
-  const Journals journals(o.output, data.problems, o.chunk);
+  const Journals journals(o.output, data.problems, o.chunk, settings_crc(o));
   Verdicts done = journals.read();
   if (!done.empty() && rank == 0)
     log_info(str_cat("prepare: resuming, ", done.size(), " problems already in ", o.output, ".journal.*"));

@@ -29,6 +29,7 @@ class Tokenizer;
 
 struct PrepareOptions {
   std::string output;   // OUT.jsonl; journals are OUT.journal.<rank> beside it
+  std::string model;    // the model (its path and dtype), for the journals' settings fingerprint
   int64_t samples = 4;  // K
   int64_t chunk = 64;   // problems per journal entry
   double min_pass_rate = 0.25, max_pass_rate = 1.0;

@@ -90,6 +90,8 @@ int cmd_prepare(int argc, char** argv) {
     const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
     PrepareOptions o;
     o.output = output;
+    std::error_code ec;  // the same directory by any spelling is the same model
+    o.model = std::filesystem::weakly_canonical(cfg.model.path, ec).string() + " " + cfg.model.dtype;
     o.samples = cfg.prepare.samples;
     o.chunk = cfg.prepare.chunk;
     o.min_pass_rate = cfg.prepare.min_pass_rate;

@@ -154,6 +154,17 @@ TEST_CASE("prepare interrupted with SIGTERM and rerun writes the same file as an
   int st = 0;
   waitpid(pid, &st, 0);
   const bool stopped_early = !fs::exists(d / "part.jsonl");
+  if (stopped_early) {
+    // Continued under other settings (here another pass-rate band), the output would mix two
+    // runs' ref_len and pass_rate: refused, the journal kept for the rerun below.
+    const std::string journal = rlkv_test::read_text(d / "part.jsonl.journal.0");
+    const std::string other = prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " --prepare.min_pass_rate=0.5");
+    const rlkv_test::Run r = rlkv_test::run_rlkv(other.substr(rlkv.size() + 1));
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Matchers::Contains("part.jsonl.journal.0:1: ") &&
+                          Catch::Matchers::Contains("made under other settings"));
+    CHECK(rlkv_test::read_text(d / "part.jsonl.journal.0") == journal);
+  }
   const int rerun = sh(prepare_cmd(d / "in.jsonl", d / "part.jsonl", extra + " 2>" + (d / "rerun.err")));
   INFO("first run: " << (WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st)) : "signal") << "; rerun stderr:\n"
                      << rlkv_test::read_text(d / "rerun.err"));
