@@ -19,7 +19,8 @@ int cmd_eval(int argc, char** argv) {
   desc.add_options()("help,h", "show this help")("method", po::value<std::string>()->default_value("full"),
                                                  "full | rlkv | random | streaming | single-head | h2o | snapkv | rkv")(
       "mask", po::value<std::string>(),
-      "rlkv: head scores (adapter_weights.tsv / full_attention_heads.tsv or a directory)")(
+      "rlkv: a mask source: a checkpoint (ckpt-N.h5), adapter_weights.tsv / full_attention_heads.tsv / a JSON "
+      "mask, or a directory of one")(
       "sparsity", po::value<std::string>(),
       "rlkv / random: fractions of KV heads compressed, e.g. 0.25,0.5,0.75; h2o / snapkv / rkv: token budgets "
       "matched to head masks of these sparsities")("budget", po::value<int64_t>(),

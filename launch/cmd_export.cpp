@@ -1,4 +1,4 @@
-// `rlkv export SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH`: a head mask
+// `rlkv export SOURCE --format rlkv-sglang|duo|json|layers [--sparsity S] --output PATH`: a head mask
 // for inference engines (masks/mask_export.h) from a checkpoint or any importable mask (rlkv-sglang
 // or duo directory / .tsv, rlkv-head-mask/v1 JSON), so a DuoAttention pattern converts to the
 // RLKV-SGLang format and back.
@@ -49,7 +49,7 @@ int cmd_export(int argc, char** argv) {
   pos.add("source", 1);
   ParsedArgs args = parse_args(argc, argv, desc, &pos);
   if (args.vm.count("help")) {
-    std::cout << "usage: rlkv export SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n" << desc;
+    std::cout << "usage: rlkv export SOURCE --format rlkv-sglang|duo|json|layers [--sparsity S] --output PATH\n" << desc;
     return 0;
   }
   RLKV_CHECK(args.overrides.empty(), "rlkv export takes no config overrides");

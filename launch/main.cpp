@@ -26,7 +26,7 @@ const char* kUsage =
     "  score    --input ROLLOUTS.jsonl --output SCORED.jsonl [--task toy|math] [--strict]\n"
     "  prepare  --config FILE --input IN.jsonl --output OUT.jsonl\n"
     "  duo-train --config FILE --data retrieval|reasoning --output DIR [--steps N --lr X --reg X --batch N]\n"
-    "  export   SOURCE --format rlkv-sglang|duo|json|layers --sparsity S --output PATH\n"
+    "  export   SOURCE --format rlkv-sglang|duo|json|layers [--sparsity S] --output PATH\n"
     "  inspect  CKPT.h5 [--json]\n"
     "  toy      data --n N --seed S --output FILE.jsonl | train --output DIR\n"
     "run 'rlkv <command> --help' for the options of a command\n";
