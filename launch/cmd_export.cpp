@@ -49,7 +49,8 @@ int cmd_export(int argc, char** argv) {
   pos.add("source", 1);
   ParsedArgs args = parse_args(argc, argv, desc, &pos);
   if (args.vm.count("help")) {
-    std::cout << "usage: rlkv export SOURCE --format rlkv-sglang|duo|json|layers [--sparsity S] --output PATH\n" << desc;
+    std::cout << "usage: rlkv export SOURCE --format rlkv-sglang|duo|json|layers [--sparsity S] --output PATH\n"
+              << desc;
     return 0;
   }
   RLKV_CHECK(args.overrides.empty(), "rlkv export takes no config overrides");

@@ -206,3 +206,54 @@ TEST_CASE("compressed heads attend over exactly the sink and the recent window, 
     }
   }
 }
+
+// A prompt longer than S + W written in one prefill: a compressed head keeps positions < S and the
+// last W (each in slot S + (p - S) mod W), and the decode steps after it go on wrapping the same ring.
+// The float64 reference sees every position and masks the rest, so a wrong slot or a lost position
+// shows however the other paths agree.
+TEST_CASE("after a long prefill, compressed heads attend over exactly the sink and the last window") {
+  ModelConfig cfg;
+  cfg.num_layers = 2;
+  cfg.num_kv_heads = 2;
+  cfg.num_q_heads = 4;
+  cfg.head_dim = 16;
+  const int64_t S = 4, W = 8, page = 5, T = 30, steps = T + 11;
+  KvCache cache(cfg, at::kFloat, at::kCPU, S, W, page);
+  const std::vector<uint8_t> keep = {0, 1, 1, 0};  // layer 0 head 0, layer 1 head 1 compressed
+  const int64_t seq = cache.add_sequence(keep);
+  at::manual_seed(7);
+  at::Tensor all_k = at::randn({steps, cfg.num_layers, cfg.num_kv_heads, cfg.head_dim});
+  at::Tensor all_v = at::randn({steps, cfg.num_layers, cfg.num_kv_heads, cfg.head_dim});
+  cache.reserve(seq, T);
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    cache.write_prefill(seq, l, all_k.narrow(0, 0, T).select(1, l).contiguous(),
+                        all_v.narrow(0, 0, T).select(1, l).contiguous(), 1);
+  cache.set_length(seq, T);
+  for (int64_t p = T - 1; p < steps; ++p) {
+    if (p >= T) {  // a decode step writes position p
+      cache.reserve(seq, p + 1);
+      for (int64_t l = 0; l < cfg.num_layers; ++l)
+        cache.write_decode({seq}, l, all_k[p][l].unsqueeze(0).contiguous(), all_v[p][l].unsqueeze(0).contiguous(), 1);
+      cache.set_length(seq, p + 1);
+    }
+    at::Tensor q = at::randn({1, cfg.num_q_heads, cfg.head_dim});
+    for (int64_t l = 0; l < cfg.num_layers; ++l) {
+      at::Tensor out = decode_attention(q, cache.spans({seq}, l, 0), cfg.num_kv_heads, 0.25f, 1);
+      for (int64_t j = 0; j < cfg.num_q_heads; ++j) {
+        const int64_t h = j / 2;
+        const bool full = keep[size_t(l * cfg.num_kv_heads + h)];
+        std::vector<bool> allowed(size_t(p + 1));
+        for (int64_t t = 0; t <= p; ++t) allowed[size_t(t)] = full || t < S || t > p - W;
+        auto ref = reference(to_double(q[0][j]), to_double(all_k.narrow(0, 0, p + 1).select(1, l).select(1, h)),
+                             to_double(all_v.narrow(0, 0, p + 1).select(1, l).select(1, h)), p + 1, cfg.head_dim, 0.25,
+                             allowed);
+        auto got = to_double(out[0][j]);
+        double err = 0;
+        for (int64_t x = 0; x < cfg.head_dim; ++x)
+          err = std::max(err, std::abs(got[size_t(x)] - ref[size_t(x)]) / (1.0 + std::abs(ref[size_t(x)])));
+        INFO("position " << p << " layer " << l << " q head " << j << (full ? " full" : " compressed"));
+        REQUIRE(err <= tolerance(at::kFloat));
+      }
+    }
+  }
+}

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <limits>
+#include <set>
 #include <thread>
 
 #include "core/error.h"
@@ -80,6 +81,31 @@ TEST_CASE("length cap, EOS and the repetition detector end sequences with their 
   REQUIRE(rr[0].tokens.size() == 8);
   rep.repetition_min_distinct = 1;
   REQUIRE(Generator(tiny_llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}})[0].finish == FinishReason::kLength);
+  // Every threshold between: the detector fires at the first whole window of 8 greedy tokens with
+  // fewer than U distinct ones (counted here with a std::set), and the greedy prefix is unchanged.
+  rep.max_new_tokens = 40;
+  const std::vector<int32_t> greedy = Generator(tiny_llama(), nullptr,
+                                                [&] {
+                                                  GeneratorOptions g = o;
+                                                  g.max_new_tokens = 40;
+                                                  return g;
+                                                }())
+                                          .run({{0, prompt_ids(), {}, 0}})[0]
+                                          .tokens;
+  REQUIRE(greedy.size() == 40);
+  for (int64_t U = 1; U <= 9; ++U) {
+    size_t want = 0;  // 0: never within the 4 windows before the cap
+    for (size_t k = 1; k <= 4 && want == 0; ++k)
+      if (int64_t(std::set<int32_t>(greedy.begin() + long(8 * (k - 1)), greedy.begin() + long(8 * k)).size()) < U)
+        want = 8 * k;
+    rep.repetition_min_distinct = U;
+    const GenerationResult got = Generator(tiny_llama(), nullptr, rep).run({{0, prompt_ids(), {}, 0}})[0];
+    INFO("U = " << U);
+    if (want == 0) continue;  // the fifth window ends at the cap, where either reason may be given
+    CHECK(got.finish == FinishReason::kRepetition);
+    CHECK(got.tokens.size() == want);
+    CHECK(std::equal(got.tokens.begin(), got.tokens.end(), greedy.begin()));
+  }
 }
 
 TEST_CASE("stop strings end the text right after the stop string") {

@@ -72,9 +72,11 @@ TEST_CASE("the policy learns to keep the head that decides correctness and drops
     pol.apply(pol.partial_gradient(groups, nullptr));
   }
   const auto p = pol.keep_probs();
+  REQUIRE(p[5] > 0.9);
+  // The rest carry the compression: each well below the critical head.
   for (size_t h = 0; h < p.size(); ++h) {
     INFO("head " << h << " p " << p[h]);
-    if (h == 5) REQUIRE(p[h] > 0.9);
+    if (h != 5) CHECK(p[h] < p[5] - 0.3);
   }
   // The critical head ranks first and the expected sparsity approaches the target.
   REQUIRE(std::max_element(p.begin(), p.end()) - p.begin() == 5);
@@ -167,4 +169,59 @@ TEST_CASE("the real-model recipes weigh each head's penalty as the paper does") 
     const double paper_per_head = paper_weight * p * (1 - p) / double(n);
     CHECK(per_head == Approx(paper_per_head).epsilon(1e-9));
   }
+}
+
+// One textbook AdamW step with gradient-norm clipping and the sum penalty, computed here in double
+// from the formulas of learner/policy.h, against HeadPolicy::apply over two steps (the first clipped,
+// the second not), then the theta clamp at +-30.
+TEST_CASE("apply is AdamW on the mean gradient plus the penalty, clipped to grad_clip, theta clamped to 30") {
+  PolicyOptions o;
+  o.init_keep_prob = 0.7;
+  o.lr = 0.1;
+  o.weight_decay = 0.01;
+  o.grad_clip = 1.0;
+  o.beta = 0.5;
+  o.tau = 0.5;
+  HeadPolicy pol(1, 2, o);
+  std::vector<double> theta = {std::log(0.7 / 0.3), std::log(0.7 / 0.3)}, m(2, 0.0), v(2, 0.0);
+  const std::vector<std::vector<double>> grads = {{3.0, -4.0}, {0.2, 0.1}};
+  for (int t = 1; t <= 2; ++t) {
+    HeadPolicy::Partial total;
+    total.grad_sum = grads[size_t(t - 1)];
+    total.rollouts = 2;
+    total.correct_sum = 2;  // mean correctness 1 > tau: the penalty weight is beta (e^1 - 1)
+    total.reward_sum = 2;
+    const StepStats st = pol.apply(total);
+    const double w = o.beta * (std::exp(1.0) - 1);
+    std::vector<double> g(2);
+    double norm2 = 0;
+    for (size_t h = 0; h < 2; ++h) {
+      const double p = 1 / (1 + std::exp(-theta[h]));
+      g[h] = total.grad_sum[h] / 2 + w * p * (1 - p);
+      norm2 += g[h] * g[h];
+    }
+    const double norm = std::sqrt(norm2), scale = norm > o.grad_clip ? o.grad_clip / norm : 1.0;
+    CHECK(st.grad_norm == Approx(norm).epsilon(1e-6));  // reported before clipping (theta is stored as float)
+    CHECK(st.penalty_weight == Approx(w));
+    for (size_t h = 0; h < 2; ++h) {
+      m[h] = o.beta1 * m[h] + (1 - o.beta1) * g[h] * scale;
+      v[h] = o.beta2 * v[h] + (1 - o.beta2) * g[h] * scale * g[h] * scale;
+      const double mhat = m[h] / (1 - std::pow(o.beta1, t)), vhat = v[h] / (1 - std::pow(o.beta2, t));
+      theta[h] = theta[h] * (1 - o.lr * o.weight_decay) - o.lr * mhat / (std::sqrt(vhat) + o.adam_eps);
+      INFO("step " << t << " head " << h);
+      CHECK(pol.theta()[h] == Approx(theta[h]).epsilon(1e-5));
+      CHECK(pol.adam_m()[h] == Approx(m[h]).epsilon(1e-5));
+      CHECK(pol.adam_v()[h] == Approx(v[h]).epsilon(1e-5));
+    }
+    CHECK((scale < 1) == (t == 1));  // the first step was clipped, the second was not
+  }
+  // A step that would carry theta past 30 stops there.
+  HeadPolicy far(1, 2, o);
+  far.mutable_theta() = {29.99f, -29.99f};
+  HeadPolicy::Partial push;
+  push.grad_sum = {-1.0, 1.0};
+  push.rollouts = 1;
+  far.apply(push);
+  CHECK(far.theta()[0] == 30.0f);
+  CHECK(far.theta()[1] == -30.0f);
 }

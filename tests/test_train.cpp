@@ -144,6 +144,14 @@ TEST_CASE("a corrupted newest checkpoint is refused and resume falls back to the
   CHECK(log.find("skipping a damaged checkpoint") != std::string::npos);
   CHECK(log.find("resumed from") != std::string::npos);
   CHECK(log.find("ckpt-3.h5") != std::string::npos);
+  // metrics.jsonl held steps 1-6 when the run resumed at step 3: lines 4-6 were cut and written again,
+  // so each step is there once, in order.
+  {
+    std::ifstream m(d / "run/metrics.jsonl");
+    std::vector<int64_t> steps;
+    for (std::string line; std::getline(m, line);) steps.push_back(nlohmann::json::parse(line)["step"].get<int64_t>());
+    CHECK(steps == std::vector<int64_t>{1, 2, 3, 4, 5, 6});
+  }
   // An explicit damaged checkpoint is a one-line error, exit 2.
   std::ofstream(d / "bad.h5") << "not a checkpoint";
   REQUIRE(sh(train(cfg, d / "run2", "--resume " + (d / "bad.h5"))) == 2);
@@ -229,9 +237,12 @@ TEST_CASE("an elastic actor that hears no learner fails with one line after trai
   CHECK(unknown.status == 2);
   CHECK_THAT(unknown.err, Catch::Matchers::Contains("host 'no-such-host.invalid' does not resolve"));
   // Stopped by a signal while it waits: exit 1, as a stopped training (it was 0, "done").
+  // The signal goes once the actor says it is connecting (its handler is installed before that line);
+  // the loop's 60 s cap only bounds a broken run.
   const int stopped = sh("(" + std::string(RLKV_BINARY) + " actor --config " + cfg +
                          " --connect tcp://127.0.0.1:1 --train.step_timeout=60 >" + (d / "sig.log") +
-                         " 2>&1 & pid=$!; sleep 2; kill -INT $pid; wait $pid)");
+                         " 2>&1 & pid=$!; for i in $(seq 600); do grep -q 'connecting to' " + (d / "sig.log") +
+                         " && break; sleep 0.1; done; kill -INT $pid; wait $pid)");
   INFO(rlkv_test::read_text(d / "sig.log"));
   CHECK(stopped == 1);
   CHECK_THAT(rlkv_test::read_text(d / "sig.log"), Catch::Matchers::Contains("stopped by a signal"));
@@ -327,6 +338,61 @@ TEST_CASE("async training goes on when an elastic actor is killed with SIGKILL")
   REQUIRE(rlkv::latest_checkpoint(out).has_value());
 }
 
+// The learner killed without its stop policy: an elastic actor hears no policy from then on (and its
+// groups have no taker), and fails with one line after train.step_timeout, not generating or
+// retrying forever.
+TEST_CASE("an elastic actor whose learner dies fails with one line after train.step_timeout") {
+  TempDir d;
+  const std::string cfg = write_config(d, "");
+  const std::string out = d / "run";
+  const std::string rlkv = RLKV_BINARY;
+  pid_t trainer = fork();
+  if (trainer == 0) {
+    execl("/bin/sh", "sh", "-c",
+          ("exec " + train(cfg, out, "--train.mode=async --train.steps=1000000 --train.max_staleness=4")).c_str(),
+          (char*)nullptr);
+    _exit(127);
+  }
+  const auto wait_for = [](const std::function<bool()>& ready, const char* what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (!ready()) {
+      INFO("waiting for " << what);
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  wait_for([&] { return fs::exists(out + "/endpoints.json"); }, "the endpoints file");
+  const std::string policy = nlohmann::json::parse(rlkv_test::read_text(out + "/endpoints.json"))["policy"];
+  const std::string actor_log = d / "actor.log";
+  pid_t actor = fork();
+  if (actor == 0) {
+    execl("/bin/sh", "sh", "-c",
+          ("exec " + rlkv + " actor --config " + cfg + " --connect " + policy +
+           " --id elastic-orphan --train.step_timeout=3 >" + actor_log + " 2>&1")
+              .c_str(),
+          (char*)nullptr);
+    _exit(127);
+  }
+  // The elastic actor has a policy once the learner books it: two live actors (the run's own thread
+  // and it) in a step's metrics.
+  wait_for(
+      [&] {
+        std::ifstream m(out + "/metrics.jsonl");
+        for (std::string line; std::getline(m, line);)
+          if (!line.empty() && nlohmann::json::parse(line)["actors_live"].get<int64_t>() >= 2) return true;
+        return false;
+      },
+      "the elastic actor's claims at the learner");
+  kill(trainer, SIGKILL);
+  int st = 0;
+  waitpid(trainer, &st, 0);
+  wait_for([&] { return waitpid(actor, &st, WNOHANG) == actor; }, "the orphaned actor to give up");
+  INFO(rlkv_test::read_text(actor_log));
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 2);
+  CHECK_THAT(rlkv_test::read_text(actor_log), Catch::Matchers::Contains("no policy heard for 3 s since version"));
+}
+
 TEST_CASE("a keyed run refuses a stranger's forged groups and trains bit-identically to a run without it") {
   TempDir d;
   const std::string cfg = write_config(d);
@@ -407,10 +473,8 @@ TEST_CASE("a run bound beyond loopback without a key needs placement.insecure, a
 }
 
 TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run") {
-  if (!rlkv_test::have_mpirun()) {
-    WARN("mpirun not found: skipped");
-    return;
-  }
+  // launch/install.sh installs mpirun: without it the feature is unchecked, which is a failure.
+  if (!rlkv_test::have_mpirun()) FAIL("mpirun not found (launch/install.sh installs openmpi-bin)");
   TempDir d;
   const std::string cfg = write_config(d);
   REQUIRE(sh(train(cfg, d / "single", "--placement.actors=2")) == 0);
@@ -418,16 +482,27 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   REQUIRE(sh(mpirun + train(cfg, d / "mpi", "")) == 0);
   // -np 4: one learner, two actor ranks (one thread each), one reward worker: the same two actors.
   REQUIRE(history_logits(d / "mpi/ckpt-6.h5") == history_logits(d / "single/ckpt-6.h5"));
+  // Two learner ranks: each takes every second group, their partial gradients (and counts) are
+  // summed by an all-reduce, and both apply the same update. The sums' order differs from one
+  // learner's, so the histories agree to rounding, not bit for bit.
+  REQUIRE(sh(mpirun.substr(0, mpirun.size() - 2) + "5 " + train(cfg, d / "two", "--placement.learners=2")) == 0);
+  const std::vector<float> one = history_logits(d / "single/ckpt-6.h5"), two = history_logits(d / "two/ckpt-6.h5");
+  REQUIRE(one.size() == two.size());
+  double diff = 0, moved = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    diff = std::max(diff, double(std::abs(one[i] - two[i])));
+    moved = std::max(moved, double(std::abs(one[i] - one[i % 4])));  // the policy moved from its first logits
+  }
+  CHECK(diff < 1e-4);
+  CHECK(moved > 0.01);
 }
 
 // Async actors generate without waiting, so the run's end finds them mid-batch: the reward workers
 // have gone on the stop policy, and an actor used to retry its next group's send forever (the other
 // ranks waiting in MPI_Finalize). Several runs, as the end's timing varies.
 TEST_CASE("an async run under mpirun ends when its steps are done, its actors mid-batch") {
-  if (!rlkv_test::have_mpirun()) {
-    WARN("mpirun not found: skipped");
-    return;
-  }
+  // launch/install.sh installs mpirun: without it the feature is unchecked, which is a failure.
+  if (!rlkv_test::have_mpirun()) FAIL("mpirun not found (launch/install.sh installs openmpi-bin)");
   // The toy model: its batches take long enough that the stop always finds the actor generating
   // (the fixture model's are over in a millisecond).
   TempDir d;
@@ -467,10 +542,8 @@ TEST_CASE("a training set with a prompt longer than the model's context is refus
 // groups until train.step_timeout (set far beyond the test's time limit), and the other ranks in
 // MPI_Finalize.
 TEST_CASE("under mpirun an error on an actor rank ends every rank with its message, not a hang") {
-  if (!rlkv_test::have_mpirun()) {
-    WARN("mpirun not found: skipped");
-    return;
-  }
+  // launch/install.sh installs mpirun: without it the feature is unchecked, which is a failure.
+  if (!rlkv_test::have_mpirun()) FAIL("mpirun not found (launch/install.sh installs openmpi-bin)");
   TempDir d;
   fs::copy(fixture_dir() + "/model", d / "nan-model", fs::copy_options::recursive);
   {  // every weight byte 0xFF: every float32 a NaN (the header, 8 bytes of length then JSON, is kept)
@@ -495,10 +568,8 @@ TEST_CASE("under mpirun an error on an actor rank ends every rank with its messa
 }
 
 TEST_CASE("a tensor-parallel actor group trains like one whole-model actor") {
-  if (!rlkv_test::have_mpirun()) {
-    WARN("mpirun not found: skipped");
-    return;
-  }
+  // launch/install.sh installs mpirun: without it the feature is unchecked, which is a failure.
+  if (!rlkv_test::have_mpirun()) FAIL("mpirun not found (launch/install.sh installs openmpi-bin)");
   TempDir d;
   const std::string cfg = write_config(d);
   REQUIRE(sh(train(cfg, d / "single", "--placement.actors=1")) == 0);
