@@ -160,17 +160,18 @@ void print_stats(const Config& cfg, const Model& model, const std::vector<uint8_
                "model: %s (%s), %lld layers x %lld KV heads, %lld compressed (sparsity %.3f), sink %lld, window %lld\n"
                "tensor parallel: %d rank(s), this rank holds %lld KV heads per layer\n"
                "threads: %d, BLAS: %s\n"
-               "sequences: %lld, prompt tokens: %lld, generated tokens: %lld, decode steps: %lld, CUDA graphs "
-               "captured: %lld\n"
+               "sequences: %lld, prompt tokens: %lld, generated tokens: %lld, decode steps: %lld (%lld through "
+               "resident tables), CUDA graphs captured: %lld\n"
                "time: prefill %.3f s, decode %.3f s; %.1f generated tokens/s\n"
                "KV cache at peak: %s allocated, %s by the formula, %s with every head full (%.1f%%)\n",
                mc.model_type.c_str(), dtype_name(model.dtype()), (long long)mc.num_layers, (long long)mc.num_kv_heads,
                (long long)compressed, double(compressed) / double(keep.size()), (long long)cfg.cache.sink,
                (long long)cfg.cache.window, ranks, (long long)model.local_config().num_kv_heads, threads,
                loaded_blas().c_str(), (long long)s.sequences, (long long)s.prompt_tokens, (long long)s.generated_tokens,
-               (long long)s.decode_steps, (long long)s.graph_captures, s.prefill_seconds, s.decode_seconds,
-               secs > 0 ? double(s.generated_tokens) / secs : 0.0, human_bytes(s.peak_kv_allocated_bytes).c_str(),
-               human_bytes(s.peak_kv_formula_bytes).c_str(), human_bytes(s.peak_kv_full_bytes).c_str(),
+               (long long)s.decode_steps, (long long)s.table_steps, (long long)s.graph_captures, s.prefill_seconds,
+               s.decode_seconds, secs > 0 ? double(s.generated_tokens) / secs : 0.0,
+               human_bytes(s.peak_kv_allocated_bytes).c_str(), human_bytes(s.peak_kv_formula_bytes).c_str(),
+               human_bytes(s.peak_kv_full_bytes).c_str(),
                s.peak_kv_full_bytes ? 100.0 * double(s.peak_kv_allocated_bytes) / double(s.peak_kv_full_bytes) : 0.0);
 }
 

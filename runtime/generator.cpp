@@ -205,6 +205,7 @@ class GenerationRun {
     const int64_t before = statics_->captures();
     at::Tensor h = statics_->step(at::tensor(toks), seqs);
     stats_.graph_captures += statics_->captures() - before;
+    ++stats_.table_steps;
     return h;
   }
 

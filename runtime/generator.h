@@ -90,6 +90,7 @@ struct GenerationStats {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
   int64_t decode_steps = 0;
+  int64_t table_steps = 0;     // decode steps through resident tables (runtime/static_decode.h)
   int64_t graph_captures = 0;  // CUDA graphs captured by the decode steps (0 without graphs)
   int64_t sequences = 0;
   double prefill_seconds = 0;

@@ -75,15 +75,25 @@ TEST_CASE("runtime.cuda_graphs takes the resident-table step, which prints the s
   const std::string base = "generate --model " + rlkv_test::fixture("models/llama_tiny") +
                            " --prompt hello --prompt world --max-new-tokens 12 --temperature 0.9 --seed 3"
                            " --mask random:2 --sparsity 0.5 --json";
-  Run eager = run(base);
-  Run tabled = run(base + " --runtime.cuda_graphs=true");
+  // --stats says which step ran: "(N through resident tables)", 0 for the eager step.
+  const auto table_steps = [](const std::string& err) {
+    const size_t at = err.find(" through resident tables");
+    REQUIRE(at != std::string::npos);
+    const size_t open = err.rfind('(', at);
+    return std::stoll(err.substr(open + 1, at - open - 1));
+  };
+  Run eager = run(base + " --stats");
+  Run tabled = run(base + " --stats --runtime.cuda_graphs=true");
   INFO("stderr: " << tabled.err);
   REQUIRE(eager.status == 0);
   REQUIRE(tabled.status == 0);
   REQUIRE(eager.out == tabled.out);
-  Run automatic = run(base + " --runtime.cuda_graphs=auto");  // the default: eager on the CPU
+  CHECK(table_steps(eager.err) == 0);
+  CHECK(table_steps(tabled.err) > 0);
+  Run automatic = run(base + " --stats --runtime.cuda_graphs=auto");  // the default: eager on the CPU
   REQUIRE(automatic.status == 0);
   REQUIRE(automatic.out == eager.out);
+  CHECK(table_steps(automatic.err) == 0);
   expect_usage_error(run(base + " --runtime.cuda_graphs=maybe"), "runtime.cuda_graphs");
 }
 
