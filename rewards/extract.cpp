@@ -161,7 +161,9 @@ Extracted after_phrase(std::string_view t, std::string_view phrase, WorkBudget& 
 
 Extracted toy_after_last_a(std::string_view t, WorkBudget& budget) {
   Extracted x;
-  const size_t p = rfind(t, "A:", budget);
+  // The last "A:" that starts a word ("DATA: 7" holds none).
+  size_t p = rfind(t, "A:", budget);
+  while (p != npos && p > 0 && (is_alpha(t[p - 1]) || is_digit(t[p - 1]))) p = rfind(t, "A:", budget, p);
   if (p == npos) {
     x.how = "no 'A:' in the response";
     return x;
@@ -181,6 +183,18 @@ Extracted toy_after_last_a(std::string_view t, WorkBudget& budget) {
   if (i == digits) {
     x.how = "no integer after the last 'A:'";
     return x;
+  }
+  // The whole answer is the integer: it ends the text or a word ("A: 5.5" and "A: 12abc" are not 5
+  // and 12); sentence punctuation may follow, but not a decimal point or a comma before digits.
+  if (i < t.size()) {
+    const char c = t[i];
+    const bool more_digits = i + 1 < t.size() && is_digit(t[i + 1]);
+    const bool ends = is_space(c) || ((c == '.' || c == ',') && !more_digits) || c == ';' || c == '!' || c == '?' ||
+                      c == ')' || c == '$';
+    if (!ends) {
+      x.how = "the last 'A:' is followed by more than an integer";
+      return x;
+    }
   }
   x.found = true;
   x.text = std::string(t.substr(start, i - start));

@@ -15,6 +15,15 @@ namespace {
 
 constexpr int kMaxListDepth = 16;
 
+// "-123": an optional minus sign and digits only.
+bool plain_integer(std::string_view s) {
+  if (!s.empty() && s[0] == '-') s.remove_prefix(1);
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_digit(c)) return false;
+  return true;
+}
+
 // "1,234": a comma between a group of 1-3 digits and exactly three digits.
 bool thousands_comma(std::string_view s, size_t i) {
   if (i == 0 || s.size() - i < 4 || !is_digit(s[i - 1])) return false;
@@ -23,13 +32,22 @@ bool thousands_comma(std::string_view s, size_t i) {
   if (i + 4 < s.size() && is_digit(s[i + 4])) return false;
   size_t run = 0, k = i;
   while (k > 0 && run <= 3 && is_digit(s[k - 1])) --k, ++run;  // bounded look-behind
-  return run <= 3 && !(k > 0 && s[k - 1] == '.');
+  // A group never starts with 0 ("0,100" is two numbers), nor follows a decimal point.
+  return run <= 3 && s[k] != '0' && !(k > 0 && s[k - 1] == '.');
 }
 
 enum class Sep { kComma, kEquals, kCup, kIn };
 
+// Whether the command at i follows "\not" ("\not\in" is not "\in").
+bool negated(std::string_view s, size_t i) {
+  while (i > 0 && s[i - 1] == ' ') --i;
+  return i >= 4 && s.substr(i - 4, 4) == "\\not";
+}
+
 // Splits at separators outside any bracket: ( ) [ ] { } and \{ \}. Unbalanced input is one piece.
-std::vector<std::string_view> split_top(std::string_view s, Sep sep, WorkBudget& budget) {
+// Commas: with `grouping`, one of a thousands group ("1,234") does not split; inside the brackets of
+// an interval, a set or a tuple every comma does ("[0,100]" holds 0 and 100).
+std::vector<std::string_view> split_top(std::string_view s, Sep sep, WorkBudget& budget, bool grouping = true) {
   std::vector<std::string_view> parts;
   int64_t depth = 0;
   size_t start = 0;
@@ -43,7 +61,7 @@ std::vector<std::string_view> split_top(std::string_view s, Sep sep, WorkBudget&
         continue;
       }
       const std::string_view cmd = command_at(s, i);
-      if (depth == 0 && ((sep == Sep::kCup && cmd == "cup") || (sep == Sep::kIn && cmd == "in"))) {
+      if (depth == 0 && ((sep == Sep::kCup && cmd == "cup") || (sep == Sep::kIn && cmd == "in" && !negated(s, i)))) {
         parts.push_back(trim(s.substr(start, i - start), budget));
         start = i + 1 + cmd.size();
       }
@@ -56,7 +74,7 @@ std::vector<std::string_view> split_top(std::string_view s, Sep sep, WorkBudget&
       --depth;
     if (depth < 0) return {s};
     if (depth != 0) continue;
-    if ((sep == Sep::kComma && c == ',' && !thousands_comma(s, i)) || (sep == Sep::kEquals && c == '=')) {
+    if ((sep == Sep::kComma && c == ',' && !(grouping && thousands_comma(s, i))) || (sep == Sep::kEquals && c == '=')) {
       parts.push_back(trim(s.substr(start, i - start), budget));
       start = i + 1;
     }
@@ -96,12 +114,12 @@ std::optional<List> as_list(std::string_view s, WorkBudget& budget) {
   if (s.size() >= 4 && match_at(s, 0, "\\{") && match_at(s, s.size() - 2, "\\}") && enclosed(s, 2, 2, budget)) {
     const std::string_view inner = trim(s.substr(2, s.size() - 4), budget);
     List l{List::kSet, 0, 0, {}};
-    if (!inner.empty()) l.elems = split_top(inner, Sep::kComma, budget);
+    if (!inner.empty()) l.elems = split_top(inner, Sep::kComma, budget, /*grouping=*/false);
     return l;
   }
   if (s.size() >= 2 && (s.front() == '(' || s.front() == '[') && (s.back() == ')' || s.back() == ']') &&
       enclosed(s, 1, 1, budget)) {
-    auto elems = split_top(s.substr(1, s.size() - 2), Sep::kComma, budget);
+    auto elems = split_top(s.substr(1, s.size() - 2), Sep::kComma, budget, /*grouping=*/false);
     if (elems.size() == 2) return List{List::kInterval, s.front(), s.back(), std::move(elems)};
     if (elems.size() >= 3) return List{List::kTuple, 0, 0, std::move(elems)};
     return std::nullopt;  // "(x+1)": brackets around one value
@@ -187,6 +205,9 @@ class Comparer {
     const bool pp = !p.empty() && p.back() == '%', rp = !r.empty() && r.back() == '%';
     if (pp) p = trim(p.substr(0, p.size() - 1), budget_);
     if (rp) r = trim(r.substr(0, r.size() - 1), budget_);
+    // Two integers written out whole compare digit by digit (beyond 2^63 the parser keeps only
+    // doubles, which take 18446744073709551615 for 18446744073709551616).
+    if (pp == rp && plain_integer(p) && plain_integer(r)) return integer_equal(p, r, budget_);
     const auto a = eval_expr(p, budget_);
     if (!a) return false;
     const auto b = eval_expr(r, budget_);
@@ -216,6 +237,14 @@ std::optional<char> choice_prediction(std::string_view s, WorkBudget& budget) {
     ++i;
   }
   if (i < s.size() && s[i] != ' ') return std::nullopt;
+  // A hedge names no single option: "b or d", "(a) or (b)", "a and b".
+  for (size_t k = i; k < s.size(); ++k) {
+    budget.charge();
+    const bool word_start = k == 0 || !is_alpha(s[k - 1]);
+    if (!word_start) continue;
+    for (std::string_view w : {"or", "and"})
+      if (match_at(s, k, w) && (k + w.size() == s.size() || !is_alpha(s[k + w.size()]))) return std::nullopt;
+  }
   return letter;
 }
 

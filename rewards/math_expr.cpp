@@ -59,6 +59,7 @@ ExprValue constant(double x) {
 ExprValue integer(int64_t n) {
   ExprValue v = constant(double(n));
   v.exact = true, v.num = n, v.den = 1;
+  v.rational = true;
   return v;
 }
 
@@ -72,6 +73,7 @@ ExprValue combine(const ExprValue& a, const ExprValue& b) {
 ExprValue add(const ExprValue& a, const ExprValue& b, int sign) {
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] + sign * b.at[p];
+  r.rational = a.rational && b.rational;
   if (a.exact && b.exact) set_rational(r, i128(a.num) * b.den + sign * i128(b.num) * a.den, i128(a.den) * b.den);
   return r;
 }
@@ -79,6 +81,7 @@ ExprValue add(const ExprValue& a, const ExprValue& b, int sign) {
 ExprValue mul(const ExprValue& a, const ExprValue& b) {
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] * b.at[p];
+  r.rational = a.rational && b.rational;
   if (a.exact && b.exact) set_rational(r, i128(a.num) * b.num, i128(a.den) * b.den);
   return r;
 }
@@ -88,6 +91,7 @@ ExprValue div(const ExprValue& a, const ExprValue& b) {
     if (b.at[p] == 0) throw ParseFail{};  // division by zero (at some point): undecidable
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] / b.at[p];
+  r.rational = a.rational && b.rational;
   if (a.exact && b.exact && b.num != 0) set_rational(r, i128(a.num) * b.den, i128(a.den) * b.num);
   return r;
 }
@@ -99,6 +103,7 @@ bool is_integer(const ExprValue& v) { return v.exact && v.den == 1; }
 ExprValue power(const ExprValue& a, const ExprValue& e) {
   ExprValue r = combine(a, e);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = std::pow(a.at[p], e.at[p]);
+  r.rational = a.rational && is_integer(e);
   if (a.exact && is_integer(e) && e.num >= -64 && e.num <= 64 && !(a.num == 0 && e.num < 0)) {
     i128 n = 1, d = 1;
     bool fits = true;
@@ -140,13 +145,19 @@ ExprValue root(const ExprValue& a, const ExprValue& index) {
   }
   int64_t rn = 0, rd = 0;
   if (a.exact && a.num >= 0 && exact_root(a.num, k, &rn) && exact_root(a.den, k, &rd)) set_rational(r, rn, rd);
+  r.rational = r.exact;
   return r;
 }
 
 ExprValue factorial(const ExprValue& a) {
   if (!is_integer(a) || a.num < 0 || a.num > 170) throw ParseFail{};
   ExprValue r = combine(a, a);
-  r.at.fill(std::tgamma(double(a.num) + 1));
+  // The product in long double (64-bit mantissa), rounded once: 21! and 22! come out exact, where
+  // tgamma is off by an ulp and an overflowed factorial is compared without tolerance.
+  long double f = 1;
+  for (int64_t k = 2; k <= a.num; ++k) f *= (long double)k;
+  r.at.fill(double(f));
+  r.rational = true;
   if (a.num <= 20) {
     int64_t f = 1;
     for (int64_t k = 2; k <= a.num; ++k) f *= k;
@@ -170,6 +181,7 @@ ExprValue binomial(const ExprValue& n, const ExprValue& k) {
     }
   }
   r.at.fill(d);
+  r.rational = true;
   if (fits) set_rational(r, e, 1);
   return r;
 }
@@ -531,6 +543,7 @@ class Parser {
     }
     ExprValue v;
     v.decimal = decimal;
+    v.rational = true;  // a written number, exact or too long for 64 bits
     std::string text = mant;
     text.insert(text.size() - frac_digits, ".");
     text += "e" + std::to_string(exp10);
@@ -601,6 +614,8 @@ bool expr_values_equal(const ExprValue& a, const ExprValue& b) {
   // are different answers, however close.
   if (a.exact && b.exact && ((!a.decimal && !b.decimal) || (terminating(a) && terminating(b))))
     return a.num == b.num && a.den == b.den;
+  if (a.rational && b.rational && !a.decimal && !b.decimal && !a.variables && !b.variables)
+    return a.at[0] == b.at[0];  // overflowed 64 bits: no tolerance (a value off by one is wrong)
   for (int p = 0; p < kEvalPoints; ++p)
     if (!close_enough(a.at[p], b.at[p])) return false;
   return true;

@@ -39,6 +39,10 @@ struct ExprValue {
   int64_t num = 0, den = 1;
   bool decimal = false;    // a decimal point or an exponent was written somewhere
   bool variables = false;  // depends on a variable
+  // A rational number by construction (numbers combined by + - * /, integer powers, n!, binomials),
+  // whether or not `exact` could keep it: one whose 64 bits overflowed (2^{64}, 21!) is compared
+  // without the tolerance, which would take 18446744073709551615 for 18446744073709551616.
+  bool rational = false;
 };
 
 std::optional<ExprValue> eval_expr(std::string_view normalized, WorkBudget& budget);
@@ -51,7 +55,8 @@ std::optional<ExprValue> eval_expr(std::string_view normalized, WorkBudget& budg
 // fractions (1/3 == 2/6).
 constexpr double kRelTolerance = 1e-4;
 
-// a == b under the rule above, at every evaluation point.
+// a == b under the rule above, at every evaluation point. Two rationals of which one lost its exact
+// value to overflow (and neither written as a decimal) are equal only when their doubles are.
 bool expr_values_equal(const ExprValue& a, const ExprValue& b);
 
 // The value divided by 100 (for a percent written on one side).

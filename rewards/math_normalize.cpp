@@ -33,10 +33,10 @@ struct Utf8Rewrite {
 };
 // Multi-byte characters with a LaTeX / ASCII meaning. "\t" marks a thin space (see kThin below).
 constexpr Utf8Rewrite kUtf8[] = {
-    {"\xE2\x88\x92", "-"},        {"\xC3\x97", "\\times "}, {"\xC3\xB7", "\\div "},     {"\xCF\x80", "\\pi "},
-    {"\xE2\x88\x9E", "\\infty "}, {"\xC2\xB0", ""},         {"\xE2\x88\x9A", "\\sqrt"}, {"\xE2\x89\xA4", "\\le "},
-    {"\xE2\x89\xA5", "\\ge "},    {"\xC2\xA0", " "},        {"\xE2\x80\x89", "\t"},     {"\xE2\x80\xAF", "\t"},
-    {"\xE2\x88\xAA", "\\cup "},
+    {"\xE2\x88\x92", "-"},        {"\xC3\x97", "\\times "},  {"\xC3\xB7", "\\div "},     {"\xCF\x80", "\\pi "},
+    {"\xE2\x88\x9E", "\\infty "}, {"\xC2\xB0", ""},          {"\xE2\x88\x9A", "\\sqrt"}, {"\xE2\x89\xA4", "\\le "},
+    {"\xE2\x89\xA5", "\\ge "},    {"\xC2\xA0", " "},         {"\xE2\x80\x89", "\t"},     {"\xE2\x80\xAF", "\t"},
+    {"\xE2\x88\xAA", "\\cup "},   {"\xE2\x89\xA0", "\\ne "},
 };
 
 bool one_of(std::string_view name, std::initializer_list<std::string_view> names) {
@@ -122,6 +122,11 @@ class LatexScan {
       i_ += 3;
     } else if (c == '^') {
       caret();
+    } else if ((c == '<' || c == '>' || (c == '!' && !factorial_before())) && i_ + 1 < n_ && s_[i_ + 1] == '=') {
+      // ASCII <=, >=, != as \le, \ge, \ne: their '=' is not an equation's ("x >= 5" is not 5). A '!'
+      // right after a number, a letter or a bracket is a factorial ("5!=120").
+      out_ += c == '<' ? "\\le " : c == '>' ? "\\ge " : "\\ne ";
+      i_ += 2;
     } else if (c != '\\') {
       out_ += lower(c);
       ++i_;
@@ -137,6 +142,13 @@ class LatexScan {
     skip_.pop_back();
     ++i_;
     return true;
+  }
+
+  // Whether the '!' at i_ follows a digit, a letter or a closing bracket in the input.
+  bool factorial_before() const {
+    if (i_ == 0) return false;
+    const char p = s_[i_ - 1];
+    return is_digit(p) || is_alpha(p) || p == ')' || p == '}' || p == ']';
   }
 
   // White space, '~' and spacing commands: one space, never two, none at the start.
@@ -397,8 +409,11 @@ std::string compact(std::string_view s, WorkBudget& budget) {
   budget.charge(int64_t(s.size()));
   std::string out;
   out.reserve(s.size());
-  for (char c : s)
-    if (c != ' ') out += c;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    // A space between two digits stays: "1 2" is not "12", nor "2 1/2" (a mixed number) "21/2".
+    if (c != ' ' || (!out.empty() && is_digit(out.back()) && i + 1 < s.size() && is_digit(s[i + 1]))) out += c;
+  }
   return out;
 }
 

@@ -52,6 +52,13 @@ TEST_CASE("toy task: the integer after the last A:") {
   CHECK_FALSE(correct("23+45=68;68+12=80;A:81", "80", RewardTask::kToy));
   CHECK(correct("so A: 80", "80", RewardTask::kToy));
   CHECK_FALSE(correct("A:800", "80", RewardTask::kToy));
+  // The integer is the whole answer, after an "A:" that starts a word.
+  CHECK_FALSE(correct("A: 5.5", "5", RewardTask::kToy));
+  CHECK_FALSE(correct("A: 12abc", "12", RewardTask::kToy));
+  CHECK_FALSE(correct("A: 1,000", "1", RewardTask::kToy));
+  CHECK(correct("A: 12. Done", "12", RewardTask::kToy));
+  CHECK(correct("A:12\n", "12", RewardTask::kToy));
+  CHECK(correct("A: 7 DATA: 9", "7", RewardTask::kToy));  // DATA: holds no "A:" of its own
   RewardOptions o;
   o.task = RewardTask::kToy;
   const Reference bad = prepare_reference("eighty", o);
@@ -164,6 +171,15 @@ TEST_CASE("tolerance: relative 1e-4 for rounded values, exact between finite dec
   CHECK_FALSE(eq("1848.1", "1848"));
   CHECK(eq("1848.10", "1848.1"));
   CHECK(eq("\\frac{1}{3}", "\\frac{2}{6}"));
+  // Beyond 64 bits: integers written out compare digit by digit, and rationals that overflowed
+  // compare without the tolerance (1e-4 of 1e19 is 1e15).
+  CHECK_FALSE(eq("18446744073709551615", "18446744073709551616"));
+  CHECK(eq("18446744073709551616", "018446744073709551616"));
+  CHECK(eq("2^{64}", "18446744073709551616"));
+  CHECK_FALSE(eq("10^{19}", "10^{19}+4096"));  // two doubles apart (not closer: the doubles are what is left)
+  CHECK_FALSE(eq("123450000000000000000", "123460000000000000000"));
+  CHECK_FALSE(eq("21!", "51090942171709460000"));  // 21! is 51090942171709440000
+  CHECK(eq("21!", "51090942171709440000"));
   ExprValue a, b;
   a.at.fill(1.0);
   b.at.fill(1.0 + 0.9e-4);
@@ -210,6 +226,18 @@ TEST_CASE("tuples, intervals, sets, unions") {
   CHECK(eq("\\{-1, \\frac{1}{2}\\}", "\\{0.5,-1\\}"));
   CHECK_FALSE(eq("(1,2,3)", "\\{1,2,3\\}"));  // a tuple is not a set
   CHECK(eq("\\emptyset", "\\{\\}"));
+  // Inside brackets every comma separates ("0,100" and "1,500" are not thousands groups there).
+  CHECK_FALSE(eq("[0,100]", "100"));
+  CHECK_FALSE(eq("(1,500)", "1500"));
+  CHECK_FALSE(eq("1500", "(1,500)"));
+  CHECK(eq("\\{100, 2\\}", "\\{2,100\\}"));
+  CHECK(eq("(0.5, 100)", "(\\frac12,100)"));
+  CHECK(eq("(1, 250)", "(1,250.0)"));
+  CHECK(eq("1,500", "1500"));       // a bare number keeps its groups
+  CHECK_FALSE(eq("0,100", "100"));  // but a group never starts with 0
+  // "\not\in" is not "\in".
+  CHECK_FALSE(eq("x \\not\\in (1,2)", "(1,2)"));
+  CHECK(eq("x \\in (1,2)", "(1,2)"));
 }
 
 TEST_CASE("equations, multiple choice, text") {
@@ -224,6 +252,23 @@ TEST_CASE("equations, multiple choice, text") {
   CHECK(eq("\\text{(B)}", "(B)"));
   CHECK(eq("B) 42", "B"));
   CHECK_FALSE(eq("C", "B"));
+  // A hedge names no single option.
+  CHECK_FALSE(eq("B \\text{ or } D", "B"));
+  CHECK_FALSE(eq("\\text{A and B}", "A"));
+  CHECK_FALSE(eq("(A) or (B)", "A"));
+  CHECK(eq("(A) ordered pairs", "A"));  // "or" only as a word
+  // ASCII <=, >=, != are relations, not equations whose right side is the answer.
+  CHECK_FALSE(eq("x >= 5", "5"));
+  CHECK_FALSE(eq("x <= 5", "5"));
+  CHECK_FALSE(eq("x != 5", "5"));
+  CHECK(eq("x \\ge 5", "x >= 5"));
+  CHECK(eq("a <= 3", "a \\le 3"));
+  CHECK(eq("x \\neq 5", "x != 5"));
+  CHECK(eq("5!=120", "120"));  // a factorial's equation: 5! = 120
+  // Separate numbers are not one ("1 2" is not 12).
+  CHECK_FALSE(eq("1 \\quad 2", "12"));
+  CHECK_FALSE(eq("1 2", "12"));
+  CHECK(eq("10 000", "10000"));
   CHECK_FALSE(eq("42", "B"));
   CHECK(choice_reference("\\text{(C)}") == 'C');
   CHECK_FALSE(choice_reference("F").has_value());
