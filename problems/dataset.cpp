@@ -23,6 +23,7 @@ Problem parse_problem(const std::string& line, const std::string& path, int64_t 
     }
     const auto& v = j.at(key);
     if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());  // past 2^63: not wrapped negative
     if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
     if (v.is_number()) return v.dump();
     throw UserError(str_cat(path, ":", lineno, ": field '", key, "' must be a string or a number"));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "problems/dataset.h"
 #include "test_util.h"
 #include "toy/toy_task.h"
 
@@ -217,4 +218,15 @@ TEST_CASE("prepare under mpirun -np 2 shares the chunks and writes the same file
   REQUIRE(rlkv_test::read_text(d / "two.jsonl") == rlkv_test::read_text(d / "one.jsonl"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.0"));
   CHECK_FALSE(fs::exists(d / "two.jsonl.journal.1"));
+}
+
+TEST_CASE("answers written as JSON integers keep their digits, past 2^63 too") {
+  TempDir d;
+  rlkv_test::write_text(d / "big.jsonl",
+                        "{\"prompt\": \"a\", \"answer\": 18446744073709551615}\n"
+                        "{\"prompt\": \"b\", \"answer\": -42}\n");
+  const std::vector<rlkv::Problem> p = rlkv::load_problems(d / "big.jsonl");
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].answer == "18446744073709551615");  // was read as int64: -1
+  CHECK(p[1].answer == "-42");
 }
