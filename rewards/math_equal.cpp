@@ -32,8 +32,10 @@ bool thousands_comma(std::string_view s, size_t i) {
   if (i + 4 < s.size() && is_digit(s[i + 4])) return false;
   size_t run = 0, k = i;
   while (k > 0 && run <= 3 && is_digit(s[k - 1])) --k, ++run;  // bounded look-behind
-  // A group never starts with 0 ("0,100" is two numbers), nor follows a decimal point.
-  return run <= 3 && s[k] != '0' && !(k > 0 && s[k - 1] == '.');
+  // The leading group never starts with 0 ("0,100" is two numbers; "1,047,076" has later groups of
+  // 0xx), nor follows a decimal point.
+  const bool leading = !(k > 0 && s[k - 1] == ',');
+  return run <= 3 && !(leading && s[k] == '0') && !(k > 0 && s[k - 1] == '.');
 }
 
 enum class Sep { kComma, kEquals, kCup, kIn };
