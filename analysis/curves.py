@@ -42,6 +42,7 @@ PANELS = {  # for each of head_mask.HISTORY_METRICS: (panel title, y-limits or N
 }
 METRICS = tuple((key,) + PANELS[key] for key in head_mask.HISTORY_METRICS)  # (key, title, y-limits)
 MAX_LINE = 1 << 20
+MAX_STEP = 1 << 53  # every integer up to 2^53 is a distinct float64, as the plotted steps must be
 
 
 def figure_pixels(with_trajectories):
@@ -61,8 +62,9 @@ def _warn(msg):
 
 
 def read_metrics_jsonl(path):
-    """metrics.jsonl -> Metrics. Blank lines are skipped; a torn last line (a killed run) is dropped
-    with a warning; when a step appears twice (an older file from a resumed run) the later line wins."""
+    """metrics.jsonl -> Metrics. Blank lines are skipped; a torn last line (a killed run: no newline
+    after it, and not JSON) is dropped with a warning; when a step appears twice (an older file from a
+    resumed run) the later line wins. Every number must be finite (NaN is written as null)."""
     import numpy as np
     data = head_mask._read_bytes(path, "metrics.jsonl")
     if data[:8] in (b"RLKVCKPT", head_mask.HDF5_SIGNATURE):
@@ -77,6 +79,9 @@ def read_metrics_jsonl(path):
         try:
             obj = json.loads(line, parse_constant=head_mask._reject_constant)
         except (ValueError, RecursionError):
+            if _complete_with_constant(line):  # whole, but holds NaN or Infinity: bad, not torn
+                raise SourceError(f"{path}:{lineno}: holds NaN or Infinity, which JSON does not allow "
+                                  "(a missing value is null)") from None
             if last and rows:
                 _warn(f"{path}:{lineno}: ignoring an incomplete last line (run killed while writing?)")
                 continue
@@ -86,21 +91,32 @@ def read_metrics_jsonl(path):
         step = obj.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise SourceError(f"{path}:{lineno}: no non-negative integer 'step'")
+        if step > MAX_STEP:
+            raise SourceError(f"{path}:{lineno}: 'step' is {json.dumps(step)[:40]}, more than 2^53")
         row = {}
         for key, _, _ in METRICS:
             v = obj.get(key)
             if v is None:  # missing, or NaN written as null
                 row[key] = math.nan
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                row[key] = float(v)
-            else:
-                raise SourceError(f"{path}:{lineno}: '{key}' is {json.dumps(v)[:40]}, expected a number")
+                continue
+            row[key] = head_mask.finite_number(v)
+            if row[key] is None:
+                raise SourceError(f"{path}:{lineno}: '{key}' is {json.dumps(v)[:40]}, expected a finite number")
         rows[step] = row
     if not rows:
         raise SourceError(f"{path}: no metrics (empty file)")
     steps = sorted(rows)
     cols = {key: np.array([rows[s][key] for s in steps], dtype=np.float64) for key, _, _ in METRICS}
     return Metrics(path, np.array(steps, dtype=np.float64), cols)
+
+
+def _complete_with_constant(line):
+    """Whether a line that strict JSON refused parses once NaN, Infinity and -Infinity are allowed."""
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def target_sparsity(ck):
@@ -131,6 +147,8 @@ def load(source):
     """-> (Metrics, checkpoint or None). Raises SourceError."""
     if not os.path.exists(source):
         raise SourceError(f"{source}: no such file or directory")
+    if not os.path.isdir(source) and not os.path.isfile(source):
+        raise SourceError(f"{source}: not a regular file or directory (a FIFO or a device?)")
     if os.path.isdir(source):
         ck = None
         for path in head_mask.newest_checkpoint(source):

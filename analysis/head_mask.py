@@ -44,7 +44,7 @@ import numpy as np
 __all__ = [
     "TIE_NOISE", "SourceError", "HeadScores", "ranked_scores", "mask_at_sparsity",
     "parse_tsv", "load_tsv", "load_mask_json", "read_checkpoint", "newest_checkpoint", "load_scores",
-    "sigmoid",
+    "sigmoid", "finite_number",
 ]
 
 TIE_NOISE = 1e-6          # size of the tie-breaking ramp
@@ -147,6 +147,8 @@ def _read_bytes(path, what="file"):
     try:
         if os.path.isdir(path):
             raise SourceError(f"{path}: is a directory, expected a {what}")
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or a device would block or never end
+            raise SourceError(f"{path}: not a regular file, expected a {what}")
         size = os.path.getsize(path)
         if size > MAX_FILE_BYTES:
             raise SourceError(f"{path}: {size} bytes, too large for a {what}")
@@ -236,8 +238,21 @@ def _parse_json(data, path):
         raise SourceError(f"{path}: not valid JSON{line}: {msg}") from None
 
 
+def finite_number(v):
+    """A JSON number as a finite float, else None: not a number (a bool neither), or not finite as a
+    double (1e400 reads as inf, and an integer past the double range, 1 followed by 400 zeros, cannot
+    be converted at all)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return finite_number(v) is not None
 
 
 def _is_bit(v):
@@ -284,9 +299,10 @@ def load_mask_json(path):
         info["mask"] = mask
     if "sparsity" in obj and obj["sparsity"] is not None:
         s = obj["sparsity"]
-        if not _is_number(s) or not 0 <= s <= 1:
+        v = finite_number(s)
+        if v is None or not 0 <= v <= 1:
             raise SourceError(f"{path}: 'sparsity' must be a number in [0, 1], got {json.dumps(s)[:40]}")
-        info["sparsity"] = float(s)
+        info["sparsity"] = v
     return HeadScores(values, "json", path, **info)
 
 
@@ -429,6 +445,8 @@ def newest_checkpoint(directory):
 
 def is_checkpoint_file(path):
     """True when the file starts like an rlkv checkpoint or any HDF5 file."""
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -454,6 +472,8 @@ def _int_attr(attrs, key):
 
 def _first_byte(path):
     """The first non-blank byte of the file (b"" when there is none or it cannot be read)."""
+    if not os.path.isfile(path):
+        return b""
     try:
         with open(path, "rb") as f:
             while True:
@@ -476,6 +496,8 @@ def load_scores(path, warn=None):
     """
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file or directory")
+    if not os.path.isdir(path) and not os.path.isfile(path):
+        raise SourceError(f"{path}: not a regular file or directory (a FIFO or a device?)")
     if os.path.isdir(path):
         for name in ("adapter_weights.tsv", "full_attention_heads.tsv"):
             f = os.path.join(path, name)

@@ -7,6 +7,7 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 
 DPI = 100
 
@@ -40,18 +41,48 @@ def parse_image_args(p, argv):
 
 
 def save_png(fig, output):
-    """Saves at DPI; a 256-colour palette keeps the file small (the images have few distinct colours)."""
+    """Saves at DPI; a 256-colour palette keeps the file small (the images have few distinct colours).
+    The image is written whole or not at all (see replace_file)."""
     buf = io.BytesIO()
     fig.savefig(buf, dpi=DPI, format="png")
+    data = buf.getvalue()
     try:
         from PIL import Image
     except ImportError:  # matplotlib depends on Pillow, but do not insist
-        with open(output, "wb") as f:
-            f.write(buf.getvalue())
-        return
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT if hasattr(Image, "Quantize") else 0,
-                 dither=0).save(output, format="PNG", optimize=True)
+        pass
+    else:
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+        out = io.BytesIO()
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT if hasattr(Image, "Quantize") else 0,
+                     dither=0).save(out, format="PNG", optimize=True)
+        data = out.getvalue()
+    replace_file(output, data)
+
+
+def replace_file(output, data):
+    """Writes the bytes `data` to `output` without ever leaving a partial file there: they go to a new
+    temporary file beside the real path of `output` (flushed and fsynced), which is then renamed over
+    it. A failed write (a full disk, a file-size limit) raises OSError, removes the temporary and leaves
+    the file that was there untouched. When `output` is a symbolic link, the link stays and its target
+    is replaced. The new file gets the mode open() would give it (0666 less the umask)."""
+    target = os.path.realpath(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
+                               dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def write_image(prog, output, render):

@@ -11,6 +11,7 @@ tests/fixtures/published (see its README for where each file comes from).
 
 import json
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -41,6 +42,7 @@ if HAVE_MODULES:
     import head_mask  # noqa: E402
     import heatmap  # noqa: E402
     import curves  # noqa: E402
+    import plot_io  # noqa: E402
 
 needs_modules = unittest.skipUnless(HAVE_MODULES, "needs h5py, numpy and matplotlib (/usr/bin/python3)")
 
@@ -359,10 +361,58 @@ class HeatmapTest(ScriptCase):
             "maskval.json": (json.dumps({"format": "rlkv-head-mask/v1", "scores": ok,
                                          "full_attention": [[0, 2], [1, 1]]}), "0 or 1"),
             "sparsity.json": (json.dumps({"format": "rlkv-head-mask/v1", "scores": ok, "sparsity": 2}), "sparsity"),
+            # Past the range of a double: inf, and an integer float() cannot convert (OverflowError).
+            "inf.json": ('{"format": "rlkv-head-mask/v1", "scores": [[0.1, 1e400]]}', "'scores' row 0"),
+            "bigint.json": ('{"format": "rlkv-head-mask/v1", "scores": [[0.1, 1%s]]}' % ("0" * 400), "'scores' row 0"),
+            "bigsparsity.json": ('{"format": "rlkv-head-mask/v1", "scores": [[0.1, 0.2]], "sparsity": 1%s}'
+                                 % ("0" * 400), "'sparsity'"),
         }
         for name, (text, expect) in cases.items():
             with self.subTest(name=name):
                 self.assertIn(expect, self.fails("heatmap.py", self.write(name, text)))
+
+    def test_fifo_is_refused_without_opening_it(self):
+        # Opening a FIFO blocks until a writer comes.
+        os.mkfifo(self.path("scores.tsv"))
+        self.assertIn("not a regular file", self.fails("heatmap.py", self.path("scores.tsv")))
+        os.makedirs(self.path("run"))
+        os.mkfifo(self.path("run/ckpt-5.h5"))
+        self.assertIn("not a regular file", self.fails("heatmap.py", self.path("run")))
+        r = self.run_script("head_mask.py", self.path("scores.tsv"), "--sparsity", "0.5")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+
+    def rendered(self, values, sparsity):
+        """(axes, figure) as heatmap.render hands them to save_png, for an L x H score table."""
+        seen = {}
+
+        def keep(fig, output):
+            seen["ax"] = fig.axes[0]
+        saved = heatmap.plot_io.save_png
+        heatmap.plot_io.save_png = keep
+        try:
+            heatmap.render(head_mask.HeadScores(np.asarray(values, dtype=np.float64), "rlkv-sglang", "s.tsv"),
+                           self.path("unused.png"), sparsity)
+        finally:
+            heatmap.plot_io.save_png = saved
+        return seen["ax"]
+
+    def test_outlines_are_one_artist_and_large_grids_have_no_cell_grid(self):
+        from matplotlib.collections import PolyCollection
+        # 256 x 256 at sparsity 0.5 took 19.6 s: a Rectangle per kept head (32,768) and a minor tick
+        # and grid line per cell drawn at width 0.
+        ax = self.rendered(np.random.default_rng(5).random((256, 256)), 0.5)
+        self.assertEqual(len(ax.patches), 0)
+        outlines = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        self.assertEqual([len(c.get_paths()) for c in outlines], [32768])
+        self.assertEqual((len(ax.xaxis.get_minorticklocs()), len(ax.yaxis.get_minorticklocs())), (0, 0))
+        # A small grid keeps its white cell lines, and each kept head's square sits inset in its cell.
+        ax = self.rendered([[0.9, 0.1], [0.2, 0.8]], 0.5)
+        self.assertEqual(len(ax.xaxis.get_minorticklocs()), 3)
+        (outline,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        squares = sorted(tuple(map(tuple, p.vertices[:4].round(6))) for p in outline.get_paths())
+        self.assertEqual(squares, [((-0.43, -0.43), (0.43, -0.43), (0.43, 0.43), (-0.43, 0.43)),
+                                   ((0.57, 0.57), (1.43, 0.57), (1.43, 1.43), (0.57, 1.43))])
 
     def test_bad_options(self):
         self.assertIn("--sparsity", self.fails("heatmap.py", TOY_CKPT, "--sparsity", "1.5"))
@@ -419,6 +469,12 @@ class CurvesTest(ScriptCase):
         self.assertIn("40 steps", r.stdout)
         self.assertIn("incomplete last line", r.stderr)
 
+    def test_torn_last_line_holding_nan_is_still_torn(self):
+        good = "\n".join(json.dumps({"step": s, "reward_mean": s / 10}) for s in range(1, 11))
+        r = self.render("curves.py", self.write("metrics.jsonl", good + '\n{"step": 11, "reward_mean": NaN, "corr'),
+                        size=curves.figure_pixels(False))
+        self.assertIn("incomplete last line", r.stderr)
+
     def test_missing_fields_and_nulls(self):
         text = "\n".join(json.dumps({"step": s, "reward_mean": s / 10, "length_ratio": None}) for s in range(1, 11))
         self.render("curves.py", self.write("metrics.jsonl", text + "\n"), size=curves.figure_pixels(False))
@@ -448,10 +504,22 @@ class CurvesTest(ScriptCase):
             "array.jsonl": ("[1, 2]\n", "not a JSON object"),
             "empty.jsonl": ("", "no metrics"),
             "torn-only.jsonl": ('{"step": 1, "rew', "not a JSON object"),
+            # A complete last line is not torn: its NaN was dropped with the torn-line warning.
+            "nan-last.jsonl": (good + '\n{"step": 2, "reward_mean": NaN}', ":2: holds NaN"),
+            "nan-middle.jsonl": ('{"step": 2, "reward_mean": NaN}\n' + good + "\n", ":1: holds NaN"),
+            # Past the range of a double: 1e400 was read as inf and the point dropped (exit 0), a
+            # longer integer was an OverflowError.
+            "inf.jsonl": (good + '\n{"step": 2, "reward_mean": 1e400}\n', ":2: 'reward_mean'"),
+            "bigint.jsonl": (good + '\n{"step": 2, "correct_mean": 1%s}\n' % ("0" * 400), ":2: 'correct_mean'"),
+            "bigstep.jsonl": ('{"step": 1%s}\n' % ("0" * 400), ":1: 'step'"),
         }
         for name, (text, expect) in cases.items():
             with self.subTest(name=name):
                 self.assertIn(expect, self.fails("curves.py", self.write(name, text)))
+
+    def test_fifo_is_refused_without_opening_it(self):
+        os.mkfifo(self.path("metrics.jsonl"))
+        self.assertIn("not a regular file", self.fails("curves.py", self.path("metrics.jsonl")))
 
     def test_checkpoint_without_history(self):
         p = self.path("ckpt-0.h5")
@@ -474,6 +542,74 @@ class CurvesTest(ScriptCase):
         reseal(p)
         self.assertIn("/history/logits", self.fails("curves.py", p))
 
+
+
+@needs_modules
+class SavePngTest(ScriptCase):
+    """plot_io.save_png writes the whole image or leaves the file that was there."""
+
+    def figure(self):
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(2, 2), dpi=plot_io.DPI)
+        fig.add_subplot().plot([0, 1], [1, 0])
+        self.addCleanup(plt.close, fig)
+        return fig
+
+    def without_pillow(self, yes):
+        """With yes, `from PIL import Image` fails until the test ends (the path without Pillow)."""
+        if yes:
+            saved = sys.modules.get("PIL")
+            sys.modules["PIL"] = None
+            self.addCleanup(lambda: sys.modules.__setitem__("PIL", saved) if saved else sys.modules.pop("PIL"))
+
+    def test_failed_write_leaves_the_old_image(self):
+        for no_pillow in (False, True):
+            with self.subTest(no_pillow=no_pillow):
+                out_dir = self.path(f"pillow-{not no_pillow}")
+                os.makedirs(out_dir)
+                out = os.path.join(out_dir, "out.png")
+                self.without_pillow(no_pillow)
+                fig = self.figure()
+                plot_io.save_png(fig, out)
+                with open(out, "rb") as f:
+                    good = f.read()
+                self.assertGreater(len(good), 2000)
+                soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # ulimit -f: EFBIG past 1000 bytes
+                try:
+                    with self.assertRaises(OSError):
+                        plot_io.save_png(fig, out)
+                finally:
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+                with open(out, "rb") as f:
+                    self.assertEqual(f.read(), good, "the image was damaged")
+                self.assertEqual(os.listdir(out_dir), ["out.png"], "a temporary file was left")
+
+    def test_symlink_stays_a_link(self):
+        os.makedirs(self.path("real"))
+        target = self.path("real/target.png")
+        self.write("real/target.png", b"old")
+        link = self.path("link.png")
+        os.symlink(target, link)
+        plot_io.save_png(self.figure(), link)
+        self.assertTrue(os.path.islink(link))
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        self.assertEqual(sorted(os.listdir(self.path("real"))), ["target.png"])
+
+    def test_script_under_a_file_size_limit(self):
+        out = self.path("out.png")
+        self.assertEqual(self.run_script("heatmap.py", TOY_CKPT, "--output", out).returncode, 0)
+        with open(out, "rb") as f:
+            good = f.read()
+        r = subprocess.run([sys.executable, os.path.join(ANALYSIS, "heatmap.py"), TOY_CKPT, "--output", out],
+                           cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=180,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY)))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        self.assertIn("cannot write", r.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), good, "a failed write damaged the image")
 
 
 @needs_modules
