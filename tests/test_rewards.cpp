@@ -233,8 +233,8 @@ TEST_CASE("tuples, intervals, sets, unions") {
   CHECK(eq("\\{100, 2\\}", "\\{2,100\\}"));
   CHECK(eq("(0.5, 100)", "(\\frac12,100)"));
   CHECK(eq("(1, 250)", "(1,250.0)"));
-  CHECK(eq("1,500", "1500"));       // a bare number keeps its groups
-  CHECK_FALSE(eq("0,100", "100"));  // but a leading group never starts with 0
+  CHECK(eq("1,500", "1500"));         // a bare number keeps its groups
+  CHECK_FALSE(eq("0,100", "100"));    // but a leading group never starts with 0
   CHECK(eq("1,047,076", "1047076"));  // later groups may
   // "\not\in" is not "\in".
   CHECK_FALSE(eq("x \\not\\in (1,2)", "(1,2)"));
