@@ -307,6 +307,16 @@ int cmd_train(int argc, char** argv) {
   const bool own = resume == "auto" ||
                    (!resume.empty() && std::filesystem::equivalent(std::filesystem::absolute(resume).parent_path(),
                                                                    cfg.train.output_dir, ec));
+  if (own && resume != "auto") {
+    // A rewind: later checkpoints of the directory's own run would stay beside the resumed timeline
+    // (--resume auto would take them later), and its metrics.jsonl would lose their steps.
+    const std::vector<std::string> all = checkpoint_files(cfg.train.output_dir);
+    RLKV_CHECK(all.empty() || std::filesystem::equivalent(all.back(), resume, ec), "--resume ", resume,
+               ": config key train.output_dir ", cfg.train.output_dir, " holds a later checkpoint (",
+               std::filesystem::path(all.back()).filename().string(),
+               "); continue the run with --resume auto, or copy the checkpoint into a new directory to branch "
+               "from it");
+  }
   if (!own) {
     const std::string how = resume.empty() ? "continue it with --resume auto, or give a new directory"
                                            : "resume into a new directory, or from one of its own checkpoints";

@@ -629,8 +629,18 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   CHECK(over.status == 2);
   CHECK_THAT(over.err, Catch::Matchers::Contains("holds the metrics.jsonl of an earlier run or command"));
   CHECK(rlkv_test::read_text(d / "duo/metrics.jsonl") == "{\"step\": 1}\n");
-  // Resuming one of the directory's own checkpoints by its path is allowed (here: nothing to train).
+  // Resuming one of the directory's own checkpoints by its path is allowed (here: nothing to train),
+  // but not an older one: that rewind would cut the run's metrics back and leave its later
+  // checkpoints for --resume auto to take.
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume " + (d / "run/ckpt-3.h5"))) == 0);
+  fs::copy_file(d / "run/ckpt-3.h5", d / "run/ckpt-9.h5");  // a later checkpoint of the same run
+  const std::string metrics_before = rlkv_test::read_text(d / "run/metrics.jsonl");
+  const rlkv_test::Run rewind = rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "run") +
+                                                    " --train.steps=4 --resume " + (d / "run/ckpt-3.h5"));
+  CHECK(rewind.status == 2);
+  CHECK_THAT(rewind.err, Catch::Matchers::Contains("holds a later checkpoint (ckpt-9.h5)"));
+  CHECK(rlkv_test::read_text(d / "run/metrics.jsonl") == metrics_before);
+  fs::remove(d / "run/ckpt-9.h5");
   // Continuing it under other windows is allowed, with a warning (the mask was learned with S = 2, W = 4).
   REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume auto --cache.sink=3")) == 0);
   CHECK_THAT(rlkv_test::read_text(d / "run.log"),
