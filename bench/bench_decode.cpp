@@ -23,7 +23,7 @@ int main(int argc, char** argv) try {
   po::options_description desc("bench_decode");
   std::string model_dir, batches;
   int64_t prompt_len, new_tokens, threads, sink, window, repeats;
-  desc.add_options()("model", po::value(&model_dir)->required(), "model directory")(
+  desc.add_options()("help,h", "show this help")("model", po::value(&model_dir)->required(), "model directory")(
       "batch", po::value(&batches)->default_value("1,8,32"), "batch sizes")(
       "prompt-len", po::value(&prompt_len)->default_value(16), "prompt tokens")(
       "new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")(
@@ -32,6 +32,10 @@ int main(int argc, char** argv) try {
                                                             "timed runs per setting (best is reported)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
   po::notify(vm);
   at::set_num_threads(int(threads));
   const Model model = Model::load(model_dir, at::kFloat);

@@ -134,7 +134,8 @@ int main(int argc, char** argv) try {
   std::string device_name, batches, sparsities, dtype_name_opt, modes, fused_opt;
   int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab, context, steps, sink, window, page, threads,
       graph_batches;
-  desc.add_options()("device", po::value(&device_name)->default_value("cuda"), "cpu | cuda | cuda:N")(
+  desc.add_options()("help,h", "show this help")("device", po::value(&device_name)->default_value("cuda"),
+                                                 "cpu | cuda | cuda:N")(
       "batch", po::value(&batches)->default_value("32,64,128"), "batch sizes")(
       "sparsity", po::value(&sparsities)->default_value("0,0.5"), "fractions of KV heads compressed")(
       "mode", po::value(&modes)->default_value("eager,graphs"),
@@ -157,6 +158,10 @@ int main(int argc, char** argv) try {
       "B-N, with a pool each and sharing one");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
   po::notify(vm);
   at::set_num_threads(int(threads));
   const at::Device device(device_name);
@@ -176,10 +181,16 @@ int main(int argc, char** argv) try {
   at::manual_seed(1234);
   const auto t_load = std::chrono::steady_clock::now();
   Model model = Model::random(c, dtype, 1234, 0.02, device);
-  const double weight_bytes = double(model.parameter_bytes());
-  std::cerr << "bench_decode_step: random model on " << device.str() << ": " << weight_bytes / 1e9 << " GB in "
+  const double param_bytes = double(model.parameter_bytes());
+  std::cerr << "bench_decode_step: random model on " << device.str() << ": " << param_bytes / 1e9 << " GB in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count() << " s\n";
   const int64_t es = int64_t(at::elementSize(dtype));
+  // Weight bytes one step reads: every parameter but the input embedding table, of which a step reads
+  // the batch's rows only (untied; a tied table is read whole by the output projection).
+  const auto weight_bytes_read = [&](int64_t B) {
+    if (c.tie_word_embeddings) return param_bytes;
+    return param_bytes - double(c.vocab_size * c.hidden_size * es) + double(B * c.hidden_size * es);
+  };
   const int64_t heads_total = layers * kv_heads;
   const auto opts = at::TensorOptions().dtype(dtype).device(device);
 
@@ -202,7 +213,7 @@ int main(int argc, char** argv) try {
     }
   }
   std::map<std::tuple<std::string, bool, int64_t>, double> dense_ms;  // (mode, fused, batch) -> ms at s = 0
-  std::map<int64_t, double> dense_kv;                                 // batch -> KV bytes at s = 0
+  std::map<std::tuple<std::string, bool, int64_t>, double> dense_kv;  // (mode, fused, batch) -> KV bytes at s = 0
   for (double bd : parse_list(batches)) {
     const int64_t B = int64_t(bd);
     for (double s : parse_list(sparsities)) {
@@ -271,8 +282,9 @@ int main(int argc, char** argv) try {
                                  (double(full_heads) * len + double(comp_heads) * std::min(len, double(sink + window)));
           if (s == 0.0) {
             dense_ms[{mode, fused, B}] = ms;
-            dense_kv[B] = kv_read;
+            dense_kv[{mode, fused, B}] = kv_read;
           }
+          const double weight_bytes = weight_bytes_read(B);
           nlohmann::json j = {{"bench", "decode_step"},
                               {"mode", mode},
                               {"fused_layer_ops", fused && fused_layer_ops_available(device)},
@@ -296,7 +308,7 @@ int main(int argc, char** argv) try {
           if (s > 0.0 && dense_ms.count({mode, fused, B})) {
             const double speedup = dense_ms[{mode, fused, B}] / ms;
             const double t_att = 1.0 / ((1.0 - s) + s * double(sink + window) / len);
-            const double t_bytes = (weight_bytes + dense_kv[B]) / (weight_bytes + kv_read);
+            const double t_bytes = (weight_bytes + dense_kv[{mode, fused, B}]) / (weight_bytes + kv_read);
             j["speedup_vs_dense"] = speedup;
             j["theory_attention"] = t_att;
             j["theory_bytes"] = t_bytes;

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "bench/bench_args.h"
 #include "comm/collectives.h"
 #include "comm/transport.h"
 #include "core/run_context.h"
@@ -46,9 +47,11 @@ std::string response_text(const Shape& s, std::mt19937& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t steps = argc > 1 ? std::atoll(argv[1]) : 200;
-  const int actors = argc > 2 ? std::atoi(argv[2]) : 2;
-  const int reward_threads = argc > 3 ? std::atoi(argv[3]) : 1;
+  const char* usage = "usage: bench_pipeline [STEPS (200)] [ACTORS (2)] [REWARD_THREADS (1)]";
+  rlkv_bench::help_or_run(argc, argv, usage);
+  const int64_t steps = rlkv_bench::int_arg(argc, argv, 1, 200, 1, int64_t(1) << 30, usage);
+  const int actors = int(rlkv_bench::int_arg(argc, argv, 2, 2, 1, 256, usage));
+  const int reward_threads = int(rlkv_bench::int_arg(argc, argv, 3, 1, 1, 256, usage));
   for (const Shape& shape :
        {Shape{"toy", 4, 4, 100, RewardTask::kToy}, Shape{"llama-8b", 32, 8, 4096, RewardTask::kMath}})
     for (const bool authenticated : {false, true}) {

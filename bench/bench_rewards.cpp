@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_args.h"
 #include "rewards/reward_worker.h"
 
 namespace {
@@ -101,9 +102,11 @@ void report(const char* mode, const char* shape, int threads, int64_t rollouts, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t rollouts = argc > 1 ? std::atoll(argv[1]) : 20000;
+  const char* usage = "usage: bench_rewards [ROLLOUTS (20000)] [POOL_THREADS (one per core)]";
+  rlkv_bench::help_or_run(argc, argv, usage);
+  const int64_t rollouts = rlkv_bench::int_arg(argc, argv, 1, 20000, 1, int64_t(1) << 30, usage);
   const int hw = int(std::thread::hardware_concurrency());
-  const int pool = argc > 2 ? std::atoi(argv[2]) : (hw > 0 ? hw : 2);
+  const int pool = int(rlkv_bench::int_arg(argc, argv, 2, hw > 0 ? hw : 2, 1, 1024, usage));
   const int g = 8;
   const size_t bytes = 4096;
   for (bool think : {false, true}) {

@@ -45,7 +45,8 @@ int main(int argc, char** argv) try {
   po::options_description desc("bench_tp");
   std::string model_dir, dtype_name_opt;
   int64_t layers, hidden, heads, kv_heads, inter, vocab, batch, steps, threads;
-  desc.add_options()("model", po::value(&model_dir), "model directory (default: a random Llama-shaped model)")(
+  desc.add_options()("help,h", "show this help")("model", po::value(&model_dir),
+                                                 "model directory (default: a random Llama-shaped model)")(
       "layers", po::value(&layers)->default_value(8), "random model: layers")(
       "hidden", po::value(&hidden)->default_value(1024), "random model: hidden size")(
       "heads", po::value(&heads)->default_value(16), "random model: query heads")(
@@ -58,6 +59,10 @@ int main(int argc, char** argv) try {
                                                                      "CPU threads per rank");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
   po::notify(vm);
   at::set_num_threads(int(threads));
   const at::ScalarType dtype = parse_dtype(dtype_name_opt);

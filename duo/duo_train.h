@@ -76,7 +76,8 @@ DuoBatch make_duo_batch(const std::vector<DuoSequence>& seqs, int32_t pad);
 //   which asks for the i-th number; answer i: the digits of n_i (n1 and n2 for the first step).
 // The targets are the answers' digits only (the sums are local arithmetic). Each answer lies at least
 // 3K - 1 tokens before the position that predicts it (17 for the toy task's K >= 6): outside a
-// 16-token window, so only a head with the full cache can fetch it.
+// 16-token window, so a head fetches it with the full cache only, but for n1's first digit (position
+// 3, after <s> Q:), which a 4-token sink holds, so that a streaming head sees it too.
 DuoSequence duo_retrieval_sequence(std::mt19937_64& rng, const ToyTaskOptions& task);
 
 // The model's greedy full-cache responses to `prompts` (token ids), as sequences prompt + response

@@ -53,7 +53,9 @@ int toy_data(int argc, char** argv) {
   RLKV_CHECK(n >= 1 && n <= 100000000, "--n must be in 1..1e8, got ", n);
   const uint64_t s = seed_option(seed);
   check_output_file(out, "--output");
-  write_file_atomic(out, toy_dataset_jsonl(n, s, t));
+  DurableFileWriter file(out);  // line by line: 1e8 problems are ~9 GB, never held in memory
+  toy_dataset_lines(n, s, t, [&](const std::string& line) { file.append(line); });
+  file.commit();
   std::fprintf(stderr, "wrote %lld problems to %s\n", (long long)n, out.c_str());
   return 0;
 }
@@ -109,7 +111,13 @@ int toy_train(int argc, char** argv) {
   RLKV_CHECK(o.eval_problems <= 100000, "--eval-problems must be <= 100000, got ", o.eval_problems);
   RLKV_CHECK(std::isfinite(o.time_limit_s) && o.time_limit_s >= 0, "--time-limit must be a number of seconds >= 0");
   RLKV_CHECK(threads >= 0, "--threads must be >= 0 (0: one per core)");
-  toy_model_config(o);  // the shape checks, before the work
+  const ModelConfig shape = toy_model_config(o);  // the shape checks, before the work
+  validate_toy_options(o.task);
+  const int64_t longest = toy_max_sequence_tokens(o.task);
+  RLKV_CHECK(longest <= shape.max_position_embeddings, "the longest problem of --k-max ", o.task.k_max,
+             " operands up to --num-max ", o.task.num_max, " may take ", longest,
+             " tokens (BOS, prompt, chain, EOS), beyond the toy model's ", shape.max_position_embeddings,
+             " positions: lower --k-max or --num-max");
   check_model_dir(out);
   at::set_num_threads(threads > 0 ? int(threads) : int(std::thread::hardware_concurrency()));
   const ToyTrainResult r =

@@ -37,15 +37,21 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
   const ReceiveExpect expect{id.run_id, id.num_layers, id.num_kv_heads};
   std::mutex push_mu;  // the sink (pool threads) and the hello forwarding (this thread) share `push`
   // Set on the learner's stop policy: a group scored after it has no taker (the learner's socket
-  // may be closed), so the sink gives up after one failed send instead of retrying forever.
+  // may be closed), so the sink gives up at the first failed send, for that group and every later one
+  // (a queue of 64 waiting 1 s each held the shutdown for a minute).
   std::atomic<bool> stopping{false};
+  bool gave_up = false;  // under push_mu
   {
     RewardWorker worker(opts, [&](ScoredGroup&& sg) {
       const std::string frame = encode(to_scored_message(sg));
       std::lock_guard<std::mutex> lock(push_mu);
+      if (gave_up) return;  // after the stop, one failed send ends them all (each waited 1 s)
       while (!push.send(frame, milliseconds(1000))) {
         ++st.push_failures;
-        if (run_stop_flag().load() || stopping.load()) return;
+        if (run_stop_flag().load() || stopping.load()) {
+          gave_up = true;
+          return;
+        }
       }
     });
     while (!run_stop_flag().load()) {

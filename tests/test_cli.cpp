@@ -151,6 +151,11 @@ TEST_CASE("bad usage exits 2 with a one-line message") {
   expect_usage_error(run("toy train --layers 100000 --output " + (out / "t")),
                      "a toy trained on the CPU holds at most");
   expect_usage_error(run("toy train --batch 100000 --output " + (out / "t")), "--batch must be <= 4096");
+  // Problems longer than the toy model's 1024 positions are refused before the training (they used
+  // to train, then fail at the first held-out evaluation with the run lost).
+  expect_usage_error(run("toy train --k-min 200 --k-max 200 --num-min 100000 --num-max 999999 --output " + (out / "t")),
+                     "beyond the toy model's 1024 positions");
+  CHECK_FALSE(fs::exists(out / "t"));
   // An option argument holding a placeholder of Boost's messages (its own what() never returned).
   expect_usage_error(run("toy data --n 'x%value%' --output " + (out / "d.jsonl")),
                      "the argument ('x%value%') for option '--n' is invalid");

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
 #include "runtime/model.h"
@@ -40,6 +41,34 @@ TEST_CASE("toy problems follow the task format exactly") {
   REQUIRE(ks == std::set<size_t>{6, 7, 8, 9, 10});
   o.k_max = 100;
   REQUIRE_THROWS_AS(toy_problem(rng, o), UserError);  // 100 distinct operands do not fit in [10, 99]
+}
+
+TEST_CASE("toy_max_response_tokens and toy_max_sequence_tokens bound every problem drawn") {
+  // The bounds size the held-out evaluation's token cap and the check against the model's positions:
+  // a response longer than the cap could never be right.
+  for (const ToyChain chain : {ToyChain::kRunning, ToyChain::kPairs})
+    for (const auto& [kmin, kmax, lo, hi] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{6, 10, 10, 99},
+                                             {10, 10, 990, 999},
+                                             {6, 6, 100000, 999999},
+                                             {2, 40, 0, 9999}}) {
+      ToyTaskOptions o;
+      o.k_min = kmin, o.k_max = kmax, o.num_min = lo, o.num_max = hi, o.chain = chain;
+      std::mt19937_64 rng(17);
+      int64_t longest = 0;
+      for (int i = 0; i < 300; ++i) {
+        const ToyProblem p = toy_problem(rng, o);
+        const int64_t r = int64_t(p.response().size()), all = 1 + int64_t(p.prompt().size()) + r + 1;
+        longest = std::max(longest, r);
+        INFO(toy_chain_name(chain) << " k " << kmin << ".." << kmax << " in [" << lo << ", " << hi << "]");
+        REQUIRE(r <= toy_max_response_tokens(o));
+        REQUIRE(all <= toy_max_sequence_tokens(o));
+      }
+      CHECK(toy_max_response_tokens(o) < 2 * longest);  // a bound, not a guess far above
+    }
+  // With 10 operands of 990-999 the exact responses reach 132 tokens: the old cap, 12 k + 8, was 128.
+  ToyTaskOptions wide;
+  wide.k_min = wide.k_max = 10, wide.num_min = 990, wide.num_max = 999;
+  CHECK(toy_max_response_tokens(wide) >= 132);
 }
 
 TEST_CASE("the pairs chain adds the two oldest unused values: operands, then step results") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -61,6 +62,24 @@ void validate_toy_options(const ToyTaskOptions& o) {
              "toy task: need 0 <= num_min <= num_max <= 1e9, got ", o.num_min, "..", o.num_max);
   RLKV_CHECK(o.num_max - o.num_min + 1 >= o.k_max, "toy task: ", o.k_max, " distinct operands do not fit in [",
              o.num_min, ", ", o.num_max, "]");
+}
+
+namespace {
+int64_t digits(int64_t v) {
+  int64_t d = 1;
+  for (; v >= 10; v /= 10) ++d;
+  return d;
+}
+}  // namespace
+
+int64_t toy_max_response_tokens(const ToyTaskOptions& o) {
+  const int64_t d = digits(o.k_max * o.num_max);  // any operand, partial sum or result
+  return (o.k_max - 1) * (3 * d + 3) + 2 + d;     // "a+b=c;" per step, then "A:" and the total
+}
+
+int64_t toy_max_sequence_tokens(const ToyTaskOptions& o) {
+  const int64_t prompt = 2 + o.k_max * (digits(o.num_max) + 1);  // "Q:" and "x+" ... "x="
+  return 1 + prompt + toy_max_response_tokens(o) + 1;            // BOS and EOS
 }
 
 ToyProblem toy_problem(std::mt19937_64& rng, const ToyTaskOptions& o) {
@@ -145,18 +164,23 @@ std::vector<int32_t> toy_encode(const std::string& text) {
   return ids;
 }
 
-std::string toy_dataset_jsonl(int64_t n, uint64_t seed, const ToyTaskOptions& opts) {
+void toy_dataset_lines(int64_t n, uint64_t seed, const ToyTaskOptions& opts,
+                       const std::function<void(const std::string&)>& line) {
   validate_toy_options(opts);
   std::mt19937_64 rng{seed};
-  std::string text;
   for (int64_t i = 0; i < n; ++i) {
     const ToyProblem p = toy_problem(rng, opts);
     nlohmann::json j = {{"id", "toy-" + std::to_string(seed) + "-" + std::to_string(i)},
                         {"prompt", p.prompt()},
                         {"answer", std::to_string(p.answer())},
                         {"ref_len", int64_t(p.response().size()) + 1}};
-    text += j.dump() + "\n";
+    line(j.dump() + "\n");
   }
+}
+
+std::string toy_dataset_jsonl(int64_t n, uint64_t seed, const ToyTaskOptions& opts) {
+  std::string text;
+  toy_dataset_lines(n, seed, opts, [&](const std::string& l) { text += l; });
   return text;
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,9 +44,18 @@ struct ToyProblem {
 ToyProblem toy_problem(std::mt19937_64& rng, const ToyTaskOptions& opts);
 void validate_toy_options(const ToyTaskOptions& opts);
 
+// Upper bounds on the tokens of any problem these options draw: the response (without EOS), and the
+// whole sequence a model sees (BOS, prompt, response, EOS). Every number of a chain is a sum of at
+// most k_max operands, so it has at most the digits of k_max * num_max; a chain has k - 1 steps.
+int64_t toy_max_response_tokens(const ToyTaskOptions& opts);
+int64_t toy_max_sequence_tokens(const ToyTaskOptions& opts);
+
 // `n` problems drawn with `seed`, as a dataset (JSONL: id toy-<seed>-<i>, prompt, answer, and ref_len,
 // which this task knows exactly: the response's characters, one token each, plus EOS).
 std::string toy_dataset_jsonl(int64_t n, uint64_t seed, const ToyTaskOptions& opts);
+// The same lines one at a time, each with its newline (rlkv toy data streams them to its file).
+void toy_dataset_lines(int64_t n, uint64_t seed, const ToyTaskOptions& opts,
+                       const std::function<void(const std::string&)>& line);
 
 // Token ids of the toy vocabulary.
 constexpr int32_t kToyPad = 0, kToyBos = 1, kToyEos = 2;

@@ -136,7 +136,7 @@ ToyTrainResult train_toy_model(const ToyTrainOptions& o, const std::function<voi
   std::mt19937_64 eval_rng(o.seed * 0x9e3779b97f4a7c15ull + 2);
   std::vector<ToyProblem> held_out;
   for (int64_t i = 0; i < o.eval_problems; ++i) held_out.push_back(toy_problem(eval_rng, o.task));
-  const int64_t max_new = 12 * o.task.k_max + 8;  // comfortably above the longest response
+  const int64_t max_new = toy_max_response_tokens(o.task) + 1;  // the longest response and its EOS
 
   const auto t0 = std::chrono::steady_clock::now();
   double loss_acc = 0;
