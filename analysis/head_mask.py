@@ -52,7 +52,7 @@ USER_BLOCK = 512          # rlkv checkpoint integrity header (docs/checkpoint.md
 MAX_HEADS = 1 << 20       # sanity bound on L * H for any source
 MAX_FILE_BYTES = 1 << 31  # refuse to read larger files into memory
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-CKPT_NAME = re.compile(r"^ckpt-(0|[1-9][0-9]*)\.h5$")
+CKPT_NAME = re.compile(r"^ckpt-(0|[1-9][0-9]{0,17})\.h5$")  # as rlkv: no leading zero, <= 18 digits
 
 
 class SourceError(Exception):

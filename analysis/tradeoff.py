@@ -48,6 +48,8 @@ def load(path):
         raise SourceError(f"{path}: not UTF-8 text (byte {e.start})")
     except json.JSONDecodeError as e:
         raise SourceError(f"{path}: not JSON ({e.msg} at line {e.lineno})")
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise SourceError(f"{path}: not a results file ({e})")
     except RecursionError:
         raise SourceError(f"{path}: nested too deeply to be a results file")
     rows = doc.get("rows") if isinstance(doc, dict) else None
@@ -56,9 +58,11 @@ def load(path):
     groups = {}
     for r in rows:
         try:
-            x, y = float(r["kv_fraction_of_full"]), float(r["accuracy"])
             method = str(r["method"])
+            x, y = float(r["kv_fraction_of_full"]), float(r["accuracy"])
             std = float(r.get("accuracy_std", 0.0))
+        except OverflowError:  # an integer past the double range
+            raise SourceError(f"{path}: a row of method {method} with a number that is not finite")
         except (KeyError, TypeError, ValueError, AttributeError):
             raise SourceError(f"{path}: a row without method, accuracy or kv_fraction_of_full, or with an "
                               "accuracy_std that is not a number")

@@ -136,6 +136,7 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "init");
   active_ = true;
+  serialized_ = provided >= MPI_THREAD_SERIALIZED;
 #else
   (void)argc;
   (void)argv;

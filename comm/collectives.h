@@ -52,9 +52,13 @@ class MpiSession {
   // Ends every rank of the job with `code` (MPI_Abort): for an error on one rank, which the others
   // would otherwise wait for in a collective forever. Inactive: std::exit(code).
   [[noreturn]] void abort(int code) const;
+  // Whether MPI granted MPI_THREAD_SERIALIZED (calls from any thread, one at a time), which a
+  // tensor-parallel actor group needs; true when not active.
+  bool threads_serialized() const { return serialized_; }
 
  private:
   bool active_ = false;
+  bool serialized_ = true;
 };
 
 }  // namespace rlkv

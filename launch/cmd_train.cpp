@@ -281,6 +281,17 @@ int run_under_mpirun(const Config& cfg, const std::string& config_path, Collecti
   return interrupted ? 1 : 0;
 }
 
+// Whether `path`'s first line is a metrics line of rlkv train (duo-train's lines have no
+// policy_version): --resume auto over a directory without checkpoints starts over and replaces it.
+bool holds_train_metrics(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  char c;
+  while (in.get(c) && c != '\n' && line.size() < (1u << 20)) line += c;
+  const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("policy_version") && j.contains("step");
+}
+
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
@@ -317,21 +328,35 @@ int cmd_train(int argc, char** argv) {
                "); continue the run with --resume auto, or copy the checkpoint into a new directory to branch "
                "from it");
   }
+  const std::string metrics = cfg.train.output_dir + "/metrics.jsonl";
+  if (resume == "auto" && checkpoint_files(cfg.train.output_dir).empty()) {
+    // Nothing to continue: the run starts over and empties metrics.jsonl, which is right for a run
+    // stopped before its first checkpoint and loses another command's metrics.
+    RLKV_CHECK(!std::filesystem::exists(metrics, ec) || std::filesystem::file_size(metrics, ec) == 0 ||
+                   holds_train_metrics(metrics),
+               "--resume auto: config key train.output_dir ", cfg.train.output_dir,
+               " holds no checkpoint and a metrics.jsonl that is not a training run's (rlkv duo-train writes "
+               "one too); give a new directory");
+  }
   if (!own) {
     const std::string how = resume.empty() ? "continue it with --resume auto, or give a new directory"
                                            : "resume into a new directory, or from one of its own checkpoints";
     const std::vector<std::string> earlier = checkpoint_files(cfg.train.output_dir);
     RLKV_CHECK(earlier.empty(), "config key train.output_dir ", cfg.train.output_dir, ": holds an earlier run (",
                std::filesystem::path(earlier.back()).filename().string(), "); ", how);
-    const std::string metrics = cfg.train.output_dir + "/metrics.jsonl";
     RLKV_CHECK(!std::filesystem::exists(metrics, ec) || std::filesystem::file_size(metrics, ec) == 0,
                "config key train.output_dir ", cfg.train.output_dir,
-               ": holds the metrics.jsonl of an earlier run or command (rlkv duo-train writes one too); ", how);
+               ": holds the metrics.jsonl of an earlier run or command (rlkv duo-train writes one too); ",
+               resume.empty() && !holds_train_metrics(metrics) ? "give a new directory" : how);
   }
 
   MpiSession mpi(nullptr, nullptr);
   return run_on_ranks("train", mpi, [&] {
     std::unique_ptr<Collectives> world = mpi.active() ? mpi_world() : local_collectives();
+    // A tensor-parallel group's collectives run on its actor threads, not the main thread.
+    RLKV_CHECK(cfg.actor.tensor_parallel == 1 || mpi.threads_serialized(),
+               "actor.tensor_parallel = ", cfg.actor.tensor_parallel,
+               ": this MPI library does not grant MPI_THREAD_SERIALIZED, which the actor threads' collectives need");
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     TrainSetup setup = make_train_setup(cfg, *world);

@@ -8,6 +8,7 @@
 // thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -25,6 +26,18 @@ class BlockingQueue {
     std::unique_lock<std::mutex> lock(mu_);
     not_full_.wait(lock, [&] { return closed_ || capacity_ == 0 || items_.size() < capacity_; });
     if (closed_) return false;
+    items_.push_back(std::move(v));
+    not_empty_.notify_one();
+    return true;
+  }
+
+  // push() that waits at most `timeout` for room: true when queued (v moved from); false when still
+  // full or closed, v untouched.
+  bool push_for(T& v, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!not_full_.wait_for(lock, timeout, [&] { return closed_ || capacity_ == 0 || items_.size() < capacity_; }) ||
+        closed_)
+      return false;
     items_.push_back(std::move(v));
     not_empty_.notify_one();
     return true;

@@ -207,8 +207,8 @@ class Comparer {
     const bool pp = !p.empty() && p.back() == '%', rp = !r.empty() && r.back() == '%';
     if (pp) p = trim(p.substr(0, p.size() - 1), budget_);
     if (rp) r = trim(r.substr(0, r.size() - 1), budget_);
-    // Two integers written out whole compare digit by digit (beyond 2^63 the parser keeps only
-    // doubles, which take 18446744073709551615 for 18446744073709551616).
+    // Two integers written out whole compare digit by digit, at any length (beyond 2^127 the parser
+    // keeps only doubles).
     if (pp == rp && plain_integer(p) && plain_integer(r)) return integer_equal(p, r, budget_);
     const auto a = eval_expr(p, budget_);
     if (!a) return false;

@@ -18,7 +18,7 @@ using i128 = __int128;
 constexpr int kMaxDepth = 200;  // recursion levels (~5 per bracket): ~40 nested brackets
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kE = 2.71828182845904523536;
-constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
+constexpr i128 kI128Max = i128((~static_cast<unsigned __int128>(0)) >> 1);
 
 struct ParseFail {};
 
@@ -33,7 +33,12 @@ i128 gcd128(i128 a, i128 b) {
   return a;
 }
 
-// Reduces num/den into v (exact) or clears v.exact when it does not fit in 64 bits.
+// Checked 128-bit arithmetic: false on overflow, and the most negative value is refused too, so
+// that every value held can be negated.
+bool mul_ok(i128 a, i128 b, i128* r) { return !__builtin_mul_overflow(a, b, r) && *r >= -kI128Max; }
+bool add_ok(i128 a, i128 b, i128* r) { return !__builtin_add_overflow(a, b, r) && *r >= -kI128Max; }
+
+// Reduces num/den into v (exact); den != 0, both within +-kI128Max.
 void set_rational(ExprValue& v, i128 num, i128 den) {
   if (den == 0) {
     v.exact = false;
@@ -42,12 +47,8 @@ void set_rational(ExprValue& v, i128 num, i128 den) {
   if (den < 0) num = -num, den = -den;
   const i128 g = gcd128(num, den);
   if (g > 1) num /= g, den /= g;
-  if (abs128(num) > kI64Max || den > kI64Max) {
-    v.exact = false;
-    return;
-  }
   v.exact = true;
-  v.num = int64_t(num), v.den = int64_t(den);
+  v.num = num, v.den = den;
 }
 
 ExprValue constant(double x) {
@@ -56,7 +57,7 @@ ExprValue constant(double x) {
   return v;
 }
 
-ExprValue integer(int64_t n) {
+ExprValue integer(i128 n) {
   ExprValue v = constant(double(n));
   v.exact = true, v.num = n, v.den = 1;
   v.rational = true;
@@ -70,11 +71,27 @@ ExprValue combine(const ExprValue& a, const ExprValue& b) {
   return r;
 }
 
+// a.num/a.den + sign * b.num/b.den into r, exact when nothing overflows.
+void exact_add(ExprValue& r, const ExprValue& a, const ExprValue& b, int sign) {
+  const i128 g = gcd128(a.den, b.den);
+  i128 x, y, n, d;
+  if (mul_ok(a.num, b.den / g, &x) && mul_ok(sign * b.num, a.den / g, &y) && add_ok(x, y, &n) &&
+      mul_ok(a.den / g, b.den, &d))
+    set_rational(r, n, d);
+}
+
+// (an/ad) * (bn/bd) into r, cross-reduced first so that (1/3)^40 stays exact.
+void exact_mul(ExprValue& r, i128 an, i128 ad, i128 bn, i128 bd) {
+  const i128 g1 = an == 0 ? 1 : gcd128(an, bd), g2 = bn == 0 ? 1 : gcd128(bn, ad);
+  i128 n, d;
+  if (mul_ok(an / g1, bn / g2, &n) && mul_ok(ad / g2, bd / g1, &d)) set_rational(r, n, d);
+}
+
 ExprValue add(const ExprValue& a, const ExprValue& b, int sign) {
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] + sign * b.at[p];
   r.rational = a.rational && b.rational;
-  if (a.exact && b.exact) set_rational(r, i128(a.num) * b.den + sign * i128(b.num) * a.den, i128(a.den) * b.den);
+  if (a.exact && b.exact) exact_add(r, a, b, sign);
   return r;
 }
 
@@ -82,7 +99,7 @@ ExprValue mul(const ExprValue& a, const ExprValue& b) {
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] * b.at[p];
   r.rational = a.rational && b.rational;
-  if (a.exact && b.exact) set_rational(r, i128(a.num) * b.num, i128(a.den) * b.den);
+  if (a.exact && b.exact) exact_mul(r, a.num, a.den, b.num, b.den);
   return r;
 }
 
@@ -92,7 +109,10 @@ ExprValue div(const ExprValue& a, const ExprValue& b) {
   ExprValue r = combine(a, b);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = a.at[p] / b.at[p];
   r.rational = a.rational && b.rational;
-  if (a.exact && b.exact && b.num != 0) set_rational(r, i128(a.num) * b.den, i128(a.den) * b.num);
+  if (a.exact && b.exact && b.num != 0) {
+    const bool negative = b.num < 0;
+    exact_mul(r, a.num, a.den, negative ? -b.den : b.den, negative ? -b.num : b.num);
+  }
   return r;
 }
 
@@ -104,13 +124,11 @@ ExprValue power(const ExprValue& a, const ExprValue& e) {
   ExprValue r = combine(a, e);
   for (int p = 0; p < kEvalPoints; ++p) r.at[p] = std::pow(a.at[p], e.at[p]);
   r.rational = a.rational && is_integer(e);
-  if (a.exact && is_integer(e) && e.num >= -64 && e.num <= 64 && !(a.num == 0 && e.num < 0)) {
+  if (a.exact && is_integer(e) && e.num >= -128 && e.num <= 128 && !(a.num == 0 && e.num < 0)) {
     i128 n = 1, d = 1;
     bool fits = true;
-    for (int64_t k = 0; k < (e.num < 0 ? -e.num : e.num) && fits; ++k) {
-      n *= a.num, d *= a.den;
-      fits = abs128(n) <= kI64Max && d <= kI64Max;
-    }
+    for (int k = 0; k < int(e.num < 0 ? -e.num : e.num) && fits; ++k)
+      fits = mul_ok(n, a.num, &n) && mul_ok(d, a.den, &d);
     if (fits) {
       if (e.num < 0) std::swap(n, d);
       set_rational(r, n, d);
@@ -119,20 +137,32 @@ ExprValue power(const ExprValue& a, const ExprValue& e) {
   return r;
 }
 
-// Exact integer k-th root of n >= 0 when there is one.
-bool exact_root(int64_t n, int k, int64_t* out) {
+// c^k, or false when it exceeds `limit`.
+bool power_at_most(i128 c, int k, i128 limit, i128* out) {
+  i128 p = 1;
+  for (int i = 0; i < k; ++i)
+    if (!mul_ok(p, c, &p) || p > limit) return false;
+  *out = p;
+  return true;
+}
+
+// Exact integer k-th root of n >= 0 when there is one (a binary search: a double's guess is off by
+// thousands near 2^127).
+bool exact_root(i128 n, int k, i128* out) {
   if (n < 0) return false;
-  const double guess = std::round(std::pow(double(n), 1.0 / k));
-  for (int64_t c = int64_t(guess) - 1; c <= int64_t(guess) + 1; ++c) {
-    if (c < 0) continue;
-    i128 p = 1;
-    for (int i = 0; i < k && p <= n; ++i) p *= c;
-    if (p == n) {
-      *out = c;
-      return true;
-    }
+  i128 lo = 0, hi = i128(1) << (126 / k + 1);  // hi^k > 2^126: above every root of interest
+  while (lo < hi) {                            // the largest c with c^k <= n
+    const i128 mid = lo + (hi - lo + 1) / 2;
+    i128 p;
+    if (power_at_most(mid, k, n, &p))
+      lo = mid;
+    else
+      hi = mid - 1;
   }
-  return false;
+  i128 p;
+  if (!power_at_most(lo, k, n, &p) || p != n) return false;
+  *out = lo;
+  return true;
 }
 
 ExprValue root(const ExprValue& a, const ExprValue& index) {
@@ -143,7 +173,7 @@ ExprValue root(const ExprValue& a, const ExprValue& index) {
     const double x = a.at[p];
     r.at[p] = (x < 0 && k % 2 == 1) ? -std::pow(-x, 1.0 / k) : std::pow(x, 1.0 / k);
   }
-  int64_t rn = 0, rd = 0;
+  i128 rn = 0, rd = 0;
   if (a.exact && a.num >= 0 && exact_root(a.num, k, &rn) && exact_root(a.den, k, &rd)) set_rational(r, rn, rd);
   r.rational = r.exact;
   return r;
@@ -151,34 +181,32 @@ ExprValue root(const ExprValue& a, const ExprValue& index) {
 
 ExprValue factorial(const ExprValue& a) {
   if (!is_integer(a) || a.num < 0 || a.num > 170) throw ParseFail{};
+  const int n = int(a.num);
   ExprValue r = combine(a, a);
   // The product in long double (64-bit mantissa), rounded once: 21! and 22! come out exact, where
-  // tgamma is off by an ulp and an overflowed factorial is compared without tolerance.
+  // tgamma is off by an ulp.
   long double f = 1;
-  for (int64_t k = 2; k <= a.num; ++k) f *= (long double)k;
+  for (int k = 2; k <= n; ++k) f *= (long double)k;
   r.at.fill(double(f));
   r.rational = true;
-  if (a.num <= 20) {
-    int64_t f = 1;
-    for (int64_t k = 2; k <= a.num; ++k) f *= k;
-    set_rational(r, f, 1);
-  }
+  i128 e = 1;
+  bool fits = true;
+  for (int k = 2; k <= n && fits; ++k) fits = mul_ok(e, k, &e);  // exact up to 33!
+  if (fits) set_rational(r, e, 1);
   return r;
 }
 
 ExprValue binomial(const ExprValue& n, const ExprValue& k) {
   if (!is_integer(n) || !is_integer(k) || n.num < 0 || n.num > 1000 || k.num < 0 || k.num > n.num) throw ParseFail{};
-  const int64_t kk = std::min(k.num, n.num - k.num);
+  const int64_t nn = int64_t(n.num), kk = int64_t(std::min(k.num, n.num - k.num));
   ExprValue r = combine(n, k);
   double d = 1;
   i128 e = 1;
   bool fits = true;
   for (int64_t i = 1; i <= kk; ++i) {
-    d = d * double(n.num - kk + i) / double(i);
-    if (fits) {
-      e = e * (n.num - kk + i) / i;  // exact at every step: a product of i consecutive integers / i!
-      fits = e <= kI64Max / 1024;
-    }
+    d = d * double(nn - kk + i) / double(i);
+    // Exact at every step (a product of i consecutive integers over i!), while the product fits.
+    if (fits) fits = mul_ok(e, nn - kk + i, &e) && ((e /= i), true);
   }
   r.at.fill(d);
   r.rational = true;
@@ -411,7 +439,7 @@ class Parser {
     if (cmd == "binom") {
       ExprValue n = argument();
       ExprValue k = argument();
-      budget_.charge(is_integer(k) && k.num > 0 ? std::min<int64_t>(k.num, 1000) : 1);  // its loop
+      budget_.charge(is_integer(k) && k.num > 0 ? int64_t(std::min<i128>(k.num, 1000)) : 1);  // its loop
       return binomial(n, k);
     }
     if (cmd == "pi") return constant(kPi);
@@ -558,15 +586,16 @@ class Parser {
       budget_.charge();
       ++lead;
     }
-    if (mant.size() - lead <= 18 && shift >= -18 && shift <= 18) {
-      int64_t m = 0;
-      std::from_chars(mant.data() + lead, mant.data() + mant.size(), m);
-      i128 p10 = 1;
-      for (int64_t k = 0; k < (shift < 0 ? -shift : shift); ++k) p10 *= 10;
-      if (shift >= 0)
-        set_rational(v, i128(m) * p10, 1);
-      else
-        set_rational(v, m, p10);
+    if (mant.size() - lead <= 38 && shift >= -38 && shift <= 38) {
+      i128 m = 0, p10 = 1;
+      bool fits = true;
+      for (size_t k = lead; k < mant.size() && fits; ++k) fits = mul_ok(m, 10, &m) && add_ok(m, mant[k] - '0', &m);
+      for (int64_t k = 0; k < (shift < 0 ? -shift : shift) && fits; ++k) fits = mul_ok(p10, 10, &p10);
+      if (fits && shift >= 0) {
+        fits = mul_ok(m, p10, &m);
+        p10 = 1;
+      }
+      if (fits) set_rational(v, m, p10);
     }
     if (!decimal && i_ > first && is_integer(v)) {
       int64_t n = 0, d = 1;
@@ -582,11 +611,11 @@ class Parser {
   bool saw_infinity_ = false;
 };
 
-bool close_enough(double a, double b) {
+bool close_enough(double a, double b, double tolerance) {
   if (std::isnan(a) || std::isnan(b)) return false;
   if (a == b) return true;  // infinities of one sign included
   if (std::isinf(a) || std::isinf(b)) return false;
-  return std::fabs(a - b) <= kRelTolerance * std::max(std::fabs(a), std::fabs(b));
+  return std::fabs(a - b) <= tolerance * std::max(std::fabs(a), std::fabs(b));
 }
 
 }  // namespace
@@ -602,7 +631,7 @@ std::optional<ExprValue> eval_expr(std::string_view normalized, WorkBudget& budg
 
 // A rational with a finite decimal expansion (its denominator has no prime factor but 2 and 5).
 bool terminating(const ExprValue& v) {
-  int64_t d = v.den;
+  i128 d = v.den;
   while (d % 2 == 0) d /= 2;
   while (d % 5 == 0) d /= 5;
   return d == 1;
@@ -614,10 +643,13 @@ bool expr_values_equal(const ExprValue& a, const ExprValue& b) {
   // are different answers, however close.
   if (a.exact && b.exact && ((!a.decimal && !b.decimal) || (terminating(a) && terminating(b))))
     return a.num == b.num && a.den == b.den;
-  if (a.rational && b.rational && !a.decimal && !b.decimal && !a.variables && !b.variables)
-    return a.at[0] == b.at[0];  // overflowed 64 bits: no tolerance (a value off by one is wrong)
+  // Rationals past 128 bits (3^{81}, 35!): their doubles, within the rounding of the operations
+  // that made them, not the 1e-4 that accepts a rounded answer.
+  const double tolerance = a.rational && b.rational && !a.decimal && !b.decimal && !a.variables && !b.variables
+                               ? kOverflowTolerance
+                               : kRelTolerance;
   for (int p = 0; p < kEvalPoints; ++p)
-    if (!close_enough(a.at[p], b.at[p])) return false;
+    if (!close_enough(a.at[p], b.at[p], tolerance)) return false;
   return true;
 }
 

@@ -14,7 +14,8 @@
 // agree at all points are taken as equal (a numeric identity test: x^2+2x+1 and (x+1)^2 agree).
 //
 // Exactness: integers and fractions combined with + - * / and integer powers are tracked as exact
-// rationals (64-bit numerator and denominator; on overflow only the double is kept). Decimals are
+// rationals (128-bit numerator and denominator, checked arithmetic; on overflow only the double is
+// kept). Decimals are
 // exact too but flagged `decimal`, so the comparison may apply its relative tolerance to them.
 //
 // Failure: anything outside the grammar, division by zero, NaN or overflow, brackets nested deeper
@@ -36,12 +37,12 @@ constexpr int kEvalPoints = 3;
 struct ExprValue {
   std::array<double, kEvalPoints> at{};  // value at each evaluation point (equal when no variables)
   bool exact = false;                    // `num / den` holds the exact value (den > 0, reduced)
-  int64_t num = 0, den = 1;
+  __int128 num = 0, den = 1;
   bool decimal = false;    // a decimal point or an exponent was written somewhere
   bool variables = false;  // depends on a variable
   // A rational number by construction (numbers combined by + - * /, integer powers, n!, binomials),
-  // whether or not `exact` could keep it: one whose 64 bits overflowed (2^{64}, 21!) is compared
-  // without the tolerance, which would take 18446744073709551615 for 18446744073709551616.
+  // whether or not `exact` could keep it: one whose 128 bits overflowed (3^{81}, 35!) is compared
+  // within kOverflowTolerance, not the tolerance for rounded answers.
   bool rational = false;
 };
 
@@ -55,8 +56,12 @@ std::optional<ExprValue> eval_expr(std::string_view normalized, WorkBudget& budg
 // fractions (1/3 == 2/6).
 constexpr double kRelTolerance = 1e-4;
 
-// a == b under the rule above, at every evaluation point. Two rationals of which one lost its exact
-// value to overflow (and neither written as a decimal) are equal only when their doubles are.
+// Two rationals of which one overflowed 128 bits (neither written as a decimal, no variables): their
+// doubles within 1e-12 relative, the rounding of the few dozen operations that can make such a value
+// (a double cannot tell 3^{81} from 3^{81} + 1 either way).
+constexpr double kOverflowTolerance = 1e-12;
+
+// a == b under the rules above, at every evaluation point.
 bool expr_values_equal(const ExprValue& a, const ExprValue& b);
 
 // The value divided by 100 (for a percent written on one side).

@@ -124,7 +124,8 @@ class LatexScan {
       caret();
     } else if ((c == '<' || c == '>' || (c == '!' && !factorial_before())) && i_ + 1 < n_ && s_[i_ + 1] == '=') {
       // ASCII <=, >=, != as \le, \ge, \ne: their '=' is not an equation's ("x >= 5" is not 5). A '!'
-      // right after a number, a letter or a bracket is a factorial ("5!=120").
+      // right after a number or a closing bracket is a factorial ("5!=120", "(3)!=6"); after a letter it
+      // is the relation ("x!=5": x is not 5).
       out_ += c == '<' ? "\\le " : c == '>' ? "\\ge " : "\\ne ";
       i_ += 2;
     } else if (c != '\\') {
@@ -144,11 +145,11 @@ class LatexScan {
     return true;
   }
 
-  // Whether the '!' at i_ follows a digit, a letter or a closing bracket in the input.
+  // Whether the '!' at i_ follows a digit or a closing bracket in the input.
   bool factorial_before() const {
     if (i_ == 0) return false;
     const char p = s_[i_ - 1];
-    return is_digit(p) || is_alpha(p) || p == ')' || p == '}' || p == ']';
+    return is_digit(p) || p == ')' || p == '}' || p == ']';
   }
 
   // White space, '~' and spacing commands: one space, never two, none at the start.

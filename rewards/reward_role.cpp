@@ -84,7 +84,16 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
         rg.rollouts.push_back(std::move(ro));
       }
       rg.payload = std::move(*g);
-      worker.push(std::move(rg));
+      // While the pool is full (its sink waiting on a slow or departed learner), keep watching for
+      // the stop policy: after it the sink gives up, before it a blocked push would wait forever.
+      while (!worker.push_for(rg, milliseconds(100)) && !run_stop_flag().load()) {
+        auto p = receive_policy(sub, milliseconds(0), expect, policy_drops);
+        if (p && p->stop) {
+          stopping = true;
+          break;
+        }
+      }
+      if (stopping) break;
     }
     worker.drain();
     st.worker = worker.stats();

@@ -46,6 +46,17 @@ bool RewardWorker::push(RolloutGroup group) {
   return false;
 }
 
+bool RewardWorker::push_for(RolloutGroup& group, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.groups_in;  // before the pool can count it out, as push() does
+  }
+  if (in_.push_for(group, timeout)) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  --stats_.groups_in;
+  return false;
+}
+
 std::optional<ScoredGroup> RewardWorker::pop() { return out_.pop(); }
 std::optional<ScoredGroup> RewardWorker::try_pop() { return out_.try_pop(); }
 void RewardWorker::close() { in_.close(); }

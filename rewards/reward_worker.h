@@ -30,6 +30,7 @@
 #pragma once
 
 #include <any>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -94,6 +95,8 @@ class RewardWorker {
   RewardWorker& operator=(const RewardWorker&) = delete;
 
   bool push(RolloutGroup group);
+  // push() waiting at most `timeout` for room: false (group untouched) when none came or closed.
+  bool push_for(RolloutGroup& group, std::chrono::milliseconds timeout);
   std::optional<ScoredGroup> pop();
   std::optional<ScoredGroup> try_pop();
   void close();

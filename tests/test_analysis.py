@@ -646,6 +646,11 @@ class TradeoffTest(ScriptCase):
         self.assertIn("nested too deeply", self.fails("tradeoff.py", self.write("deep.json", "[" * 100000)))
         self.assertIn("not finite", self.fails("tradeoff.py", self.write(
             "nan.json", '{"rows": [{"method": "rlkv", "accuracy": NaN, "kv_fraction_of_full": 0.5}]}')))
+        # An integer past the double range (OverflowError) and one past Python's digit limit (ValueError).
+        self.assertIn("not finite", self.fails("tradeoff.py", self.write(
+            "huge.json", '{"rows": [{"method": "rlkv", "accuracy": 1, "kv_fraction_of_full": 1' + "0" * 400 + '}]}')))
+        self.assertIn("not a results file", self.fails("tradeoff.py", self.write(
+            "digits.json", '{"rows": [{"method": "rlkv", "accuracy": 1, "kv_fraction_of_full": 1' + "0" * 5000 + '}]}')))
 
 if __name__ == "__main__":
     unittest.main()

@@ -171,15 +171,36 @@ TEST_CASE("tolerance: relative 1e-4 for rounded values, exact between finite dec
   CHECK_FALSE(eq("1848.1", "1848"));
   CHECK(eq("1848.10", "1848.1"));
   CHECK(eq("\\frac{1}{3}", "\\frac{2}{6}"));
-  // Beyond 64 bits: integers written out compare digit by digit, and rationals that overflowed
-  // compare without the tolerance (1e-4 of 1e19 is 1e15).
+  // Beyond 64 bits: exact to 128 bits (checked arithmetic), integers written out digit by digit at
+  // any length, and rationals past 128 bits within 1e-12 (1e-4 of 1e40 is 1e36).
   CHECK_FALSE(eq("18446744073709551615", "18446744073709551616"));
   CHECK(eq("18446744073709551616", "018446744073709551616"));
   CHECK(eq("2^{64}", "18446744073709551616"));
-  CHECK_FALSE(eq("10^{19}", "10^{19}+4096"));  // two doubles apart (not closer: the doubles are what is left)
+  CHECK_FALSE(eq("2^{64}", "18446744073709551615"));  // a double holds both as 2^64
+  CHECK_FALSE(eq("2^{64}-1", "2^{64}"));
+  CHECK(eq("2^{64}-1", "18446744073709551615"));
+  CHECK_FALSE(eq("10^{19}", "10^{19}+1"));
   CHECK_FALSE(eq("123450000000000000000", "123460000000000000000"));
   CHECK_FALSE(eq("21!", "51090942171709460000"));  // 21! is 51090942171709440000
   CHECK(eq("21!", "51090942171709440000"));
+  CHECK(eq("33!", "8683317618811886495518194401280000000"));
+  CHECK_FALSE(eq("33!", "8683317618811886495518194401280000001"));
+  CHECK(eq("\\binom{100}{50}", "100891344545564193334812497256"));
+  // The same value by two routes that round differently in doubles.
+  CHECK(eq("\\left(\\frac{1}{3}\\right)^{40}", "\\frac{1}{3^{40}}"));
+  CHECK(eq("(1/3)^{41}", "1/3^{41}"));
+  CHECK(eq("10^{20}\\cdot\\frac17", "\\frac{10^{20}}{7}"));
+  CHECK(eq("\\frac{10^{19}\\cdot 7}{3}", "\\frac73\\cdot10^{19}"));
+  CHECK_FALSE(eq("\\frac{10^{19}\\cdot 7}{3}", "\\frac{7\\cdot10^{19}+1}{3}"));
+  CHECK(eq("\\sqrt{10^{36}}", "10^{18}"));
+  CHECK(eq("\\sqrt[3]{3^{60}}", "3^{20}"));
+  CHECK(eq("3^{81}", "3^{80}\\cdot 3"));  // past 128 bits: doubles within 1e-12
+  CHECK(eq("35!", "35\\cdot 34!"));
+  CHECK_FALSE(eq("3^{81}", "3^{81}\\cdot\\frac{1000001}{1000000}"));
+  // A decimal against an exact rational whose denominator is past 64 bits (2^{70}).
+  CHECK_FALSE(eq("0.5", "2^{-70}"));
+  CHECK(eq("0.000000000000000000000000000001", "10^{-30}"));
+  CHECK_FALSE(eq("0.000000000000000000000000000002", "10^{-30}"));
   ExprValue a, b;
   a.at.fill(1.0);
   b.at.fill(1.0 + 0.9e-4);
@@ -265,7 +286,9 @@ TEST_CASE("equations, multiple choice, text") {
   CHECK(eq("x \\ge 5", "x >= 5"));
   CHECK(eq("a <= 3", "a \\le 3"));
   CHECK(eq("x \\neq 5", "x != 5"));
-  CHECK(eq("5!=120", "120"));  // a factorial's equation: 5! = 120
+  CHECK(eq("5!=120", "120"));    // a factorial's equation: 5! = 120
+  CHECK_FALSE(eq("x!=5", "5"));  // after a letter: x is not 5
+  CHECK(eq("x!=5", "x \\ne 5"));
   // Separate numbers are not one ("1 2" is not 12).
   CHECK_FALSE(eq("1 \\quad 2", "12"));
   CHECK_FALSE(eq("1 2", "12"));

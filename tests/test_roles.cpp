@@ -406,3 +406,67 @@ TEST_CASE("roles as threads: with every actor halted the learner fails with the 
   const std::string what = learner_failure(run);
   CHECK_THAT(what, Contains("step 0") && Contains("only 0 groups used") && Contains("train.step_timeout"));
 }
+
+TEST_CASE("roles as threads: a reward worker whose queue is full ends on the stop policy of a departed learner") {
+  // The learner is gone (its scored endpoint has no listener), so every scored group's send fails;
+  // the pool holds one group in its sink and the queue two more, and the role's next push would wait
+  // for room forever: it must still see the stop policy and end.
+  Context ctx;
+  Puller rollouts(ctx);
+  Publisher policy(ctx);
+  RunEndpoints ep;
+  ep.rollouts = {rollouts.bind("inproc://stall-rollouts")};
+  ep.policy = policy.bind("inproc://stall-policy");
+  ep.scored = "tcp://127.0.0.1:1";  // nobody listens
+  RunIdentity id{"stall-run", 2, 2};
+  RewardWorkerOptions r;
+  r.reward.task = RewardTask::kToy;
+  r.num_threads = 1;
+  r.max_pending = 2;
+  RewardRoleStats stats;
+  RoleThread role([&] { stats = run_reward_role(ctx, rollouts, ep, id, r); });
+  Pusher actor(ctx);
+  actor.connect(ep.rollouts[0]);
+  for (int i = 0; i < 8; ++i) {
+    RolloutGroupMsg g;
+    g.run_id = id.run_id;
+    g.actor_id = "actor-0";
+    g.prompt_id = "p" + std::to_string(i);
+    g.prompt_index = i;
+    g.policy_version = 1;
+    g.answer = "1";
+    g.ref_len = 4;
+    g.num_layers = 2;
+    g.num_kv_heads = 2;
+    g.behaviour_keep_prob.assign(4, 0.5f);
+    Rollout ro;
+    ro.mask.assign(4, 1);
+    ro.tokens.assign(4, 5);
+    ro.length = 4;
+    ro.text = "A: 1";
+    ro.prompt_tokens = 4;
+    g.rollouts.assign(2, ro);
+    REQUIRE(actor.send(encode(g), std::chrono::milliseconds(5000)));
+  }
+  // Let the pool take a group and the queue fill (the role then waits on a full queue).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  PolicyMsg stop;
+  stop.run_id = id.run_id;
+  stop.policy_version = 2;
+  stop.num_layers = 2;
+  stop.num_kv_heads = 2;
+  stop.theta.assign(4, 0.0f);
+  stop.stop = true;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!role.done() && Clock::now() < deadline) {
+    policy.send(encode(stop), std::chrono::milliseconds(0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const bool ended = role.done();
+  if (!ended) run_stop_flag().store(true);  // free the role so that the case can fail and join
+  role.join();
+  run_stop_flag().store(false);
+  REQUIRE(ended);
+  REQUIRE_FALSE(role.error());
+  CHECK(stats.push_failures >= 1);
+}

@@ -265,6 +265,22 @@ class ToyPairs(unittest.TestCase):
         self.assertAlmostEqual(pairs[0]["drop_b"], 0.12)
         self.assertAlmostEqual(pairs[0]["interaction"], 1.4)  # 0.1 * (10 + 3 + 1): the pair 0.1 + 1.2
 
+    def test_failed_write_keeps_the_earlier_file(self):
+        # pairs.json was written with open(): a write past a file-size limit left it truncated, with
+        # an OSError traceback. Now a temporary renamed over it: the earlier file stays.
+        self.assertEqual(self.run_pairs("0.1,1.2").returncode, 0)
+        path = os.path.join(self.out, "pairs.json")
+        with open(path) as f:
+            before = f.read()
+        r = subprocess.run([sys.executable, TOY_PAIRS, "--model", self.model, "--config", "x.ini", "--data",
+                            "d.jsonl", "--output", self.out, "--rlkv", self.rlkv, "--heads", "0.1,1.2,0.0,1.1"],
+                           capture_output=True, text=True, timeout=60, preexec_fn=file_size_limit(800))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertTrue(r.stderr.splitlines()[-1].startswith("toy_pairs.py: "), r.stderr)
+        self.assertIn("pairs.json: cannot write", r.stderr)
+        with open(path) as f:
+            self.assertEqual(f.read(), before)
+
     def test_bad_heads(self):
         # A head named twice ran a pair with one zero (rlkv compressed another head with it).
         self.refused("0.1,0.1", "named twice")
@@ -457,7 +473,9 @@ class NewestCheckpoint(unittest.TestCase):
     def test_by_step_number(self):
         # A text sort of the whole path (sort -t- -k2 -n) picked ckpt-50.h5 here.
         self.assertEqual(self.newest(["ckpt-50.h5", "ckpt-100.h5", "ckpt-9.h5"]), "ckpt-100.h5")
-        self.assertEqual(self.newest(["ckpt-08.h5", "ckpt-7.h5", "ckpt-x.h5", "notes.txt"]), "ckpt-08.h5")
+        # Only the names rlkv takes for checkpoints (no leading zero, at most 18 digits).
+        self.assertEqual(self.newest(["ckpt-08.h5", "ckpt-7.h5", "ckpt-x.h5", "notes.txt"]), "ckpt-7.h5")
+        self.assertEqual(self.newest(["ckpt-0.h5", "ckpt-1234567890123456789.h5"]), "ckpt-0.h5")
         self.assertIsNone(self.newest([]))
 
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -627,8 +628,22 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   rlkv_test::write_text(d / "duo/metrics.jsonl", "{\"step\": 1}\n");
   const rlkv_test::Run over = rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "duo"));
   CHECK(over.status == 2);
-  CHECK_THAT(over.err, Catch::Matchers::Contains("holds the metrics.jsonl of an earlier run or command"));
+  CHECK_THAT(over.err, Catch::Matchers::Contains("holds the metrics.jsonl of an earlier run or command") &&
+                           !Catch::Matchers::Contains("--resume auto"));
   CHECK(rlkv_test::read_text(d / "duo/metrics.jsonl") == "{\"step\": 1}\n");
+  // --resume auto finds no checkpoint there and would start over, emptying the other command's file.
+  const rlkv_test::Run auto_over =
+      rlkv_test::run_rlkv("train --config " + cfg + " --train.output_dir=" + (d / "duo") + " --resume auto");
+  CHECK(auto_over.status == 2);
+  CHECK_THAT(auto_over.err, Catch::Matchers::Contains("not a training run's"));
+  CHECK(rlkv_test::read_text(d / "duo/metrics.jsonl") == "{\"step\": 1}\n");
+  // A training run stopped before its first checkpoint left only its own metrics: it starts over.
+  fs::create_directories(d / "early");
+  rlkv_test::write_text(d / "early/metrics.jsonl", metrics.substr(0, metrics.find('\n') + 1));
+  REQUIRE(sh(train(cfg, d / "early", "--train.steps=3 --resume auto")) == 0);
+  CHECK(rlkv_test::read_text(d / "early.log").find("starting from scratch") != std::string::npos);
+  const std::string fresh = rlkv_test::read_text(d / "early/metrics.jsonl");
+  CHECK(std::count(fresh.begin(), fresh.end(), '\n') == 3);
   // Resuming one of the directory's own checkpoints by its path is allowed (here: nothing to train),
   // but not an older one: that rewind would cut the run's metrics back and leave its later
   // checkpoints for --resume auto to take.

@@ -22,6 +22,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "analysis"))
+from plot_io import replace_file  # noqa: E402
+
 PROG = "toy_pairs.py"
 HEAD = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})$")
 
@@ -142,9 +145,8 @@ def run():
     pairs = []
     tsv = os.path.join(args.output, "pair.tsv")
     for a, b in itertools.combinations(chosen, 2):
-        with open(tsv, "w") as f:
-            for l in range(layers):
-                f.write("\t".join("0" if (l, h) in (a, b) else "1" for h in range(heads)) + "\n")
+        write_out(tsv, "".join("\t".join("0" if (l, h) in (a, b) else "1" for h in range(heads)) + "\n"
+                               for l in range(layers)))
         path = os.path.join(args.output, "pair-eval.json")
         try:
             joint = full - run_eval(args, ["--method", "rlkv", "--mask", tsv, "--sparsity", repr(sparsity)],
@@ -157,9 +159,17 @@ def run():
               file=sys.stderr)
     for name in ("pair.tsv", "pair-eval.json"):
         os.remove(os.path.join(args.output, name))
-    with open(os.path.join(args.output, "pairs.json"), "w") as f:
-        json.dump({"model": args.model, "problems": problems, "full_accuracy": full, "pairs": pairs}, f, indent=1)
+    write_out(os.path.join(args.output, "pairs.json"),
+              json.dumps({"model": args.model, "problems": problems, "full_accuracy": full, "pairs": pairs}, indent=1))
     print_tables(pairs, problems, full)
+
+
+def write_out(path, text):
+    """Writes text to path whole or not at all (a failed write keeps the file that was there)."""
+    try:
+        replace_file(path, text.encode("utf-8"))
+    except OSError as e:
+        raise Refused(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def head(h):
