@@ -4,6 +4,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/keep_prob.h"
 #include "problems/dataset.h"
 #include "runtime/model.h"
 #include "runtime/sampling.h"
@@ -36,7 +37,7 @@ std::vector<ActorGroup> Actor::generate(int64_t policy_version, const std::vecto
   RLKV_CHECK(int64_t(theta.size()) == c.num_layers * c.num_kv_heads, "policy has ", theta.size(),
              " logits, the model has ", c.num_layers * c.num_kv_heads, " KV heads");
   std::vector<float> p(theta.size());
-  for (size_t h = 0; h < p.size(); ++h) p[h] = float(1.0 / (1.0 + std::exp(-double(theta[h]))));
+  for (size_t h = 0; h < p.size(); ++h) p[h] = keep_prob(theta[h]);
   std::vector<ActorGroup> groups;
   std::vector<GenerationRequest> reqs;
   for (const auto& [position, problem] : positions) {

@@ -130,7 +130,7 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
   // about n^2 / 2^23 among n elastic actors, each other's (with 4,096 spaces, 50 actors shared one
   // in a quarter of runs, and two such actors generate the same groups).
   const int64_t elastic_base =
-      o.elastic ? (int64_t(std::hash<std::string>{}(o.actor_id) % (uint64_t(1) << 22)) + 1) << 40 : 0;
+      o.elastic ? (int64_t(std::hash<std::string>{}(o.actor_id) % (uint64_t(1) << 22)) + 1) * kPositionSpace : 0;
   const int64_t per_round = std::max<int64_t>(1, (o.prompts_per_step + o.num_actors - 1) / o.num_actors);
 
   const auto started = std::chrono::steady_clock::now();
@@ -207,7 +207,9 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
         }
     } else {
       for (int64_t k = 0; k < per_round; ++k) {
-        const int64_t pos = elastic_base + (async_round * per_round + k) * o.num_actors + o.index;
+        // A resumed run's learner sends the base past the positions its checkpoint used.
+        const int64_t pos =
+            elastic_base + current->position_base + (async_round * per_round + k) * o.num_actors + o.index;
         positions.emplace_back(pos, stream.problem_at(pos));
       }
       ++async_round;

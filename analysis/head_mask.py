@@ -5,7 +5,7 @@ Scores are a float64 array [L, H] (rows = layers, columns = KV heads, row-major 
 higher = more important. A mask at sparsity s (the fraction of KV heads compressed) is computed with
 the rule of the RLKV paper's code, with one documented change:
 
-1. clip every score to [0, 1];
+1. round every score to the 9 significant digits the exports write, and clip it to [0, 1];
 2. add 1e-6 * (i + 0.5) / n to the i-th head in row-major order (n = L * H). The paper adds uniform
    random noise in [0, 1e-6) to break ties; a deterministic ramp makes masks reproducible and is what
    the C++ side (`rlkv::ranked_scores`) adds too. Heads with distinct scores get the paper's mask;
@@ -13,6 +13,9 @@ the rule of the RLKV paper's code, with one documented change:
 3. take the s-quantile of all L * H values with numpy's default (linear) interpolation;
 4. keep full (1) every head whose value is >= that threshold, compress (0) the others.
 
+Steps 3-4 are applied as a count: the k = ceil(s (n - 1)) lowest values are compressed, exactly the
+heads below the quantile when the values are distinct, and still k heads when two values tie exactly
+(scores 1e-6 / n apart in the opposite order of the ramp: the later head is kept).
 s = 0 keeps every head; s = 1 keeps only the highest one.
 
 The loaders read every source the analysis scripts accept and turn anything malformed into a
@@ -73,8 +76,10 @@ def ranked_scores(scores):
     n = v.size
     if n == 0:
         raise ValueError("no scores")
+    # Each score as the exports write it (9 significant digits), as the C++ side rounds it.
+    written = np.array([float("%.9g" % x) for x in v.ravel()], dtype=np.float64).reshape(v.shape)
     ramp = TIE_NOISE * (np.arange(n, dtype=np.float64) + 0.5) / float(n)
-    return np.clip(v, 0.0, 1.0) + ramp.reshape(v.shape)
+    return np.clip(written, 0.0, 1.0) + ramp.reshape(v.shape)
 
 
 def mask_at_sparsity(scores, sparsity):
@@ -86,10 +91,12 @@ def mask_at_sparsity(scores, sparsity):
     """
     s = _check_sparsity(sparsity)
     v = ranked_scores(scores)
-    if s <= 0.0:
-        return np.ones(v.shape, dtype=np.uint8)
-    thr = np.quantile(v.ravel(), s)
-    return (v >= thr).astype(np.uint8)
+    n = v.size
+    k = 0 if s <= 0.0 else min(n - 1, math.ceil(s * float(n - 1)))
+    order = np.lexsort((np.arange(n), v.ravel()))  # by value, an exact tie by index
+    keep = np.ones(n, dtype=np.uint8)
+    keep[order[:k]] = 0
+    return keep.reshape(v.shape)
 
 
 def _check_sparsity(sparsity):

@@ -77,6 +77,8 @@ void check_policy(const PolicyMsg& m) {
   check_string(m.run_id, w, "run_id", kMaxIdBytes, false);
   MSG_CHECK(m.policy_version >= 0, w, "policy_version = ", m.policy_version, " is negative");
   MSG_CHECK(m.step >= 0, w, "step = ", m.step, " is negative");
+  MSG_CHECK(m.position_base >= 0 && m.position_base < kPositionSpace, w, "position_base = ", m.position_base,
+            " is outside [0, 2^40)");
   check_shape(m.num_layers, m.num_kv_heads, w);
   const size_t n = static_cast<size_t>(m.num_layers * m.num_kv_heads);
   MSG_CHECK(m.theta.size() == n, w, "theta has ", m.theta.size(), " values, expected num_layers * num_kv_heads = ", n);
@@ -328,13 +330,18 @@ class MapReader {
       MSG_CHECK(keys_[i].key != keys_[i - 1].key, where_, "field '", field_name(keys_[i].key), "' appears twice");
   }
 
-  const msgpack::object& need(const char* key) const {
+  const msgpack::object* find(const char* key) const {
     const std::string_view k(key);
     auto it =
         std::lower_bound(keys_.begin(), keys_.end(), k, [](const Entry& e, std::string_view s) { return e.key < s; });
-    MSG_CHECK(it != keys_.end() && it->key == k, where_, "field '", key, "' is missing");
-    return *it->val;
+    return it != keys_.end() && it->key == k ? it->val : nullptr;
   }
+  const msgpack::object& need(const char* key) const {
+    const msgpack::object* o = find(key);
+    MSG_CHECK(o, where_, "field '", key, "' is missing");
+    return *o;
+  }
+  bool has(const char* key) const { return find(key) != nullptr; }
   int64_t i64(const char* key) const {
     const msgpack::object& o = need(key);
     if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
@@ -441,6 +448,7 @@ PolicyMsg read_policy(const MapReader& r) {
   m.theta = r.le_array<float>("theta", kMaxHeads);
   m.stop = r.boolean("stop");
   m.rollouts_endpoint = r.str("rollouts_endpoint", kMaxIdBytes);
+  m.position_base = r.has("position_base") ? r.i64("position_base") : 0;  // optional: absent in older senders
   check_policy(m);
   return m;
 }
@@ -552,7 +560,7 @@ const char* message_error_kind_name(MessageErrorKind k) {
 bool operator==(const PolicyMsg& a, const PolicyMsg& b) {
   return a.run_id == b.run_id && a.policy_version == b.policy_version && a.step == b.step &&
          a.num_layers == b.num_layers && a.num_kv_heads == b.num_kv_heads && a.theta == b.theta && a.stop == b.stop &&
-         a.rollouts_endpoint == b.rollouts_endpoint;
+         a.rollouts_endpoint == b.rollouts_endpoint && a.position_base == b.position_base;
 }
 bool operator==(const RolloutScore& a, const RolloutScore& b) {
   return a.correct == b.correct && a.excess == b.excess && a.reward == b.reward;
@@ -580,9 +588,10 @@ std::string encode(const PolicyMsg& m) {
   check_policy(m);
   FrameBuffer buf = start_frame();
   Packer pk(buf);
-  pk.pack_map(8);
+  pk.pack_map(9);
   pack_string(pk, "run_id", m.run_id);
   pack_string(pk, "rollouts_endpoint", m.rollouts_endpoint);
+  pack_i64(pk, "position_base", m.position_base);
   pack_i64(pk, "policy_version", m.policy_version);
   pack_i64(pk, "step", m.step);
   pack_i64(pk, "num_layers", m.num_layers);

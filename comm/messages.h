@@ -52,7 +52,9 @@ constexpr size_t kMaxIdBytes = 1024;          // run_id, actor_id, prompt_id, ho
 constexpr size_t kMaxAnswerBytes = 1u << 20;  // reference answer, 1 MiB
 constexpr size_t kMaxTextBytes = 16u << 20;   // generated text of one rollout, 16 MiB
 constexpr int64_t kMaxLayers = 4096, kMaxKvHeads = 4096;
-constexpr int64_t kMaxHeads = 1 << 20;     // num_layers * num_kv_heads
+constexpr int64_t kMaxHeads = 1 << 20;  // num_layers * num_kv_heads
+// Prompt positions: elastic actors draw from spaces of 2^40 positions each (space 0 is the job's).
+constexpr int64_t kPositionSpace = int64_t(1) << 40;
 constexpr int64_t kMaxRollouts = 1 << 16;  // G per group
 constexpr int64_t kMaxTokens = 1 << 24;    // generated tokens of one rollout
 // |reward| of a scored rollout: r = c - lambda_len e is within 1 + reward.lambda_len (<= 1000); two
@@ -92,6 +94,9 @@ struct PolicyMsg {
   std::vector<float> theta;    // [L * H_kv] layer-major logits, finite; p = sigmoid(theta)
   bool stop = false;
   std::string rollouts_endpoint;  // where actors push rollout groups (for elastic actors); may be empty
+  // Async runs: the first prompt position (within an actor's space of kPositionSpace) the actors
+  // draw from; past every position the run's checkpoints used, so a resumed run does not repeat them.
+  int64_t position_base = 0;  // in [0, kPositionSpace)
 };
 
 // Reward of one rollout (docs/design.md section 4); present only in scored groups.

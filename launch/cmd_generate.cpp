@@ -209,8 +209,8 @@ int cmd_generate(int argc, char** argv) {
     const Model model = load_group_model(cfg, world, node);
 
     const Tokenizer tok = Tokenizer::from_file(cfg.model.path + "/tokenizer.json");
-    const std::vector<uint8_t> keep =
-        resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given, model.config());
+    const std::vector<uint8_t> keep = resolve_mask(vm["mask"].as<std::string>(), sparsity, sparsity_given,
+                                                   model.config(), printer ? cfg.cache.sink : -1, cfg.cache.window);
     const std::vector<GenerationRequest> reqs = make_requests(vm, cfg, tok, keep, samples);
     GeneratorOptions go = generator_options(cfg);
     go.num_threads = threads;

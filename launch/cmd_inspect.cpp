@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/json_strict.h"
 #include "launch/cli.h"
+#include "masks/head_mask.h"
 
 namespace po = boost::program_options;
 
@@ -36,7 +37,12 @@ int cmd_inspect(int argc, char** argv) {
   for (size_t i = 0; i < n; ++i) p[i] = 1.0 / (1.0 + std::exp(-double(s.logits[i])));
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t(0));
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  // Ranked as the masks rank heads (masks/head_mask.h): among tied heads the later one first.
+  HeadScores hs;
+  hs.values = p;
+  const std::vector<double> ranked = ranked_scores(hs);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return ranked[a] != ranked[b] ? ranked[a] > ranked[b] : a > b; });
   const double sparsity = 1.0 - std::accumulate(p.begin(), p.end(), 0.0) / double(std::max<size_t>(1, n));
   const auto& h = s.history;
   auto mean_of = [](const std::vector<double>& v, size_t from, size_t to) {

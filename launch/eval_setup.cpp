@@ -78,7 +78,7 @@ EvalSetup load_eval_setup(ParsedArgs& args, const std::vector<std::string>& inpu
   const ModelConfig& mc = s.model->config();
   // Mask sources read now, so that a mistyped path or another model's shape fails before the passes.
   for (const std::string& in : inputs)
-    if (!in.empty()) load_head_scores_for(in, mc);
+    if (!in.empty()) warn_other_windows(load_head_scores_for(in, mc), s.cfg.cache.sink, s.cfg.cache.window);
   s.reward.task = vm.count("task") ? parse_reward_task(vm["task"].as<std::string>(), "--task")
                                    : resolve_reward_task(s.cfg.reward.task, mc.task, "config key reward.task");
   s.problems = load_problems(vm["data"].as<std::string>(), dataset_fields(s.cfg));

@@ -73,8 +73,9 @@ class ActorBook {
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 PolicyMsg policy_message(const HeadPolicy& pol, const RunIdentity& id, int64_t step, bool stop,
-                         const std::string& rollouts_endpoint) {
+                         const std::string& rollouts_endpoint, int64_t position_base) {
   PolicyMsg m;
+  m.position_base = position_base;
   m.rollouts_endpoint = rollouts_endpoint;
   m.run_id = id.run_id;
   m.policy_version = step;
@@ -233,7 +234,13 @@ class LearnerRun {
     for (int64_t step = start_; step < o_.steps; ++step) {
       const auto t_step = Clock::now();
       std::vector<ScoredGroupMsg> groups;
-      if (root_) groups = collect_step(step, t_step);
+      if (root_) {
+        groups = collect_step(step, t_step);
+        for (const ScoredGroupMsg& g : groups) {
+          res_.positions.push_back(g.position);
+          next_position_ = std::max(next_position_, g.position % kPositionSpace + 1);
+        }
+      }
       if (stopped_on_any_rank()) {
         if (root_)
           log_warn("interrupted during step " + std::to_string(step + 1) + "; stopping after step " +
@@ -279,6 +286,9 @@ class LearnerRun {
       policy_.set_penalty_beta(s.penalty_beta);
       res_.history = s.history;
       start_ = s.step;
+      // Async actors start past every position the checkpoint's steps used (a sync run's positions
+      // follow from the step).
+      position_base_ = next_position_ = std::clamp<int64_t>(s.data_position, 0, kPositionSpace - 1);
       if (root_) log_info("resumed from " + resume_path + " at step " + std::to_string(start_));
       // A run resumed under other windows or another model optimises another objective from here on.
       if (root_ && (s.sink != o_.sink || s.window != o_.window))
@@ -308,7 +318,7 @@ class LearnerRun {
   // late subscribers. Returns the step's groups; stopped by a signal first: none, and res_.interrupted.
   std::vector<ScoredGroupMsg> collect_step(int64_t step, Clock::time_point t_step) {
     collector_.begin_step(step);
-    const std::string frame = encode(policy_message(policy_, id_, step, false, o_.rollouts_endpoint));
+    const std::string frame = encode(policy_message(policy_, id_, step, false, o_.rollouts_endpoint, position_base_));
     pub_->send(frame, milliseconds(0));
     auto last_pub = Clock::now();
     while (!collector_.complete() && !run_stop_flag().load()) {
@@ -479,7 +489,8 @@ class LearnerRun {
     // Masks and sampling streams are functions of (train.seed, position); positions of step s
     // follow from s, so the seed and the position are the whole random state of a sync run.
     s.rng_states["data"] = "seed=" + std::to_string(o_.data_seed);
-    s.data_position = step * o_.prompts_per_step;
+    // One past the highest position (within its actor's space) a step used: step x B in a sync run.
+    s.data_position = next_position_;
     s.data_epoch = 0;
     return s;
   }
@@ -487,8 +498,8 @@ class LearnerRun {
   // The stop policy (with the final theta), sent 5 times 100 ms apart: actors and reward workers
   // finish and exit.
   void publish_stop() {
-    const std::string frame =
-        encode(policy_message(policy_, id_, res_.last_step > 0 ? res_.last_step : start_, true, o_.rollouts_endpoint));
+    const std::string frame = encode(policy_message(policy_, id_, res_.last_step > 0 ? res_.last_step : start_, true,
+                                                    o_.rollouts_endpoint, position_base_));
     for (int i = 0; i < 5; ++i) {
       pub_->send(frame, milliseconds(0));
       std::this_thread::sleep_for(milliseconds(100));
@@ -516,6 +527,8 @@ class LearnerRun {
   HeadPolicy policy_;
   LearnerRoleResult res_;
   int64_t start_ = 0;  // the step resumed at
+  // Async prompt positions: where this run's actors start, and one past the highest a step used.
+  int64_t position_base_ = 0, next_position_ = 0;
   std::ofstream metrics_;
   StepCollector collector_;
   ActorBook actors_;

@@ -52,6 +52,7 @@ struct LearnerRoleResult {
   int64_t groups_lost = 0;
   bool interrupted = false;                     // stopped by a signal before train.steps (the last checkpoint is kept)
   std::map<std::string, int64_t> actor_groups;  // groups delivered per actor id
+  std::vector<int64_t> positions;               // prompt positions of the groups used, step by step (rank 0)
   CollectorCounts groups;
 };
 

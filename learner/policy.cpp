@@ -5,8 +5,13 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/keep_prob.h"
 
 namespace rlkv {
+
+namespace {
+constexpr double kThetaLimit = 30.0;  // |theta| after every update: keep probabilities within 1e-13 of 0 or 1
+}  // namespace
 
 double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
 
@@ -40,14 +45,15 @@ HeadPolicy::HeadPolicy(int64_t num_layers, int64_t num_kv_heads, PolicyOptions o
   RLKV_CHECK(opts_.adv_norm == "group" || opts_.adv_norm == "batch",
              "config key policy.adv_norm: expected group or batch, got '", opts_.adv_norm, "'");
   const double p0 = opts_.init_keep_prob;
-  theta_.assign(size_t(layers_ * heads_), float(std::log(p0 / (1 - p0))));
+  // Within the +-30 every update clamps to (init_keep_prob = 1 - 2^-53 gave 36.7).
+  theta_.assign(size_t(layers_ * heads_), float(std::clamp(std::log(p0 / (1 - p0)), -kThetaLimit, kThetaLimit)));
   m_.assign(theta_.size(), 0.f);
   v_.assign(theta_.size(), 0.f);
 }
 
 std::vector<float> HeadPolicy::keep_probs() const {
   std::vector<float> p(theta_.size());
-  for (size_t i = 0; i < p.size(); ++i) p[i] = float(sigmoid(theta_[i]));
+  for (size_t i = 0; i < p.size(); ++i) p[i] = keep_prob(theta_[i]);
   return p;
 }
 
@@ -73,10 +79,15 @@ HeadPolicy::Partial HeadPolicy::partial_gradient(const std::vector<PolicyGroup>&
   const size_t n = theta_.size();
   Partial out;
   out.grad_sum.assign(n, 0.0);
+  // The ratio's numerator is the current keep probability as the actors compute and send it
+  // (float, clamped as p_b is), so that on-policy rollouts have rho = 1 exactly: computed in double
+  // here, a head at theta = 16 had rho = 0.11 on its rare outcome and was clipped. Its derivative
+  // is the exact one.
   std::vector<double> p(n), dp(n);
   for (size_t h = 0; h < n; ++h) {
-    p[h] = sigmoid(theta_[h]);
-    dp[h] = p[h] * (1 - p[h]);
+    const double exact = sigmoid(theta_[h]);
+    p[h] = std::clamp(double(keep_prob(theta_[h])), 1e-6, 1 - 1e-6);
+    dp[h] = exact * (1 - exact);
   }
   double batch_mean = 0, batch_std = 0;
   if (opts_.adv_norm == "batch") {
@@ -164,7 +175,7 @@ StepStats HeadPolicy::apply(const Partial& total) {
     v_[h] = float(opts_.beta2 * v_[h] + (1 - opts_.beta2) * gh * gh);
     double th = theta_[h] * (1 - opts_.lr * opts_.weight_decay);
     th -= opts_.lr * (double(m_[h]) / bc1) / (std::sqrt(double(v_[h]) / bc2) + opts_.adam_eps);
-    theta_[h] = float(std::clamp(th, -30.0, 30.0));
+    theta_[h] = float(std::clamp(th, -kThetaLimit, kThetaLimit));
   }
   st.sparsity_expected = sparsity_expected();
   // The integral winds up (more pressure) only while the gate is open or while it is not positive;

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -92,6 +94,26 @@ HeadScores parse_mask_json(const std::string& text, const std::string& origin) {
   if (j.contains("model") && j["model"].is_string()) s.model = j["model"];
   read_window(j, "sink", 0, origin, &s.sink);
   read_window(j, "window", 1, origin, &s.window);
+  // The shape fields and the binary mask are what the export derived from the scores; a hand edit
+  // of either changes nothing, so it is refused (shape) or named (mask) rather than ignored.
+  for (const auto& [key, n] : {std::pair<const char*, int64_t>{"num_layers", s.num_layers},
+                               std::pair<const char*, int64_t>{"num_kv_heads", s.num_kv_heads}})
+    RLKV_CHECK(!j.contains(key) || j[key].is_null() || (j[key].is_number_integer() && j[key].get<int64_t>() == n),
+               origin, ": '", key, "' is ", j[key].dump(), " but 'scores' has ", s.num_layers, " rows of ",
+               s.num_kv_heads);
+  if (j.contains("full_attention") && !j["full_attention"].is_null() && j.contains("sparsity") &&
+      j["sparsity"].is_number() && j["sparsity"].get<double>() >= 0 && j["sparsity"].get<double>() <= 1) {
+    const std::vector<uint8_t> keep = mask_at_sparsity(s, j["sparsity"].get<double>());
+    nlohmann::json expect = nlohmann::json::array();
+    for (int64_t l = 0; l < s.num_layers; ++l) {
+      nlohmann::json row = nlohmann::json::array();
+      for (int64_t h = 0; h < s.num_kv_heads; ++h) row.push_back(int(keep[size_t(l * s.num_kv_heads + h)]));
+      expect.push_back(row);
+    }
+    if (j["full_attention"] != expect)
+      s.warning = str_cat(origin, ": 'full_attention' is not the mask of its 'scores' at sparsity ",
+                          j["sparsity"].dump(), "; masks are made from the scores (edit those)");
+  }
   return s;
 }
 
@@ -122,8 +144,14 @@ HeadScores load_head_scores(const std::string& path) {
     const std::string cfg = file.substr(0, file.size() - base.size()) + "config.json";
     if (::stat(cfg.c_str(), &st) == 0) {
       const nlohmann::json j = parse_json_strict(slurp(cfg), cfg, "DuoAttention config");
+      // Both windows or neither (then it is not the pattern's config): DuoAttention's loader reads both.
+      const bool sink = j.is_object() && j.contains("sink_size"), recent = j.is_object() && j.contains("recent_size");
+      RLKV_CHECK(sink == recent, cfg,
+                 ": a DuoAttention config holds both 'sink_size' and 'recent_size', this one only '",
+                 sink ? "sink_size" : "recent_size", "'");
       read_window(j, "sink_size", 0, cfg, &s.sink);
       read_window(j, "recent_size", 1, cfg, &s.window);
+      if (sink && j.contains("model") && j["model"].is_string()) s.model = j["model"];
     }
   }
   return s;
@@ -149,30 +177,47 @@ double quantile_linear(std::vector<double> v, double q) {
   return v[lo] + frac * (v[hi] - v[lo]);
 }
 
+double score_as_written(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return std::strtod(buf, nullptr);
+}
+
 std::vector<double> ranked_scores(const HeadScores& s) {
   const double n = double(s.values.size());
   std::vector<double> v(s.values.size());
-  for (size_t i = 0; i < v.size(); ++i) v[i] = std::clamp(s.values[i], 0.0, 1.0) + 1e-6 * (double(i) + 0.5) / n;
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = std::clamp(score_as_written(s.values[i]), 0.0, 1.0) + 1e-6 * (double(i) + 0.5) / n;
   return v;
 }
 
-std::vector<uint8_t> mask_at_sparsity(const HeadScores& s, double sparsity) {
+int64_t heads_compressed(int64_t n, double sparsity) {
   RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "sparsity must be in [0, 1], got ", sparsity);
+  if (n <= 0 || sparsity <= 0) return 0;
+  // The heads strictly below numpy's linear-interpolation quantile at virtual index s (n - 1), when
+  // the ranked values are distinct: its integer part when it is whole, else one more.
+  return std::min<int64_t>(n - 1, int64_t(std::ceil(sparsity * double(n - 1))));
+}
+
+std::vector<uint8_t> mask_at_sparsity(const HeadScores& s, double sparsity) {
   const std::vector<double> v = ranked_scores(s);
+  const int64_t k = heads_compressed(int64_t(v.size()), sparsity);
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Lowest ranked value first; an exact tie (scores that differ by the ramp's step in the other
+  // direction) by index, so the later head is kept, as for tied scores.
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] != v[b] ? v[a] < v[b] : a < b; });
   std::vector<uint8_t> keep(v.size(), 1);
-  if (sparsity <= 0) return keep;
-  const double thr = quantile_linear(v, sparsity);
-  for (size_t i = 0; i < v.size(); ++i) keep[i] = v[i] >= thr ? 1 : 0;
+  for (int64_t i = 0; i < k; ++i) keep[order[size_t(i)]] = 0;
   return keep;
 }
 
 std::vector<uint8_t> random_mask(int64_t n, double sparsity, uint64_t seed) {
-  RLKV_CHECK(sparsity >= 0 && sparsity <= 1, "sparsity must be in [0, 1], got ", sparsity);
+  const int64_t drop = heads_compressed(n, sparsity);
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
   std::mt19937_64 rng(seed);
   std::shuffle(order.begin(), order.end(), rng);
-  const int64_t drop = int64_t(std::llround(sparsity * double(n)));
   std::vector<uint8_t> keep(size_t(n), 1);
   for (int64_t i = 0; i < drop; ++i) keep[size_t(order[size_t(i)])] = 0;
   return keep;

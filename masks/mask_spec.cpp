@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/log.h"
 #ifdef RLKV_WITH_DISTRIBUTED
 #include "checkpoint/checkpoint.h"
 #endif
@@ -11,8 +12,8 @@
 
 namespace rlkv {
 
-std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given,
-                                  const ModelConfig& cfg) {
+std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool sparsity_given, const ModelConfig& cfg,
+                                  int64_t sink, int64_t window) {
   const int64_t n = cfg.num_layers * cfg.num_kv_heads;
   // The fixed masks take no sparsity: one given with them would be silently ignored.
   RLKV_CHECK(!sparsity_given || !(spec.empty() || spec == "full" || spec == "streaming"), "--sparsity goes with ",
@@ -33,7 +34,15 @@ std::vector<uint8_t> resolve_mask(const std::string& spec, double sparsity, bool
     }
     return random_mask(n, sparsity, seed);
   }
-  return mask_at_sparsity(load_head_scores_for(spec, cfg), sparsity);
+  const HeadScores scores = load_head_scores_for(spec, cfg);
+  if (sink >= 0 && window >= 1) warn_other_windows(scores, sink, window);
+  return mask_at_sparsity(scores, sparsity);
+}
+
+void warn_other_windows(const HeadScores& s, int64_t sink, int64_t window) {
+  if ((s.sink >= 0 && s.sink != sink) || (s.window >= 1 && s.window != window))
+    log_warn(str_cat(s.source, " records S = ", s.sink, ", W = ", s.window, " (the windows its scores were learned ",
+                     "with); this run uses S = ", sink, ", W = ", window));
 }
 
 HeadScores load_mask_source(const std::string& path) {
@@ -55,6 +64,7 @@ HeadScores load_mask_source(const std::string& path) {
 #endif
   } else {
     s = load_head_scores(path);
+    if (!s.warning.empty()) log_warn(s.warning);
   }
   return s;
 }

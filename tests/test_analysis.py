@@ -10,6 +10,7 @@ tests/fixtures/published (see its README for where each file comes from).
 """
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -167,8 +168,8 @@ class HeadMaskTest(unittest.TestCase):
                 sp = k / 100
                 m = head_mask.mask_at_sparsity(src.values, sp)
                 compressed = int(n - m.sum())
-                # linear quantile: floor(s (n - 1)) + 1 heads at or below it, all of them compressed
-                # but the one at the threshold, so |compressed - s n| <= 1.
+                # the linear quantile's count: ceil(s (n - 1)), so |compressed - s n| <= 1.
+                self.assertEqual(compressed, math.ceil(sp * (n - 1)), (rel, sp))
                 self.assertLessEqual(abs(compressed - sp * n), 1.0, (rel, sp))
                 if 0 < compressed < n:
                     self.assertLessEqual(clipped[m == 0].max(), clipped[m == 1].min() + 1e-6, (rel, sp))
@@ -179,8 +180,16 @@ class HeadMaskTest(unittest.TestCase):
         duo = head_mask.load_scores(os.path.join(REFERENCE, "duo_attn/Llama-3.1-8B-R1"))
         self.assertEqual((duo.kind, duo.sink, duo.window), ("duo", 128, 256))
 
-    def test_agrees_with_the_cpp_quantile_formula(self):
-        # masks/head_mask.cpp: quantile_linear = v[lo] + frac * (v[hi] - v[lo]), pos = q (n - 1).
+    def test_exact_ties_after_the_ramp_still_give_the_count(self):
+        # 0.5000005 + 1e-6 * 0.5 / 2 == 0.5 + 1e-6 * 1.5 / 2: the threshold kept both heads.
+        s = np.array([[0.5000005, 0.5]])
+        v = head_mask.ranked_scores(s).ravel()
+        self.assertEqual(v[0], v[1])
+        self.assertEqual(head_mask.mask_at_sparsity(s, 0.5).tolist(), [[0, 1]])
+
+    def test_agrees_with_the_quantile_rule(self):
+        # The paper's rule with rlkv's quantile_linear = v[lo] + frac * (v[hi] - v[lo]), pos = q (n - 1):
+        # on distinct values the count rule gives the same masks.
         def cpp_mask(values, q):
             v = head_mask.ranked_scores(values).ravel().tolist()
             if q <= 0:

@@ -1,6 +1,7 @@
 // Head score tables and the global-quantile mask rule, on the published reference files.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <numeric>
 
@@ -29,11 +30,16 @@ TEST_CASE("published score files load with their shapes") {
 TEST_CASE("mask at sparsity s compresses the s-fraction of heads with the lowest scores") {
   auto s = load_head_scores(reference("rlkv/Llama-3.1-8B-R1"));
   const int64_t n = s.num_layers * s.num_kv_heads;
-  for (double sp : {0.2, 0.5, 0.8}) {
+  const std::vector<double> ranked = ranked_scores(s);
+  for (double sp : {0.1, 0.2, 0.5, 0.8, 1.0}) {
     auto m = mask_at_sparsity(s, sp);
-    // The s-quantile with linear interpolation leaves floor(s * (n - 1)) + 1 heads below or at it.
+    // The paper's rule: every head at or above the s-quantile (numpy's linear interpolation) of the
+    // ranked values stays full; they are distinct here.
+    const double thr = quantile_linear(ranked, sp);
+    for (int64_t i = 0; i < n; ++i) REQUIRE(m[size_t(i)] == (ranked[size_t(i)] >= thr ? 1 : 0));
     const int64_t c = count_compressed(m);
-    REQUIRE(std::abs(c - int64_t(sp * double(n))) <= 1);
+    REQUIRE(c == heads_compressed(n, sp));
+    REQUIRE(c == int64_t(std::ceil(sp * double(n - 1))));
     double max_dropped = -1, min_kept = 2;
     for (int64_t i = 0; i < n; ++i) {
       const double v = std::clamp(s.values[size_t(i)], 0.0, 1.0);
@@ -116,9 +122,77 @@ TEST_CASE("a subnormal score exports as JSON and reads back") {
   CHECK(back.values[1] < 1e-300);
 }
 
-TEST_CASE("random masks compress exactly round(s * n) heads, reproducibly") {
+TEST_CASE("random masks compress as many heads as a score mask at the same sparsity, reproducibly") {
   auto a = random_mask(256, 0.5, 3), b = random_mask(256, 0.5, 3), c = random_mask(256, 0.5, 4);
   REQUIRE(count_compressed(a) == 128);
   REQUIRE(a == b);
   REQUIRE(a != c);
+  // round(s * n) differed from the quantile rule's count: 153 against 154 of 256 at 0.6, 12 against
+  // 11 of 112 at 0.1, all 16 against 15 at 1.
+  for (const auto& [n, sp] : std::vector<std::pair<int64_t, double>>{{256, 0.6}, {112, 0.1}, {16, 1.0}, {16, 0.15}}) {
+    HeadScores sc;
+    sc.num_layers = 1;
+    sc.num_kv_heads = n;
+    for (int64_t i = 0; i < n; ++i) sc.values.push_back(double((i * 37) % n) / double(n));
+    INFO(n << " heads at " << sp);
+    CHECK(count_compressed(random_mask(n, sp, 1)) == count_compressed(mask_at_sparsity(sc, sp)));
+  }
+}
+
+TEST_CASE("scores that tie exactly after the tie-breaking noise still give the requested count") {
+  // 0.5000005 + 1e-6 * 0.5 / 2 == 0.5 + 1e-6 * 1.5 / 2: the quantile rule kept both heads at 0.5.
+  HeadScores s;
+  s.num_layers = 1;
+  s.num_kv_heads = 2;
+  s.values = {0.5000005, 0.5};
+  const std::vector<double> v = ranked_scores(s);
+  REQUIRE(v[0] == v[1]);
+  CHECK(mask_at_sparsity(s, 0.5) == std::vector<uint8_t>{0, 1});  // the later head is kept
+}
+
+TEST_CASE("a mask file's shape fields must match its scores, and a DuoAttention config holds both windows") {
+  rlkv_test::TempDir d;
+  const std::string scores = R"("scores": [[0.5, 1.0], [0.2, 0.9]])";
+  rlkv_test::write_text(d / "ok.json",
+                        R"({"format": "rlkv-head-mask/v1", "num_layers": 2, "num_kv_heads": 2, )" + scores + "}");
+  CHECK(load_head_scores(d / "ok.json").num_layers == 2);
+  // A hand edit of the shape changed nothing: refused, naming the key.
+  rlkv_test::write_text(d / "bad.json",
+                        R"({"format": "rlkv-head-mask/v1", "num_layers": 3, "num_kv_heads": 2, )" + scores + "}");
+  REQUIRE_THROWS_WITH(load_head_scores(d / "bad.json"),
+                      Contains("bad.json: 'num_layers' is 3 but 'scores' has 2 rows of 2"));
+  rlkv_test::write_text(d / "bad2.json", R"({"format": "rlkv-head-mask/v1", "num_kv_heads": "2", )" + scores + "}");
+  REQUIRE_THROWS_WITH(load_head_scores(d / "bad2.json"), Contains("'num_kv_heads' is \"2\""));
+  // DuoAttention's loader reads both windows: one alone is refused; neither is not the pattern's config.
+  std::filesystem::create_directories(d / "duo");
+  rlkv_test::write_text(d / "duo/full_attention_heads.tsv", "1\t0\n");
+  rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 4})");
+  REQUIRE_THROWS_WITH(load_head_scores(d / "duo"), Contains("config.json: a DuoAttention config holds both") &&
+                                                       Contains("this one only 'sink_size'"));
+  rlkv_test::write_text(d / "duo/config.json", R"({"architectures": ["LlamaForCausalLM"]})");
+  CHECK(load_head_scores(d / "duo").sink == -1);
+  // The model it records travels on (export's and eval's model checks see it).
+  rlkv_test::write_text(d / "duo/config.json", R"({"sink_size": 4, "recent_size": 16, "model": "m/x"})");
+  const HeadScores duo = load_head_scores(d / "duo");
+  CHECK(duo.model == "m/x");
+  CHECK(duo.window == 16);
+}
+
+TEST_CASE("a mask computed from full-precision scores is the mask of their exported file") {
+  // 0.5000005001 is written as 0.5000005, which ties 0.5 after the noise: the export wrote [[1, 0]]
+  // from the full value, and a second export from that file [[1, 1]].
+  rlkv_test::TempDir d;
+  HeadScores s;
+  s.num_layers = 1;
+  s.num_kv_heads = 2;
+  s.values = {0.5000005001, 0.5};
+  const std::vector<uint8_t> keep = mask_at_sparsity(s, 0.5);
+  ExportInfo info;
+  info.sparsity = 0.5;
+  export_json(d / "a.json", s, keep, info);
+  const HeadScores back = load_head_scores(d / "a.json");
+  CHECK(mask_at_sparsity(back, 0.5) == keep);
+  CHECK(keep == std::vector<uint8_t>{0, 1});
+  export_json(d / "b.json", back, mask_at_sparsity(back, 0.5), info);
+  CHECK(rlkv_test::read_text(d / "a.json") == rlkv_test::read_text(d / "b.json"));
 }

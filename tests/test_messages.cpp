@@ -30,6 +30,7 @@ PolicyMsg make_policy(int64_t L = 3, int64_t H = 2, int64_t version = 7) {
   m.num_layers = L;
   m.num_kv_heads = H;
   for (int64_t i = 0; i < L * H; ++i) m.theta.push_back(0.25f * static_cast<float>(i) - 1.5f);
+  m.position_base = 4096;
   m.theta[0] = -0.0f;
   if (L * H > 1) m.theta[1] = std::numeric_limits<float>::denorm_min();
   return m;
@@ -350,6 +351,21 @@ TEST_CASE("field-level problems are named and rejected") {
   REQUIRE_THAT(policy_err(set_theta(0x7fc00000u)), Contains("theta[1]") && Contains("not finite"));  // NaN
   REQUIRE_THAT(policy_err(set_theta(0xff800000u)), Contains("not finite"));                          // -inf
   REQUIRE_THAT(policy_err([](auto& r, auto&) { remove_field(r, "theta"); }), Contains("'theta' is missing"));
+  // position_base is optional (a sender without it means 0) and within one actor's position space.
+  {
+    PolicyMsg based = make_policy(2, 2);
+    based.position_base = 12345;
+    const std::string f = encode(based);
+    REQUIRE(decode_policy(f).position_base == 12345);
+    REQUIRE(decode_policy(edit_payload(f, [](auto& r, auto&) { remove_field(r, "position_base"); })).position_base ==
+            0);
+    REQUIRE_THAT(policy_err([](auto& r, auto&) {
+                   msgpack::object& o = field(r, "position_base");
+                   o.type = msgpack::type::POSITIVE_INTEGER;
+                   o.via.u64 = uint64_t(1) << 40;
+                 }),
+                 Contains("position_base = 1099511627776 is outside [0, 2^40)"));
+  }
   REQUIRE_THAT(policy_err([](auto& r, auto&) { field(r, "theta").via.bin.size = 12; }),
                Contains("theta has 3 values, expected num_layers * num_kv_heads = 4"));
   REQUIRE_THAT(policy_err([](auto& r, auto&) { field(r, "theta").via.bin.size = 15; }), Contains("multiple of 4"));

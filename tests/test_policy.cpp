@@ -1,6 +1,7 @@
 // The head-gate policy's estimator and optimiser (learner/policy.h).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -44,6 +45,55 @@ TEST_CASE("sync-mode gradient is the REINFORCE estimate A (m - p)") {
   REQUIRE(part.grad_sum[0] == Approx(-(a0 * (1 - p) + a1 * (0 - p))));
   REQUIRE(part.grad_sum[1] == Approx(-(a0 * (0 - p) + a1 * (1 - p))));
   REQUIRE(part.rollouts == 2);
+}
+
+TEST_CASE("with p = 1/2 the gradient is A (m - p) exactly, the advantage's epsilon included") {
+  PolicyOptions o;
+  o.init_keep_prob = 0.5;  // theta = 0: p and the behaviour's float p are 1/2 exactly
+  HeadPolicy pol(1, 1, o);
+  PolicyGroup g;
+  g.behaviour_p = pol.keep_probs();
+  REQUIRE(g.behaviour_p[0] == 0.5f);
+  g.rollouts = {{{1}, 1.0, 1.0}, {{0}, 0.0, 0.0}};
+  const auto part = pol.partial_gradient({g}, nullptr);
+  const double a = 0.5 / (0.5 + o.adv_eps);  // population std 0.5
+  CHECK(part.grad_sum[0] == Approx(-(a * 0.5 + (-a) * (0 - 0.5))).epsilon(1e-12));
+  CHECK(part.grad_sum[0] != Approx(-1.0).epsilon(1e-12));  // adv_eps is there
+}
+
+TEST_CASE("a saturated head's rare outcome drawn from the current policy has ratio 1, not clipped") {
+  // sigmoid(16) in float is 1 - 1.19e-7 and clamps to 1 - 1e-6: the ratio of the current policy's
+  // exact 1.1e-7 against it was 0.11, and with A < 0 the term was clipped as if off-policy.
+  PolicyOptions o;
+  HeadPolicy pol(1, 1, o);
+  pol.mutable_theta()[0] = 16.0f;
+  PolicyGroup g;
+  g.behaviour_p = pol.keep_probs();
+  g.rollouts = {{{1}, 1.0, 1.0}, {{0}, 0.0, 0.0}};  // the rare drop was the worse rollout: A < 0
+  const auto part = pol.partial_gradient({g}, nullptr);
+  CHECK(part.clipped == 0);
+  const double p = 1.0 / (1.0 + std::exp(-16.0)), dp = p * (1 - p);
+  const double pb = std::clamp(double(g.behaviour_p[0]), 1e-6, 1 - 1e-6);
+  const double a = 0.5 / (0.5 + o.adv_eps);
+  CHECK(part.grad_sum[0] == Approx(-(a * dp / pb + (-a) * (-dp / (1 - pb)))).epsilon(1e-9));
+}
+
+TEST_CASE("off-policy ratios inside the clip's rewarded side keep their gradient") {
+  // p = 0.9 now, p_b = 0.5 at sampling. m = 0 with A > 0: rho = 0.2 (below 0.8, but the clip only
+  // stops a ratio that has left the region in the rewarded direction); m = 1 with A < 0: rho = 1.8.
+  PolicyOptions o;
+  o.init_keep_prob = 0.9;
+  HeadPolicy pol(1, 1, o);
+  const double p = 1.0 / (1.0 + std::exp(-double(pol.theta()[0]))), dp = p * (1 - p);
+  PolicyGroup g;
+  g.behaviour_p = {0.5f};
+  g.rollouts = {{{0}, 1.0, 1.0}, {{1}, 0.0, 0.0}};
+  const auto part = pol.partial_gradient({g}, nullptr);
+  CHECK(part.clipped == 0);
+  const double a = 0.5 / (0.5 + o.adv_eps);
+  // d(-rho A)/d theta: m = 0, rho = (1 - p) / (1 - p_b): -a * (-dp / 0.5); m = 1, rho = p / p_b: -(-a) * dp / 0.5.
+  CHECK(part.grad_sum[0] == Approx(a * dp / 0.5 + a * dp / 0.5).epsilon(1e-9));
+  CHECK(part.grad_sum[0] == Approx(4 * a * 0.09).epsilon(1e-6));  // 0.18 A from each rollout
 }
 
 TEST_CASE("ratios outside the clip range stop the gradient in the rewarded direction") {
@@ -123,6 +173,23 @@ TEST_CASE("the controller's integral unwinds below the correctness gate when the
   REQUIRE(pol.penalty_beta() > before);
 }
 
+TEST_CASE("the controller's integral moves with the expected sparsity after the update") {
+  PolicyOptions o;
+  o.tau = 0.5;
+  o.target_sparsity = 0.25;
+  o.lr = 0.1;
+  HeadPolicy pol(1, 4, o);
+  for (float& t : pol.mutable_theta()) t = 0.0f;  // expected sparsity 0.5 before the update
+  HeadPolicy::Partial part;
+  part.grad_sum.assign(4, 10.0);  // a loss gradient that lowers every theta: sparser after the step
+  part.rollouts = 10;
+  part.correct_sum = 9;
+  pol.apply(part);
+  const double after = pol.sparsity_expected();
+  REQUIRE(after > 0.52);
+  CHECK(pol.penalty_beta() == Approx(0.02 * (0.25 - after)).epsilon(1e-12));
+}
+
 TEST_CASE("batch advantage normalisation uses the step's global reward moments") {
   PolicyOptions o;
   o.adv_norm = "batch";
@@ -135,6 +202,13 @@ TEST_CASE("batch advantage normalisation uses the step's global reward moments")
   REQUIRE(moments == std::vector<double>{4, 2, 2});
   auto part = pol.partial_gradient({a, b}, &moments);
   REQUIRE(part.grad_sum[0] < 0);  // keeping the head was rewarded: the loss gradient is negative
+  // Exactly: mean 0.5, population std 0.5 (a sample std would be 0.577), A = +-0.5 / (0.5 + eps);
+  // each kept rollout adds -A (1 - p), each dropped one -A (0 - p): -2A in all, for any p.
+  const double A = 0.5 / (0.5 + o.adv_eps);
+  const double p = 1.0 / (1.0 + std::exp(-double(pol.theta()[0])));
+  const double pb = double(a.behaviour_p[0]), dp = p * (1 - p);
+  CHECK(part.grad_sum[0] == Approx(-2 * A * dp / pb - 2 * A * dp / (1 - pb)).epsilon(1e-12));
+  CHECK(part.grad_sum[0] == Approx(-2 * A).epsilon(1e-6));
 }
 
 // The real-model recipes reproduce the paper's penalty: its loss carries beta' * mean over all

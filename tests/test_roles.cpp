@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "actors/actor_role.h"
+#include "checkpoint/checkpoint.h"
 #include "comm/collectives.h"
 #include "comm/transport.h"
 #include "core/error.h"
@@ -94,6 +96,8 @@ struct RunSpec {
   std::string halt_marker;
   bool reward_worker = true;
   std::string output_dir;
+  int64_t checkpoint_every = 0;
+  std::string resume;  // a checkpoint to resume from
 };
 
 std::string error_text(std::exception_ptr e) {
@@ -134,7 +138,8 @@ class RoleRun {
     l.sync = spec.sync;
     l.max_staleness = spec.max_staleness;
     l.output_dir = spec.output_dir;
-    l.checkpoint_every = 0;
+    l.checkpoint_every = spec.checkpoint_every;
+    l.resume = spec.resume;
     l.keep_checkpoints = 0;
     l.step_timeout = spec.step_timeout;
     l.actor_timeout = spec.actor_timeout;
@@ -377,6 +382,36 @@ TEST_CASE("roles as threads: an async run loses a halted actor's claimed groups 
       used += it.value().get<int64_t>();
     }
     CHECK(used == 4);
+  }
+}
+
+TEST_CASE("roles as threads: an async run resumed from its checkpoint draws prompts it has not used") {
+  // Async actors number their batches from 0 in every process: a resumed run drew the checkpoint's
+  // positions (prompts and mask draws) again. The learner now sends the base past them.
+  TempDir d;
+  RunSpec spec;
+  spec.sync = false;
+  spec.steps = 3;
+  spec.checkpoint_every = 3;
+  spec.output_dir = d / "async";
+  std::vector<int64_t> first;
+  {
+    RoleRun run(spec);
+    run.wait_for_learner();
+    first = finished(run).positions;
+  }
+  REQUIRE(first.size() == 12);
+  const int64_t past = *std::max_element(first.begin(), first.end()) + 1;
+  CHECK(read_checkpoint(d / "async/ckpt-3.h5").data_position == past);
+  spec.steps = 6;
+  spec.resume = d / "async/ckpt-3.h5";
+  RoleRun again(spec);
+  again.wait_for_learner();
+  const std::vector<int64_t> second = finished(again).positions;
+  REQUIRE(second.size() == 12);
+  for (int64_t p : second) {
+    INFO("position " << p);
+    CHECK(p >= past);
   }
 }
 

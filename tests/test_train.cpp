@@ -117,10 +117,19 @@ TEST_CASE("two sync runs with the same seeds give bit-identical logits histories
 
 TEST_CASE("a run stopped and resumed from its checkpoint matches the uninterrupted run") {
   TempDir d;
-  const std::string cfg = write_config(d);
-  REQUIRE(sh(train(cfg, d / "full")) == 0);
-  REQUIRE(sh(train(cfg, d / "part", "--train.steps=3")) == 0);
-  REQUIRE(sh(train(cfg, d / "part", "--resume auto")) == 0);
+  // A target below the starting sparsity (0.1): the controller's weight is negative, never gated, and
+  // holds its integral from the first step, so a resume that lost the controller's state differs.
+  const std::string cfg = write_config(d), low = " --policy.target_sparsity=0.05";
+  REQUIRE(sh(train(cfg, d / "full", low)) == 0);
+  REQUIRE(sh(train(cfg, d / "part", "--train.steps=3" + low)) == 0);
+  REQUIRE(sh(train(cfg, d / "part", "--resume auto" + low)) == 0);
+  {
+    std::ifstream full(d / "full/metrics.jsonl");
+    std::string line;
+    int weighted = 0;
+    while (std::getline(full, line)) weighted += nlohmann::json::parse(line)["penalty_weight"].get<double>() != 0;
+    REQUIRE(weighted == 6);
+  }
   REQUIRE(rlkv_test::read_text(d / "part.log").find("resumed from") != std::string::npos);
   REQUIRE(history_logits(d / "part/ckpt-6.h5") == history_logits(d / "full/ckpt-6.h5"));
   std::ifstream m(d / "part/metrics.jsonl");
@@ -496,6 +505,21 @@ TEST_CASE("the same sync run under mpirun -np 4 matches the single-process run")
   }
   CHECK(diff < 1e-4);
   CHECK(moved > 0.01);
+  // Batch advantages: the step's reward moments are all-reduced over the learner ranks first.
+  const std::string batch = " --policy.adv_norm=batch";
+  REQUIRE(sh(train(cfg, d / "single-batch", "--placement.actors=2" + batch)) == 0);
+  REQUIRE(sh(mpirun.substr(0, mpirun.size() - 2) + "5 " +
+             train(cfg, d / "two-batch", "--placement.learners=2" + batch)) == 0);
+  const std::vector<float> b1 = history_logits(d / "single-batch/ckpt-6.h5"),
+                           b2 = history_logits(d / "two-batch/ckpt-6.h5");
+  REQUIRE(b1.size() == b2.size());
+  double bdiff = 0, bapart = 0;
+  for (size_t i = 0; i < b1.size(); ++i) {
+    bdiff = std::max(bdiff, double(std::abs(b1[i] - b2[i])));
+    bapart = std::max(bapart, double(std::abs(b1[i] - one[i])));  // batch and group advantages differ
+  }
+  CHECK(bdiff < 1e-4);
+  CHECK(bapart > 1e-3);
 }
 
 // Async actors generate without waiting, so the run's end finds them mid-batch: the reward workers
@@ -687,6 +711,36 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   for (const auto& row : m["full_attention"])
     for (const auto& v : row) full += v.get<int>();
   REQUIRE(full == 2);  // half of the 4 heads kept
+  // A hand edit of the binary mask changes nothing (masks come from the scores): named, not ignored.
+  auto edited = m;
+  for (auto& row : edited["full_attention"])
+    for (auto& v : row) v = 1;
+  rlkv_test::write_text(d / "edited.json", edited.dump());
+  const rlkv_test::Run from_edited =
+      rlkv_test::run_rlkv("export " + (d / "edited.json") + " --format json --output " + (d / "re.json"));
+  CHECK(from_edited.status == 0);
+  CHECK_THAT(from_edited.err, Catch::Matchers::Contains("'full_attention' is not the mask of its 'scores'"));
+  const rlkv_test::Run clean =
+      rlkv_test::run_rlkv("export " + (d / "m.json") + " --format json --output " + (d / "re.json"));
+  CHECK(clean.status == 0);
+  CHECK(clean.err.find("full_attention") == std::string::npos);
+  // A mask used under other windows than it records is warned of (eval and generate; export above).
+  const std::string gen = "generate --model " + fixture_dir() + "/model --prompt hi --max-new-tokens 2 --mask " +
+                          (d / "run/ckpt-3.h5") + " --sparsity 0.5";
+  CHECK_THAT(
+      rlkv_test::run_rlkv(gen + " --sink 3 --window 4").err,
+      Catch::Matchers::Contains("records S = 2, W = 4") && Catch::Matchers::Contains("this run uses S = 3, W = 4"));
+  const rlkv_test::Run same = rlkv_test::run_rlkv(gen + " --sink 2 --window 4");
+  CHECK(same.status == 0);
+  CHECK(same.err.find("records S =") == std::string::npos);
+  // inspect ranks tied heads as the masks do: the later head first.
+  REQUIRE(sh(train(cfg, d / "flat", "--train.steps=1 --policy.lr=1e-12")) == 0);
+  const auto flat = nlohmann::json::parse(rlkv_test::run_rlkv("inspect --json " + (d / "flat/ckpt-1.h5")).out);
+  REQUIRE(flat["top_heads"].size() == 4);
+  CHECK(flat["top_heads"][0]["layer"] == 1);
+  CHECK(flat["top_heads"][0]["kv_head"] == 1);
+  CHECK(flat["top_heads"][3]["layer"] == 0);
+  CHECK(flat["top_heads"][3]["kv_head"] == 0);
   // Bad input: one line, exit 2.
   auto err_lines = [&](const std::string& args) {
     const rlkv_test::Run r = rlkv_test::run_rlkv(args);
