@@ -75,8 +75,9 @@ std::vector<EvalRow> run_compare(Evaluator& ev, const CompareRequest& r) {
   for (const std::string& m : r.dropping)
     for (double s : r.sparsities) {
       const EvictionMethod method = parse_eviction_method(m, "--dropping");
-      EvalRow row = ev.run_dropping(method, matched_budgets(lengths, s, method, go));
-      row.sparsity = s;
+      const double real = mask_sparsity(heads, s);  // as the mask rows beside it
+      EvalRow row = ev.run_dropping(method, matched_budgets(lengths, real, method, go));
+      row.sparsity = real;
       row.detail = "matched";
       rows.push_back(row);
     }

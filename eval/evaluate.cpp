@@ -18,9 +18,11 @@
 
 namespace rlkv {
 
+bool is_token_dropping(const std::string& method) { return method == "h2o" || method == "snapkv" || method == "rkv"; }
+
 void check_eval_request(const EvalRequest& r) {
   const std::string& m = r.method;
-  const bool dropping = m == "h2o" || m == "snapkv" || m == "rkv";
+  const bool dropping = is_token_dropping(m);
   RLKV_CHECK(m == "full" || m == "rlkv" || m == "random" || m == "streaming" || m == "single-head" || dropping,
              "--method must be full, rlkv, random, streaming, single-head, h2o, snapkv or rkv, got '", m, "'");
   RLKV_CHECK(!dropping || !r.sparsities.empty() || r.budget > 0, "--method ", m,
@@ -36,8 +38,7 @@ void check_eval_request(const EvalRequest& r) {
 }
 
 int64_t eval_passes(const EvalRequest& r, int64_t heads) {
-  if (r.method == "h2o" || r.method == "snapkv" || r.method == "rkv")
-    return r.budget > 0 ? 1 : 1 + int64_t(r.sparsities.size());
+  if (is_token_dropping(r.method)) return r.budget > 0 ? 1 : 1 + int64_t(r.sparsities.size());
   if (r.method == "rlkv") return int64_t(r.sparsities.size());
   if (r.method == "random") return int64_t(r.sparsities.size()) * r.seeds;
   if (r.method == "single-head") return heads + 1;
@@ -146,8 +147,8 @@ EvalRow mean_row(const std::vector<EvalRow>& per, int64_t seeds) {
   m.method = "random";
   m.detail = str_cat("seeds 0-", seeds - 1);
   const double k = double(per.size());
+  m.n = per.empty() ? 0 : per.front().n;  // problems, as in every other row (each seed ran them all)
   for (const EvalRow& r : per) {
-    m.n += r.n;
     m.sparsity += r.sparsity / k;
     m.accuracy += r.accuracy / k;
     m.mean_length += r.mean_length / k;
@@ -163,6 +164,8 @@ EvalRow mean_row(const std::vector<EvalRow>& per, int64_t seeds) {
 }
 
 }  // namespace
+
+double mask_sparsity(int64_t heads, double s) { return double(heads_compressed(heads, s)) / double(heads); }
 
 std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, EvictionMethod m,
                                      const GeneratorOptions& go) {
@@ -204,8 +207,10 @@ std::vector<EvalRow> Evaluator::run_dropping(const EvalRequest& q) {
   rows.push_back(full);
   const std::vector<int64_t> lengths = last_lengths_;
   for (double s : q.sparsities) {
-    EvalRow r = run_dropping(method, matched_budgets(lengths, s, method, go_));
-    r.sparsity = s;
+    // Matched to the mask a sparsity makes: its heads_compressed / n, the sparsity the mask rows report.
+    const double real = mask_sparsity(mc.num_layers * mc.num_kv_heads, s);
+    EvalRow r = run_dropping(method, matched_budgets(lengths, real, method, go_));
+    r.sparsity = real;
     r.detail = "matched";
     rows.push_back(r);
   }
@@ -213,7 +218,7 @@ std::vector<EvalRow> Evaluator::run_dropping(const EvalRequest& q) {
 }
 
 std::vector<EvalRow> Evaluator::run(const EvalRequest& q) {
-  if (q.method == "h2o" || q.method == "snapkv" || q.method == "rkv") return run_dropping(q);
+  if (is_token_dropping(q.method)) return run_dropping(q);
   const ModelConfig& mc = model_.config();
   const int64_t heads = mc.num_layers * mc.num_kv_heads;
   const std::vector<uint8_t> all_full(size_t(heads), 1);

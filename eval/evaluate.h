@@ -53,6 +53,8 @@ struct EvalRequest {
 
 // Checks the method and its arguments (UserError naming the flag).
 void check_eval_request(const EvalRequest& r);
+// h2o, snapkv or rkv.
+bool is_token_dropping(const std::string& method);
 // How many generation passes over the problems `r` takes on a model of `heads` KV heads.
 int64_t eval_passes(const EvalRequest& r, int64_t heads);
 
@@ -105,9 +107,16 @@ class Evaluator {
   bool tty_;
 };
 
-// Per problem, the tokens per head a head mask of sparsity s holds on average over the heads at the
-// problem's full-cache length L: round((1 - s) L) + S + W, and at least the least budget `m` accepts
-// (min_eviction_budget; S + W alone at s = 1 leaves nothing to evict).
+// The fraction of `heads` a mask at sparsity s compresses (heads_compressed / heads): what its rows
+// report, and what token dropping is matched to.
+double mask_sparsity(int64_t heads, double s);
+
+// Per problem, the budget matched to a head mask of sparsity s at the problem's full-cache length L:
+// round((1 - s) L) + S + W tokens per head, at least the least budget `m` accepts
+// (min_eviction_budget; S + W alone at s = 1 leaves nothing to evict). Every head gets the full heads'
+// share (1 - s) L plus a whole ring, (1 - s)(S + W) more than the mask holds per head on average
+// ((1 - s) L + s (S + W)): the match errs in token dropping's favour, and the bytes each method held
+// are reported beside its accuracy.
 std::vector<int64_t> matched_budgets(const std::vector<int64_t>& full_lengths, double s, EvictionMethod m,
                                      const GeneratorOptions& go);
 

@@ -140,7 +140,7 @@ class Journals {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind(prefix_, 0) != 0 || is_temporary(name)) continue;
+      if (!is_journal(name)) continue;  // another file, or a journal's temporary (".journal.0.tmp-...")
       std::ifstream in(e.path());
       std::vector<std::string> lines;
       for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -187,12 +187,10 @@ class Journals {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind(prefix_, 0) != 0) continue;
+      if (!is_journal(name)) continue;
       const std::string suffix = name.substr(prefix_.size());
       // A rank number this run does not have (so long a number is one too).
-      if (!suffix.empty() && suffix.find_first_not_of("0123456789") == std::string::npos &&
-          (suffix.size() > 9 || std::stoll(suffix) >= world.size()))
-        fs::remove(e.path(), ec);
+      if (suffix.size() > 9 || std::stoll(suffix) >= world.size()) fs::remove(e.path(), ec);
     }
   }
 
@@ -201,7 +199,12 @@ class Journals {
   }
 
  private:
-  static bool is_temporary(const std::string& name) { return name.find(".tmp") != std::string::npos; }
+  // OUTPUT.journal.RANK: the rank's digits after the prefix (an output named p.tmp.jsonl has journals
+  // too; a search for ".tmp" in the whole name skipped them all).
+  bool is_journal(const std::string& name) const {
+    return name.rfind(prefix_, 0) == 0 && name.size() > prefix_.size() &&
+           name.find_first_not_of("0123456789", prefix_.size()) == std::string::npos;
+  }
 
   std::string output_, prefix_;
   const std::vector<Problem>& problems_;

@@ -4,6 +4,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "eval/compare.h"
 #include "launch/cli.h"
 #include "launch/eval_setup.h"
@@ -45,6 +46,15 @@ int cmd_compare(int argc, char** argv) {
   check_compare_request(req);
 
   const EvalSetup s = load_eval_setup(args, {req.rlkv_mask, req.duo_retrieval, req.duo_reasoning});
+  // Token dropping runs on the CPU only (the GPU kernels report no attention weights): on a GPU the
+  // default methods are left out with a warning, named ones refused, before any pass.
+  if (!req.dropping.empty() && !s.model->device().is_cpu()) {
+    RLKV_CHECK(vm["dropping"].defaulted(), "--dropping ", dropping,
+               ": token dropping runs on the CPU only; use --runtime.device=cpu, or --dropping none");
+    log_warn("token dropping (H2O, SnapKV, R-KV) runs on the CPU only: left out on " + s.model->device().str() +
+             " (--runtime.device=cpu compares them)");
+    req.dropping.clear();
+  }
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward,
                compare_passes(req, mc.kv_heads_total()));

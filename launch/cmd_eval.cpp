@@ -62,6 +62,10 @@ int cmd_eval(int argc, char** argv) {
                "/adapter_weights.tsv); write the output elsewhere");
   }
   const EvalSetup s = load_eval_setup(args, {req.mask});
+  // The GPU kernels report no attention weights: refused here, before the full pass a matched
+  // budget runs first (the cache refused it only when the dropping pass began).
+  RLKV_CHECK(!is_token_dropping(req.method) || s.model->device().is_cpu(), "--method ", req.method,
+             ": token dropping runs on the CPU only; use --runtime.device=cpu");
   const ModelConfig& mc = s.model->config();
   Evaluator ev(*s.model, *s.tok, s.generation, s.prompts, s.problems, s.reward, eval_passes(req, mc.kv_heads_total()));
   const std::vector<EvalRow> rows = ev.run(req);

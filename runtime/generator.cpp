@@ -137,6 +137,9 @@ class GenerationRun {
       const auto& req = requests_[i];
       const int64_t seq =
           cache_.add_sequence(shard.local_mask(req.keep, cfg_.num_layers, cfg_.num_kv_heads), req.budget);
+      // Active at once: if a later request of this admission throws (a budget add_sequence refuses,
+      // a reservation that fails), run()'s clean-up releases this one too.
+      active_.push_back(Active{i, seq, Rng(opts_.seed, req.stream)});
       cache_.reserve(seq, int64_t(req.prompt.size()));
       seqs.push_back(seq);
       results_[i].id = req.id;
@@ -144,8 +147,6 @@ class GenerationRun {
       stats_.prompt_tokens += int64_t(req.prompt.size());
       ++stats_.sequences;
     }
-    for (size_t r = 0; r < idx.size(); ++r)
-      active_.push_back(Active{idx[r], seqs[r], Rng(opts_.seed, requests_[idx[r]].stream)});
     return seqs;
   }
 
@@ -367,6 +368,11 @@ std::vector<GenerationResult> Generator::run(const std::vector<GenerationRequest
                                              const std::function<void(const GenerationResult&)>& on_done) {
   at::NoGradGuard no_grad;  // generation never needs gradients, even on a model being trained
   return GenerationRun(model_, tok_, opts_, *cache_, static_.get(), stats_, requests, on_done).run();
+}
+
+void Generator::reset_stats() {
+  stats_ = GenerationStats();
+  cache_->reset_peak();
 }
 
 }  // namespace rlkv

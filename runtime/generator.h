@@ -112,7 +112,8 @@ class Generator {
                                     const std::function<void(const GenerationResult&)>& on_done = {});
   const GenerationStats& stats() const { return stats_; }
   bool cuda_graphs() const { return graphs_; }  // decode steps through tables and graphs (CudaGraphs resolved)
-  void reset_stats() { stats_ = GenerationStats(); }
+  // Zeroes the statistics and the cache's peak figures, so a later run reports its own peak.
+  void reset_stats();
 
  private:
   const Model& model_;

@@ -103,6 +103,12 @@ class KvCache {
   int64_t live_sequences() const;
   // Updates the peak figures (the generator calls it once per step: it walks every live sequence).
   void update_peak();
+  // Starts the peak figures again from what is held now (Generator::reset_stats).
+  void reset_peak() {
+    peak_allocated_ = 0;
+    peak_formula_ = 0;
+    update_peak();
+  }
   // True when spans' and write items' page lists are device memory (the page table of a GPU cache).
   bool pages_on_device() const { return use_table_ && !device_.is_cpu(); }
   bool uses_page_table() const { return use_table_; }

@@ -54,6 +54,13 @@ int32_t sample_token(const float* logits, int64_t n, const SamplingParams& p, Rn
   int64_t k = (p.top_k > 0 && p.top_k < n) ? p.top_k : n;
   if (k < n) {
     std::partial_sort(scratch.begin(), scratch.begin() + k, scratch.end(), by_logit);
+    // Every token tied with the k-th logit stays a candidate, as Hugging Face's and vLLM's top-k
+    // keep them (only logits below the k-th go): bf16 logits tie often.
+    const float kth = scratch[size_t(k - 1)].first;
+    const auto tied_end = std::partition(scratch.begin() + k, scratch.end(),
+                                         [&](const std::pair<float, int32_t>& c) { return c.first == kth; });
+    std::sort(scratch.begin() + k, tied_end, by_logit);
+    k = int64_t(tied_end - scratch.begin());
   } else if (p.top_p < 1.0) {
     std::sort(scratch.begin(), scratch.end(), by_logit);
   }

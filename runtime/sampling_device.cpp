@@ -15,22 +15,36 @@ at::Tensor sample_rows_on_device(const at::Tensor& logits, const SamplingParams&
   if (p.greedy()) return x.argmax(-1).to(at::kInt);                       // the first maximum on ties
   RLKV_ASSERT(int64_t(uniforms.size()) == B, "sample_rows_on_device: ", uniforms.size(), " uniforms for ", B, " rows");
   // Candidates in sample_token's order: top-k sorted, or all sorted for a nucleus, else index order.
-  const int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
-  at::Tensor vals = x, idx;
+  int64_t k = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+  at::Tensor vals = x, idx, kth;
   if (k < V) {
     std::tie(vals, idx) = at::topk(x, k, -1, /*largest=*/true, /*sorted=*/true);
+    // Every token tied with its row's k-th logit stays a candidate (as in sample_token and Hugging
+    // Face's top-k): the widest row's count of them sets the candidates, each row's own k-th value
+    // masks the rest.
+    kth = vals.narrow(-1, k - 1, 1);
+    const int64_t widest = (x >= kth).sum(-1).max().item<int64_t>();
+    if (widest > k) {
+      k = widest;
+      std::tie(vals, idx) = at::topk(x, k, -1, /*largest=*/true, /*sorted=*/true);
+    }
   } else if (p.top_p < 1.0) {
     std::tie(vals, idx) = at::sort(x, /*stable=*/true, -1, /*descending=*/true);
   }
   at::Tensor mx = std::get<0>(vals.max(-1, /*keepdim=*/true));                     // [B, 1]
   at::Tensor probs = ((vals - mx).to(at::kDouble) * (1.0 / p.temperature)).exp();  // [B, k]
   at::Tensor last = at::full({B, 1}, k - 1, at::TensorOptions().dtype(at::kLong).device(x.device()));
+  if (kth.defined()) {
+    const at::Tensor in = vals >= kth;  // a row's candidates: a prefix of its sorted values
+    probs = probs * in.to(at::kDouble);
+    last = in.sum(-1, /*keepdim=*/true).to(at::kLong) - 1;
+  }
   if (p.top_p < 1.0) {
     // Nucleus: the smallest prefix whose mass reaches top_p (at least the first candidate).
     at::Tensor cum = (probs / probs.sum(-1, /*keepdim=*/true)).cumsum(-1);
     at::Tensor reached = cum >= p.top_p;
     at::Tensor first = reached.to(at::kInt).argmax(-1, /*keepdim=*/true);
-    last = at::where(reached.any(-1, /*keepdim=*/true), first, last);
+    last = at::where(reached.any(-1, /*keepdim=*/true), at::minimum(first, last), last);
     at::Tensor pos = at::arange(k, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
     probs = probs * (pos <= last).to(at::kDouble);
   }

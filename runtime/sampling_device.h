@@ -5,6 +5,7 @@
 // B chosen tokens need come back to the host instead of B x vocabulary logits, and the host does B draws
 // instead of B softmaxes and sorts (at a 128k vocabulary: ~65 MB copied and ~60 ms of one core per
 // step at batch 128, against a GPU step of ~20 ms).
+// Every token tied with a row's k-th logit is a candidate on both sides (Hugging Face's top-k).
 // Differences from sample_token: candidates tied on their logit at the top-k boundary may be ordered
 // differently; cumulative sums may round differently (a pick differs only when a uniform falls within
 // rounding of a CDF step); a row whose logits are all -inf / NaN takes the first candidate but still

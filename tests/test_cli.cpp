@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -431,6 +432,23 @@ TEST_CASE("token-dropping baselines and the comparison: matched budgets run, bad
   };
   CHECK(methods(" --dropping none") == std::set<std::string>{"full", "streaming", "random"});
   CHECK(methods(" --dropping h2o") == std::set<std::string>{"full", "streaming", "random", "h2o"});
+  // Rows of one sparsity carry one value: the mask's ceil(0.15 x 15) / 16 = 3 / 16 for the random
+  // masks and for the token dropping matched to them (which wrote the 0.15 asked for); the random
+  // row's n is the problems, as every row's (it was seeds x problems).
+  {
+    const Run c = run("compare --config " + cfg + data + " --sparsity 0.15 --seeds 2 --no-oracle --no-streaming " +
+                      "--dropping h2o --output " + (d / "c15.json"));
+    INFO("stderr: " << c.err);
+    REQUIRE(c.status == 0);
+    const nlohmann::json j = nlohmann::json::parse(rlkv_test::read_text(d / "c15.json"));
+    std::map<std::string, nlohmann::json> by;
+    for (const auto& row : j["rows"]) by[row["method"].get<std::string>()] = row;
+    REQUIRE(by.count("random"));
+    REQUIRE(by.count("h2o"));
+    CHECK(by["random"]["sparsity"].get<double>() == 3.0 / 16);
+    CHECK(by["h2o"]["sparsity"].get<double>() == 3.0 / 16);
+    CHECK(by["random"]["n"] == by["full"]["n"]);
+  }
   // A mask of another model's shape (Llama-3.1-8B-R1's 32 x 8 gates on the 4 x 4 toy model).
   const std::string llama = rlkv_test::fixture("published/rlkv/Llama-3.1-8B-R1");
   expect_usage_error(run("compare --config " + cfg + data + " --sparsity 0.5 --mask " + llama), "32");

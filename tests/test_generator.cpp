@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <limits>
 #include <set>
 #include <thread>
@@ -106,6 +108,29 @@ TEST_CASE("length cap, EOS and the repetition detector end sequences with their 
     CHECK(got.tokens.size() == want);
     CHECK(std::equal(got.tokens.begin(), got.tokens.end(), greedy.begin()));
   }
+}
+
+TEST_CASE("a sequence stops with reason length once prompt and response fill max_position_embeddings") {
+  // The fixture with max_position_embeddings cut to 11: the 8-token prompt leaves room for 3 tokens.
+  rlkv_test::TempDir d;
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(fixture("models/llama_tiny")))
+    fs::copy(e.path(), fs::path(d.str()) / e.path().filename());
+  std::string cfg = rlkv_test::read_text(d / "config.json");
+  const std::string key = "\"max_position_embeddings\": 2048";
+  REQUIRE(cfg.find(key) != std::string::npos);
+  cfg.replace(cfg.find(key), key.size(), "\"max_position_embeddings\": 11");
+  rlkv_test::write_text(d / "config.json", cfg);
+  const Model small = Model::load(d.str(), at::kFloat);
+  GeneratorOptions o = base_opts();
+  o.sampling.temperature = 0;
+  const auto r = Generator(small, nullptr, o).run({{0, prompt_ids(), {}, 0}});
+  CHECK(r[0].tokens.size() == 3);
+  CHECK(r[0].finish == FinishReason::kLength);
+  // The same prompt on the full model goes on to the max_new_tokens cap, through the same tokens.
+  const auto full = Generator(tiny_llama(), nullptr, o).run({{0, prompt_ids(), {}, 0}});
+  CHECK(full[0].tokens.size() == 24);
+  CHECK(std::equal(r[0].tokens.begin(), r[0].tokens.end(), full[0].tokens.begin()));
 }
 
 TEST_CASE("stop strings end the text right after the stop string") {

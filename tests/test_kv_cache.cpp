@@ -21,6 +21,7 @@ ModelConfig tiny() {
 
 TEST_CASE("pages and rings are reused after release, reserved memory stops growing") {
   KvCache cache(tiny(), at::kFloat, at::kCPU, 2, 4, 3);
+  int64_t after_first = -1;  // reserved after round 0: every later round reuses what it released
   for (int round = 0; round < 5; ++round) {
     const int64_t a = cache.add_sequence({1, 0, 0, 1});
     const int64_t b = cache.add_sequence({});
@@ -31,6 +32,9 @@ TEST_CASE("pages and rings are reused after release, reserved memory stops growi
     // a: 2 full heads x ceil(20/3) = 7 pages, 2 rings; b: 4 x 7 pages.
     REQUIRE(cache.allocated_bytes() == 2 * 4 * 8 * (6 * 7 * 3 + 2 * 6));
     REQUIRE(cache.formula_bytes() == 2 * 4 * 8 * (6 * 20 + 2 * 6));
+    INFO("round " << round);
+    if (round == 0) after_first = cache.reserved_bytes();
+    REQUIRE(cache.reserved_bytes() == after_first);
     cache.release(a);
     cache.release(b);
     REQUIRE(cache.allocated_bytes() == 0);

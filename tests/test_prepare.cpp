@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "problems/dataset.h"
@@ -81,6 +83,17 @@ TEST_CASE("prepare keeps the toy problems the model solves, with their exact ref
   }
   CHECK(kept >= 490);  // the toy model is right on ~100% of problems
   CHECK_FALSE(fs::exists(d / "out.jsonl.journal.0"));
+  // An output whose name holds ".tmp": its journals were taken for temporaries and skipped, and the
+  // run failed after all its work with an internal error.
+  {
+    std::istringstream all(rlkv_test::read_text(d / "p.jsonl"));
+    std::ofstream few(d / "few.jsonl");
+    std::string l;
+    for (int i = 0; i < 20 && std::getline(all, l); ++i) few << l << "\n";
+  }
+  REQUIRE(sh(prepare_cmd(d / "few.jsonl", d / "p.tmp.jsonl", "2>/dev/null")) == 0);
+  const std::string tmp_named = rlkv_test::read_text(d / "p.tmp.jsonl");
+  CHECK(std::count(tmp_named.begin(), tmp_named.end(), '\n') >= 19);
   // Nothing usable (only the long prompt): exit 2 with the reason, and the earlier output is kept
   // instead of replaced by an empty file.
   {

@@ -53,6 +53,11 @@ TEST_CASE("top-k and top-p restrict the support") {
   seen.clear();
   for (int i = 0; i < 2000; ++i) seen.insert(sample_token(l.data(), 6, {1.0, 0.8, 0}, rng, s));
   REQUIRE(seen == std::set<int32_t>{0, 1});
+  // Tokens tied with the k-th logit stay, as in Hugging Face's top-k (exactly k kept only ids 0, 1).
+  const std::vector<float> tied = {2.f, 1.f, 1.f, 1.f, 0.f};
+  seen.clear();
+  for (int i = 0; i < 2000; ++i) seen.insert(sample_token(tied.data(), 5, {1.0, 1.0, 2}, rng, s));
+  REQUIRE(seen == std::set<int32_t>{0, 1, 2, 3});
 }
 
 TEST_CASE("sampling frequencies follow softmax(logits / T)") {

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <set>
+#include <vector>
 
 #include "runtime/sampling.h"
 #include "runtime/sampling_device.h"
@@ -49,6 +51,22 @@ TEST_CASE("device sampling picks what sample_token picks, for every sampling rul
     REQUIRE(got == want);
     REQUIRE(got[3] == 777);  // the +inf logit wins under every rule
   }
+}
+
+TEST_CASE("device sampling keeps every token tied with a row's k-th logit") {
+  // Row 0: ids 1-3 tie at the 2nd logit; row 1 has no tie: its 3rd-5th candidates must not be drawn.
+  at::Tensor logits = at::tensor({2.0f, 1.0f, 1.0f, 1.0f, 0.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f}).view({2, 5});
+  SamplingParams p;
+  p.top_k = 2;
+  std::set<int32_t> row0, row1;
+  for (int i = 0; i < 200; ++i) {
+    const double u = (i + 0.5) / 200;
+    const std::vector<int32_t> got = ids(sample_rows_on_device(logits, p, {u, u}));
+    row0.insert(got[0]);
+    row1.insert(got[1]);
+  }
+  CHECK(row0 == std::set<int32_t>{0, 1, 2, 3});
+  CHECK(row1 == std::set<int32_t>{0, 1});
 }
 
 TEST_CASE("device sampling draws by the inverse CDF: frequencies follow the softmax") {
