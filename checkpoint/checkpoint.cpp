@@ -243,6 +243,8 @@ class Writer {
   void write_hdf5(const std::string& tmp, const CheckpointState& s) const {
     H5Id fcpl = check(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "H5Pcreate");
     check(H5Pset_userblock(fcpl.get(), kUserBlock), "H5Pset_userblock");
+    // The root group's header takes its times from the file creation list: none there either.
+    check(H5Pset_obj_track_times(fcpl.get(), 0), "H5Pset_obj_track_times");
     H5Id fapl = check(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate");
     check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "H5Pset_fclose_degree");
     // The 1.8 file format: superblock, object headers and link storage carry HDF5's own checksums
@@ -739,7 +741,7 @@ std::string read_sealed_bytes(const std::string& path) {
 
 }  // namespace
 
-std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int keep_last) {
+std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep_last) {
   const std::string structure = structure_problem(s);
   RLKV_ASSERT(structure.empty(), "checkpoint state for step ", s.step, ": ", structure);
   for (const auto& [name, text] : s.rng_states) {
@@ -788,9 +790,20 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
   }
 
   if (keep_last > 0) {
-    auto all = list_checkpoints(dir);
-    size_t excess = all.size() > static_cast<size_t>(keep_last) ? all.size() - keep_last : 0;
-    for (const auto& [step, p] : all) {
+    // Only checkpoints that read back count: a damaged one (which --resume auto skips) is left
+    // alone and does not push a valid older one out.
+    std::vector<std::pair<int64_t, fs::path>> valid;
+    for (auto& [step, p] : list_checkpoints(dir)) {
+      bool ok = step == s.step;
+      if (!ok) try {
+          read_sealed_bytes(p.string());
+          ok = true;
+        } catch (const std::exception&) {
+        }
+      if (ok) valid.emplace_back(step, p);
+    }
+    size_t excess = valid.size() > static_cast<size_t>(keep_last) ? valid.size() - size_t(keep_last) : 0;
+    for (const auto& [step, p] : valid) {
       if (excess == 0) break;
       if (step == s.step) continue;  // the file just written stays, even when older ones have higher steps
       std::error_code rm;

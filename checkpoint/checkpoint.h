@@ -61,12 +61,13 @@ constexpr int kCheckpointFormatVersion = 1;
 // Writes DIR/ckpt-<step>.h5 (DIR is created if missing): to a temporary name in DIR, flushed, sealed
 // (header + CRC), fsync'ed, closed and renamed over any file of the same name, then the directory is
 // fsync'ed. Then deletes the ckpt-<step>.h5 files with the smallest steps so that at most keep_last
-// remain (keep_last <= 0: keep all); the file just written is never deleted. Temporary files left by
+// that read back remain (keep_last <= 0: keep all); damaged ones are neither counted nor deleted, and
+// the file just written is never deleted. Temporary files left by
 // a crashed writer are removed. Returns the final path.
 // Throws UserError when the file cannot be written (names the path and the OS error) and when a value
 // could not be read back (non-finite logits or Adam state, NUL byte in a string); InternalError
 // (RLKV_ASSERT) when the state is inconsistent (vector sizes vs. L x H, history lengths, RNG names).
-std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int keep_last);
+std::string write_checkpoint(const std::string& dir, const CheckpointState& s, int64_t keep_last);
 
 // Reads and validates a checkpoint. A missing, truncated, corrupted, foreign (not ours / wrong
 // format_version) or inconsistent file (shapes disagreeing with num_layers x num_kv_heads, history

@@ -72,14 +72,21 @@ struct Socket::Impl {
   FrameOrigin origin;                     // this socket's sender id and frames sealed so far (with a key)
   ReplayGuard replays;                    // the frames accepted per sender (with a key)
   std::atomic<int64_t> refused{0}, replayed{0};
-  std::set<std::string> refused_peers, replayed_peers;  // peers already named in the log
+  std::set<std::string> refused_peers, replayed_peers, multipart_peers;  // peers already named in the log
   Impl(Context::Impl& c, int type) : ctx(c), sock(c.ctx, type) {}
   bool usable() const { return !closed && !terminated; }
   // Counts a refused frame and names its peer in the log, once per peer and kind: without this run's
-  // key (`replay_counter` 0), or with it but a counter this socket already took from its sender.
-  void refuse(const std::string& peer, uint64_t replay_counter) {
+  // key, with it but a counter this socket already took from its sender (or 0), or in several parts.
+  enum class Refusal { kKey, kReplay, kMultipart };
+  void refuse(const std::string& peer, Refusal why, uint64_t counter = 0) {
     refused.fetch_add(1);
-    if (replay_counter == 0) {
+    if (why == Refusal::kMultipart) {
+      if (multipart_peers.insert(peer).second)
+        log_warn(str_cat("transport: refused a multipart message from ", peer,
+                         " (rlkv sends every frame as one part); further ones from that peer are only counted"));
+      return;
+    }
+    if (why == Refusal::kKey) {
       if (refused_peers.insert(peer).second)
         log_warn(str_cat("transport: refused a frame from ", peer,
                          " that does not carry this run's key (placement.key_file / rlkv actor --key-file); "
@@ -89,9 +96,9 @@ struct Socket::Impl {
     replayed.fetch_add(1);
     if (replayed_peers.insert(peer).second)
       log_warn(str_cat("transport: refused a frame from ", peer, " that carries this run's key but a counter (",
-                       replay_counter,
-                       ") this socket already accepted from its sender, or one older than its window: a replayed "
-                       "frame; further such frames from that peer are only counted"));
+                       counter,
+                       ") this socket already accepted from its sender, or one older than its window (or 0, which "
+                       "no sender uses): a replayed frame; further such frames from that peer are only counted"));
   }
 };
 
@@ -269,36 +276,48 @@ std::optional<std::string> Socket::receive_frame(milliseconds timeout, bool drai
   if (!impl_->usable()) return std::nullopt;
   const auto deadline = Clock::now() + timeout;
   zmq::socket_t& s = impl_->sock;
-  // One whole ZeroMQ message; a multipart message (never sent by us) comes back as its parts
-  // concatenated, which the decoder then rejects and the receiver counts.
-  // `first` keeps the first part alive: its metadata names the peer when a frame is refused.
+  // One whole ZeroMQ message. A multipart message (never sent by us) is refused part by part without
+  // being joined: ZMQ_MAXMSGSIZE bounds each part, not their sum. `first` keeps the first part
+  // alive: its metadata names the peer when a frame is refused.
   zmq::message_t first;
-  auto take_any = [&s, &first](std::string& out) -> bool {
-    if (!s.recv(first, zmq::recv_flags::dontwait)) return false;
-    out.assign(first.data<char>(), first.size());
-    for (bool more = first.more(); more;) {
+  auto peer = [&first] {
+    const char* addr = zmq_msg_gets(first.handle(), "Peer-Address");  // tcp only
+    return std::string(addr != nullptr ? addr : "a peer without an address (ipc / inproc)");
+  };
+  // 1: a one-part message in `out`; 0: none queued; -1: a multipart message, dropped.
+  auto take_any = [&s, &first](std::string& out) -> int {
+    if (!s.recv(first, zmq::recv_flags::dontwait)) return 0;
+    if (!first.more()) {
+      out.assign(first.data<char>(), first.size());
+      return 1;
+    }
+    for (bool more = true; more;) {
       zmq::message_t part;
       if (!s.recv(part, zmq::recv_flags::none)) break;  // the rest of a message arrives atomically
-      out.append(part.data<char>(), part.size());
       more = part.more();
     }
-    return true;
+    return -1;
   };
-  // A frame that passed the key and replay checks (with a key): its trailer removed; refused frames
-  // are skipped.
+  // A frame that passed the key and replay checks (with a key): its trailer removed. Refused frames
+  // are skipped until the deadline: a stream of them cannot hold a receive past its timeout.
   auto take = [&](std::string& out) -> bool {
     for (;;) {
-      if (!take_any(out)) return false;
-      if (!impl_->key) return true;
-      std::string_view body;
-      FrameOrigin origin;
-      const bool genuine = impl_->key->open(out, &body, &origin);
-      if (genuine && impl_->replays.accept(origin)) {
-        out.resize(body.size());
-        return true;
+      const int got = take_any(out);
+      if (got == 0) return false;
+      if (got < 0) {
+        impl_->refuse(peer(), Impl::Refusal::kMultipart);
+      } else {
+        if (!impl_->key) return true;
+        std::string_view body;
+        FrameOrigin origin;
+        const bool genuine = impl_->key->open(out, &body, &origin);
+        if (genuine && impl_->replays.accept(origin)) {
+          out.resize(body.size());
+          return true;
+        }
+        impl_->refuse(peer(), genuine ? Impl::Refusal::kReplay : Impl::Refusal::kKey, origin.counter);
       }
-      const char* addr = zmq_msg_gets(first.handle(), "Peer-Address");  // tcp only
-      impl_->refuse(addr != nullptr ? addr : "a peer without an address (ipc / inproc)", genuine ? origin.counter : 0);
+      if (remaining(deadline).count() == 0) return false;
     }
   };
   try {

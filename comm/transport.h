@@ -27,8 +27,11 @@
 //    puller that dies costs the frames in its queue and those sent before the pusher noticed
 //    (at-most-once delivery, as docs/design.md section 2 accepts for actors: in-flight groups, never the job).
 //  - ZMTP heartbeats notice a peer whose host vanished without closing the connection.
-//  - A frame larger than max_message_bytes makes libzmq drop that connection (a hostile or broken
-//    peer cannot make a receiver allocate without bound).
+//  - A part larger than max_message_bytes makes libzmq drop that connection, and a message of several
+//    parts (rlkv sends one) is read part by part and refused, never joined: a hostile or broken peer
+//    cannot make a receiver allocate without bound beyond what libzmq buffers for one message.
+//  - Refused frames (without the run's key, replayed, multipart) are skipped only until the
+//    receive's deadline: a stream of them cannot hold a receive past its timeout.
 //
 // inproc:// must be bound before it is connected to: connect() throws UserError otherwise. The
 // reason is a libzmq 4.3.4 bug (zeromq/libzmq#4544, still open): an inproc connection whose
@@ -78,7 +81,8 @@ struct SocketOptions {
   int receive_hwm = 64;     // frames queued for the reader (PULL; SUB conflates)
   int linger_ms = 200;      // closing: how long queued frames may still be flushed before they are dropped
   int heartbeat_ms = 2000;  // ZMTP heartbeat interval over tcp; a peer silent for 3 intervals is dropped; 0 = off
-  int64_t max_message_bytes = static_cast<int64_t>(kMaxMessageBytes);  // incoming frame cap (ZMQ_MAXMSGSIZE)
+  // Incoming part cap (ZMQ_MAXMSGSIZE): the largest frame, sealed (a keyed frame carries its trailer).
+  int64_t max_message_bytes = static_cast<int64_t>(kMaxMessageBytes + kFrameTrailerBytes);
 };
 
 // "tcp://host:port"; port 0 gives "tcp://host:*" (bind picks a free port). An IPv6 literal is

@@ -2,6 +2,7 @@
 // model, windows, training problems and length cap come from the config; the scores, DuoAttention's
 // and our mask files and the per-step metrics go to --output DIR.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "core/config.h"
@@ -97,6 +98,20 @@ int cmd_duo_train(int argc, char** argv) {
     if (vm.count("config")) inputs.push_back(vm["config"].as<std::string>());
     check_output_dir_files(output, duo_output_names(), "--output", inputs);
     check_export_dir(output, "duo");
+    // A training run's directory: its metrics.jsonl would be replaced by the gates' (and a later
+    // resume would splice the two).
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (fs::directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      RLKV_CHECK(!(name.rfind("ckpt-", 0) == 0 && name.size() > 8 && name.compare(name.size() - 3, 3, ".h5") == 0),
+                 "--output ", output, ": holds a training run (", name, "); give a directory of its own");
+    }
+    const std::string metrics = output + "/metrics.jsonl";
+    RLKV_CHECK(
+        !fs::exists(metrics, ec) || fs::file_size(metrics, ec) == 0 || fs::exists(output + "/duo_train.json", ec),
+        "--output ", output, ": holds a metrics.jsonl that rlkv duo-train did not write (a training run's?); ",
+        "give a directory of its own");
   }
   o.sink = cfg.cache.sink;
   o.window = cfg.cache.window;

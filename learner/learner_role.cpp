@@ -294,6 +294,23 @@ class LearnerRun {
       if (root_ && (s.sink != o_.sink || s.window != o_.window))
         log_warn(str_cat("resume: the checkpoint was trained with S = ", s.sink, ", W = ", s.window,
                          "; this run uses S = ", o_.sink, ", W = ", o_.window));
+      // The prompt stream and the optimiser continue as the checkpoint has them only under the same
+      // seed and settings: another value is taken, with a warning.
+      const auto seed = s.rng_states.find("data");
+      const std::string want_seed = "seed=" + std::to_string(o_.data_seed);
+      if (root_ && seed != s.rng_states.end() && seed->second != want_seed)
+        log_warn(str_cat("resume: the checkpoint's prompt stream has ", seed->second, "; this run uses ", want_seed,
+                         " (train.seed): other prompts and masks from here on"));
+      const std::vector<std::pair<const char*, std::pair<double, double>>> adam = {
+          {"policy.lr", {s.lr, o_.policy.lr}},
+          {"policy.beta1", {s.beta1, o_.policy.beta1}},
+          {"policy.beta2", {s.beta2, o_.policy.beta2}},
+          {"policy.adam_eps", {s.eps, o_.policy.adam_eps}},
+          {"policy.weight_decay", {s.weight_decay, o_.policy.weight_decay}}};
+      for (const auto& [key, v] : adam)
+        if (root_ && v.first != v.second)
+          log_warn(
+              str_cat("resume: the checkpoint was trained with ", key, " = ", v.first, "; this run uses ", v.second));
       std::error_code ec;  // the same directory under another spelling is the same model
       if (root_ && !s.model.empty() && s.model != o_.model && !std::filesystem::equivalent(s.model, o_.model, ec))
         log_warn(str_cat("resume: the checkpoint was trained on model ", s.model, "; this run uses ", o_.model));
@@ -460,7 +477,7 @@ class LearnerRun {
 
   // Writes the checkpoint after `step` steps (keeping o.keep_checkpoints of them).
   void checkpoint(int64_t step) {
-    res_.last_checkpoint = write_checkpoint(o_.output_dir, checkpoint_state(step), int(o_.keep_checkpoints));
+    res_.last_checkpoint = write_checkpoint(o_.output_dir, checkpoint_state(step), o_.keep_checkpoints);
     last_ckpt_step_ = step;
   }
 

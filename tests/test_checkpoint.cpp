@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
@@ -218,6 +220,9 @@ TEST_CASE("checkpoint round trip of every field, with a 7-step history and with 
   SECTION("the same state gives the same bytes (no timestamps in the file)") {
     CheckpointState s = make_state(3, 4, 3, 3, 4);
     const std::string a = rlkv_test::read_text(write_checkpoint(dir / "a", s, 0));
+    // HDF5 times have a resolution of one second: written a second later, a time anywhere (the
+    // root group's header kept one) would differ.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     const std::string b = rlkv_test::read_text(write_checkpoint(dir / "b", s, 0));
     REQUIRE(a.size() > 512);
     REQUIRE(a == b);
@@ -264,6 +269,16 @@ TEST_CASE("keep_last keeps the checkpoints with the highest steps, and always th
   // Resumed from an older step: the new file is the smallest step, yet it stays.
   write_checkpoint(dir.str(), make_state(2, 4, 3, 1, 10), 2);
   REQUIRE(names_in(dir.str()) == std::vector<std::string>{"ckpt-007.h5", "ckpt-2.h5", "ckpt-6.h5", "notes.txt"});
+  // Damaged checkpoints (newer than a valid one, which --resume auto then takes) are not counted:
+  // they pushed the valid ckpt-10 out and left one valid checkpoint of the two asked for.
+  rlkv_test::TempDir run;
+  write_checkpoint(run.str(), make_state(10, 4, 3, 1, 10), 2);
+  rlkv_test::write_text(run / "ckpt-20.h5", "damaged");
+  rlkv_test::write_text(run / "ckpt-30.h5", "damaged");
+  write_checkpoint(run.str(), make_state(15, 4, 3, 1, 10), 2);
+  REQUIRE(names_in(run.str()) == std::vector<std::string>{"ckpt-10.h5", "ckpt-15.h5", "ckpt-20.h5", "ckpt-30.h5"});
+  write_checkpoint(run.str(), make_state(16, 4, 3, 1, 10), 2);
+  REQUIRE(names_in(run.str()) == std::vector<std::string>{"ckpt-15.h5", "ckpt-16.h5", "ckpt-20.h5", "ckpt-30.h5"});
 }
 
 TEST_CASE("checkpoint writes are atomic: temporary name, rename over the old file, nothing left behind") {
@@ -278,10 +293,15 @@ TEST_CASE("checkpoint writes are atomic: temporary name, rename over the old fil
   require_same(read_checkpoint(path), second);
   require_same(read_checkpoint(dir / "old.h5"), first);
   for (const std::string& name : names_in(dir.str())) REQUIRE(name.find(".tmp") == std::string::npos);
-  // A failed write leaves no temporary file either.
+  // A failed write leaves no temporary file either: a value refused before the temporary exists,
+  // and a rename that fails after it was written (the final name is a directory).
   second.logits[0] = std::numeric_limits<float>::infinity();
   REQUIRE_THROWS_AS(write_checkpoint(dir.str(), second, 0), UserError);
   REQUIRE(names_in(dir.str()) == std::vector<std::string>{"ckpt-5.h5", "old.h5"});
+  rlkv_test::TempDir blocked;
+  fs::create_directories(blocked / "ckpt-21.h5/inside");
+  REQUIRE_THROWS_AS(write_checkpoint(blocked.str(), make_state(21, 4, 3, 2, 21), 0), UserError);
+  REQUIRE(names_in(blocked.str()) == std::vector<std::string>{"ckpt-21.h5"});
 }
 
 TEST_CASE("damaged, foreign and inconsistent checkpoints throw a one-line UserError naming the file") {

@@ -166,6 +166,19 @@ TEST_CASE("duo: a few steps on a toy model lower the loss, keep the gates in [0,
     for (double a : p.alphas) REQUIRE((a >= 0 && a <= 1));
   }
   REQUIRE(r.alphas.size() == size_t(to.layers * to.kv_heads));
+  // The lower bound too: a regulariser far above the distillation loss and a large step drive the
+  // gates down past 0, where the clamp holds them (the run above never comes near it).
+  DuoTrainOptions hard = o;
+  hard.steps = 10;
+  hard.lr = 0.5;
+  hard.reg = 100;
+  const DuoTrainResult z = train_duo_gates(toy.model, duo_retrieval_source(to.task), hard);
+  int64_t at_zero = 0;
+  for (double a : z.alphas) {
+    REQUIRE((a >= 0 && a <= 1));
+    at_zero += a == 0;
+  }
+  CHECK(at_zero > 0);
 
   rlkv_test::TempDir dir;
   const std::string out = dir / "duo";

@@ -46,14 +46,22 @@ TEST_CASE("rlkv duo-train: bad flags exit 2 naming the flag") {
   rlkv_test::write_text(dir / "sg/adapter_weights.tsv", "1\t1\n");
   std::filesystem::create_directories(dir / "model");
   rlkv_test::write_text(dir / "model/config.json", "{\"model_type\": \"llama\"}\n");
+  // A training run's directory: its checkpoints, or only its metrics.jsonl (which the gates' would replace).
+  std::filesystem::create_directories(dir / "run");
+  rlkv_test::write_text(dir / "run/ckpt-3.h5", "a checkpoint");
+  std::filesystem::create_directories(dir / "metrics");
+  rlkv_test::write_text(dir / "metrics/metrics.jsonl", "{\"step\": 1, \"policy_version\": 1}\n");
   for (const auto& [out, needle] :
        {std::pair<std::string, std::string>{dir / "sg", "already holds adapter_weights.tsv"},
-        {dir / "model", "is not a DuoAttention pattern's config"}}) {
+        {dir / "model", "is not a DuoAttention pattern's config"},
+        {dir / "run", "holds a training run (ckpt-3.h5)"},
+        {dir / "metrics", "holds a metrics.jsonl that rlkv duo-train did not write"}}) {
     const Run r = rlkv_test::run_rlkv("duo-train --model " + kToyModel + " --data retrieval --steps 3 --batch 2 " +
                                       "--threads 1 --output " + out);
     expect_usage_error(r, needle);
     CHECK(r.err.find("step ") == std::string::npos);  // no step trained
   }
+  CHECK(rlkv_test::read_text(dir / "metrics/metrics.jsonl") == "{\"step\": 1, \"policy_version\": 1}\n");
 }
 
 TEST_CASE("rlkv duo-train: short runs on the toy model write a directory rlkv eval reads") {

@@ -681,9 +681,12 @@ TEST_CASE("rlkv inspect and rlkv export on a training checkpoint, bad input exit
   CHECK(rlkv_test::read_text(d / "run/metrics.jsonl") == metrics_before);
   fs::remove(d / "run/ckpt-9.h5");
   // Continuing it under other windows is allowed, with a warning (the mask was learned with S = 2, W = 4).
-  REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume auto --cache.sink=3")) == 0);
+  REQUIRE(sh(train(cfg, d / "run", "--train.steps=3 --resume auto --cache.sink=3 --train.seed=9 --policy.lr=0.07")) ==
+          0);
   CHECK_THAT(rlkv_test::read_text(d / "run.log"),
              Catch::Matchers::Contains("trained with S = 2, W = 4; this run uses S = 3, W = 4") &&
+                 Catch::Matchers::Contains("prompt stream has seed=5; this run uses seed=9") &&
+                 Catch::Matchers::Contains("trained with policy.lr = 0.05; this run uses 0.07") &&
                  Catch::Matchers::Contains("nothing to train"));
   const rlkv_test::Run ins = rlkv_test::run_rlkv("inspect --json " + (d / "run/ckpt-3.h5"));
   REQUIRE(ins.status == 0);

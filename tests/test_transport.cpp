@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
+#include <zmq.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -505,6 +506,13 @@ TEST_CASE("key files are written with mode 0600, and one that others may read is
   REQUIRE(read_key_file(path).hex() == key.hex());
   REQUIRE(::chmod(path.c_str(), 0644) == 0);
   REQUIRE_THROWS_WITH(read_key_file(path), Contains(path) && Contains("644") && Contains("chmod 600"));
+  for (const mode_t mode : {0640, 0660, 0602, 0620, 0604, 0610}) {  // any bit for the group or others
+    INFO("mode " << std::oct << mode);
+    REQUIRE(::chmod(path.c_str(), mode) == 0);
+    REQUIRE_THROWS_WITH(read_key_file(path), Contains("chmod 600"));
+  }
+  REQUIRE(::chmod(path.c_str(), 0400) == 0);  // the owner alone, read-only: fine
+  REQUIRE(read_key_file(path).hex() == key.hex());
   REQUIRE_THROWS_AS(read_key_file(dir / "absent.key"), UserError);
   rlkv_test::write_text(dir / "short.key", "abcd\n");
   REQUIRE(::chmod((dir / "short.key").c_str(), 0600) == 0);
@@ -555,6 +563,49 @@ TEST_CASE("with a run key, frames without the right tag are refused and counted 
   REQUIRE(drops.total() == 0);  // refused at the socket: nothing reached the decoder
   REQUIRE(pull.refused() == 4);
   REQUIRE(pull.replayed() == 0);
+}
+
+TEST_CASE("a receive refuses queued frames only until its deadline: with a timeout of 0, one per call") {
+  Context ctx;
+  const auto key = std::make_shared<const RunKey>(RunKey::generate());
+  Puller pull(ctx);
+  pull.set_key(key);
+  const std::string ep = pull.bind("inproc://refusal-deadline");
+  Pusher stranger(ctx);
+  stranger.connect(ep);
+  for (int i = 0; i < 10; ++i) REQUIRE(stranger.send(encode(group("stranger", i)), 5s));  // queued on return
+  // A stream of refused frames held receive() until none was left, whatever its timeout.
+  REQUIRE_FALSE(pull.receive(0ms).has_value());
+  CHECK(pull.refused() == 1);
+  REQUIRE_FALSE(pull.receive(0ms).has_value());
+  CHECK(pull.refused() == 2);
+  drain_until_refused(pull, 10);
+  CHECK(pull.refused() == 10);
+}
+
+TEST_CASE("a multipart message is refused at the socket, its parts never joined, and frames after it pass") {
+  Context ctx;
+  Puller pull(ctx);
+  const std::string ep = pull.bind("tcp://127.0.0.1:*");
+  zmq::context_t raw;
+  zmq::socket_t two_parts(raw, zmq::socket_type::push);
+  two_parts.set(zmq::sockopt::linger, 0);
+  two_parts.connect(ep);
+  const std::string part = encode(group("half", 1));
+  REQUIRE(two_parts.send(zmq::buffer(part), zmq::send_flags::sndmore));
+  REQUIRE(two_parts.send(zmq::buffer(part), zmq::send_flags::none));
+  Pusher good(ctx);
+  good.connect(ep);
+  REQUIRE(good.send(encode(group("good", 5)), 5s));
+  DropCounter drops("test puller");
+  const ReceiveExpect expect{"run-A", 2, 2};
+  auto g = receive_rollout_group(pull, 10s, expect, drops);
+  REQUIRE(g.has_value());
+  CHECK(g->actor_id == "good");
+  drain_until_refused(pull, 1);
+  CHECK(pull.refused() == 1);
+  CHECK(drops.total() == 0);  // joined, the two parts reached the decoder as one bad frame
+  two_parts.close();
 }
 
 TEST_CASE("with a run key, a frame of this run sent again is refused, and its sender's other frames still pass") {
