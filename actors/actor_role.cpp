@@ -170,8 +170,9 @@ ActorRoleStats run_actor_role(Context& ctx, const RunEndpoints& ep, const Model&
     }
   };
 
-  // Sends each group, retrying while no reward worker takes it; gives up when the learner stops
-  // (its reward workers are gone then) or is silent too long.
+  // Sends each group, retrying every second while no reward worker takes it and reading the policy
+  // between tries; returns at the learner's stop policy or the run's stop flag (take_policy throws
+  // once no policy has come for policy_timeout_s).
   auto send_all = [&](const std::vector<ActorGroup>& groups) {
     for (const auto& g : groups) {
       const std::string frame = encode(to_message(g, problems[size_t(g.problem)], id, o.actor_id));

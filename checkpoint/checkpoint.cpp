@@ -18,6 +18,7 @@
 //   [32, 512) a line of text for people who open the file in an editor, then zeros
 #include "checkpoint/checkpoint.h"
 
+#include "core/checkpoint_name.h"
 #include "core/crc32.h"
 
 #include <fcntl.h>
@@ -342,22 +343,6 @@ void seal_file(const std::string& path, Fail fail) {
   std::error_code ec;
   sync_file(fd, ec);
   if (ec) fail(str_cat("fsync of ", path, " failed (", ec.message(), ")"));
-}
-
-// ckpt-<step>.h5 with a canonical decimal step (no sign, no leading zeros): the step, else -1.
-int64_t checkpoint_step_of(const std::string& name) {
-  const std::string pre = "ckpt-", suf = ".h5";
-  if (name.size() <= pre.size() + suf.size() || name.compare(0, pre.size(), pre) != 0 ||
-      name.compare(name.size() - suf.size(), suf.size(), suf) != 0)
-    return -1;
-  const std::string digits = name.substr(pre.size(), name.size() - pre.size() - suf.size());
-  if (digits.empty() || digits.size() > 18 || (digits.size() > 1 && digits[0] == '0')) return -1;
-  int64_t v = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return -1;
-    v = v * 10 + (c - '0');
-  }
-  return v;
 }
 
 // A temporary file of write_checkpoint: ckpt-<step>.h5.tmp-<anything>.
@@ -789,11 +774,12 @@ std::string write_checkpoint(const std::string& dir, const CheckpointState& s, i
     throw;
   }
 
-  if (keep_last > 0) {
+  auto all = list_checkpoints(dir);
+  if (keep_last > 0 && all.size() > static_cast<size_t>(keep_last)) {
     // Only checkpoints that read back count: a damaged one (which --resume auto skips) is left
-    // alone and does not push a valid older one out.
+    // alone and does not push a valid older one out. (Read only when there is something to prune.)
     std::vector<std::pair<int64_t, fs::path>> valid;
-    for (auto& [step, p] : list_checkpoints(dir)) {
+    for (auto& [step, p] : all) {
       bool ok = step == s.step;
       if (!ok) try {
           read_sealed_bytes(p.string());

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/checkpoint_name.h"
 #include "core/config.h"
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -104,8 +105,8 @@ int cmd_duo_train(int argc, char** argv) {
     std::error_code ec;
     for (fs::directory_iterator it(output, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      RLKV_CHECK(!(name.rfind("ckpt-", 0) == 0 && name.size() > 8 && name.compare(name.size() - 3, 3, ".h5") == 0),
-                 "--output ", output, ": holds a training run (", name, "); give a directory of its own");
+      RLKV_CHECK(checkpoint_step_of(name) < 0, "--output ", output, ": holds a training run (", name,
+                 "); give a directory of its own");
     }
     const std::string metrics = output + "/metrics.jsonl";
     RLKV_CHECK(

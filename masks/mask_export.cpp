@@ -33,8 +33,7 @@ nlohmann::json rows(const HeadScores& s) {
   for (int64_t l = 0; l < s.num_layers; ++l) {
     nlohmann::json r = nlohmann::json::array();
     for (int64_t h = 0; h < s.num_kv_heads; ++h)
-      // strtod, not std::stod: stod throws out_of_range for a subnormal score such as 1e-310.
-      r.push_back(std::strtod(num(clip01(s.values[size_t(l * s.num_kv_heads + h)])).c_str(), nullptr));
+      r.push_back(score_as_written(clip01(s.values[size_t(l * s.num_kv_heads + h)])));
     out.push_back(r);
   }
   return out;

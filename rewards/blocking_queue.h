@@ -24,7 +24,7 @@ class BlockingQueue {
 
   bool push(T v) {
     std::unique_lock<std::mutex> lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || capacity_ == 0 || items_.size() < capacity_; });
+    not_full_.wait(lock, [&] { return room(); });
     if (closed_) return false;
     items_.push_back(std::move(v));
     not_empty_.notify_one();
@@ -35,9 +35,7 @@ class BlockingQueue {
   // full or closed, v untouched.
   bool push_for(T& v, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!not_full_.wait_for(lock, timeout, [&] { return closed_ || capacity_ == 0 || items_.size() < capacity_; }) ||
-        closed_)
-      return false;
+    if (!not_full_.wait_for(lock, timeout, [&] { return room(); }) || closed_) return false;
     items_.push_back(std::move(v));
     not_empty_.notify_one();
     return true;
@@ -81,6 +79,9 @@ class BlockingQueue {
   }
 
  private:
+  // A push may go on (under mu_): closed (it fails), unbounded, or below capacity.
+  bool room() const { return closed_ || capacity_ == 0 || items_.size() < capacity_; }
+
   std::optional<T> take(std::unique_lock<std::mutex>&) {
     if (items_.empty()) return std::nullopt;
     std::optional<T> v(std::move(items_.front()));

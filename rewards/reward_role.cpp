@@ -54,12 +54,14 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
         }
       }
     });
-    while (!run_stop_flag().load()) {
+    // Whether the learner's stop policy is waiting (non-stop policies carry nothing for this role).
+    auto stop_policy = [&] {
       auto pol = receive_policy(sub, milliseconds(0), expect, policy_drops);
-      if (pol && pol->stop) {
-        stopping = true;
-        break;
-      }
+      if (pol && pol->stop) stopping = true;
+      return stopping.load();
+    };
+    while (!run_stop_flag().load()) {
+      if (stop_policy()) break;
       auto msg = receive_message(pull, milliseconds(100), expect, drops);
       if (!msg) continue;
       if (auto* hello = std::get_if<HelloMsg>(&*msg)) {  // an actor's claim: the learner keeps the books
@@ -86,13 +88,8 @@ RewardRoleStats run_reward_role(Context& ctx, Puller& pull, const RunEndpoints& 
       rg.payload = std::move(*g);
       // While the pool is full (its sink waiting on a slow or departed learner), keep watching for
       // the stop policy: after it the sink gives up, before it a blocked push would wait forever.
-      while (!worker.push_for(rg, milliseconds(100)) && !run_stop_flag().load()) {
-        auto p = receive_policy(sub, milliseconds(0), expect, policy_drops);
-        if (p && p->stop) {
-          stopping = true;
-          break;
-        }
-      }
+      while (!worker.push_for(rg, milliseconds(100)))
+        if (run_stop_flag().load() || stop_policy()) break;
       if (stopping) break;
     }
     worker.drain();

@@ -36,22 +36,19 @@ RewardWorker::~RewardWorker() {
 }
 
 bool RewardWorker::push(RolloutGroup group) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.groups_in;
-  }
-  if (in_.push(std::move(group))) return true;
-  std::lock_guard<std::mutex> lock(mu_);
-  --stats_.groups_in;
-  return false;
+  return counted_in([&] { return in_.push(std::move(group)); });
 }
 
 bool RewardWorker::push_for(RolloutGroup& group, std::chrono::milliseconds timeout) {
+  return counted_in([&] { return in_.push_for(group, timeout); });
+}
+
+bool RewardWorker::counted_in(const std::function<bool()>& enqueue) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.groups_in;  // before the pool can count it out, as push() does
+    ++stats_.groups_in;  // before the pool can count the group out
   }
-  if (in_.push_for(group, timeout)) return true;
+  if (enqueue()) return true;
   std::lock_guard<std::mutex> lock(mu_);
   --stats_.groups_in;
   return false;

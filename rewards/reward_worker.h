@@ -104,6 +104,8 @@ class RewardWorker {
   RewardWorkerStats stats() const;
 
  private:
+  // Counts a group in, then runs `enqueue`; a group it does not queue is counted out again.
+  bool counted_in(const std::function<bool()>& enqueue);
   void run();
   void join();
 
